@@ -1,0 +1,226 @@
+//! The contract between the ecfleet controller and `ecfleet-agent`: the JSON documents the agent
+//! prints on stdout, with their schema version. Both sides depend on this crate and nothing else
+//! of each other, so a field added here is the whole change to the wire format.
+//!
+//! Every probe result is an `Option`: `None` means the probe failed or did not apply, and the
+//! reason is in [`Facts::errors`]. Partial facts are normal; a crash is not.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the [`Facts`] document. Bump on any change that an older controller would misread.
+pub const FACTS_SCHEMA_VERSION: u32 = 1;
+
+/// Everything the agent could learn about one Entra Connect host, in one document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub schema_version: u32,
+    /// Version of the agent binary that collected the facts.
+    pub agent_version: String,
+    /// `windows` or `lab`.
+    pub backend: String,
+    /// The host's own clock when collection started (RFC 3339, UTC). Ages of sync runs are
+    /// measured against this, so clock skew between controller and host does not matter.
+    pub collected_at: String,
+    pub host_name: Option<String>,
+    pub os: Option<OsFacts>,
+    pub dotnet: Option<DotNetFacts>,
+    pub tls12: Option<Tls12Facts>,
+    pub disk: Option<DiskFacts>,
+    pub ec: Option<EcFacts>,
+    /// Uninstall entries that belong to Entra Connect (both brandings, both registry views).
+    pub uninstall: Option<Vec<UninstallEntry>>,
+    pub adsync_service: Option<ServiceFacts>,
+    pub scheduler: Option<SchedulerFacts>,
+    /// Latest run-profile results, newest first.
+    pub run_history: Option<Vec<RunResult>>,
+    pub auto_upgrade: Option<AutoUpgradeFacts>,
+    /// Health Agent services (empty when none is installed).
+    pub health_agent: Option<Vec<ServiceFacts>>,
+    pub open_ui: Option<OpenUi>,
+    /// Configuration facts the upgrade cares about (customised default rules and the like).
+    pub sync_rules: Option<SyncRuleFacts>,
+    /// One entry per probe that failed.
+    pub errors: Vec<ProbeError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OsFacts {
+    /// e.g. `Microsoft Windows Server 2022 Standard`.
+    pub caption: String,
+    /// e.g. `10.0.20348`.
+    pub version: String,
+    /// The build number, the part decisions key on (14393 = Server 2016).
+    pub build: u32,
+    /// `Server`, `Server Core`, …
+    pub installation_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DotNetFacts {
+    /// `HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full` `Release`; `None` when the key
+    /// is missing (no .NET 4.5+).
+    pub release: Option<u32>,
+}
+
+/// The TLS 1.2 registry values. Each value is `None` when it is not set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tls12Facts {
+    /// `HKLM\SOFTWARE\Microsoft\.NETFramework\v4.0.30319`
+    pub dotnet_x64: DotNetTls,
+    /// `HKLM\SOFTWARE\WOW6432Node\Microsoft\.NETFramework\v4.0.30319`
+    pub dotnet_x86: DotNetTls,
+    /// `...\SCHANNEL\Protocols\TLS 1.2\Client`
+    pub schannel_client: SchannelTls,
+    /// `...\SCHANNEL\Protocols\TLS 1.2\Server`
+    pub schannel_server: SchannelTls,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DotNetTls {
+    pub system_default_tls_versions: Option<u32>,
+    pub sch_use_strong_crypto: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchannelTls {
+    pub enabled: Option<u32>,
+    pub disabled_by_default: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskFacts {
+    /// e.g. `C:`.
+    pub system_drive: String,
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// The installed version, read two ways. A mismatch means a half-finished upgrade.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EcFacts {
+    /// Path of the sync engine (`miiserver.exe`), from the ADSync service's image path.
+    pub engine_path: Option<String>,
+    pub engine_file_version: Option<String>,
+    pub engine_product_version: Option<String>,
+    /// `Microsoft.Synchronize.ServerConfigurationVersion` from `Get-ADSyncGlobalSettings`.
+    pub config_version: Option<String>,
+    /// Product version of `AzureADConnect.exe` (the wizard), when present.
+    pub wizard_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UninstallEntry {
+    pub display_name: String,
+    pub display_version: Option<String>,
+    /// The registry key name (the product code for MSI installs).
+    pub key: Option<String>,
+    /// `true` for entries under `WOW6432Node`.
+    pub wow6432: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceFacts {
+    pub name: String,
+    pub display_name: Option<String>,
+    /// `Running`, `Stopped`, `StartPending`, … (`NotFound` when the service does not exist).
+    pub state: String,
+    /// `Auto`, `Manual`, `Disabled`, …
+    pub start_mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchedulerFacts {
+    pub sync_cycle_enabled: Option<bool>,
+    pub staging_mode_enabled: Option<bool>,
+    pub scheduler_suspended: Option<bool>,
+    pub sync_cycle_in_progress: Option<bool>,
+    pub maintenance_enabled: Option<bool>,
+    /// RFC 3339, UTC.
+    pub next_sync_cycle_start_utc: Option<String>,
+    /// Minutes between cycles, as currently in effect.
+    pub effective_interval_minutes: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub connector: String,
+    /// `Delta Import`, `Delta Synchronization`, `Export`, `Full Import`, …
+    pub run_profile: String,
+    /// `success`, `completed-export-errors`, `no-start-connection`, … (lower case as ADSync says).
+    pub result: String,
+    /// RFC 3339, UTC.
+    pub start: Option<String>,
+    /// RFC 3339, UTC.
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoUpgradeFacts {
+    /// `Enabled`, `Disabled` or `Suspended`.
+    pub state: String,
+    pub suspension_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenUi {
+    /// `AzureADConnect.exe` is running.
+    pub wizard: bool,
+    /// `miisclient.exe` (Synchronization Service Manager) is running.
+    pub sync_service_manager: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncRuleFacts {
+    /// Out-of-box rules (with an `ImmutableTag`) that were edited; the upgrade resets them.
+    pub customised_default_rules: u32,
+    /// Rules without an `ImmutableTag`.
+    pub custom_rules: u32,
+}
+
+/// A probe that failed: which one, and what it said.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeError {
+    /// The probe's name, the same as the `Facts` field it fills (`dotnet`, `scheduler`, …).
+    pub probe: String,
+    pub message: String,
+}
+
+impl Facts {
+    /// An empty document stamped with the current schema.
+    pub fn new(backend: &str, agent_version: &str, collected_at: String) -> Self {
+        Facts {
+            schema_version: FACTS_SCHEMA_VERSION,
+            agent_version: agent_version.to_string(),
+            backend: backend.to_string(),
+            collected_at,
+            ..Facts::default()
+        }
+    }
+
+    /// Records a failed probe.
+    pub fn probe_failed(&mut self, probe: &str, message: impl Into<String>) {
+        self.errors.push(ProbeError {
+            probe: probe.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_round_trip_through_json_with_nulls_for_missing_probes() {
+        let mut facts = Facts::new("lab", "0.1.0", "2026-11-24T00:00:00Z".into());
+        facts.dotnet = Some(DotNetFacts {
+            release: Some(528449),
+        });
+        facts.probe_failed("scheduler", "ADSync module not found");
+        let json = serde_json::to_string(&facts).unwrap();
+        assert!(json.contains("\"scheduler\":null"), "{json}");
+        assert!(json.contains("\"schema_version\":1"), "{json}");
+        let back: Facts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, facts);
+    }
+}

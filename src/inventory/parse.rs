@@ -1,0 +1,792 @@
+//! The inventory parser: walks toml's spanned document, checks every key and value, and turns
+//! them into [`Inventory`] while collecting every error with its line, key path and fix.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::{Host, Inventory, RemoteOs, Role, SecretRef, Tenant, TransportKind};
+
+/// One problem in an inventory file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the error is about the whole file.
+    pub line: usize,
+    pub column: usize,
+    /// Where in the document, e.g. `tenant[2].host[0].port`.
+    pub key: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl InventoryError {
+    pub(crate) fn whole_file(file: &Path, message: String, fix: &str) -> Self {
+        InventoryError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message,
+            fix: fix.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        write!(f, ": ")?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{}", self.message)?;
+        if !self.fix.is_empty() {
+            write!(f, "\n    fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one inventory, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryErrors(pub Vec<InventoryError>);
+
+impl fmt::Display for InventoryErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        let n = self.0.len();
+        write!(
+            f,
+            "\n{n} error{} in the inventory",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for InventoryErrors {}
+
+const TOP_KEYS: &[&str] = &["defaults", "share", "tenant"];
+const DEFAULT_KEYS: &[&str] = &[
+    "user",
+    "port",
+    "transport",
+    "identity_file",
+    "known_hosts",
+    "password",
+    "concurrency",
+    "connect_timeout",
+    "os",
+];
+const SHARE_KEYS: &[&str] = &["path"];
+const TENANT_KEYS: &[&str] = &["name", "maintenance_window", "contacts", "host"];
+const HOST_KEYS: &[&str] = &[
+    "name",
+    "address",
+    "port",
+    "role",
+    "transport",
+    "user",
+    "identity_file",
+    "known_hosts",
+    "password",
+    "lab_root",
+    "os",
+    "connect_timeout",
+];
+const PASSWORD_KEYS: &[&str] = &["env", "file", "command"];
+
+const DEFAULT_CONCURRENCY: usize = 64;
+const DEFAULT_CONNECT_TIMEOUT_SECS: i64 = 10;
+
+type Table<'i> = DeTable<'i>;
+
+/// The settings a host inherits from `[defaults]`.
+#[derive(Default)]
+struct Defaults {
+    user: Option<String>,
+    port: Option<u16>,
+    transport: Option<TransportKind>,
+    identity_file: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    password: Option<SecretRef>,
+    connect_timeout: Option<Duration>,
+    os: Option<RemoteOs>,
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    base_dir: PathBuf,
+    line_starts: Vec<usize>,
+    errors: Vec<InventoryError>,
+}
+
+impl Ctx<'_> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let col = offset - self.line_starts[line.saturating_sub(1)] + 1;
+        (line, col)
+    }
+
+    fn error(
+        &mut self,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        let (line, column) = self.position(span.start);
+        self.errors.push(InventoryError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    /// Reports keys not in `allowed`, with a did-you-mean.
+    fn check_keys(&mut self, table: &Table<'_>, path: &str, allowed: &[&str]) {
+        for (key, _) in table.iter() {
+            let name = key.get_ref().as_ref();
+            if allowed.contains(&name) {
+                continue;
+            }
+            let best = allowed
+                .iter()
+                .map(|a| (strsim::jaro_winkler(name, a), *a))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let fix = match best {
+                Some((_, candidate)) => format!("did you mean `{candidate}`?"),
+                None => format!("the keys allowed here are: {}", allowed.join(", ")),
+            };
+            let full = join(path, name);
+            self.error(key.span(), &full, format!("unknown key `{name}`"), fix);
+        }
+    }
+
+    fn resolve_path(&self, raw: &str) -> PathBuf {
+        let p = PathBuf::from(raw);
+        if p.is_absolute() {
+            p
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn get<'t, 'i>(table: &'t Table<'i>, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(_, v)| v)
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    v.type_str()
+}
+
+fn get_str(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_>,
+    path: &str,
+    key: &str,
+) -> Option<(String, Range<usize>)> {
+    let v = get(table, key)?;
+    match v.get_ref().as_str() {
+        Some(s) => Some((s.to_string(), v.span())),
+        None => {
+            let found = type_name(v.get_ref());
+            ctx.error(
+                v.span(),
+                &join(path, key),
+                format!("expected a string, found {found}"),
+                format!("write it in quotes: {key} = \"…\""),
+            );
+            None
+        }
+    }
+}
+
+fn get_int(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_>,
+    path: &str,
+    key: &str,
+) -> Option<(i64, Range<usize>)> {
+    let v = get(table, key)?;
+    let parsed = v.get_ref().as_integer().and_then(|i| {
+        let digits: String = i.as_str().chars().filter(|c| *c != '_').collect();
+        let digits = digits
+            .trim_start_matches("0x")
+            .trim_start_matches("0o")
+            .trim_start_matches("0b");
+        i64::from_str_radix(digits, i.radix()).ok()
+    });
+    match parsed {
+        Some(n) => Some((n, v.span())),
+        None => {
+            let found = type_name(v.get_ref());
+            ctx.error(
+                v.span(),
+                &join(path, key),
+                format!("expected a whole number, found {found}"),
+                format!("write a number without quotes: {key} = 22"),
+            );
+            None
+        }
+    }
+}
+
+fn get_table<'t, 'i>(
+    ctx: &mut Ctx<'_>,
+    table: &'t Table<'i>,
+    path: &str,
+    key: &str,
+) -> Option<&'t Table<'i>> {
+    let v = get(table, key)?;
+    match v.get_ref().as_table() {
+        Some(t) => Some(t),
+        None => {
+            let found = type_name(v.get_ref());
+            ctx.error(
+                v.span(),
+                &join(path, key),
+                format!("expected a table, found {found}"),
+                format!("write it as a [{key}] section"),
+            );
+            None
+        }
+    }
+}
+
+fn get_tables<'t, 'i>(
+    ctx: &mut Ctx<'_>,
+    table: &'t Table<'i>,
+    path: &str,
+    key: &str,
+    header: &str,
+) -> Vec<(&'t Table<'i>, Range<usize>)> {
+    let Some(v) = get(table, key) else {
+        return Vec::new();
+    };
+    let Some(array) = v.get_ref().as_array() else {
+        ctx.error(
+            v.span(),
+            &join(path, key),
+            format!("expected a list of [[{header}]] sections"),
+            format!("write each entry as its own [[{header}]] section"),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in array.iter() {
+        match item.get_ref().as_table() {
+            Some(t) => out.push((t, item.span())),
+            None => ctx.error(
+                item.span(),
+                &join(path, key),
+                format!("expected a [[{header}]] section"),
+                format!("write each entry as its own [[{header}]] section"),
+            ),
+        }
+    }
+    out
+}
+
+fn port(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<u16> {
+    let (n, span) = get_int(ctx, table, path, "port")?;
+    match u16::try_from(n) {
+        Ok(p) if p > 0 => Some(p),
+        _ => {
+            ctx.error(
+                span,
+                &join(path, "port"),
+                format!("{n} is not a TCP port"),
+                "use a port from 1 to 65535 (SSH is usually 22)",
+            );
+            None
+        }
+    }
+}
+
+fn transport(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<TransportKind> {
+    let (s, span) = get_str(ctx, table, path, "transport")?;
+    match s.as_str() {
+        "ssh" => Some(TransportKind::Ssh),
+        "winrm" => Some(TransportKind::WinRm),
+        other => {
+            ctx.error(
+                span,
+                &join(path, "transport"),
+                format!("unknown transport `{other}`"),
+                "use \"ssh\" or \"winrm\"",
+            );
+            None
+        }
+    }
+}
+
+fn os(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<RemoteOs> {
+    let (s, span) = get_str(ctx, table, path, "os")?;
+    match s.as_str() {
+        "linux" => Some(RemoteOs::Linux),
+        "windows" => Some(RemoteOs::Windows),
+        other => {
+            ctx.error(
+                span,
+                &join(path, "os"),
+                format!("unknown os `{other}`"),
+                "use \"windows\" or \"linux\", or leave it out to detect it",
+            );
+            None
+        }
+    }
+}
+
+fn timeout(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str, key: &str) -> Option<Duration> {
+    let (n, span) = get_int(ctx, table, path, key)?;
+    if (1..=3600).contains(&n) {
+        Some(Duration::from_secs(n as u64))
+    } else {
+        ctx.error(
+            span,
+            &join(path, key),
+            format!("{n} seconds is out of range"),
+            "use a number of seconds from 1 to 3600",
+        );
+        None
+    }
+}
+
+fn password(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<SecretRef> {
+    let v = get(table, "password")?;
+    let key = join(path, "password");
+    let Some(t) = v.get_ref().as_table() else {
+        // Never repeat the value: it may be the secret itself.
+        ctx.error(
+            v.span(),
+            &key,
+            "a password written into the inventory is not allowed (secrets are referenced, never stored)",
+            "use password = { env = \"VAR\" }, { file = \"path\" } or { command = \"…\" }",
+        );
+        return None;
+    };
+    ctx.check_keys(t, &key, PASSWORD_KEYS);
+    let mut refs = Vec::new();
+    if let Some((s, _)) = get_str(ctx, t, &key, "env") {
+        refs.push(SecretRef::Env(s));
+    }
+    if let Some((s, _)) = get_str(ctx, t, &key, "file") {
+        refs.push(SecretRef::File(ctx.resolve_path(&s)));
+    }
+    if let Some((s, _)) = get_str(ctx, t, &key, "command") {
+        refs.push(SecretRef::Command(s));
+    }
+    match refs.len() {
+        1 => refs.pop(),
+        0 => {
+            ctx.error(
+                v.span(),
+                &key,
+                "the password reference is empty",
+                "give exactly one of env, file or command",
+            );
+            None
+        }
+        _ => {
+            ctx.error(
+                v.span(),
+                &key,
+                "the password reference names more than one source",
+                "give exactly one of env, file or command",
+            );
+            None
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+fn is_absolute_anywhere(p: &str) -> bool {
+    let b = p.as_bytes();
+    p.starts_with('/')
+        || (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && (b[2] == b'\\' || b[2] == b'/'))
+}
+
+fn parse_defaults(ctx: &mut Ctx<'_>, t: &Table<'_>) -> (Defaults, Option<usize>) {
+    let path = "defaults";
+    ctx.check_keys(t, path, DEFAULT_KEYS);
+    let mut d = Defaults {
+        user: get_str(ctx, t, path, "user").map(|(s, _)| s),
+        port: port(ctx, t, path),
+        transport: transport(ctx, t, path),
+        identity_file: get_str(ctx, t, path, "identity_file").map(|(s, _)| ctx.resolve_path(&s)),
+        known_hosts: get_str(ctx, t, path, "known_hosts").map(|(s, _)| ctx.resolve_path(&s)),
+        password: password(ctx, t, path),
+        connect_timeout: timeout(ctx, t, path, "connect_timeout"),
+        os: os(ctx, t, path),
+    };
+    let concurrency = match get_int(ctx, t, path, "concurrency") {
+        Some((n, _)) if (1..=4096).contains(&n) => Some(n as usize),
+        Some((n, span)) => {
+            ctx.error(
+                span,
+                "defaults.concurrency",
+                format!("{n} hosts at once is out of range"),
+                "use a number from 1 to 4096 (64 is the default)",
+            );
+            None
+        }
+        None => None,
+    };
+    if d.user.as_deref() == Some("") {
+        d.user = None;
+    }
+    (d, concurrency)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_host(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_>,
+    span: Range<usize>,
+    path: &str,
+    tenant: &str,
+    d: &Defaults,
+    default_known_hosts: Option<&PathBuf>,
+) -> Option<Host> {
+    ctx.check_keys(t, path, HOST_KEYS);
+    let name = match get_str(ctx, t, path, "name") {
+        Some((n, nspan)) if valid_name(&n) => Some((n, nspan)),
+        Some((n, nspan)) => {
+            ctx.error(
+                nspan,
+                &join(path, "name"),
+                format!("`{n}` is not a usable host name"),
+                "use letters, digits, '.', '-' or '_' (it names folders on the share)",
+            );
+            None
+        }
+        None => {
+            ctx.error(
+                span.clone(),
+                path,
+                "the host has no name",
+                "add name = \"…\" (unique across the inventory)",
+            );
+            None
+        }
+    };
+    let address = match get_str(ctx, t, path, "address") {
+        Some((a, aspan)) if a.trim().is_empty() => {
+            ctx.error(
+                aspan,
+                &join(path, "address"),
+                "the address is empty",
+                "give the host's DNS name or IP address",
+            );
+            None
+        }
+        Some((a, _)) => Some(a),
+        None => {
+            ctx.error(
+                span.clone(),
+                path,
+                "the host has no address",
+                "add address = \"server.example.com\" (DNS name or IP)",
+            );
+            None
+        }
+    };
+    let role = match get_str(ctx, t, path, "role") {
+        None => Some(Role::Active),
+        Some((r, _)) if r == "active" => Some(Role::Active),
+        Some((r, _)) if r == "staging" => Some(Role::Staging),
+        Some((r, rspan)) => {
+            ctx.error(
+                rspan,
+                &join(path, "role"),
+                format!("unknown role `{r}`"),
+                "use \"active\" or \"staging\"",
+            );
+            None
+        }
+    };
+    let port = port(ctx, t, path);
+    let transport = transport(ctx, t, path)
+        .or(d.transport)
+        .unwrap_or(TransportKind::Ssh);
+    let user = get_str(ctx, t, path, "user")
+        .map(|(s, _)| s)
+        .or_else(|| d.user.clone());
+    let identity_file = get_str(ctx, t, path, "identity_file")
+        .map(|(s, _)| ctx.resolve_path(&s))
+        .or_else(|| d.identity_file.clone());
+    let known_hosts = get_str(ctx, t, path, "known_hosts")
+        .map(|(s, _)| ctx.resolve_path(&s))
+        .or_else(|| d.known_hosts.clone())
+        .or_else(|| default_known_hosts.cloned());
+    let password = password(ctx, t, path).or_else(|| d.password.clone());
+    let os = os(ctx, t, path).or(d.os);
+    let connect_timeout = timeout(ctx, t, path, "connect_timeout")
+        .or(d.connect_timeout)
+        .unwrap_or(Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS as u64));
+    let lab_root = match get_str(ctx, t, path, "lab_root") {
+        Some((p, pspan)) if !is_absolute_anywhere(&p) => {
+            ctx.error(pspan, &join(path, "lab_root"), format!("`{p}` is not an absolute path"), "give the full path of the lab host's directory on that host, e.g. \"/srv/lab/hosts/t01-current\"");
+            None
+        }
+        other => other.map(|(p, _)| p),
+    };
+    let label = name
+        .as_ref()
+        .map(|(n, _)| n.clone())
+        .unwrap_or_else(|| path.to_string());
+    if user.is_none() {
+        ctx.error(
+            span.clone(),
+            path,
+            format!("no user to log in as for host {label}"),
+            "set user = \"…\" on the host or in [defaults]",
+        );
+    }
+    if transport == TransportKind::Ssh && identity_file.is_none() && password.is_none() {
+        ctx.error(span.clone(), path, format!("no credential for host {label}"), "set identity_file = \"~/.ssh/id_ed25519\" or password = { env = \"VAR\" } on the host or in [defaults]");
+    }
+    let known_hosts = match known_hosts {
+        Some(k) => Some(k),
+        None => {
+            ctx.error(
+                span.clone(),
+                path,
+                format!("no known_hosts file for host {label}"),
+                "set known_hosts = \"…\" in [defaults]",
+            );
+            None
+        }
+    };
+    let port = port.or(d.port).unwrap_or(match transport {
+        TransportKind::Ssh => 22,
+        TransportKind::WinRm => 5986,
+    });
+    let line = ctx.position(span.start).0;
+    Some(Host {
+        name: name?.0,
+        tenant: tenant.to_string(),
+        address: address?,
+        port,
+        role: role?,
+        transport,
+        user: user?,
+        identity_file,
+        known_hosts: known_hosts?,
+        password,
+        lab_root,
+        os,
+        connect_timeout,
+        line,
+    })
+}
+
+/// `default_known_hosts` comes from the caller (the user's `~/.ssh/known_hosts`), because
+/// library code does not read the environment.
+pub(crate) fn parse_inventory(
+    text: &str,
+    file: &Path,
+    default_known_hosts: Option<PathBuf>,
+) -> Result<Inventory, InventoryErrors> {
+    let mut line_starts = vec![0];
+    line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    let mut ctx = Ctx {
+        file,
+        base_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        line_starts,
+        errors: Vec::new(),
+    };
+    let (doc, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        for e in syntax_errors {
+            let span = e.span().unwrap_or(0..0);
+            ctx.error(
+                span,
+                "",
+                format!("TOML syntax: {}", e.message().trim()),
+                "fix the TOML syntax at this position",
+            );
+        }
+        return Err(InventoryErrors(ctx.errors));
+    }
+    let root = doc.get_ref();
+    ctx.check_keys(root, "", TOP_KEYS);
+
+    let (defaults, concurrency) = match get_table(&mut ctx, root, "", "defaults") {
+        Some(t) => parse_defaults(&mut ctx, t),
+        None => (Defaults::default(), None),
+    };
+    let share = get_table(&mut ctx, root, "", "share").and_then(|t| {
+        ctx.check_keys(t, "share", SHARE_KEYS);
+        let p = get_str(&mut ctx, t, "share", "path");
+        if p.is_none() {
+            ctx.error(
+                0..0,
+                "share",
+                "the [share] section has no path",
+                "add path = \"/mnt/ecfleet-share\" under [share]",
+            );
+        }
+        p.map(|(p, _)| ctx.resolve_path(&p))
+    });
+
+    let mut tenants = Vec::new();
+    let mut host_names: HashMap<String, usize> = HashMap::new();
+    let mut tenant_names: HashMap<String, usize> = HashMap::new();
+    let tenant_tables = get_tables(&mut ctx, root, "", "tenant", "tenant");
+    if tenant_tables.is_empty() && ctx.errors.is_empty() {
+        ctx.error(
+            0..0,
+            "tenant",
+            "the inventory lists no tenants",
+            "add a [[tenant]] section with at least one [[tenant.host]]",
+        );
+    }
+    for (ti, (t, tspan)) in tenant_tables.into_iter().enumerate() {
+        let tpath = format!("tenant[{ti}]");
+        ctx.check_keys(t, &tpath, TENANT_KEYS);
+        let name = match get_str(&mut ctx, t, &tpath, "name") {
+            Some((n, nspan)) if valid_name(&n) => {
+                let line = ctx.position(nspan.start).0;
+                if let Some(first) = tenant_names.insert(n.clone(), line) {
+                    ctx.error(
+                        nspan,
+                        &join(&tpath, "name"),
+                        format!("tenant `{n}` is listed twice (first on line {first})"),
+                        "give each tenant a unique name, or merge the two sections",
+                    );
+                }
+                n
+            }
+            Some((n, nspan)) => {
+                ctx.error(
+                    nspan,
+                    &join(&tpath, "name"),
+                    format!("`{n}` is not a usable tenant name"),
+                    "use letters, digits, '.', '-' or '_' (it names folders on the share)",
+                );
+                String::new()
+            }
+            None => {
+                ctx.error(
+                    tspan.clone(),
+                    &tpath,
+                    "the tenant has no name",
+                    "add name = \"…\" to the [[tenant]] section",
+                );
+                String::new()
+            }
+        };
+        let maintenance_window = get_str(&mut ctx, t, &tpath, "maintenance_window").map(|(s, _)| s);
+        let mut contacts = Vec::new();
+        if let Some(v) = get(t, "contacts") {
+            match v.get_ref().as_array() {
+                Some(items) => {
+                    for item in items.iter() {
+                        match item.get_ref().as_str() {
+                            Some(s) => contacts.push(s.to_string()),
+                            None => ctx.error(
+                                item.span(),
+                                &join(&tpath, "contacts"),
+                                "each contact must be a string",
+                                "write contacts = [\"ops@example.com\"]",
+                            ),
+                        }
+                    }
+                }
+                None => ctx.error(
+                    v.span(),
+                    &join(&tpath, "contacts"),
+                    "expected a list of strings",
+                    "write contacts = [\"ops@example.com\"]",
+                ),
+            }
+        }
+        let mut hosts = Vec::new();
+        let host_tables = get_tables(&mut ctx, t, &tpath, "host", "tenant.host");
+        for (hi, (h, hspan)) in host_tables.into_iter().enumerate() {
+            let hpath = format!("{tpath}.host[{hi}]");
+            if let Some(host) = parse_host(
+                &mut ctx,
+                h,
+                hspan,
+                &hpath,
+                &name,
+                &defaults,
+                default_known_hosts.as_ref(),
+            ) {
+                if let Some(first) = host_names.insert(host.name.clone(), host.line) {
+                    let nspan = get(h, "name").map(|v| v.span()).unwrap_or(0..0);
+                    ctx.error(
+                        nspan,
+                        &join(&hpath, "name"),
+                        format!(
+                            "host `{}` is listed twice (first on line {first})",
+                            host.name
+                        ),
+                        "host names must be unique across the inventory: rename one",
+                    );
+                } else {
+                    hosts.push(host);
+                }
+            }
+        }
+        tenants.push(Tenant {
+            name,
+            maintenance_window,
+            contacts,
+            hosts,
+        });
+    }
+    if !ctx.errors.is_empty() {
+        ctx.errors.sort_by_key(|e| (e.line, e.column));
+        return Err(InventoryErrors(ctx.errors));
+    }
+    Ok(Inventory {
+        path: file.to_path_buf(),
+        share,
+        concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        tenants,
+    })
+}

@@ -1,0 +1,118 @@
+//! Inventory tests on the fixture files in `tests/fixtures/inventory/`.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/inventory")
+        .join(name)
+}
+
+fn errors_of(name: &str) -> Vec<InventoryError> {
+    Inventory::load(&fixture(name), None).unwrap_err().0
+}
+
+#[test]
+fn a_valid_inventory_applies_defaults_and_resolves_relative_paths() {
+    let inv = Inventory::load(&fixture("valid.toml"), None).unwrap();
+    assert_eq!(inv.host_count(), 3);
+    assert_eq!(inv.concurrency, 32);
+    let dir = fixture("");
+    assert_eq!(inv.share.as_deref(), Some(dir.join("share").as_path()));
+    let ec2 = inv.hosts().find(|h| h.name == "contoso-ec2").unwrap();
+    assert_eq!(
+        (ec2.port, ec2.role, ec2.os),
+        (2222, Role::Staging, Some(RemoteOs::Windows))
+    );
+    assert_eq!(
+        ec2.identity_file.as_deref(),
+        Some(dir.join("keys/id_ed25519").as_path())
+    );
+    assert_eq!(ec2.connect_timeout, Duration::from_secs(5));
+    assert_eq!(ec2.tenant, "contoso");
+    let fab = inv.hosts().find(|h| h.name == "fabrikam-sync").unwrap();
+    assert_eq!(fab.user, "svc-ecfleet");
+    assert_eq!(
+        fab.password,
+        Some(SecretRef::Env("FABRIKAM_EC_PASSWORD".into()))
+    );
+    assert_eq!(
+        fab.lab_root.as_deref(),
+        Some("/srv/lab/hosts/fabrikam-sync")
+    );
+    assert_eq!(
+        inv.tenants[0].maintenance_window.as_deref(),
+        Some("Sat 22:00-02:00 Europe/London")
+    );
+}
+
+#[test]
+fn every_mistake_is_reported_at_once_with_its_line_and_a_fix() {
+    let errors = errors_of("bad-many.toml");
+    let lines: Vec<(usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.message.as_str()))
+        .collect();
+    let find = |needle: &str| {
+        errors
+            .iter()
+            .find(|e| e.message.contains(needle))
+            .unwrap_or_else(|| panic!("no error mentioning {needle:?} in {lines:?}"))
+    };
+    let typo = find("unknown key `concurency`");
+    assert_eq!(
+        (typo.line, typo.fix.as_str()),
+        (6, "did you mean `concurrency`?")
+    );
+    assert_eq!(find("70000 is not a TCP port").line, 14);
+    let dup = find("host `ec1` is listed twice");
+    assert_eq!(dup.line, 17);
+    assert!(dup.message.contains("first on line 11"), "{}", dup.message);
+    assert!(find("no address").fix.contains("address ="));
+    assert_eq!(find("unknown role `primary`").line, 22);
+    let inline = find("password written into the inventory");
+    assert_eq!(inline.line, 27);
+    assert!(errors.len() >= 6, "{lines:?}");
+    // The inline secret itself never reaches a message.
+    let all = InventoryErrors(errors).to_string();
+    assert!(!all.contains("Winter2026"), "{all}");
+    assert!(
+        all.contains("bad-many.toml:6:1: defaults.concurency: unknown key"),
+        "{all}"
+    );
+}
+
+#[test]
+fn wrong_types_and_values_name_the_key_and_the_fix() {
+    let errors = errors_of("bad-types.toml");
+    let text = InventoryErrors(errors).to_string();
+    assert!(
+        text.contains("defaults.port: expected a whole number, found string"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tenant[0].host[0].transport: unknown transport `telnet`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`relative/dir` is not an absolute path"),
+        "{text}"
+    );
+    assert!(text.contains("names more than one source"), "{text}");
+}
+
+#[test]
+fn syntax_errors_point_at_the_line() {
+    let errors = errors_of("bad-syntax.toml");
+    assert_eq!(errors[0].line, 5, "{errors:?}");
+    assert!(errors[0].message.starts_with("TOML syntax"), "{errors:?}");
+}
+
+#[test]
+fn a_missing_file_is_one_clear_error() {
+    let errors = errors_of("does-not-exist.toml");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.contains("cannot read the inventory"));
+}
