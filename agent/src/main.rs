@@ -1,1 +1,72 @@
-fn main() {}
+//! `ecfleet-agent`: the helper binary ecfleet pushes to each Entra Connect host. One subcommand
+//! per step; each prints one JSON document on stdout. Errors go to stderr with exit code 2.
+//! It parses its own arguments to stay small: it ships to customer servers.
+
+mod backend;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: ecfleet-agent facts [--backend windows|lab] [--lab-root DIR]
+       ecfleet-agent --version";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ecfleet-agent: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let Some(command) = args.first() else {
+        return Err(USAGE.to_string());
+    };
+    match command.as_str() {
+        "--version" | "version" => {
+            println!("ecfleet-agent {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        "facts" => {
+            let backend = parse_backend(&args[1..])?;
+            let output = backend::collect_facts(&backend)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(output.as_bytes())
+                .and_then(|_| stdout.write_all(b"\n"))
+                .and_then(|_| stdout.flush())
+                .map_err(|e| format!("cannot write the result: {e}"))
+        }
+        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    }
+}
+
+fn parse_backend(args: &[String]) -> Result<backend::Backend, String> {
+    let mut kind: Option<String> = None;
+    let mut lab_root: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--backend" => kind = Some(value("--backend")?),
+            "--lab-root" => lab_root = Some(PathBuf::from(value("--lab-root")?)),
+            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+        }
+    }
+    match (kind.as_deref(), lab_root) {
+        (Some("lab") | None, Some(root)) => Ok(backend::Backend::Lab(root)),
+        (Some("lab"), None) => Err("the lab backend needs --lab-root DIR".into()),
+        (Some("windows"), None) => Ok(backend::Backend::Windows),
+        (Some("windows"), Some(_)) => Err("--lab-root only goes with --backend lab".into()),
+        (None, None) => Ok(backend::Backend::native()),
+        (Some(other), _) => Err(format!("unknown backend `{other}` (windows or lab)")),
+    }
+}

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod lab;
+
 /// Version of the [`Facts`] document. Bump on any change that an older controller would misread.
 pub const FACTS_SCHEMA_VERSION: u32 = 1;
 
@@ -175,6 +177,8 @@ pub struct SyncRuleFacts {
     pub customised_default_rules: u32,
     /// Rules without an `ImmutableTag`.
     pub custom_rules: u32,
+    /// Custom rules with a precedence outside 0–99, where the upgrade may collide with them.
+    pub custom_rules_outside_0_99: u32,
 }
 
 /// A probe that failed: which one, and what it said.

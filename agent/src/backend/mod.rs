@@ -1,0 +1,31 @@
+//! Where facts come from: the real Windows host (`windows`) or a simulated one kept in a
+//! directory (`lab`). Both produce the same [`ecfleet_proto::Facts`] document.
+
+mod lab;
+mod windows;
+
+use std::path::PathBuf;
+
+pub enum Backend {
+    Windows,
+    Lab(PathBuf),
+}
+
+impl Backend {
+    /// The backend for the machine the agent runs on, when none is named.
+    pub fn native() -> Self {
+        Backend::Windows
+    }
+}
+
+/// Collects facts and renders them as JSON (or, for injected faults, whatever the fault says).
+pub fn collect_facts(backend: &Backend) -> Result<String, String> {
+    let facts = match backend {
+        Backend::Windows => windows::collect()?,
+        Backend::Lab(root) => match lab::collect(root)? {
+            lab::LabOutput::Facts(f) => *f,
+            lab::LabOutput::Raw(text) => return Ok(text),
+        },
+    };
+    serde_json::to_string(&facts).map_err(|e| format!("cannot encode facts: {e}"))
+}

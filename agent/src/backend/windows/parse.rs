@@ -1,0 +1,439 @@
+//! Turns the probe script's `ConvertTo-Json` output into [`Facts`]. Copes with what Windows
+//! PowerShell 5.1 really emits: `/Date(ms)/` dates, a single object where a list was expected,
+//! `$null` for an empty list, numbers as strings (`BuildNumber`), TimeSpans as objects, and
+//! probes that failed (null plus an entry in `errors`).
+
+use ecfleet_proto::{
+    AutoUpgradeFacts, DiskFacts, DotNetFacts, DotNetTls, EcFacts, Facts, OpenUi, OsFacts,
+    RunResult, SchannelTls, SchedulerFacts, ServiceFacts, SyncRuleFacts, Tls12Facts,
+    UninstallEntry,
+};
+use serde_json::Value;
+
+pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts, String> {
+    // PowerShell may print a BOM or warnings before the JSON; the document is the last line
+    // that starts with `{`.
+    let json = text
+        .lines()
+        .rev()
+        .map(|l| l.trim_start_matches('\u{feff}').trim())
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| format!("the facts script printed no JSON: {}", excerpt(text)))?;
+    let doc: Value = serde_json::from_str(json).map_err(|e| {
+        format!(
+            "the facts script printed invalid JSON ({e}): {}",
+            excerpt(json)
+        )
+    })?;
+    let collected_at = str_of(&doc["collected_at"]).unwrap_or_default();
+    let mut f = Facts::new("windows", agent_version, collected_at);
+    for e in list(&doc["errors"]) {
+        let probe = str_of(&e["probe"]).unwrap_or_else(|| "unknown".into());
+        let message = str_of(&e["message"]).unwrap_or_default();
+        f.probe_failed(&probe, message);
+    }
+    let failed = |f: &Facts, probe: &str| f.errors.iter().any(|e| e.probe == probe);
+
+    f.host_name = str_of(&doc["host_name"]);
+    f.os = object(&doc["os"]).and_then(|os| {
+        Some(OsFacts {
+            caption: str_of(&os["Caption"])?.trim().to_string(),
+            version: str_of(&os["Version"])?,
+            build: u64_of(&os["BuildNumber"])? as u32,
+            installation_type: str_of(&os["InstallationType"]),
+        })
+    });
+    f.dotnet = object(&doc["dotnet"]).map(|d| DotNetFacts {
+        release: u64_of(&d["Release"]).map(|r| r as u32),
+    });
+    f.tls12 = object(&doc["tls12"]).map(|t| Tls12Facts {
+        dotnet_x64: dotnet_tls(&t["DotNetX64"]),
+        dotnet_x86: dotnet_tls(&t["DotNetX86"]),
+        schannel_client: schannel(&t["SchannelClient"]),
+        schannel_server: schannel(&t["SchannelServer"]),
+    });
+    f.disk = first(&doc["disk"]).and_then(|d| {
+        Some(DiskFacts {
+            system_drive: str_of(&d["DeviceID"])?,
+            free_bytes: u64_of(&d["FreeSpace"])?,
+            total_bytes: u64_of(&d["Size"]).unwrap_or(0),
+        })
+    });
+    f.adsync_service = first(&doc["adsync_service"]).map(service);
+    let engine = object(&doc["engine"]);
+    let settings = object(&doc["global_settings"]);
+    if engine.is_some() || settings.is_some() {
+        f.ec = Some(EcFacts {
+            engine_path: engine.and_then(|e| str_of(&e["Path"])),
+            engine_file_version: engine.and_then(|e| version_of(&e["FileVersion"])),
+            engine_product_version: engine.and_then(|e| version_of(&e["ProductVersion"])),
+            config_version: settings.and_then(|s| version_of(&s["ServerConfigurationVersion"])),
+            wizard_version: version_of(&doc["wizard"]),
+        });
+    }
+    if !failed(&f, "uninstall") {
+        f.uninstall = Some(
+            list(&doc["uninstall"])
+                .iter()
+                .filter_map(|u| {
+                    Some(UninstallEntry {
+                        display_name: str_of(&u["DisplayName"])?,
+                        display_version: str_of(&u["DisplayVersion"]),
+                        key: str_of(&u["Key"]),
+                        wow6432: u["Wow6432"].as_bool().unwrap_or(false),
+                    })
+                })
+                .collect(),
+        );
+    }
+    f.scheduler = object(&doc["scheduler"]).map(|s| SchedulerFacts {
+        sync_cycle_enabled: bool_of(&s["SyncCycleEnabled"]),
+        staging_mode_enabled: bool_of(&s["StagingModeEnabled"]),
+        scheduler_suspended: bool_of(&s["SchedulerSuspended"]),
+        sync_cycle_in_progress: bool_of(&s["SyncCycleInProgress"]),
+        maintenance_enabled: bool_of(&s["MaintenanceEnabled"]),
+        next_sync_cycle_start_utc: date_of(&s["NextSyncCycleStartTimeInUTC"]),
+        effective_interval_minutes: minutes_of(&s["CurrentlyEffectiveSyncCycleInterval"]),
+    });
+    if !failed(&f, "run_history") && !failed(&f, "adsync_module") {
+        let mut runs: Vec<RunResult> = list(&doc["run_history"])
+            .iter()
+            .filter_map(|r| {
+                Some(RunResult {
+                    connector: str_of(&r["ConnectorName"])?,
+                    run_profile: str_of(&r["RunProfileName"])?,
+                    result: str_of(&r["Result"]).unwrap_or_default().to_lowercase(),
+                    start: date_of(&r["StartDate"]),
+                    end: date_of(&r["EndDate"]),
+                })
+            })
+            .collect();
+        runs.sort_by(|a, b| b.end.cmp(&a.end));
+        f.run_history = Some(runs);
+    }
+    f.auto_upgrade = str_of(&doc["auto_upgrade"]).map(|state| AutoUpgradeFacts {
+        state,
+        suspension_reason: settings
+            .and_then(|s| str_of(&s["AutoUpgradeSuspensionReason"]))
+            .filter(|r| !r.is_empty()),
+    });
+    if !failed(&f, "health_agent") {
+        f.health_agent = Some(
+            list(&doc["health_agent"])
+                .iter()
+                .map(|s| service(s))
+                .collect(),
+        );
+    }
+    if !failed(&f, "open_ui") {
+        let names: Vec<String> = list(&doc["open_ui"])
+            .iter()
+            .filter_map(|v| str_of(v))
+            .collect();
+        let open = |n: &str| names.iter().any(|p| p.eq_ignore_ascii_case(n));
+        f.open_ui = Some(OpenUi {
+            wizard: open("AzureADConnect"),
+            sync_service_manager: open("miisclient"),
+        });
+    }
+    if !failed(&f, "sync_rules") && !failed(&f, "adsync_module") {
+        let mut rules = SyncRuleFacts::default();
+        for r in list(&doc["sync_rules"]) {
+            let standard = str_of(&r["ImmutableTag"]).is_some_and(|t| !t.is_empty());
+            if standard {
+                if bool_of(&r["Disabled"]) == Some(true) {
+                    rules.customised_default_rules += 1;
+                }
+            } else {
+                rules.custom_rules += 1;
+                if u64_of(&r["Precedence"]).is_some_and(|p| p > 99) {
+                    rules.custom_rules_outside_0_99 += 1;
+                }
+            }
+        }
+        f.sync_rules = Some(rules);
+    }
+    Ok(f)
+}
+
+fn excerpt(text: &str) -> String {
+    let t = text.trim();
+    if t.len() > 200 {
+        format!("{}…", &t[..t.floor_char_boundary(200)])
+    } else {
+        t.to_string()
+    }
+}
+
+/// A list from what PowerShell emits for zero, one or many objects.
+fn list(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Null => Vec::new(),
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+fn first(v: &Value) -> Option<&Value> {
+    list(v).into_iter().find(|x| x.is_object())
+}
+
+fn object(v: &Value) -> Option<&Value> {
+    v.is_object().then_some(v)
+}
+
+fn str_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn u64_of(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn bool_of(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// A version string, without the build-lab suffix some FileVersion strings carry.
+fn version_of(v: &Value) -> Option<String> {
+    str_of(v)
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .filter(|s| !s.is_empty())
+}
+
+/// A TimeSpan as PS 5.1 serialises it (an object with TotalMinutes) or as a `hh:mm:ss` string.
+fn minutes_of(v: &Value) -> Option<u32> {
+    match v {
+        Value::Object(_) => v["TotalMinutes"].as_f64().map(|m| m.round() as u32),
+        Value::String(s) => {
+            let parts: Vec<u32> = s.split(':').filter_map(|p| p.parse().ok()).collect();
+            match parts.as_slice() {
+                [h, m, _s] => Some(h * 60 + m),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A date as RFC 3339 UTC, from `/Date(1732406400000)/` (PS 5.1, optionally with an offset
+/// such as `+0100`, which does not change the instant) or an ISO 8601 string (PS 7).
+pub fn date_of(v: &Value) -> Option<String> {
+    let s = v.as_str()?.trim();
+    if let Some(inner) = s.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
+        let digits_end = inner
+            .char_indices()
+            .skip(1)
+            .find(|(_, c)| *c == '+' || *c == '-')
+            .map(|(i, _)| i)
+            .unwrap_or(inner.len());
+        let ms: i64 = inner[..digits_end].parse().ok()?;
+        let ts = jiff::Timestamp::from_millisecond(ms).ok()?;
+        return Some(ts.round(jiff::Unit::Second).unwrap_or(ts).to_string());
+    }
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Some(ts.to_string());
+    }
+    // A local time without offset: keep it as UTC (ADSync reports UTC).
+    s.parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|dt| format!("{dt}Z").parse::<jiff::Timestamp>().ok())
+        .map(|ts| ts.to_string())
+}
+
+fn dotnet_tls(v: &Value) -> DotNetTls {
+    DotNetTls {
+        system_default_tls_versions: u64_of(&v["SystemDefaultTlsVersions"]).map(|n| n as u32),
+        sch_use_strong_crypto: u64_of(&v["SchUseStrongCrypto"]).map(|n| n as u32),
+    }
+}
+
+fn schannel(v: &Value) -> SchannelTls {
+    SchannelTls {
+        enabled: u64_of(&v["Enabled"]).map(|n| n as u32),
+        disabled_by_default: u64_of(&v["DisabledByDefault"]).map(|n| n as u32),
+    }
+}
+
+/// A service from Win32_Service (`State` is a string there; Get-Service would give a number).
+fn service(v: &Value) -> ServiceFacts {
+    let state = match &v["State"] {
+        Value::Number(n) => match n.as_u64() {
+            Some(1) => "Stopped".to_string(),
+            Some(2) => "StartPending".to_string(),
+            Some(3) => "StopPending".to_string(),
+            Some(4) => "Running".to_string(),
+            Some(7) => "Paused".to_string(),
+            _ => format!("State{n}"),
+        },
+        other => str_of(other).unwrap_or_else(|| "Unknown".into()),
+    };
+    ServiceFacts {
+        name: str_of(&v["Name"]).unwrap_or_default(),
+        display_name: str_of(&v["DisplayName"]),
+        state,
+        start_mode: str_of(&v["StartMode"]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn fixture(name: &str) -> Facts {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/windows")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        facts_from_probe_output(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn a_healthy_server_2022_host_parses_completely() {
+        let f = fixture("healthy-2022.json");
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        let os = f.os.unwrap();
+        assert_eq!(
+            (os.build, os.installation_type.as_deref()),
+            (20348, Some("Server"))
+        );
+        assert_eq!(f.dotnet.unwrap().release, Some(528449));
+        let ec = f.ec.unwrap();
+        assert_eq!(ec.engine_file_version.as_deref(), Some("2.6.91.0"));
+        assert_eq!(ec.config_version.as_deref(), Some("2.6.91.0"));
+        assert_eq!(
+            ec.engine_path.as_deref(),
+            Some(r"C:\Program Files\Microsoft Azure AD Sync\Bin\miiserver.exe")
+        );
+        let s = f.scheduler.unwrap();
+        assert_eq!(
+            s.next_sync_cycle_start_utc.as_deref(),
+            Some("2026-11-24T10:30:00Z")
+        );
+        assert_eq!(s.effective_interval_minutes, Some(30));
+        let runs = f.run_history.unwrap();
+        assert_eq!(runs.len(), 3);
+        assert_eq!(runs[0].run_profile, "Export", "sorted newest first");
+        assert_eq!(f.tls12.unwrap().schannel_client.enabled, Some(1));
+        assert_eq!(f.disk.unwrap().free_bytes, 48_318_382_080);
+        assert_eq!(f.uninstall.unwrap().len(), 2);
+        assert_eq!(f.health_agent.unwrap()[0].state, "Running");
+        assert_eq!(
+            f.open_ui.unwrap(),
+            OpenUi {
+                wizard: false,
+                sync_service_manager: false
+            }
+        );
+        assert_eq!(f.sync_rules.unwrap().custom_rules, 1);
+    }
+
+    #[test]
+    fn single_objects_offset_dates_and_numeric_states_are_understood() {
+        let f = fixture("half-upgraded-single-objects.json");
+        let ec = f.ec.unwrap();
+        assert_eq!(ec.engine_file_version.as_deref(), Some("2.6.84.0"));
+        assert_eq!(ec.config_version.as_deref(), Some("2.6.3.0"));
+        let runs = f.run_history.unwrap();
+        assert_eq!(runs.len(), 1, "one run comes as an object, not a list");
+        assert_eq!(runs[0].end.as_deref(), Some("2026-11-23T08:00:00Z"));
+        assert_eq!(runs[0].result, "completed-export-errors");
+        assert_eq!(f.open_ui.unwrap().sync_service_manager, true);
+        assert_eq!(f.health_agent.unwrap()[0].state, "Stopped");
+        assert_eq!(
+            f.auto_upgrade.unwrap().suspension_reason.as_deref(),
+            Some("UpgradeNotSupportedCustomizedSyncRules")
+        );
+        assert_eq!(f.sync_rules.unwrap().customised_default_rules, 1);
+    }
+
+    #[test]
+    fn a_missing_adsync_module_leaves_nulls_and_errors_but_keeps_the_rest() {
+        let f = fixture("no-adsync-module.json");
+        assert!(f.scheduler.is_none() && f.run_history.is_none() && f.sync_rules.is_none());
+        assert!(
+            f.errors
+                .iter()
+                .any(|e| e.probe == "adsync_module" && e.message.contains("ADSync"))
+        );
+        assert_eq!(f.os.unwrap().build, 9600);
+        assert_eq!(f.dotnet.unwrap().release, Some(394802));
+        assert_eq!(
+            f.ec.unwrap().engine_file_version.as_deref(),
+            Some("1.6.16.0")
+        );
+    }
+
+    #[test]
+    fn access_denied_on_registry_probes_is_reported_per_probe() {
+        let f = fixture("access-denied.json");
+        assert!(f.tls12.is_none() && f.dotnet.is_none());
+        let denied: Vec<&str> = f
+            .errors
+            .iter()
+            .filter(|e| e.message.contains("denied"))
+            .map(|e| e.probe.as_str())
+            .collect();
+        assert_eq!(denied, ["dotnet", "tls12"]);
+        assert!(f.disk.is_some());
+    }
+
+    #[test]
+    fn warnings_before_the_json_and_garbage_are_handled() {
+        let ok = facts_from_probe_output(
+            "WARNING: something\r\n{\"collected_at\":\"2026-11-24T00:00:00Z\",\"errors\":null}\r\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(ok.collected_at, "2026-11-24T00:00:00Z");
+        assert!(
+            facts_from_probe_output("Access is denied.", "t")
+                .unwrap_err()
+                .contains("no JSON")
+        );
+        assert!(
+            facts_from_probe_output("{\"a\":", "t")
+                .unwrap_err()
+                .contains("invalid JSON")
+        );
+    }
+
+    #[test]
+    fn ps_dates_in_every_shape() {
+        let d = |s: &str| date_of(&Value::String(s.into()));
+        assert_eq!(
+            d("/Date(1764000000000)/").as_deref(),
+            Some("2025-11-24T16:00:00Z")
+        );
+        assert_eq!(
+            d("/Date(1764000000000+0100)/").as_deref(),
+            Some("2025-11-24T16:00:00Z")
+        );
+        assert_eq!(d("/Date(-1000)/").as_deref(), Some("1969-12-31T23:59:59Z"));
+        assert_eq!(
+            d("2026-11-24T10:30:00Z").as_deref(),
+            Some("2026-11-24T10:30:00Z")
+        );
+        assert_eq!(
+            d("2026-11-24T10:30:00").as_deref(),
+            Some("2026-11-24T10:30:00Z")
+        );
+        assert_eq!(d("yesterday"), None);
+    }
+}

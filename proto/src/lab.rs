@@ -1,0 +1,164 @@
+//! The simulated host format, `<lab_root>/machine.toml`: what `ecfleet lab init` writes and the
+//! agent's `lab` backend reads. It describes a Windows server running Entra Connect, plus faults
+//! to inject. Documented for users in `docs/lab.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AutoUpgradeFacts, DiskFacts, OpenUi, SyncRuleFacts, Tls12Facts, UninstallEntry};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    pub host: MachineHost,
+    pub os: MachineOs,
+    #[serde(default)]
+    pub dotnet: MachineDotNet,
+    #[serde(default)]
+    pub tls12: Tls12Facts,
+    pub disk: DiskFacts,
+    /// Absent when Entra Connect is not installed.
+    pub ec: Option<MachineEc>,
+    #[serde(default)]
+    pub uninstall: Vec<UninstallEntry>,
+    #[serde(default)]
+    pub service: MachineService,
+    #[serde(default)]
+    pub scheduler: MachineScheduler,
+    #[serde(default)]
+    pub runs: Vec<MachineRun>,
+    pub auto_upgrade: Option<AutoUpgradeFacts>,
+    #[serde(default)]
+    pub health_agent: Vec<MachineHealthService>,
+    #[serde(default)]
+    pub open_ui: OpenUi,
+    #[serde(default)]
+    pub sync_rules: SyncRuleFacts,
+    #[serde(default)]
+    pub faults: Faults,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineHost {
+    /// The Windows computer name.
+    pub name: String,
+    /// The scenario this host was generated for (`current`, `half-upgraded`, …).
+    #[serde(default)]
+    pub scenario: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineOs {
+    pub caption: String,
+    pub version: String,
+    pub build: u32,
+    #[serde(default)]
+    pub installation_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineDotNet {
+    pub release: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineEc {
+    /// File/product version of `miiserver.exe`.
+    pub engine_version: String,
+    /// `ServerConfigurationVersion`; differs from `engine_version` on a half-upgraded host.
+    pub config_version: String,
+    #[serde(default)]
+    pub wizard_version: Option<String>,
+    #[serde(default = "default_install_dir")]
+    pub install_dir: String,
+}
+
+fn default_install_dir() -> String {
+    r"C:\Program Files\Microsoft Azure AD Sync".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineService {
+    /// ADSync service state: `Running`, `Stopped`, …
+    pub state: String,
+    pub start_mode: String,
+}
+
+impl Default for MachineService {
+    fn default() -> Self {
+        MachineService {
+            state: "Running".into(),
+            start_mode: "Auto".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineScheduler {
+    pub sync_cycle_enabled: bool,
+    pub staging_mode_enabled: bool,
+    pub scheduler_suspended: bool,
+    pub sync_cycle_in_progress: bool,
+    pub maintenance_enabled: bool,
+    pub interval_minutes: u32,
+    /// The next cycle starts this many minutes after the facts are collected.
+    pub next_cycle_in_minutes: u32,
+}
+
+impl Default for MachineScheduler {
+    fn default() -> Self {
+        MachineScheduler {
+            sync_cycle_enabled: true,
+            staging_mode_enabled: false,
+            scheduler_suspended: false,
+            sync_cycle_in_progress: false,
+            maintenance_enabled: true,
+            interval_minutes: 30,
+            next_cycle_in_minutes: 17,
+        }
+    }
+}
+
+/// One run-profile result. Times are relative to when facts are collected, so a lab host stays
+/// "alive" whenever it is audited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineRun {
+    pub connector: String,
+    pub run_profile: String,
+    pub result: String,
+    /// Minutes between the run's end and the collection of facts.
+    pub age_minutes: u32,
+    #[serde(default)]
+    pub duration_seconds: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineHealthService {
+    pub name: String,
+    pub display_name: String,
+    pub state: String,
+    pub start_mode: String,
+}
+
+/// Faults to inject, so that failure handling is tested on the real code path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Faults {
+    /// The agent sleeps this long before answering (a hung host).
+    pub hang_seconds: u64,
+    /// Probes that fail (their facts become null with an error entry), e.g. `["dotnet"]`.
+    pub fail_probes: Vec<String>,
+    /// The agent exits with this code after printing an error on stderr (a broken agent).
+    pub exit_code: Option<i32>,
+    /// The agent prints this instead of JSON.
+    pub garbage_output: Option<String>,
+}
