@@ -1,0 +1,211 @@
+//! The remote side's shell: POSIX `sh` (Linux lab hosts), `cmd.exe` or PowerShell (OpenSSH for
+//! Windows). Owns quoting, so that no value is ever pasted into a command line unquoted, and the
+//! few commands the controller sends (hash a file, run the agent), plus SFTP path spelling.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteShell {
+    Posix,
+    Cmd,
+    PowerShell,
+}
+
+impl fmt::Display for RemoteShell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RemoteShell::Posix => "sh",
+            RemoteShell::Cmd => "cmd",
+            RemoteShell::PowerShell => "powershell",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` cannot be passed safely to {shell}: {why}")]
+pub struct QuoteError {
+    pub value: String,
+    pub shell: RemoteShell,
+    pub why: &'static str,
+}
+
+impl RemoteShell {
+    pub fn is_windows(&self) -> bool {
+        !matches!(self, RemoteShell::Posix)
+    }
+
+    /// One argument, quoted so the shell passes it through unchanged.
+    pub fn quote(&self, value: &str) -> Result<String, QuoteError> {
+        let err = |why| QuoteError {
+            value: value.to_string(),
+            shell: *self,
+            why,
+        };
+        if value.contains(['\0', '\n', '\r']) {
+            return Err(err("it contains a control character"));
+        }
+        match self {
+            RemoteShell::Posix => Ok(format!("'{}'", value.replace('\'', r"'\''"))),
+            RemoteShell::PowerShell => {
+                // Single quotes are literal in PowerShell; typographic quotes count as quotes too.
+                let escaped: String = value
+                    .chars()
+                    .flat_map(|c| match c {
+                        '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' => vec![c, c],
+                        other => vec![other],
+                    })
+                    .collect();
+                Ok(format!("'{escaped}'"))
+            }
+            RemoteShell::Cmd => {
+                // cmd has no escape inside double quotes; refuse what it would interpret.
+                if value.contains(['"', '%', '!', '^']) {
+                    return Err(err("cmd.exe cannot quote \", %, ! or ^"));
+                }
+                Ok(format!("\"{value}\""))
+            }
+        }
+    }
+
+    /// A command line running `program` with `args`, every part quoted.
+    pub fn command_line(&self, program: &str, args: &[&str]) -> Result<String, QuoteError> {
+        let mut line = match self {
+            // `&` makes PowerShell run a quoted path instead of echoing the string.
+            RemoteShell::PowerShell => format!("& {}", self.quote(program)?),
+            _ => self.quote(program)?,
+        };
+        for arg in args {
+            line.push(' ');
+            line.push_str(&self.quote(arg)?);
+        }
+        Ok(line)
+    }
+
+    /// Prints the SHA-256 of `path` as 64 hex digits, or nothing when the file is missing.
+    pub fn sha256_command(&self, path: &str) -> Result<String, QuoteError> {
+        let q = self.quote(path)?;
+        Ok(match self {
+            RemoteShell::Posix => format!("if [ -f {q} ]; then sha256sum -- {q}; fi"),
+            RemoteShell::PowerShell => format!(
+                "if (Test-Path -LiteralPath {q} -PathType Leaf) {{ (Get-FileHash -Algorithm SHA256 -LiteralPath {q}).Hash }}"
+            ),
+            RemoteShell::Cmd => format!("if exist {q} certutil -hashfile {q} SHA256"),
+        })
+    }
+
+    /// Joins a directory and a file name with this side's separator.
+    pub fn join(&self, dir: &str, name: &str) -> String {
+        let sep = if self.is_windows() { '\\' } else { '/' };
+        let trimmed = dir.trim_end_matches(['/', '\\']);
+        format!("{trimmed}{sep}{name}")
+    }
+}
+
+/// Finds the 64-hex-digit hash in any of the hash commands' outputs.
+pub fn parse_sha256_output(output: &str) -> Option<String> {
+    output
+        .split(|c: char| !c.is_ascii_hexdigit() && c != ' ')
+        .map(|line| line.replace(' ', ""))
+        .chain(output.split_whitespace().map(str::to_string))
+        .find(|tok| tok.len() == 64 && tok.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(|h| h.to_ascii_lowercase())
+}
+
+/// The path SFTP uses for a remote path: OpenSSH for Windows wants `/C:/dir/file`.
+pub fn sftp_path(path: &str) -> String {
+    let b = path.as_bytes();
+    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        format!("/{}", path.replace('\\', "/"))
+    } else {
+        path.to_string()
+    }
+}
+
+/// Lower-case hex of a byte slice.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posix_quoting_survives_a_real_shell() {
+        for value in [
+            "plain",
+            "it's",
+            "$(rm -rf /)",
+            "a b\tc",
+            "`x`;&|<>*?",
+            "'''",
+            "",
+        ] {
+            let q = RemoteShell::Posix.quote(value).unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {q}"))
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                value,
+                "quoted as {q}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_quoting_doubles_or_refuses() {
+        assert_eq!(
+            RemoteShell::PowerShell.quote("C:\\it's").unwrap(),
+            "'C:\\it''s'"
+        );
+        assert_eq!(
+            RemoteShell::PowerShell.quote("a\u{2019}b").unwrap(),
+            "'a\u{2019}\u{2019}b'"
+        );
+        assert_eq!(
+            RemoteShell::Cmd.quote("C:\\Program Files\\x").unwrap(),
+            "\"C:\\Program Files\\x\""
+        );
+        assert!(RemoteShell::Cmd.quote("100%").is_err());
+        assert!(RemoteShell::Posix.quote("a\nb").is_err());
+        assert_eq!(
+            RemoteShell::PowerShell
+                .command_line("C:\\ProgramData\\ecfleet\\ecfleet-agent.exe", &["facts"])
+                .unwrap(),
+            "& 'C:\\ProgramData\\ecfleet\\ecfleet-agent.exe' 'facts'"
+        );
+    }
+
+    #[test]
+    fn hash_outputs_of_all_three_tools_are_read() {
+        let h = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert_eq!(
+            parse_sha256_output(&format!("{h}  /srv/agent\n")).as_deref(),
+            Some(h)
+        );
+        assert_eq!(
+            parse_sha256_output(&format!("{}\r\n", h.to_uppercase())).as_deref(),
+            Some(h)
+        );
+        let certutil = "SHA256 hash of C:\\x:\r\n9f 86 d0 81 88 4c 7d 65 9a 2f ea a0 c5 5a d0 15 a3 bf 4f 1b 2b 0b 82 2c d1 5d 6c 15 b0 f0 0a 08\r\nCertUtil: -hashfile command completed successfully.\r\n";
+        assert_eq!(parse_sha256_output(certutil).as_deref(), Some(h));
+        assert_eq!(parse_sha256_output(""), None);
+    }
+
+    #[test]
+    fn sftp_paths_for_windows_drives() {
+        assert_eq!(
+            sftp_path("C:\\ProgramData\\ecfleet\\a.exe"),
+            "/C:/ProgramData/ecfleet/a.exe"
+        );
+        assert_eq!(sftp_path("/srv/lab/x"), "/srv/lab/x");
+    }
+}
