@@ -1,6 +1,10 @@
 //! ecfleet: audit, plan and upgrade Microsoft Entra Connect sync servers across a fleet.
 //! The library holds all logic; `main.rs` only wires the command line to it.
 
+pub mod audit;
 pub mod catalog;
 pub mod inventory;
+pub mod provision;
+pub mod report;
+pub mod share;
 pub mod transport;

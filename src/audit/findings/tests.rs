@@ -1,0 +1,296 @@
+//! Table-driven tests: a healthy host, then one change per row and the finding it must raise.
+
+use ecfleet_proto::*;
+
+use super::*;
+
+fn healthy() -> Facts {
+    let mut f = Facts::new("test", "0", "2026-11-24T10:00:00Z".into());
+    f.os = Some(OsFacts {
+        caption: "Microsoft Windows Server 2022 Standard".into(),
+        version: "10.0.20348".into(),
+        build: 20348,
+        installation_type: Some("Server".into()),
+    });
+    f.dotnet = Some(DotNetFacts {
+        release: Some(528449),
+    });
+    let on = DotNetTls {
+        system_default_tls_versions: Some(1),
+        sch_use_strong_crypto: Some(1),
+    };
+    let sc = SchannelTls {
+        enabled: Some(1),
+        disabled_by_default: Some(0),
+    };
+    f.tls12 = Some(Tls12Facts {
+        dotnet_x64: on.clone(),
+        dotnet_x86: on,
+        schannel_client: sc.clone(),
+        schannel_server: sc,
+    });
+    f.disk = Some(DiskFacts {
+        system_drive: "C:".into(),
+        free_bytes: 50 << 30,
+        total_bytes: 120 << 30,
+    });
+    f.ec = Some(EcFacts {
+        engine_path: None,
+        engine_file_version: Some("2.6.91.0".into()),
+        engine_product_version: Some("2.6.91.0".into()),
+        config_version: Some("2.6.91.0".into()),
+        wizard_version: None,
+    });
+    f.adsync_service = Some(ServiceFacts {
+        name: "ADSync".into(),
+        display_name: None,
+        state: "Running".into(),
+        start_mode: Some("Auto".into()),
+    });
+    f.scheduler = Some(SchedulerFacts {
+        sync_cycle_enabled: Some(true),
+        staging_mode_enabled: Some(false),
+        scheduler_suspended: Some(false),
+        sync_cycle_in_progress: Some(false),
+        maintenance_enabled: Some(true),
+        next_sync_cycle_start_utc: None,
+        effective_interval_minutes: Some(30),
+    });
+    let run = |profile: &str, end: &str| RunResult {
+        connector: "contoso.com".into(),
+        run_profile: profile.into(),
+        result: "success".into(),
+        start: None,
+        end: Some(end.into()),
+    };
+    f.run_history = Some(vec![
+        run("Export", "2026-11-24T09:50:00Z"),
+        run("Delta Import", "2026-11-24T09:45:00Z"),
+    ]);
+    f.auto_upgrade = Some(AutoUpgradeFacts {
+        state: "Enabled".into(),
+        suspension_reason: None,
+    });
+    f.health_agent = Some(vec![ServiceFacts {
+        name: "AzureADConnectHealthAgent".into(),
+        display_name: None,
+        state: "Running".into(),
+        start_mode: None,
+    }]);
+    f.open_ui = Some(OpenUi::default());
+    f.uninstall = Some(vec![]);
+    f.sync_rules = Some(SyncRuleFacts::default());
+    f
+}
+
+fn set_version(f: &mut Facts, v: &str) {
+    let ec = f.ec.as_mut().unwrap();
+    ec.engine_product_version = Some(v.into());
+    ec.config_version = Some(v.into());
+}
+
+fn codes(f: &Facts, role: Role) -> Vec<String> {
+    let e = evaluate(
+        f,
+        role,
+        &Catalog::embedded(),
+        "2026-11-24".parse().unwrap(),
+        &AuditPlaybook::embedded(),
+    );
+    e.findings.into_iter().map(|f| f.code).collect()
+}
+
+#[test]
+fn a_healthy_host_has_no_findings() {
+    assert!(
+        codes(&healthy(), Role::Active).is_empty(),
+        "{:?}",
+        codes(&healthy(), Role::Active)
+    );
+    let e = evaluate(
+        &healthy(),
+        Role::Active,
+        &Catalog::embedded(),
+        "2026-11-24".parse().unwrap(),
+        &AuditPlaybook::embedded(),
+    );
+    assert_eq!(e.sync_summary, "ok");
+    assert_eq!(e.support.status, Some(SupportStatus::Supported));
+}
+
+#[test]
+fn each_problem_raises_its_finding() {
+    type Change = fn(&mut Facts);
+    let rows: Vec<(&str, Change, Role)> = vec![
+        (
+            "version-mismatch",
+            |f| f.ec.as_mut().unwrap().config_version = Some("2.6.3.0".into()),
+            Role::Active,
+        ),
+        (
+            "retiring-build",
+            |f| set_version(f, "2.5.190.0"),
+            Role::Active,
+        ),
+        (
+            "sync-stopped",
+            |f| set_version(f, "2.4.131.0"),
+            Role::Active,
+        ),
+        (
+            "recalled-build",
+            |f| set_version(f, "2.6.79.0"),
+            Role::Active,
+        ),
+        (
+            "unknown-build",
+            |f| set_version(f, "2.6.55.0"),
+            Role::Active,
+        ),
+        (
+            "os-too-old",
+            |f| f.os.as_mut().unwrap().build = 9600,
+            Role::Active,
+        ),
+        (
+            "dotnet-too-old",
+            |f| {
+                f.dotnet = Some(DotNetFacts {
+                    release: Some(461308),
+                })
+            },
+            Role::Active,
+        ),
+        (
+            "tls12-not-enforced",
+            |f| f.tls12.as_mut().unwrap().dotnet_x86.sch_use_strong_crypto = None,
+            Role::Active,
+        ),
+        (
+            "disk-low",
+            |f| f.disk.as_mut().unwrap().free_bytes = 1 << 30,
+            Role::Active,
+        ),
+        (
+            "wizard-open",
+            |f| f.open_ui.as_mut().unwrap().wizard = true,
+            Role::Active,
+        ),
+        (
+            "sync-service-manager-open",
+            |f| f.open_ui.as_mut().unwrap().sync_service_manager = true,
+            Role::Active,
+        ),
+        (
+            "staging-mode-on-active",
+            |f| f.scheduler.as_mut().unwrap().staging_mode_enabled = Some(true),
+            Role::Active,
+        ),
+        ("staging-server-exporting", |_| {}, Role::Staging),
+        (
+            "sync-cycle-disabled",
+            |f| f.scheduler.as_mut().unwrap().sync_cycle_enabled = Some(false),
+            Role::Active,
+        ),
+        (
+            "scheduler-suspended",
+            |f| f.scheduler.as_mut().unwrap().scheduler_suspended = Some(true),
+            Role::Active,
+        ),
+        (
+            "export-failed",
+            |f| f.run_history.as_mut().unwrap()[0].result = "completed-export-errors".into(),
+            Role::Active,
+        ),
+        (
+            "delta-import-failed",
+            |f| f.run_history.as_mut().unwrap()[1].result = "no-start-connection".into(),
+            Role::Active,
+        ),
+        (
+            "sync-stale",
+            |f| f.collected_at = "2026-11-24T20:00:00Z".into(),
+            Role::Active,
+        ),
+        (
+            "health-agent-stopped",
+            |f| f.health_agent.as_mut().unwrap()[0].state = "Stopped".into(),
+            Role::Active,
+        ),
+        (
+            "auto-upgrade-suspended",
+            |f| f.auto_upgrade.as_mut().unwrap().state = "Suspended".into(),
+            Role::Active,
+        ),
+        (
+            "adsync-stopped",
+            |f| f.adsync_service.as_mut().unwrap().state = "Stopped".into(),
+            Role::Active,
+        ),
+        (
+            "customised-default-rules",
+            |f| f.sync_rules.as_mut().unwrap().customised_default_rules = 2,
+            Role::Active,
+        ),
+        (
+            "probe-failed",
+            |f| {
+                f.dotnet = None;
+                f.probe_failed("dotnet", "Access is denied.");
+            },
+            Role::Active,
+        ),
+        (
+            "server-core",
+            |f| f.os.as_mut().unwrap().installation_type = Some("Server Core".into()),
+            Role::Active,
+        ),
+    ];
+    for (code, change, role) in rows {
+        let mut f = healthy();
+        change(&mut f);
+        let got = codes(&f, role);
+        assert!(got.contains(&code.to_string()), "{code}: got {got:?}");
+    }
+}
+
+#[test]
+fn a_removed_install_with_a_leftover_entry_is_half_removed() {
+    let mut f = healthy();
+    f.ec = None;
+    f.adsync_service = Some(ServiceFacts {
+        name: "ADSync".into(),
+        display_name: None,
+        state: "NotFound".into(),
+        start_mode: None,
+    });
+    f.uninstall = Some(vec![UninstallEntry {
+        display_name: "Microsoft Azure AD Connect synchronization services".into(),
+        display_version: Some("1.6.4.0".into()),
+        key: None,
+        wow6432: false,
+    }]);
+    assert!(codes(&f, Role::Active).contains(&"half-removed-install".to_string()));
+    f.uninstall = Some(vec![]);
+    assert!(codes(&f, Role::Active).contains(&"ec-not-installed".to_string()));
+}
+
+#[test]
+fn a_staging_server_in_staging_mode_is_fine_and_never_judged_on_exports() {
+    let mut f = healthy();
+    f.scheduler.as_mut().unwrap().staging_mode_enabled = Some(true);
+    f.run_history.as_mut().unwrap()[0].result = "stopped-server-down".into();
+    let got = codes(&f, Role::Staging);
+    assert_eq!(got, vec!["staging-mode"], "{got:?}");
+}
+
+#[test]
+fn findings_are_sorted_most_severe_first() {
+    let mut f = healthy();
+    f.open_ui.as_mut().unwrap().wizard = true;
+    f.dotnet = Some(DotNetFacts {
+        release: Some(394802),
+    });
+    let got = codes(&f, Role::Active);
+    assert_eq!(got, vec!["dotnet-too-old", "wizard-open"]);
+}

@@ -1,0 +1,192 @@
+//! Agent provisioning: find the agent builds next to the controller, decide where the agent
+//! lives on each host, and put it there only when it is missing or different (SHA-256 compared
+//! on the host), verifying the copy afterwards.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::transport::remote::{self, RemoteShell, parse_sha256_output};
+use crate::transport::{Transport, TransportError};
+
+/// Where the Windows agent lives on a real host.
+pub const WINDOWS_AGENT_DIR: &str = r"C:\ProgramData\ecfleet";
+
+/// One agent binary, read once and shared by every host's upload.
+#[derive(Clone)]
+pub struct AgentBuild {
+    pub path: PathBuf,
+    pub data: Bytes,
+    pub sha256: String,
+}
+
+impl AgentBuild {
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        let data = std::fs::read(path)?;
+        let sha256 = remote::hex(&Sha256::digest(&data));
+        Ok(AgentBuild {
+            path: path.to_path_buf(),
+            data: Bytes::from(data),
+            sha256,
+        })
+    }
+}
+
+/// The Linux and Windows agent builds, either of which may be missing.
+#[derive(Clone, Default)]
+pub struct AgentBuilds {
+    pub linux: Option<AgentBuild>,
+    pub windows: Option<AgentBuild>,
+}
+
+impl AgentBuilds {
+    /// Looks for `ecfleet-agent` and `ecfleet-agent.exe` where the documented build puts them:
+    /// beside the controller binary (`target/<profile>/`), and for Windows also
+    /// `target/x86_64-pc-windows-gnu/<profile>/`. `explicit_dir` (from `--agent-dir`) wins.
+    pub fn discover(controller_exe: Option<&Path>, explicit_dir: Option<&Path>) -> Self {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        if let Some(d) = explicit_dir {
+            dirs.push(d.to_path_buf());
+        }
+        if let Some(dir) = controller_exe.and_then(Path::parent) {
+            dirs.push(dir.to_path_buf());
+            // target/<profile>/ecfleet → target/x86_64-pc-windows-gnu/{release,debug}/
+            if let Some(target) = dir.parent() {
+                for profile in ["release", "debug"] {
+                    dirs.push(target.join("x86_64-pc-windows-gnu").join(profile));
+                }
+            }
+            // Test binaries live in target/<profile>/deps/.
+            if dir.ends_with("deps")
+                && let Some(profile_dir) = dir.parent()
+            {
+                dirs.push(profile_dir.to_path_buf());
+                if let Some(target) = profile_dir.parent() {
+                    for profile in ["release", "debug"] {
+                        dirs.push(target.join("x86_64-pc-windows-gnu").join(profile));
+                    }
+                }
+            }
+        }
+        let find = |name: &str| {
+            dirs.iter()
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+                .and_then(|p| AgentBuild::load(&p).ok())
+        };
+        AgentBuilds {
+            linux: find("ecfleet-agent"),
+            windows: find("ecfleet-agent.exe"),
+        }
+    }
+
+    pub fn for_shell(&self, shell: RemoteShell) -> Option<&AgentBuild> {
+        if shell.is_windows() {
+            self.windows.as_ref()
+        } else {
+            self.linux.as_ref()
+        }
+    }
+}
+
+/// Where the agent goes on a host: under the lab root for simulated hosts, else the Windows
+/// default.
+pub fn agent_path(shell: RemoteShell, lab_root: Option<&str>) -> Result<String, String> {
+    match (shell, lab_root) {
+        (_, Some(root)) => Ok(shell.join(&shell.join(root, ".ecfleet"), agent_file_name(shell))),
+        (RemoteShell::Posix, None) => {
+            Err("a Linux host can only be a lab host: set lab_root for it in the inventory".into())
+        }
+        (_, None) => Ok(shell.join(WINDOWS_AGENT_DIR, agent_file_name(shell))),
+    }
+}
+
+fn agent_file_name(shell: RemoteShell) -> &'static str {
+    if shell.is_windows() {
+        "ecfleet-agent.exe"
+    } else {
+        "ecfleet-agent"
+    }
+}
+
+/// What provisioning did on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioned {
+    AlreadyCurrent,
+    Uploaded,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(
+        "the agent at {path} does not match after upload (expected sha256 {expected}, the host reports {actual})"
+    )]
+    Mismatch {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+async fn remote_sha256<T: Transport>(
+    t: &T,
+    shell: RemoteShell,
+    path: &str,
+    limit: Duration,
+) -> Result<Option<String>, TransportError> {
+    let out = t.exec(&shell.sha256_command(path)?, limit).await?;
+    Ok(parse_sha256_output(&out.stdout_text()))
+}
+
+/// Makes sure the host has exactly `build` at `path`.
+pub async fn ensure_agent<T: Transport>(
+    t: &T,
+    shell: RemoteShell,
+    build: &AgentBuild,
+    path: &str,
+    limit: Duration,
+) -> Result<Provisioned, ProvisionError> {
+    if remote_sha256(t, shell, path, limit).await?.as_deref() == Some(build.sha256.as_str()) {
+        return Ok(Provisioned::AlreadyCurrent);
+    }
+    t.upload(
+        build.data.clone(),
+        &remote::sftp_path(path),
+        Some(0o755),
+        limit,
+    )
+    .await?;
+    let actual = remote_sha256(t, shell, path, limit)
+        .await?
+        .unwrap_or_else(|| "nothing".into());
+    if actual != build.sha256 {
+        return Err(ProvisionError::Mismatch {
+            path: path.to_string(),
+            expected: build.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(Provisioned::Uploaded)
+}
+
+/// Works out which shell the host runs: `uname` answers on POSIX; on Windows, `%COMSPEC%`
+/// expands under cmd and stays literal under PowerShell.
+pub async fn detect_shell<T: Transport>(
+    t: &T,
+    limit: Duration,
+) -> Result<RemoteShell, TransportError> {
+    let uname = t.exec("uname -s", limit).await?;
+    if uname.success() && !uname.stdout_text().trim().is_empty() {
+        return Ok(RemoteShell::Posix);
+    }
+    let comspec = t.exec("echo %COMSPEC%", limit).await?;
+    if comspec.stdout_text().contains("%COMSPEC%") {
+        Ok(RemoteShell::PowerShell)
+    } else {
+        Ok(RemoteShell::Cmd)
+    }
+}

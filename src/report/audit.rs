@@ -1,0 +1,207 @@
+//! The audit report as a table, JSON (the documented contract) or CSV (one row per host).
+
+use std::io::{self, Write};
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, Color, ContentArrangement, Table};
+
+use crate::audit::{AuditReport, HostAudit, Severity};
+use crate::catalog::SupportStatus;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+pub fn render_audit(
+    report: &AuditReport,
+    format: AuditFormat,
+    color: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        AuditFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
+            writeln!(out)
+        }
+        AuditFormat::Csv => csv(report, out),
+        AuditFormat::Table => table(report, color, out),
+    }
+}
+
+fn version_cell(h: &HostAudit) -> String {
+    match (&h.version.product, &h.version.config) {
+        (Some(p), Some(c)) if p == c => p.clone(),
+        (Some(p), Some(c)) => format!("{p} / config {c}"),
+        (Some(p), None) => p.clone(),
+        (None, Some(c)) => format!("config {c}"),
+        (None, None) => "-".into(),
+    }
+}
+
+fn support_cell(h: &HostAudit) -> String {
+    match (h.support.status, h.support.end_of_support) {
+        (Some(SupportStatus::Supported), Some(d)) => format!("supported (to {d})"),
+        (Some(s), Some(d)) => format!("{} ({d})", s.as_str()),
+        (Some(s), None) => s.as_str().to_string(),
+        (None, _) => "-".into(),
+    }
+}
+
+const PREREQ_CODES: &[(&str, &str)] = &[
+    ("os-too-old", "OS"),
+    ("server-core", "Server Core"),
+    ("dotnet-too-old", ".NET"),
+    ("tls12-not-enforced", "TLS 1.2"),
+    ("disk-low", "disk"),
+    ("wizard-open", "wizard open"),
+    ("sync-service-manager-open", "SSM open"),
+];
+
+fn prereq_cell(h: &HostAudit) -> String {
+    if !h.reachable {
+        return "-".into();
+    }
+    let problems: Vec<&str> = PREREQ_CODES
+        .iter()
+        .filter(|(code, _)| h.findings.iter().any(|f| f.code == *code))
+        .map(|(_, label)| *label)
+        .collect();
+    if problems.is_empty() {
+        "ok".into()
+    } else {
+        problems.join(", ")
+    }
+}
+
+fn findings_cell(h: &HostAudit) -> String {
+    if let Some(e) = &h.error {
+        return format!("UNREACHABLE: {e}");
+    }
+    let shown: Vec<&str> = h
+        .findings
+        .iter()
+        .filter(|f| f.severity != Severity::Info)
+        .map(|f| f.code.as_str())
+        .collect();
+    if shown.is_empty() {
+        "-".into()
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn table(report: &AuditReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if !color {
+        t.force_no_tty();
+    }
+    t.set_header(vec![
+        "tenant",
+        "host",
+        "role",
+        "version",
+        "support",
+        "prerequisites",
+        "sync",
+        "findings",
+    ]);
+    for h in &report.hosts {
+        let tint = |cell: Cell, c: Option<Color>| match (color, c) {
+            (true, Some(c)) => cell.fg(c),
+            _ => cell,
+        };
+        let worst = if h.reachable {
+            h.worst_severity()
+        } else {
+            Some(Severity::Critical)
+        };
+        let c = match worst {
+            Some(Severity::Critical) => Some(Color::Red),
+            Some(Severity::Warning) => Some(Color::Yellow),
+            _ => Some(Color::Green),
+        };
+        t.add_row(vec![
+            Cell::new(&h.tenant),
+            tint(Cell::new(&h.host), c),
+            Cell::new(h.role.to_string()),
+            Cell::new(version_cell(h)),
+            Cell::new(support_cell(h)),
+            Cell::new(prereq_cell(h)),
+            Cell::new(if h.reachable { h.sync.as_str() } else { "-" }),
+            tint(Cell::new(findings_cell(h)), c),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    let s = &report.summary;
+    writeln!(
+        out,
+        "{} hosts: {} reachable, {} unreachable; findings: {} critical, {} warning, {} info (as of {}, catalog checked {})",
+        s.hosts,
+        s.reachable,
+        s.unreachable,
+        s.critical,
+        s.warning,
+        s.info,
+        report.as_of,
+        report.catalog.checked_on
+    )
+}
+
+fn csv(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let header = [
+        "tenant",
+        "host",
+        "role",
+        "address",
+        "reachable",
+        "error",
+        "version_product",
+        "version_config",
+        "support_status",
+        "end_of_support",
+        "os",
+        "sync",
+        "critical",
+        "warning",
+        "finding_codes",
+    ];
+    w.write_record(header).map_err(io::Error::other)?;
+    for h in &report.hosts {
+        let count = |s: Severity| {
+            h.findings
+                .iter()
+                .filter(|f| f.severity == s)
+                .count()
+                .to_string()
+        };
+        let codes: Vec<&str> = h.findings.iter().map(|f| f.code.as_str()).collect();
+        w.write_record([
+            h.tenant.as_str(),
+            h.host.as_str(),
+            &h.role.to_string(),
+            h.address.as_str(),
+            if h.reachable { "true" } else { "false" },
+            h.error.as_deref().unwrap_or(""),
+            h.version.product.as_deref().unwrap_or(""),
+            h.version.config.as_deref().unwrap_or(""),
+            h.support.status.map(|s| s.as_str()).unwrap_or(""),
+            &h.support
+                .end_of_support
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            h.os.as_deref().unwrap_or(""),
+            h.sync.as_str(),
+            &count(Severity::Critical),
+            &count(Severity::Warning),
+            &codes.join(";"),
+        ])
+        .map_err(io::Error::other)?;
+    }
+    w.flush()
+}

@@ -1,0 +1,6 @@
+//! Rendering results for people and machines: tables (comfy-table), JSON and CSV, always into
+//! a writer so tests render into a `Vec<u8>`. stdout gets results; progress goes elsewhere.
+
+mod audit;
+
+pub use audit::{AuditFormat, render_audit};

@@ -1,0 +1,129 @@
+//! The central share: a local or mounted directory where results and backups are kept.
+//! Writes are atomic (temp file, fsync, rename, fsync of the directory), never overwrite, and
+//! each snapshot directory carries a `SHA256SUMS` manifest.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::transport::remote::hex;
+
+#[derive(Debug, thiserror::Error)]
+#[error("share {path}: {source}")]
+pub struct ShareError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+pub struct Share {
+    root: PathBuf,
+}
+
+impl Share {
+    pub fn new(root: &Path) -> Self {
+        Share {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// Writes `audits/<stamp>/audit.json` (or `<stamp>-2`, … if that snapshot exists) and its
+    /// manifest; returns the file's path.
+    pub fn write_audit(&self, stamp: &str, json: &[u8]) -> Result<PathBuf, ShareError> {
+        let audits = self.root.join("audits");
+        let dir = new_dir(&audits, stamp)?;
+        let file = dir.join("audit.json");
+        write_new_file(&file, json)?;
+        let manifest = format!("{}  audit.json\n", hex(&Sha256::digest(json)));
+        write_new_file(&dir.join("SHA256SUMS"), manifest.as_bytes())?;
+        Ok(file)
+    }
+}
+
+fn err(path: &Path) -> impl FnOnce(std::io::Error) -> ShareError + '_ {
+    move |source| ShareError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates a fresh directory `parent/name`, or `name-2`, `name-3`, … if taken.
+fn new_dir(parent: &Path, name: &str) -> Result<PathBuf, ShareError> {
+    fs::create_dir_all(parent).map_err(err(parent))?;
+    for n in 1..10_000 {
+        let dir = if n == 1 {
+            parent.join(name)
+        } else {
+            parent.join(format!("{name}-{n}"))
+        };
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(&dir)(e)),
+        }
+    }
+    Err(ShareError {
+        path: parent.join(name),
+        source: std::io::Error::other("too many snapshots with the same name"),
+    })
+}
+
+/// Atomic create: temp file, fsync, hard-link into place (fails if the name exists), fsync dir.
+pub fn write_new_file(path: &Path, data: &[u8]) -> Result<(), ShareError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::hard_link(&tmp, path)?;
+        fs::remove_file(&tmp)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        err(path)(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_never_overwrite_and_carry_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = Share::new(dir.path());
+        let a = share
+            .write_audit("2026-11-24T020000Z", b"{\"a\":1}")
+            .unwrap();
+        let b = share
+            .write_audit("2026-11-24T020000Z", b"{\"b\":2}")
+            .unwrap();
+        assert_ne!(a, b);
+        assert_eq!(fs::read(&a).unwrap(), b"{\"a\":1}");
+        assert!(b.parent().unwrap().ends_with("2026-11-24T020000Z-2"));
+        let sums = fs::read_to_string(a.parent().unwrap().join("SHA256SUMS")).unwrap();
+        assert!(
+            sums.ends_with("  audit.json\n") && sums.len() == 64 + 2 + 10 + 1,
+            "{sums}"
+        );
+        assert!(
+            write_new_file(&a, b"x").is_err(),
+            "an existing file is never replaced"
+        );
+        assert_eq!(
+            fs::read_dir(a.parent().unwrap()).unwrap().count(),
+            2,
+            "no temp files left"
+        );
+    }
+}
