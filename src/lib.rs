@@ -3,7 +3,9 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod cli;
 pub mod inventory;
+pub mod lab;
 pub mod provision;
 pub mod report;
 pub mod share;

@@ -1,0 +1,118 @@
+//! The command line: clap definitions only. Flags are parsed into plain values here and turned
+//! into real objects in `main.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "ecfleet",
+    version,
+    about = "Audit, plan and upgrade Microsoft Entra Connect sync servers across a fleet"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Validate the inventory; report every error with file:line and a fix.
+    #[command(subcommand)]
+    Inventory(InventoryCommand),
+    /// Collect facts from every host and judge them against the version catalog.
+    Audit(AuditArgs),
+    /// A simulated fleet on this machine.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Subcommand)]
+pub enum InventoryCommand {
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        inventory: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Clone)]
+pub struct AuditArgs {
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// The date support verdicts are computed for (YYYY-MM-DD); default today.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FormatArg,
+    /// Only these hosts (repeatable).
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Only the hosts of these tenants (repeatable).
+    #[arg(long = "tenant", value_name = "NAME")]
+    pub tenants: Vec<String>,
+    /// Hosts worked on at once (default: the inventory's, else 64).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// A newer version catalog than the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Audit thresholds (default: the built-in playbooks/audit.toml).
+    #[arg(long, value_name = "FILE")]
+    pub playbook: Option<PathBuf>,
+    /// Record host keys not yet in known_hosts (never changed ones).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Where the agent builds are (default: beside ecfleet, as `cargo build` leaves them).
+    #[arg(long, value_name = "DIR")]
+    pub agent_dir: Option<PathBuf>,
+    /// Do not write the snapshot to the share.
+    #[arg(long)]
+    pub no_share: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Subcommand)]
+pub enum LabCommand {
+    /// Write N simulated hosts to DIR/hosts/<name>/machine.toml.
+    Init {
+        #[arg(long, default_value_t = 20)]
+        hosts: usize,
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+    },
+    /// Write the hosts, serve them over SSH on 127.0.0.1 and write DIR/inventory.toml; runs
+    /// until interrupted.
+    Up {
+        #[arg(long, default_value_t = 20)]
+        hosts: usize,
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// First port (one per host); default: any free ports.
+        #[arg(long, default_value_t = 0)]
+        port_base: u16,
+    },
+    /// Start a lab, audit it, print the table and stop: ecfleet's main job in one command.
+    Demo {
+        #[arg(long, default_value_t = 20)]
+        hosts: usize,
+        #[arg(long, value_name = "DIR", default_value = "lab")]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: FormatArg,
+    },
+}

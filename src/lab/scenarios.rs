@@ -1,0 +1,410 @@
+//! The simulated fleet: which hosts `ecfleet lab init` writes, in which tenants, and what each
+//! scenario's machine looks like. Versions are picked from the catalog for the given date, so
+//! `retiring` is retiring and `behind` is still supported whatever day the lab is made.
+
+use ecfleet_proto::lab::*;
+use ecfleet_proto::{
+    AutoUpgradeFacts, DiskFacts, DotNetTls, OpenUi, SchannelTls, SyncRuleFacts, Tls12Facts,
+    UninstallEntry,
+};
+use jiff::civil::Date;
+
+use crate::catalog::{Catalog, EcVersion, SupportStatus};
+use crate::inventory::Role;
+
+/// The named scenarios, in the order the first hosts get them.
+pub const SCENARIOS: &[&str] = &[
+    "current",
+    "behind",
+    "staging",
+    "retiring",
+    "sync-stopped",
+    "v1-2012r2",
+    "dotnet-old",
+    "tls-missing",
+    "half-upgraded",
+    "recalled",
+    "disk-low",
+    "wizard-open",
+    "health-agent-off",
+    "sync-errors",
+];
+
+/// What follows the named scenarios: mostly healthy hosts, some with staging partners.
+const FILLER: &[&str] = &[
+    "current",
+    "behind",
+    "staging",
+    "current",
+    "retiring",
+    "behind",
+    "current",
+    "sync-errors",
+    "current",
+    "behind",
+    "staging",
+    "tls-missing",
+];
+
+/// One host of the lab fleet.
+pub struct LabHost {
+    pub name: String,
+    pub tenant: String,
+    pub scenario: String,
+    pub role: Role,
+    pub machine: Machine,
+}
+
+/// Versions chosen for the lab's date.
+struct Picks {
+    current: EcVersion,
+    behind: Vec<EcVersion>,
+    retiring: EcVersion,
+    sync_stopped: EcVersion,
+    recalled: EcVersion,
+}
+
+fn picks(catalog: &Catalog, as_of: Date) -> Picks {
+    let newest = catalog
+        .newest()
+        .map(|r| r.version)
+        .unwrap_or(EcVersion([2, 6, 91, 0]));
+    let status = |v| catalog.support(v, as_of, 90).status;
+    let usable = |r: &&crate::catalog::Release| r.confirmed && !r.recalled;
+    let behind: Vec<EcVersion> = catalog
+        .releases
+        .iter()
+        .filter(usable)
+        .map(|r| r.version)
+        .filter(|v| *v < newest && status(*v) == SupportStatus::Supported)
+        .collect();
+    let pick = |wanted: SupportStatus, fallback: &str| {
+        catalog
+            .releases
+            .iter()
+            .filter(usable)
+            .map(|r| r.version)
+            .find(|v| v.major() >= 2 && status(*v) == wanted)
+            .unwrap_or_else(|| fallback.parse().unwrap_or(newest))
+    };
+    Picks {
+        current: newest,
+        behind: if behind.is_empty() {
+            vec![newest]
+        } else {
+            behind
+        },
+        retiring: pick(SupportStatus::Retiring, "2.5.190.0"),
+        sync_stopped: pick(SupportStatus::SyncStopped, "2.5.76.0"),
+        recalled: catalog
+            .releases
+            .iter()
+            .find(|r| r.recalled)
+            .map(|r| r.version)
+            .unwrap_or(EcVersion([2, 6, 79, 0])),
+    }
+}
+
+const OSES: &[(&str, &str, u32)] = &[
+    (
+        "Microsoft Windows Server 2022 Standard",
+        "10.0.20348",
+        20348,
+    ),
+    (
+        "Microsoft Windows Server 2019 Standard",
+        "10.0.17763",
+        17763,
+    ),
+    (
+        "Microsoft Windows Server 2025 Standard",
+        "10.0.26100",
+        26100,
+    ),
+    (
+        "Microsoft Windows Server 2016 Standard",
+        "10.0.14393",
+        14393,
+    ),
+];
+
+fn tls(enforced: bool) -> Tls12Facts {
+    let v = |on: bool| if on { Some(1) } else { None };
+    let dotnet = DotNetTls {
+        system_default_tls_versions: v(enforced),
+        sch_use_strong_crypto: v(enforced),
+    };
+    let sc = if enforced {
+        SchannelTls {
+            enabled: Some(1),
+            disabled_by_default: Some(0),
+        }
+    } else {
+        SchannelTls::default()
+    };
+    Tls12Facts {
+        dotnet_x64: dotnet.clone(),
+        dotnet_x86: dotnet,
+        schannel_client: sc.clone(),
+        schannel_server: sc,
+    }
+}
+
+fn runs(tenant: &str, staging: bool, failing_export: bool, seed: usize) -> Vec<MachineRun> {
+    let ad = format!("{tenant}.local");
+    let aad = format!("{tenant}.onmicrosoft.com - AAD");
+    let base = (seed % 20) as u32;
+    let run = |connector: &str, profile: &str, age: u32| MachineRun {
+        connector: connector.into(),
+        run_profile: profile.into(),
+        result: "success".into(),
+        age_minutes: base + age,
+        duration_seconds: 20 + (seed % 40) as u32,
+    };
+    let mut v = vec![
+        run(&ad, "Delta Import", 9),
+        run(&aad, "Delta Import", 8),
+        run(&ad, "Delta Synchronization", 6),
+        run(&aad, "Delta Synchronization", 5),
+    ];
+    if !staging {
+        let mut export = run(&aad, "Export", 3);
+        if failing_export {
+            export.result = "completed-export-errors".into();
+        }
+        v.push(export);
+        v.push(run(&ad, "Export", 2));
+    }
+    v
+}
+
+fn machine(
+    name: &str,
+    tenant: &str,
+    scenario: &str,
+    role: Role,
+    seed: usize,
+    p: &Picks,
+) -> Machine {
+    let os = OSES[seed % OSES.len()];
+    let behind = p.behind[seed % p.behind.len()];
+    let version = match scenario {
+        "current" => p.current,
+        "retiring" => p.retiring,
+        "sync-stopped" => p.sync_stopped,
+        "recalled" => p.recalled,
+        "v1-2012r2" => EcVersion([1, 6, 16, 0]),
+        _ => behind,
+    };
+    let staging = role == Role::Staging;
+    let mut m = Machine {
+        host: MachineHost {
+            name: name.to_uppercase(),
+            scenario: scenario.into(),
+            description: description(scenario).into(),
+        },
+        os: MachineOs {
+            caption: os.0.into(),
+            version: os.1.into(),
+            build: os.2,
+            installation_type: Some("Server".into()),
+        },
+        dotnet: MachineDotNet {
+            release: Some(if os.2 >= 20348 { 528449 } else { 528040 }),
+        },
+        tls12: tls(true),
+        disk: DiskFacts {
+            system_drive: "C:".into(),
+            free_bytes: (20 + (seed as u64 * 7) % 80) << 30,
+            total_bytes: 127 << 30,
+        },
+        ec: Some(MachineEc {
+            engine_version: version.to_string(),
+            config_version: version.to_string(),
+            wizard_version: Some(version.to_string()),
+            install_dir: r"C:\Program Files\Microsoft Azure AD Sync".into(),
+        }),
+        uninstall: vec![
+            UninstallEntry {
+                display_name: "Microsoft Azure AD Connect".into(),
+                display_version: Some(version.to_string()),
+                key: Some("{4C9F6A7E-5D5B-4B0E-9E84-0A9A2C1D0B11}".into()),
+                wow6432: false,
+            },
+            UninstallEntry {
+                display_name: "Microsoft Azure AD Connect synchronization services".into(),
+                display_version: Some(version.to_string()),
+                key: Some("{A0E2B5C4-7F1D-4E3A-8B9C-6D5E4F3A2B10}".into()),
+                wow6432: false,
+            },
+        ],
+        service: MachineService::default(),
+        scheduler: MachineScheduler {
+            staging_mode_enabled: staging,
+            next_cycle_in_minutes: 1 + (seed % 29) as u32,
+            ..MachineScheduler::default()
+        },
+        runs: runs(tenant, staging, scenario == "sync-errors", seed),
+        auto_upgrade: Some(AutoUpgradeFacts {
+            state: if seed % 3 == 0 { "Enabled" } else { "Disabled" }.into(),
+            suspension_reason: None,
+        }),
+        health_agent: vec![
+            MachineHealthService {
+                name: "AzureADConnectHealthAgent".into(),
+                display_name: "Microsoft Entra Connect Health Agent".into(),
+                state: "Running".into(),
+                start_mode: "Auto".into(),
+            },
+            MachineHealthService {
+                name: "AzureADConnectAgentUpdater".into(),
+                display_name: "Microsoft Entra Connect Agent Updater".into(),
+                state: "Running".into(),
+                start_mode: "Auto".into(),
+            },
+        ],
+        open_ui: OpenUi::default(),
+        sync_rules: SyncRuleFacts {
+            customised_default_rules: 0,
+            custom_rules: (seed % 4) as u32,
+            custom_rules_outside_0_99: 0,
+        },
+        faults: Faults::default(),
+    };
+    match scenario {
+        "v1-2012r2" => {
+            m.os = MachineOs {
+                caption: "Microsoft Windows Server 2012 R2 Standard".into(),
+                version: "6.3.9600".into(),
+                build: 9600,
+                installation_type: Some("Server".into()),
+            };
+            m.dotnet.release = Some(528040);
+            m.tls12 = tls(false);
+            m.health_agent.truncate(1);
+            m.health_agent[0].name = "AzureADConnectHealthSyncMonitor".into();
+            m.health_agent[0].display_name =
+                "Azure AD Connect Health Sync Monitoring Service".into();
+        }
+        "dotnet-old" => m.dotnet.release = Some(461308),
+        "tls-missing" => m.tls12 = tls(false),
+        "half-upgraded" => {
+            let from = p.behind.last().copied().unwrap_or(behind);
+            let to = p.behind.first().copied().unwrap_or(p.current);
+            if let Some(ec) = m.ec.as_mut() {
+                ec.engine_version = to.to_string();
+                ec.config_version = from.to_string();
+            }
+            m.scheduler.scheduler_suspended = true;
+        }
+        "disk-low" => m.disk.free_bytes = 1_288_490_188,
+        "wizard-open" => {
+            m.open_ui.wizard = true;
+            m.scheduler.scheduler_suspended = true;
+        }
+        "health-agent-off" => {
+            for h in &mut m.health_agent {
+                h.state = "Stopped".into();
+                h.start_mode = "Disabled".into();
+            }
+        }
+        _ => {}
+    }
+    m
+}
+
+fn description(scenario: &str) -> &'static str {
+    match scenario {
+        "current" => "newest build, healthy",
+        "behind" => "older build, still supported",
+        "staging" => "staging server (imports and syncs, never exports)",
+        "retiring" => "end of support within 90 days",
+        "sync-stopped" => "below 2.5.79.0: sync stopped on 30 Sep 2026",
+        "v1-2012r2" => "1.x on Server 2012 R2: needs a swing migration",
+        "dotnet-old" => ".NET Framework 4.7.1",
+        "tls-missing" => "TLS 1.2 registry values not set",
+        "half-upgraded" => "engine and configuration versions disagree",
+        "recalled" => "recalled build 2.6.79.0",
+        "disk-low" => "about 1.2 GiB free on C:",
+        "wizard-open" => "the Entra Connect wizard is open",
+        "health-agent-off" => "Health Agent services stopped and disabled",
+        "sync-errors" => "last export ended with errors",
+        _ => "",
+    }
+}
+
+/// The fleet for `n` hosts: the named scenarios first, then realistic filler. A `staging` host
+/// joins the tenant of the host before it (that tenant's active server).
+pub fn fleet(n: usize, catalog: &Catalog, as_of: Date) -> Vec<LabHost> {
+    let p = picks(catalog, as_of);
+    let mut hosts: Vec<LabHost> = Vec::with_capacity(n);
+    let mut tenant_no = 0;
+    for i in 0..n {
+        let scenario = if i < SCENARIOS.len() {
+            SCENARIOS[i]
+        } else {
+            FILLER[(i - SCENARIOS.len()) % FILLER.len()]
+        };
+        let joins_previous = scenario == "staging"
+            && hosts
+                .last()
+                .is_some_and(|h| h.role == Role::Active && h.scenario != "staging");
+        if !joins_previous {
+            tenant_no += 1;
+        }
+        let tenant = format!("tenant{tenant_no:02}");
+        let role = if scenario == "staging" && joins_previous {
+            Role::Staging
+        } else {
+            Role::Active
+        };
+        let scenario_label = if role == Role::Staging || scenario != "staging" {
+            scenario
+        } else {
+            "behind"
+        };
+        let name = format!("t{tenant_no:02}-{scenario_label}");
+        let machine = machine(&name, &tenant, scenario_label, role, i, &p);
+        hosts.push(LabHost {
+            name,
+            tenant,
+            scenario: scenario_label.to_string(),
+            role,
+            machine,
+        });
+    }
+    hosts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_scenario_is_present_once_the_fleet_is_big_enough() {
+        let fleet = fleet(20, &Catalog::embedded(), "2026-11-24".parse().unwrap());
+        for s in SCENARIOS {
+            assert!(fleet.iter().any(|h| h.scenario == *s), "{s} missing");
+        }
+        let mut names: Vec<&str> = fleet.iter().map(|h| h.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 20, "names are unique");
+        let staging = fleet.iter().find(|h| h.scenario == "staging").unwrap();
+        assert_eq!(staging.role, Role::Staging);
+        assert!(
+            fleet
+                .iter()
+                .any(|h| h.tenant == staging.tenant && h.role == Role::Active),
+            "a staging host shares its tenant with an active one"
+        );
+        assert_eq!(
+            fleet
+                .iter()
+                .find(|h| h.scenario == "half-upgraded")
+                .unwrap()
+                .name,
+            "t08-half-upgraded"
+        );
+    }
+}
