@@ -143,9 +143,13 @@ impl KnownHosts {
 /// Serialises appends from concurrent connections to the same file.
 static LEARN_LOCK: Mutex<()> = Mutex::new(());
 
-/// Appends a newly accepted key (never used for changed keys).
+/// Appends a newly accepted key (never used for changed keys). Concurrent connections to the
+/// same host (several inventory hosts behind one address) record it once.
 pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
     let _guard = LEARN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if KnownHosts::load(path)?.check(host, port, key) == HostKeyVerdict::Trusted {
+        return Ok(());
+    }
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {

@@ -1,0 +1,255 @@
+//! `ecfleet audit` end to end: the real binary, real OpenSSH sshd instances on loopback, lab
+//! hosts behind them, the agent pushed over SFTP and run as a real process.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn audits_24_lab_hosts_behind_three_sshds_with_the_expected_findings() {
+    let fleet = Fleet::new(24, 3);
+    let inventory = fleet.write_inventory("");
+    let (code, report, stderr) = fleet.audit(&inventory, &[]);
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["as_of"], "2026-11-24");
+    assert_eq!(report["summary"]["hosts"], 24, "{stderr}");
+    assert_eq!(report["summary"]["reachable"], 24, "{report:#}");
+    assert_eq!(code, 1, "findings present → exit 1");
+    let expect = [
+        ("t01-current", None),
+        ("t03-retiring", Some("retiring-build")),
+        ("t04-sync-stopped", Some("sync-stopped")),
+        ("t05-v1-2012r2", Some("os-too-old")),
+        ("t06-dotnet-old", Some("dotnet-too-old")),
+        ("t07-tls-missing", Some("tls12-not-enforced")),
+        ("t08-half-upgraded", Some("version-mismatch")),
+        ("t09-recalled", Some("recalled-build")),
+        ("t10-disk-low", Some("disk-low")),
+        ("t11-wizard-open", Some("wizard-open")),
+        ("t12-health-agent-off", Some("health-agent-stopped")),
+        ("t13-sync-errors", Some("export-failed")),
+        ("t02-staging", Some("staging-mode")),
+    ];
+    for (name, code) in expect {
+        let h = host(&report, name);
+        assert_eq!(h["reachable"], true, "{name}: {}", h["error"]);
+        match code {
+            Some(c) => assert!(codes(h).contains(&c.to_string()), "{name}: {:?}", codes(h)),
+            None => assert!(codes(h).is_empty(), "{name}: {:?}", codes(h)),
+        }
+    }
+    let current = host(&report, "t01-current");
+    assert_eq!(current["version"]["product"], "2.6.91.0");
+    assert_eq!(current["version"]["config"], "2.6.91.0");
+    assert_eq!(current["support"]["status"], "supported");
+    assert_eq!(current["support"]["end_of_support"], "2027-09-23");
+    let half = host(&report, "t08-half-upgraded");
+    assert_ne!(half["version"]["product"], half["version"]["config"]);
+    for f in half["findings"].as_array().unwrap() {
+        for key in ["code", "severity", "message", "fix"] {
+            assert!(f.get(key).is_some(), "finding lacks {key}");
+        }
+    }
+    // The snapshot is on the share, with its manifest.
+    let audits = fleet.dir.path().join("share/audits");
+    let snap = std::fs::read_dir(&audits)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snap.join("audit.json")).unwrap()).unwrap();
+    assert_eq!(saved["summary"]["hosts"], 24);
+    assert!(snap.join("SHA256SUMS").exists());
+
+    // A second run finds the agent in place and does not upload it again.
+    let agent = fleet.host_dir("t01-current").join(".ecfleet/ecfleet-agent");
+    let before = std::fs::metadata(&agent).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (code2, report2, _) = fleet.audit(&inventory, &["--host", "t01-current", "--no-share"]);
+    assert_eq!((code2, report2["summary"]["hosts"].as_u64()), (0, Some(1)));
+    assert_eq!(
+        std::fs::metadata(&agent).unwrap().modified().unwrap(),
+        before,
+        "agent re-uploaded"
+    );
+    // A different (corrupted) remote copy is replaced and verified.
+    std::fs::write(&agent, b"corrupt").unwrap();
+    let (code3, _, _) = fleet.audit(&inventory, &["--host", "t01-current", "--no-share"]);
+    assert_eq!(code3, 0);
+    assert!(std::fs::metadata(&agent).unwrap().len() > 1000);
+}
+
+#[test]
+fn a_changed_host_key_is_refused_naming_the_fingerprint_and_the_rest_complete() {
+    let fleet = Fleet::new(6, 2);
+    // Record a wrong key for the second sshd.
+    let wrong = fleet.dir.path().join("wrong_host");
+    keygen(&wrong);
+    let wrong_pub = std::fs::read_to_string(wrong.with_extension("pub")).unwrap();
+    let wrong_pub: String = wrong_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kh = format!(
+        "{}[127.0.0.1]:{} {}\n",
+        fleet.sshds[0].known_hosts_line(),
+        fleet.sshds[1].port,
+        wrong_pub
+    );
+    std::fs::write(&fleet.known_hosts, &kh).unwrap();
+    let inventory = fleet.write_inventory("");
+    for extra in [&[][..], &["--accept-new-host-keys"][..]] {
+        let (code, report, _) = fleet.audit(&inventory, extra);
+        assert_eq!(code, 2, "unreachable hosts → exit 2");
+        let refused: Vec<&serde_json::Value> = report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["reachable"] == false)
+            .collect();
+        assert!(!refused.is_empty());
+        for h in &refused {
+            let e = h["error"].as_str().unwrap();
+            assert!(
+                e.contains("HOST KEY CHANGED") && e.contains("SHA256:"),
+                "{e}"
+            );
+            assert!(
+                h["address"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!(":{}", fleet.sshds[1].port))
+            );
+        }
+        assert_eq!(
+            report["summary"]["reachable"].as_u64().unwrap() as usize + refused.len(),
+            6
+        );
+        assert!(report["summary"]["reachable"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&fleet.known_hosts).unwrap(),
+        kh,
+        "a changed key is never learned"
+    );
+}
+
+#[test]
+fn unknown_host_keys_are_refused_unless_new_keys_are_accepted() {
+    let fleet = Fleet::new(2, 1);
+    std::fs::write(&fleet.known_hosts, "").unwrap();
+    let inventory = fleet.write_inventory("");
+    let (code, report, _) = fleet.audit(&inventory, &[]);
+    assert_eq!(code, 2);
+    let e = host(&report, "t01-current")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("is not in") && e.contains("SHA256:") && e.contains("--accept-new-host-keys"),
+        "{e}"
+    );
+    let (code, report, _) = fleet.audit(&inventory, &["--accept-new-host-keys", "--no-share"]);
+    assert_eq!(report["summary"]["reachable"], 2, "{report:#}");
+    assert_ne!(code, 2);
+    let learned = std::fs::read_to_string(&fleet.known_hosts).unwrap();
+    assert_eq!(
+        learned.lines().count(),
+        1,
+        "one line for the one sshd: {learned}"
+    );
+    assert!(learned.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", fleet.sshds[0].port)));
+}
+
+#[test]
+fn an_unreachable_host_and_a_hanging_host_fail_alone() {
+    let fleet = Fleet::new(5, 1);
+    // t03 hangs for a minute; the playbook gives each host 4 s.
+    let machine = fleet.host_dir("t03-retiring").join("machine.toml");
+    let text = std::fs::read_to_string(&machine)
+        .unwrap()
+        .replace("hang_seconds = 0", "hang_seconds = 60");
+    assert!(text.contains("hang_seconds = 60"));
+    std::fs::write(&machine, text).unwrap();
+    let playbook = fleet.dir.path().join("audit.toml");
+    std::fs::write(&playbook, "schema_version = 1\nretiring_days = 90\nmin_free_gib = 2.0\nmax_sync_age_hours = 3.0\nhost_deadline_secs = 4\n").unwrap();
+    let closed = free_port();
+    let extra = format!(
+        "[[tenant]]\nname = \"gone\"\n\n[[tenant.host]]\nname = \"gone-ec1\"\naddress = \"127.0.0.1\"\nport = {closed}\nlab_root = \"/nonexistent\"\n"
+    );
+    let inventory = fleet.write_inventory(&extra);
+    let started = std::time::Instant::now();
+    let (code, report, _) = fleet.audit(
+        &inventory,
+        &["--playbook", playbook.to_str().unwrap(), "--no-share"],
+    );
+    let took = started.elapsed();
+    assert_eq!(code, 2);
+    assert_eq!(report["summary"]["hosts"], 6);
+    assert_eq!(report["summary"]["reachable"], 4);
+    let gone = host(&report, "gone-ec1");
+    assert!(
+        gone["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect to 127.0.0.1"),
+        "{gone}"
+    );
+    let hung = host(&report, "t03-retiring");
+    assert!(
+        hung["error"]
+            .as_str()
+            .unwrap()
+            .contains("host deadline of 4 s"),
+        "{hung}"
+    );
+    assert!(
+        took.as_secs() < 50,
+        "the hung host's 60 s sleep did not hold the run ({took:?})"
+    );
+    for name in [
+        "t01-current",
+        "t02-behind",
+        "t02-staging",
+        "t04-sync-stopped",
+    ] {
+        assert_eq!(host(&report, name)["reachable"], true, "{name}");
+    }
+}
+
+#[test]
+fn csv_and_table_formats_carry_every_host() {
+    let fleet = Fleet::new(3, 1);
+    let inventory = fleet.write_inventory("");
+    for (format, header) in [
+        ("csv", "tenant,host,role,address,reachable"),
+        ("table", "prerequisites"),
+    ] {
+        let out = ecfleet()
+            .args([
+                "audit",
+                "--no-share",
+                "--as-of",
+                "2026-11-24",
+                "--format",
+                format,
+                "--agent-dir",
+            ])
+            .arg(agent_dir())
+            .arg("-i")
+            .arg(&inventory)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(header), "{text}");
+        for (name, _) in &fleet.hosts {
+            assert!(
+                text.contains(name.as_str()),
+                "{format}: {name} missing\n{text}"
+            );
+        }
+    }
+}

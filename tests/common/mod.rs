@@ -1,0 +1,288 @@
+//! Test harness: private OpenSSH sshd instances on loopback (own configs, high ports, own host
+//! keys), client keys, lab hosts and inventories, and the `ecfleet` binary.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn ecfleet() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ecfleet"))
+}
+
+/// The agent's build directory; builds the agent once per test process.
+pub fn agent_dir() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-q", "-p", "ecfleet-agent"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the agent failed");
+            PathBuf::from(env!("CARGO_BIN_EXE_ecfleet"))
+                .parent()
+                .unwrap()
+                .to_path_buf()
+        })
+        .clone()
+}
+
+fn sshd_binary() -> PathBuf {
+    let path = PathBuf::from("/usr/sbin/sshd");
+    if !path.exists() {
+        // Install what the test needs, as CI does (.ci/run); fails loudly if that is impossible.
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "openssh-server"])
+            .status();
+    }
+    assert!(
+        path.exists(),
+        "OpenSSH sshd is required: apt-get install -y openssh-server"
+    );
+    let _ = std::fs::create_dir_all("/run/sshd");
+    path
+}
+
+pub fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", ""])
+        .arg("-f")
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn whoami() -> String {
+    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// One private sshd.
+pub struct Sshd {
+    pub port: u16,
+    pub host_pub: String,
+    child: Child,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    pub fn start(dir: &Path, name: &str, authorized_keys: &Path) -> Sshd {
+        let sshd = sshd_binary();
+        let host_key = dir.join(format!("{name}_host_ed25519"));
+        keygen(&host_key);
+        let port = free_port();
+        let config = dir.join(format!("{name}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nPidFile {dir}/{name}.pid\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\nMaxStartups 200:30:400\nMaxSessions 50\nLogLevel ERROR\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
+                hk = host_key.display(),
+                dir = dir.display(),
+                ak = authorized_keys.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(sshd)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd on port {port} did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let host_pub = std::fs::read_to_string(host_key.with_extension("pub")).unwrap();
+        let host_pub = host_pub
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        Sshd {
+            port,
+            host_pub,
+            child,
+        }
+    }
+
+    pub fn known_hosts_line(&self) -> String {
+        format!("[127.0.0.1]:{} {}\n", self.port, self.host_pub)
+    }
+}
+
+/// A lab fleet behind several sshd instances, with a client key and an inventory.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub sshds: Vec<Sshd>,
+    pub hosts: Vec<(String, String)>, // (name, tenant)
+    pub key: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
+impl Fleet {
+    pub fn new(hosts: usize, instances: usize) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ed25519");
+        keygen(&key);
+        let authorized = dir.path().join("authorized_keys");
+        std::fs::copy(key.with_extension("pub"), &authorized).unwrap();
+        let sshds: Vec<Sshd> = (0..instances)
+            .map(|i| Sshd::start(dir.path(), &format!("sshd{i}"), &authorized))
+            .collect();
+        let known_hosts = dir.path().join("known_hosts");
+        std::fs::write(
+            &known_hosts,
+            sshds
+                .iter()
+                .map(|s| s.known_hosts_line())
+                .collect::<String>(),
+        )
+        .unwrap();
+        let out = ecfleet()
+            .args([
+                "lab",
+                "init",
+                "--hosts",
+                &hosts.to_string(),
+                "--as-of",
+                "2026-11-24",
+                "--dir",
+            ])
+            .arg(dir.path().join("lab"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lab init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("lab/hosts"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let hosts = names
+            .into_iter()
+            .map(|n| (n.clone(), format!("tenant{}", &n[1..n.find('-').unwrap()])))
+            .collect();
+        Fleet {
+            dir,
+            sshds,
+            hosts,
+            key,
+            known_hosts,
+        }
+    }
+
+    pub fn host_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join("lab/hosts").join(name)
+    }
+
+    /// An inventory for every host; `extra` is appended (more tenants or hosts).
+    pub fn write_inventory(&self, extra: &str) -> PathBuf {
+        let mut s = format!(
+            "[defaults]\nuser = \"{}\"\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nos = \"linux\"\nconnect_timeout = 10\n\n[share]\npath = \"{}\"\n\n",
+            whoami(),
+            self.key.display(),
+            self.known_hosts.display(),
+            self.dir.path().join("share").display()
+        );
+        let mut tenants: Vec<&str> = self.hosts.iter().map(|(_, t)| t.as_str()).collect();
+        tenants.dedup();
+        for (ti, tenant) in tenants.iter().enumerate() {
+            s.push_str(&format!("[[tenant]]\nname = \"{tenant}\"\n\n"));
+            for (hi, (name, _)) in self
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, t))| t == tenant)
+            {
+                let role = if name.contains("staging") {
+                    "staging"
+                } else {
+                    "active"
+                };
+                let sshd = &self.sshds[(ti + hi) % self.sshds.len()];
+                s.push_str(&format!("[[tenant.host]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nport = {}\nrole = \"{role}\"\nlab_root = \"{}\"\n\n", sshd.port, self.host_dir(name).display()));
+            }
+        }
+        s.push_str(extra);
+        let path = self.dir.path().join("inventory.toml");
+        std::fs::write(&path, s).unwrap();
+        path
+    }
+
+    pub fn audit(&self, inventory: &Path, extra_args: &[&str]) -> (i32, serde_json::Value, String) {
+        let out: Output = ecfleet()
+            .args([
+                "audit",
+                "--format",
+                "json",
+                "--as-of",
+                "2026-11-24",
+                "--agent-dir",
+            ])
+            .arg(agent_dir())
+            .arg("-i")
+            .arg(inventory)
+            .args(extra_args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "audit JSON: {e}\nstdout: {}\nstderr: {stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), json, stderr)
+    }
+}
+
+pub fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap_or_else(|| panic!("{name} not in report"))
+}
+
+pub fn codes(h: &serde_json::Value) -> Vec<String> {
+    h["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
