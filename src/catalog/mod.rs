@@ -222,7 +222,7 @@ impl Catalog {
                 notes: r.notes.clone(),
             });
         }
-        releases.sort_by(|a, b| b.version.cmp(&a.version));
+        releases.sort_by_key(|r| std::cmp::Reverse(r.version));
         if let Some(w) = releases.windows(2).find(|w| w[0].version == w[1].version) {
             return Err(invalid(format!("release {} is listed twice", w[0].version)));
         }

@@ -246,7 +246,12 @@ fn machine(
         },
         runs: runs(tenant, staging, scenario == "sync-errors", seed),
         auto_upgrade: Some(AutoUpgradeFacts {
-            state: if seed % 3 == 0 { "Enabled" } else { "Disabled" }.into(),
+            state: if seed.is_multiple_of(3) {
+                "Enabled"
+            } else {
+                "Disabled"
+            }
+            .into(),
             suspension_reason: None,
         }),
         health_agent: vec![

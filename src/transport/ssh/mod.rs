@@ -159,15 +159,17 @@ pub struct SshConnection {
 }
 
 fn client_config(known_algorithms: Vec<russh::keys::Algorithm>) -> client::Config {
-    let mut preferred = Preferred::default();
     // AES-GCM first: 20–40 % less CPU than chacha20 on AES-NI machines (design/SSH.md §2).
-    preferred.cipher = std::borrow::Cow::Owned(vec![
-        cipher::AES_256_GCM,
-        cipher::AES_128_GCM,
-        cipher::CHACHA20_POLY1305,
-        cipher::AES_256_CTR,
-        cipher::AES_128_CTR,
-    ]);
+    let mut preferred = Preferred {
+        cipher: std::borrow::Cow::Owned(vec![
+            cipher::AES_256_GCM,
+            cipher::AES_128_GCM,
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_256_CTR,
+            cipher::AES_128_CTR,
+        ]),
+        ..Preferred::default()
+    };
     if !known_algorithms.is_empty() {
         // Ask for a host key type we already know for this host, as OpenSSH does.
         let mut keys = known_algorithms;

@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(runs.len(), 1, "one run comes as an object, not a list");
         assert_eq!(runs[0].end.as_deref(), Some("2026-11-23T08:00:00Z"));
         assert_eq!(runs[0].result, "completed-export-errors");
-        assert_eq!(f.open_ui.unwrap().sync_service_manager, true);
+        assert!(f.open_ui.unwrap().sync_service_manager);
         assert_eq!(f.health_agent.unwrap()[0].state, "Stopped");
         assert_eq!(
             f.auto_upgrade.unwrap().suspension_reason.as_deref(),
