@@ -122,6 +122,12 @@ pub enum Provisioned {
 pub enum ProvisionError {
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Quote(#[from] remote::QuoteError),
+    #[error(
+        "the agent at {path} did not start even after a fresh upload ({detail}); check that the host can run it (antivirus, AppLocker, noexec mounts)"
+    )]
+    NotStarted { path: String, detail: String },
     #[error(
         "the agent at {path} does not match after upload (expected sha256 {expected}, the host reports {actual})"
     )]
@@ -153,13 +159,7 @@ pub async fn ensure_agent<T: Transport>(
     if remote_sha256(t, shell, path, limit).await?.as_deref() == Some(build.sha256.as_str()) {
         return Ok(Provisioned::AlreadyCurrent);
     }
-    t.upload(
-        build.data.clone(),
-        &remote::sftp_path(path),
-        Some(0o755),
-        limit,
-    )
-    .await?;
+    upload(t, build, path, limit).await?;
     let actual = remote_sha256(t, shell, path, limit)
         .await?
         .unwrap_or_else(|| "nothing".into());
@@ -171,6 +171,104 @@ pub async fn ensure_agent<T: Transport>(
         });
     }
     Ok(Provisioned::Uploaded)
+}
+
+/// Puts `build` at `path` over SFTP (temp file and rename, executable).
+async fn upload<T: Transport>(
+    t: &T,
+    build: &AgentBuild,
+    path: &str,
+    limit: Duration,
+) -> Result<(), TransportError> {
+    t.upload(
+        build.data.clone(),
+        &remote::sftp_path(path),
+        Some(0o755),
+        limit,
+    )
+    .await
+}
+
+/// What [`run_agent`] did to get the agent's answer.
+#[derive(Debug)]
+pub struct AgentRun {
+    pub output: crate::transport::ExecOutput,
+    pub provisioned: Provisioned,
+}
+
+/// Runs the agent with `args`, provisioning it only when needed, in one round trip when the
+/// host's copy is current: the launch command ([`RemoteShell::agent_launch_command`]) makes the
+/// agent check its own SHA-256 against `build` and say so on its first line before it does
+/// anything (that matters where every remote command starts a new PowerShell). Output without
+/// that proof (the file is missing, older, damaged or cannot run) means: upload the build (temp
+/// file and rename) and send the command again, which verifies the upload the same way. The
+/// returned output starts after the proof line.
+pub async fn run_agent<T: Transport>(
+    t: &T,
+    shell: RemoteShell,
+    build: &AgentBuild,
+    path: &str,
+    args: &[&str],
+    limit: Duration,
+) -> Result<AgentRun, ProvisionError> {
+    let command = shell.agent_launch_command(path, &build.sha256, args)?;
+    let first = t.exec(&command, limit).await?;
+    if let Some(output) = after_ready_line(first, &build.sha256) {
+        return Ok(AgentRun {
+            output,
+            provisioned: Provisioned::AlreadyCurrent,
+        });
+    }
+    upload(t, build, path, limit).await?;
+    let second = t.exec(&command, limit).await?;
+    let detail = describe(&second);
+    match after_ready_line(second, &build.sha256) {
+        Some(output) => Ok(AgentRun {
+            output,
+            provisioned: Provisioned::Uploaded,
+        }),
+        None => Err(ProvisionError::NotStarted {
+            path: path.to_string(),
+            detail,
+        }),
+    }
+}
+
+/// The output after the agent's proof line (`ecfleet-agent-ok <sha256>`), or `None` when the
+/// output does not start with the proof for `sha256`.
+fn after_ready_line(
+    mut output: crate::transport::ExecOutput,
+    sha256: &str,
+) -> Option<crate::transport::ExecOutput> {
+    let newline = output.stdout.iter().position(|&b| b == b'\n')?;
+    let line = std::str::from_utf8(&output.stdout[..newline]).ok()?.trim();
+    let proof = line.strip_prefix(remote::AGENT_READY_PREFIX)?.trim();
+    if !proof.eq_ignore_ascii_case(sha256) {
+        return None;
+    }
+    output.stdout.drain(..=newline);
+    Some(output)
+}
+
+/// A short account of a launch that gave no proof, for the error message.
+fn describe(output: &crate::transport::ExecOutput) -> String {
+    let status = match (output.exit_status, &output.signal) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        _ => "no exit status".into(),
+    };
+    let stdout = output.stdout_text();
+    let said = [stdout.trim(), output.stderr_tail().as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.chars().take(200).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    if said.is_empty() {
+        status
+    } else {
+        format!("{status}: {said}")
+    }
 }
 
 /// Works out which shell the host runs: `uname` answers on POSIX; on Windows, `%COMSPEC%`
@@ -188,5 +286,42 @@ pub async fn detect_shell<T: Transport>(
         Ok(RemoteShell::PowerShell)
     } else {
         Ok(RemoteShell::Cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::ExecOutput;
+
+    fn out(stdout: &str) -> ExecOutput {
+        ExecOutput {
+            stdout: stdout.as_bytes().to_vec(),
+            exit_status: Some(0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_output_after_the_right_proof_is_trusted() {
+        let sha = "ab".repeat(32);
+        let ok = after_ready_line(out(&format!("ecfleet-agent-ok {sha}\n{{\"a\":1}}\n")), &sha)
+            .expect("proof accepted");
+        assert_eq!(ok.stdout_text(), "{\"a\":1}\n");
+        // Upper-case hex from a Windows hash is the same proof.
+        let upper = format!("ecfleet-agent-ok {}\r\n{{}}", sha.to_uppercase());
+        assert!(after_ready_line(out(&upper), &sha).is_some());
+        for untrusted in [
+            format!("ecfleet-agent-ok {}\n{{}}", "cd".repeat(32)), // another build
+            "ecfleet-agent-mismatch\n".to_string(),                // missing file
+            "{\"schema_version\":1}\n".to_string(),                // an agent without the check
+            format!("ecfleet-agent-ok {sha}"),                     // no line end: cut short
+            String::new(),
+        ] {
+            assert!(
+                after_ready_line(out(&untrusted), &sha).is_none(),
+                "{untrusted:?}"
+            );
+        }
     }
 }

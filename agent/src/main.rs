@@ -8,17 +8,54 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: ecfleet-agent facts [--backend windows|lab] [--lab-root DIR]
+const USAGE: &str =
+    "usage: ecfleet-agent [--expect-sha256 HEX] facts [--backend windows|lab] [--lab-root DIR]
        ecfleet-agent --version";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--expect-sha256") {
+        let Some(expected) = args.get(1).cloned() else {
+            eprintln!("ecfleet-agent: --expect-sha256 needs a value\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        args.drain(..2);
+        match self_check(&expected) {
+            // The controller trusts what follows only after this line.
+            Ok(actual) => println!("{} {actual}", ecfleet_proto::AGENT_READY_PREFIX),
+            Err(actual) => {
+                // The controller reads this as "put the right build here and ask again".
+                println!("{}", ecfleet_proto::AGENT_MISMATCH_MARKER);
+                eprintln!(
+                    "ecfleet-agent: this copy is {actual}, the controller expects {expected}"
+                );
+                return ExitCode::from(ecfleet_proto::AGENT_MISMATCH_EXIT);
+            }
+        }
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("ecfleet-agent: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Compares the SHA-256 of this executable with `expected` (hex, any case). `Ok` and `Err`
+/// both carry what this copy is.
+fn self_check(expected: &str) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let exe = std::env::current_exe().map_err(|e| format!("unreadable ({e})"))?;
+    let bytes = std::fs::read(&exe).map_err(|e| format!("unreadable ({e})"))?;
+    let actual: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if actual.eq_ignore_ascii_case(expected.trim()) {
+        Ok(actual)
+    } else {
+        Err(actual)
     }
 }
 

@@ -12,6 +12,19 @@ pub mod lab;
 /// Version of the [`Facts`] document. Bump on any change that an older controller would misread.
 pub const FACTS_SCHEMA_VERSION: u32 = 1;
 
+/// The agent's self-check. `ecfleet-agent --expect-sha256 HEX <command>` first hashes its own
+/// executable. When that is HEX, it prints [`AGENT_READY_PREFIX`], a space and the hash as its
+/// first line on stdout, then runs the command. Otherwise (an older or damaged copy) it prints
+/// [`AGENT_MISMATCH_MARKER`] and exits with [`AGENT_MISMATCH_EXIT`] without doing anything. The
+/// controller's launch command prints the marker too when the file is missing. The controller
+/// trusts a command's output only after the ready line with the right hash; anything else (a
+/// missing, foreign, truncated or unrunnable file) means: upload the right build, ask again.
+pub const AGENT_READY_PREFIX: &str = "ecfleet-agent-ok";
+/// What a copy that is not the expected build (or a missing file) prints instead.
+pub const AGENT_MISMATCH_MARKER: &str = "ecfleet-agent-mismatch";
+/// Exit status that goes with [`AGENT_MISMATCH_MARKER`].
+pub const AGENT_MISMATCH_EXIT: u8 = 97;
+
 /// Everything the agent could learn about one Entra Connect host, in one document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {

@@ -17,9 +17,9 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::inventory::{Host, Inventory, RemoteOs, Role, TransportKind};
 use crate::provision::{self, AgentBuilds};
+use crate::transport::Transport;
 use crate::transport::remote::RemoteShell;
 use crate::transport::ssh::{SshConnection, SshContext, SshTarget};
-use crate::transport::{Transport, TransportError};
 
 pub use findings::{Finding, Severity, SupportVerdict, VersionReadings};
 pub use playbook::AuditPlaybook;
@@ -294,18 +294,14 @@ async fn facts_over<T: Transport>(
         format!("no agent build for a {shell} host: build {which}, or point --agent-dir at it")
     })?;
     let path = provision::agent_path(shell, host.lab_root.as_deref())?;
-    provision::ensure_agent(t, shell, build, &path, limit)
+    let args: Vec<&str> = match &host.lab_root {
+        Some(root) => vec!["facts", "--backend", "lab", "--lab-root", root],
+        None => vec!["facts"],
+    };
+    let out = provision::run_agent(t, shell, build, &path, &args, limit)
         .await
-        .map_err(|e| format!("agent provisioning: {e}"))?;
-    let command = match &host.lab_root {
-        Some(root) => shell.command_line(&path, &["facts", "--backend", "lab", "--lab-root", root]),
-        None => shell.command_line(&path, &["facts"]),
-    }
-    .map_err(|e: crate::transport::remote::QuoteError| e.to_string())?;
-    let out = t
-        .exec(&command, limit)
-        .await
-        .map_err(|e: TransportError| e.to_string())?;
+        .map_err(|e| format!("agent provisioning: {e}"))?
+        .output;
     if !out.success() {
         let status = out
             .exit_status

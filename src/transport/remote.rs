@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+pub use ecfleet_proto::{AGENT_MISMATCH_EXIT, AGENT_MISMATCH_MARKER, AGENT_READY_PREFIX};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoteShell {
     Posix,
@@ -90,6 +92,38 @@ impl RemoteShell {
                 "if (Test-Path -LiteralPath {q} -PathType Leaf) {{ (Get-FileHash -Algorithm SHA256 -LiteralPath {q}).Hash }}"
             ),
             RemoteShell::Cmd => format!("if exist {q} certutil -hashfile {q} SHA256"),
+        })
+    }
+
+    /// One round trip instead of two: runs the agent at `program` with
+    /// `--expect-sha256 SHA256 args…` when the file exists, so that the agent checks its own
+    /// hash before doing anything ([`ecfleet_proto::AGENT_MISMATCH_MARKER`]); when the file is
+    /// missing, prints the same marker and exits the same way. The check costs no process
+    /// beyond the agent itself (the existence tests are shell built-ins).
+    pub fn agent_launch_command(
+        &self,
+        program: &str,
+        sha256: &str,
+        args: &[&str],
+    ) -> Result<String, QuoteError> {
+        let q = self.quote(program)?;
+        let mut run = self.command_line(program, &["--expect-sha256", sha256])?;
+        for arg in args {
+            run.push(' ');
+            run.push_str(&self.quote(arg)?);
+        }
+        let marker = AGENT_MISMATCH_MARKER;
+        let code = AGENT_MISMATCH_EXIT;
+        Ok(match self {
+            RemoteShell::Posix => {
+                format!("if [ -f {q} ]; then exec {run}; fi; echo {marker}; exit {code}")
+            }
+            RemoteShell::PowerShell => format!(
+                "if (Test-Path -LiteralPath {q} -PathType Leaf) {{ {run}; exit $LASTEXITCODE }}; '{marker}'; exit {code}"
+            ),
+            RemoteShell::Cmd => {
+                format!("if exist {q} ({run}) else (echo {marker}& exit /b {code})")
+            }
         })
     }
 
@@ -198,6 +232,51 @@ mod tests {
         let certutil = "SHA256 hash of C:\\x:\r\n9f 86 d0 81 88 4c 7d 65 9a 2f ea a0 c5 5a d0 15 a3 bf 4f 1b 2b 0b 82 2c d1 5d 6c 15 b0 f0 0a 08\r\nCertUtil: -hashfile command completed successfully.\r\n";
         assert_eq!(parse_sha256_output(certutil).as_deref(), Some(h));
         assert_eq!(parse_sha256_output(""), None);
+    }
+
+    #[test]
+    fn agent_launch_runs_the_file_with_the_self_check_or_reports_it_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("it's agent");
+        // Stands in for the agent: echoes its arguments, exits 3.
+        std::fs::write(&program, "#!/bin/sh\nprintf '%s|' \"$@\"\nexit 3\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = || {
+            let line = RemoteShell::Posix
+                .agent_launch_command(program.to_str().unwrap(), "ab12", &["facts", "$x y"])
+                .unwrap();
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(line)
+                .output()
+                .unwrap()
+        };
+        let out = run();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "--expect-sha256|ab12|facts|$x y|"
+        );
+        assert_eq!(out.status.code(), Some(3), "the program's own exit status");
+        std::fs::remove_file(&program).unwrap();
+        let out = run();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            AGENT_MISMATCH_MARKER
+        );
+        assert_eq!(out.status.code(), Some(AGENT_MISMATCH_EXIT as i32));
+        assert_eq!(
+            RemoteShell::PowerShell
+                .agent_launch_command("C:\\e\\a.exe", "ab12", &["facts"])
+                .unwrap(),
+            "if (Test-Path -LiteralPath 'C:\\e\\a.exe' -PathType Leaf) { & 'C:\\e\\a.exe' '--expect-sha256' 'ab12' 'facts'; exit $LASTEXITCODE }; 'ecfleet-agent-mismatch'; exit 97"
+        );
+        assert_eq!(
+            RemoteShell::Cmd
+                .agent_launch_command("C:\\e\\a.exe", "ab12", &["facts"])
+                .unwrap(),
+            "if exist \"C:\\e\\a.exe\" (\"C:\\e\\a.exe\" \"--expect-sha256\" \"ab12\" \"facts\") else (echo ecfleet-agent-mismatch& exit /b 97)"
+        );
     }
 
     #[test]

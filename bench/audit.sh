@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Audit benchmark (issue #2): the same lab fleet behind real OpenSSH sshd instances on loopback,
+# read by
+#   1. ecfleet audit                                   (the product)
+#   2. xargs -P $PARALLEL ssh … ecfleet-agent facts     (plain OpenSSH, KEX curve25519-sha256)
+#   3. the same loop with OpenSSH's default KEX
+#   4. ansible -m raw … ecfleet-agent facts             (only when `ansible` is on PATH or
+#                                                       $ANSIBLE_BIN points at it)
+# Every contender does the same remote work (run the agent on each host and bring back its JSON)
+# with the same parallelism, against the same hosts; each run is checked for completeness (every
+# host answered) before its time counts. Figures are medians of $RUNS runs and are printed as
+# ratios against the best OpenSSH loop, measured in the same run. Then ecfleet's peak RSS is
+# measured auditing $RSS_HOSTS hosts.
+#
+# Usage: bench/audit.sh            (HOSTS=200 RSS_HOSTS=1000 RUNS=3 PARALLEL=50 SSHD=8)
+# Needs: openssh-server, openssh-client, python3, GNU time (/usr/bin/time). Run as any user that
+# sshd accepts keys for (root in CI containers works: PermitRootLogin prohibit-password).
+set -euo pipefail
+
+HOSTS=${HOSTS:-200}
+RSS_HOSTS=${RSS_HOSTS:-1000}
+RUNS=${RUNS:-3}
+PARALLEL=${PARALLEL:-50}
+SSHD=${SSHD:-8}
+AS_OF=${AS_OF:-2026-11-24}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+echo "== building (release)" >&2
+cargo build --release -q
+ecfleet=$root/target/release/ecfleet
+agent=$root/target/release/ecfleet-agent
+
+work=$(mktemp -d /tmp/ecfleet-bench.XXXXXX)
+pids=()
+cleanup() {
+    if [ -n "${KEEP:-}" ]; then
+        echo "kept $work; sshd pids: ${pids[*]}" >&2
+        return
+    fi
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+sshd_bin=/usr/sbin/sshd
+[ -x "$sshd_bin" ] || { echo "needs OpenSSH sshd: apt-get install -y openssh-server" >&2; exit 1; }
+mkdir -p /run/sshd 2>/dev/null || true
+
+# The remote user. sshd runs every command through the user's login shell, and an interactive
+# set-up there (root's ~/.bashrc here starts pyenv: dozens of processes per command) would be
+# most of what is measured, for every contender alike. As root, the benchmark therefore uses a
+# user of its own with /bin/sh as its shell, like a service account; otherwise the current user.
+user=$(id -un)
+if [ "$(id -u)" = 0 ]; then
+    user=ecfleet-bench
+    id "$user" >/dev/null 2>&1 || useradd --system --home-dir / --no-create-home --shell /bin/sh "$user"
+    usermod -p "*" "$user" # no password, but not locked: sshd refuses locked accounts
+    chmod 755 "$work"
+else
+    echo "note: not root, so sshd runs commands through $(getent passwd "$user" | cut -d: -f7) and its start-up files" >&2
+fi
+
+ssh-keygen -q -t ed25519 -N '' -f "$work/id_ed25519"
+cp "$work/id_ed25519.pub" "$work/authorized_keys"
+: > "$work/known_hosts"
+ports=()
+for i in $(seq 0 $((SSHD - 1))); do
+    ssh-keygen -q -t ed25519 -N '' -f "$work/host$i"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat > "$work/sshd$i.conf" <<EOF
+ListenAddress 127.0.0.1:$port
+HostKey $work/host$i
+PidFile $work/sshd$i.pid
+AuthorizedKeysFile $work/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+UseDNS no
+MaxStartups 1000:30:2000
+MaxSessions 50
+LogLevel ERROR
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+    "$sshd_bin" -D -e -f "$work/sshd$i.conf" >/dev/null 2>"$work/sshd$i.log" &
+    pids+=($!)
+    ports+=("$port")
+    echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/host$i.pub")" >> "$work/known_hosts"
+done
+for port in "${ports[@]}"; do
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.05
+    done
+done
+
+# make_fleet N DIR: a lab of N hosts, an ecfleet inventory, a host list for the loops
+# (name port lab_root) and an Ansible INI inventory.
+make_fleet() {
+    local n=$1 dir=$2
+    "$ecfleet" lab init --hosts "$n" --as-of "$AS_OF" --dir "$dir/lab" > /dev/null
+    [ "$user" = "$(id -un)" ] || chown -R "$user" "$dir/lab"
+    {
+        printf '[defaults]\nuser = "%s"\nidentity_file = "%s"\nknown_hosts = "%s"\nos = "linux"\nconnect_timeout = 30\n\n' \
+            "$user" "$work/id_ed25519" "$work/known_hosts"
+        printf '[share]\npath = "%s"\n\n' "$dir/share"
+    } > "$dir/inventory.toml"
+    : > "$dir/hosts.txt"
+    printf '[lab]\n' > "$dir/ansible.ini"
+    local i=0 last_tenant=""
+    for h in $(ls "$dir/lab/hosts" | sort); do
+        local tenant="tenant${h:1:2}" port=${ports[$((i % SSHD))]} lab_root="$dir/lab/hosts/$h"
+        if [ "$tenant" != "$last_tenant" ]; then
+            printf '[[tenant]]\nname = "%s"\n\n' "$tenant" >> "$dir/inventory.toml"
+            last_tenant=$tenant
+        fi
+        printf '[[tenant.host]]\nname = "%s"\naddress = "127.0.0.1"\nport = %s\nlab_root = "%s"\n\n' \
+            "$h" "$port" "$lab_root" >> "$dir/inventory.toml"
+        echo "$h $port $lab_root" >> "$dir/hosts.txt"
+        echo "$h ansible_host=127.0.0.1 ansible_port=$port lab_root=$lab_root" >> "$dir/ansible.ini"
+        i=$((i + 1))
+    done
+}
+
+# Each contender is run_X (timed) and check_X (untimed: did every host answer?).
+
+run_ecfleet() {
+    local dir=$1
+    "$ecfleet" audit -i "$dir/inventory.toml" --as-of "$AS_OF" --format json --no-progress \
+        --no-share --concurrency "$PARALLEL" > "$dir/ecfleet.json" 2> "$dir/ecfleet.err" || true
+}
+check_ecfleet() {
+    local dir=$1 n=$2
+    python3 - "$dir/ecfleet.json" "$n" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = sum(1 for h in r["hosts"] if h["reachable"])
+if ok != int(sys.argv[2]):
+    sys.exit(f"ecfleet read {ok} of {sys.argv[2]} hosts: " + "; ".join(
+        f'{h["host"]}: {h["error"]}' for h in r["hosts"] if not h["reachable"])[:500])
+EOF
+}
+
+# The plain OpenSSH loop: one ssh per host, the agent's JSON saved per host.
+run_ssh_loop() {
+    local dir=$1 kex=$3
+    rm -rf "$dir/out" && mkdir -p "$dir/out"
+    export work dir user
+    if [ "$kex" = default ]; then KEXOPT=; else KEXOPT="-o KexAlgorithms=$kex"; fi
+    export KEXOPT
+    xargs -P "$PARALLEL" -L 1 sh -c '
+        ssh -q -i "$work/id_ed25519" -o BatchMode=yes -o UserKnownHostsFile="$work/known_hosts" \
+            -o StrictHostKeyChecking=yes $KEXOPT -p "$1" "$user@127.0.0.1" \
+            "$2/.ecfleet/ecfleet-agent facts --backend lab --lab-root $2" > "$dir/out/$0.json"
+    ' < "$dir/hosts.txt" || true
+}
+check_ssh_loop() {
+    local dir=$1 n=$2 got
+    got=$(grep -l '"schema_version"' "$dir"/out/*.json | wc -l)
+    [ "$got" -eq "$n" ] || { echo "ssh loop ($3) read $got of $n hosts" >&2; return 1; }
+}
+
+run_ansible() {
+    local dir=$1 cp
+    cp=$(mktemp -d "$work/ansible-cp.XXXX") # cold connections every run, like a nightly job
+    ANSIBLE_SSH_CONTROL_PATH_DIR=$cp ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_FORKS=$PARALLEL \
+    ANSIBLE_LOCAL_TEMP="$work/ansible-tmp" \
+        "$ANSIBLE_BIN" all -i "$dir/ansible.ini" -m raw -o -u "$user" \
+        --private-key "$work/id_ed25519" \
+        "--ssh-common-args=-o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes" \
+        -a 'exec {{ lab_root }}/.ecfleet/ecfleet-agent facts --backend lab --lab-root {{ lab_root }}' \
+        > "$dir/ansible.out" 2> "$dir/ansible.err" || true
+}
+check_ansible() {
+    local dir=$1 n=$2 got
+    got=$(grep -c 'schema_version' "$dir/ansible.out" || true)
+    [ "$got" -eq "$n" ] || { echo "ansible read $got of $n hosts" >&2; tail -3 "$dir/ansible.err" >&2; return 1; }
+}
+
+# measure NAME ARGS...: runs run_NAME $RUNS times (each checked by check_NAME) and prints
+# "WALL CPU": median wall seconds, and median CPU seconds (user + sys) of the contender's own
+# process tree, i.e. what it costs the controller machine; sshd's side is not in it.
+measure() {
+    local name=$1
+    shift
+    local walls=() cpus=() wall usr sys
+    for _ in $(seq "$RUNS"); do
+        local TIMEFORMAT='%R %U %S'
+        { time "run_$name" "$@" > /dev/null 2>&1; } 2> "$work/time"
+        "check_$name" "$@" >&2 || { echo failed; return; }
+        read -r wall usr sys < "$work/time"
+        walls+=("$wall")
+        cpus+=("$(python3 -c "print($usr + $sys)")")
+    done
+    python3 -c "
+import statistics, sys
+n = int(sys.argv[1]); v = list(map(float, sys.argv[2:]))
+print(round(statistics.median(v[:n]), 3), round(statistics.median(v[n:]), 3))" \
+        "$RUNS" "${walls[@]}" "${cpus[@]}"
+}
+
+echo "== fleet of $HOSTS lab hosts behind $SSHD sshd instances ($(ssh -V 2>&1))" >&2
+mkdir -p "$work/f$HOSTS"
+make_fleet "$HOSTS" "$work/f$HOSTS"
+# Warm-up: ecfleet puts the agent on every host (the loops need it there too), then one
+# untimed pass of a loop so that page cache and sshd are warm for everyone.
+run_ecfleet "$work/f$HOSTS"
+check_ecfleet "$work/f$HOSTS" "$HOSTS"
+run_ssh_loop "$work/f$HOSTS" "$HOSTS" default
+
+declare -A result
+result[ecfleet]=$(measure ecfleet "$work/f$HOSTS" "$HOSTS")
+result[curve]=$(measure ssh_loop "$work/f$HOSTS" "$HOSTS" curve25519-sha256)
+result[default]=$(measure ssh_loop "$work/f$HOSTS" "$HOSTS" default)
+ANSIBLE_BIN=${ANSIBLE_BIN:-$(command -v ansible || true)}
+if [ -n "$ANSIBLE_BIN" ]; then
+    echo "== $("$ANSIBLE_BIN" --version | head -1)" >&2
+    result[ansible]=$(measure ansible "$work/f$HOSTS" "$HOSTS")
+fi
+
+echo "== peak memory: ecfleet auditing $RSS_HOSTS hosts (the first run uploads the agent)" >&2
+mkdir -p "$work/f$RSS_HOSTS"
+make_fleet "$RSS_HOSTS" "$work/f$RSS_HOSTS"
+rss_run() {
+    /usr/bin/time -f '%M %e' -o "$work/rss.$1" "$ecfleet" audit \
+        -i "$work/f$RSS_HOSTS/inventory.toml" --as-of "$AS_OF" --format json --no-progress \
+        --no-share > "$work/f$RSS_HOSTS/ecfleet.json" 2>/dev/null || true
+    check_ecfleet "$work/f$RSS_HOSTS" "$RSS_HOSTS"
+}
+rss_run cold
+rss_run warm
+
+python3 - "$HOSTS" "$PARALLEL" "$RUNS" "$RSS_HOSTS" "$(tail -1 "$work/rss.cold")" \
+    "$(tail -1 "$work/rss.warm")" "${result[ecfleet]}" "${result[curve]}" "${result[default]}" \
+    "${result[ansible]:-}" <<'EOF'
+import sys
+hosts, par, runs, rss_hosts = sys.argv[1:5]
+cold, warm = (a.split() for a in sys.argv[5:7])
+def pair(v):
+    if v.startswith("failed"):
+        sys.exit("a contender did not read every host; see the messages above")
+    return tuple(map(float, v.split()))
+rows = [("ecfleet audit", pair(sys.argv[7])),
+        (f"xargs -P {par} ssh (curve25519)", pair(sys.argv[8])),
+        (f"xargs -P {par} ssh (default KEX)", pair(sys.argv[9]))]
+ansible = pair(sys.argv[10]) if sys.argv[10] else None
+if ansible:
+    rows.append((f"ansible -m raw (forks {par})", ansible))
+eco = rows[0][1]
+best = min(rows[1][1], rows[2][1])
+print(f"\n{hosts} lab hosts behind OpenSSH sshd on loopback, parallelism {par}, median of {runs} runs")
+print(f"{'contender':34} {'wall s':>7} {'hosts/s':>8} {'speed vs best ssh loop':>23} {'controller CPU s':>17}")
+for name, (wall, cpu) in rows:
+    print(f"{name:34} {wall:7.2f} {int(hosts)/wall:8.0f} {best[0]/wall:22.2f}x {cpu:17.2f}")
+print()
+print(f"ecfleet vs best OpenSSH loop: {best[0]/eco[0]:.2f}x the speed (target > 1x), "
+      f"{best[1]/max(eco[1], 0.001):.1f}x less controller CPU")
+if ansible:
+    print(f"ecfleet vs ansible -m raw:    {ansible[0]/eco[0]:.1f}x the speed (target >= 10x), "
+          f"{ansible[1]/max(eco[1], 0.001):.1f}x less controller CPU")
+print(f"peak RSS, {rss_hosts} hosts: {int(cold[0])/1024:.1f} MiB with agent upload ({cold[1]} s), "
+      f"{int(warm[0])/1024:.1f} MiB warm ({warm[1]} s); target < 100 MiB")
+EOF
