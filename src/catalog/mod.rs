@@ -11,6 +11,7 @@ use std::path::Path;
 use jiff::ToSpan;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// The catalog that ships inside the binary.
 pub const EMBEDDED_CATALOG: &str = include_str!("../../catalog/versions.toml");
@@ -52,11 +53,25 @@ pub struct Requirement {
     pub min_dotnet_release: u32,
 }
 
+/// A build range that cannot jump straight to a target: it goes through `via` first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpgradePath {
+    /// Applies to installed builds below this one ...
+    pub below: EcVersion,
+    /// ... going to this build or newer.
+    pub to_at_least: EcVersion,
+    pub via: EcVersion,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Catalog {
     /// Where it came from (`embedded` or a path), for messages.
     pub source: String,
+    /// SHA-256 of the catalog file as read: which catalog a plan was made with.
+    pub sha256: String,
     pub checked_on: Date,
+    pub upgrade_paths: Vec<UpgradePath>,
     /// Newest first.
     pub releases: Vec<Release>,
     pub deadlines: Vec<Deadline>,
@@ -118,7 +133,21 @@ struct RawCatalog {
     deadline: Vec<RawDeadline>,
     #[serde(default)]
     requirement: Vec<RawRequirement>,
+    #[serde(default)]
+    upgrade_path: Vec<RawUpgradePath>,
     release: Vec<RawRelease>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpgradePath {
+    below: String,
+    to_at_least: String,
+    via: String,
+    reason: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -247,7 +276,29 @@ impl Catalog {
             });
         }
         requirements.sort_by_key(|r| r.from);
+        let mut upgrade_paths = Vec::new();
+        for p in &raw.upgrade_path {
+            let what = format!("upgrade_path via {}", p.via);
+            let path = UpgradePath {
+                below: version(&p.below, &what)?,
+                to_at_least: version(&p.to_at_least, &what)?,
+                via: version(&p.via, &what)?,
+                reason: p.reason.clone(),
+            };
+            if !releases
+                .iter()
+                .any(|r| r.version == path.via && !r.recalled)
+            {
+                return Err(invalid(format!(
+                    "{what}: {} is not a (non-recalled) release in this catalog",
+                    path.via
+                )));
+            }
+            upgrade_paths.push(path);
+        }
         Ok(Catalog {
+            sha256: crate::transport::remote::hex(&Sha256::digest(text.as_bytes())),
+            upgrade_paths,
             source: origin.to_string(),
             checked_on: date(&raw.checked_on, "checked_on")?,
             releases,
@@ -263,6 +314,14 @@ impl Catalog {
     /// The newest confirmed, not recalled build.
     pub fn newest(&self) -> Option<&Release> {
         self.releases.iter().find(|r| r.confirmed && !r.recalled)
+    }
+
+    /// The intermediate build for going from `installed` to `target`, when the catalog's upgrade
+    /// paths require one.
+    pub fn hop_for(&self, installed: EcVersion, target: EcVersion) -> Option<&UpgradePath> {
+        self.upgrade_paths
+            .iter()
+            .find(|p| installed < p.below && target >= p.to_at_least && installed < p.via)
     }
 
     /// The platform minimums for a build.

@@ -12,8 +12,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::platform::MinOs;
+use crate::window::MaintenanceWindow;
+
 /// `active` exports to Entra; `staging` imports and syncs but never exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Active,
@@ -67,6 +72,9 @@ pub struct Host {
     /// Set for simulated hosts: the directory (on that host) holding `machine.toml`.
     pub lab_root: Option<String>,
     pub os: Option<RemoteOs>,
+    /// Policy: below this OS the host is migrated, not upgraded in place (host, else tenant,
+    /// else `[defaults]`; the plan playbook's `min_os` applies when none is set).
+    pub min_os: Option<MinOs>,
     pub connect_timeout: Duration,
     /// Line of the `[[tenant.host]]` header, for messages.
     pub line: usize,
@@ -75,7 +83,9 @@ pub struct Host {
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub name: String,
-    pub maintenance_window: Option<String>,
+    pub maintenance_window: Option<MaintenanceWindow>,
+    /// Policy: hosts of this tenant below this OS are migrated (unless a host says otherwise).
+    pub min_os: Option<MinOs>,
     pub contacts: Vec<String>,
     pub hosts: Vec<Host>,
 }

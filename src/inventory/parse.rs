@@ -11,6 +11,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{Host, Inventory, RemoteOs, Role, SecretRef, Tenant, TransportKind};
+use crate::platform::MinOs;
+use crate::window::MaintenanceWindow;
 
 /// One problem in an inventory file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +92,10 @@ const DEFAULT_KEYS: &[&str] = &[
     "concurrency",
     "connect_timeout",
     "os",
+    "min_os",
 ];
 const SHARE_KEYS: &[&str] = &["path"];
-const TENANT_KEYS: &[&str] = &["name", "maintenance_window", "contacts", "host"];
+const TENANT_KEYS: &[&str] = &["name", "maintenance_window", "contacts", "min_os", "host"];
 const HOST_KEYS: &[&str] = &[
     "name",
     "address",
@@ -106,6 +109,7 @@ const HOST_KEYS: &[&str] = &[
     "lab_root",
     "os",
     "connect_timeout",
+    "min_os",
 ];
 const PASSWORD_KEYS: &[&str] = &["env", "file", "command"];
 
@@ -125,6 +129,7 @@ struct Defaults {
     password: Option<SecretRef>,
     connect_timeout: Option<Duration>,
     os: Option<RemoteOs>,
+    min_os: Option<MinOs>,
 }
 
 struct Ctx<'a> {
@@ -367,6 +372,39 @@ fn os(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<RemoteOs> {
     }
 }
 
+/// `min_os = "2019"` or `min_os = 17763`.
+fn min_os(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<MinOs> {
+    let v = get(table, "min_os")?;
+    let text = match v.get_ref() {
+        DeValue::String(s) => s.to_string(),
+        DeValue::Integer(i) => i.as_str().to_string(),
+        other => {
+            ctx.error(
+                v.span(),
+                &join(path, "min_os"),
+                format!(
+                    "expected a Windows Server release, found {}",
+                    type_name(other)
+                ),
+                "write min_os = \"2019\" (or a build number, min_os = 17763)",
+            );
+            return None;
+        }
+    };
+    match MinOs::parse(&text) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            ctx.error(
+                v.span(),
+                &join(path, "min_os"),
+                e,
+                "write min_os = \"2016\", \"2019\", \"2022\" or \"2025\"",
+            );
+            None
+        }
+    }
+}
+
 fn timeout(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str, key: &str) -> Option<Duration> {
     let (n, span) = get_int(ctx, table, path, key)?;
     if (1..=3600).contains(&n) {
@@ -459,6 +497,7 @@ fn parse_defaults(ctx: &mut Ctx<'_>, t: &Table<'_>) -> (Defaults, Option<usize>)
         password: password(ctx, t, path),
         connect_timeout: timeout(ctx, t, path, "connect_timeout"),
         os: os(ctx, t, path),
+        min_os: min_os(ctx, t, path),
     };
     let concurrency = match get_int(ctx, t, path, "concurrency") {
         Some((n, _)) if (1..=4096).contains(&n) => Some(n as usize),
@@ -487,6 +526,7 @@ fn parse_host(
     path: &str,
     tenant: &str,
     d: &Defaults,
+    tenant_min_os: Option<MinOs>,
     default_known_hosts: Option<&PathBuf>,
 ) -> Option<Host> {
     ctx.check_keys(t, path, HOST_KEYS);
@@ -562,6 +602,7 @@ fn parse_host(
         .or_else(|| default_known_hosts.cloned());
     let password = password(ctx, t, path).or_else(|| d.password.clone());
     let os = os(ctx, t, path).or(d.os);
+    let min_os = min_os(ctx, t, path).or(tenant_min_os).or(d.min_os);
     let connect_timeout = timeout(ctx, t, path, "connect_timeout")
         .or(d.connect_timeout)
         .unwrap_or(Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS as u64));
@@ -617,6 +658,7 @@ fn parse_host(
         password,
         lab_root,
         os,
+        min_os,
         connect_timeout,
         line,
     })
@@ -718,7 +760,21 @@ pub(crate) fn parse_inventory(
                 String::new()
             }
         };
-        let maintenance_window = get_str(&mut ctx, t, &tpath, "maintenance_window").map(|(s, _)| s);
+        let maintenance_window = get_str(&mut ctx, t, &tpath, "maintenance_window").and_then(
+            |(text, wspan)| match MaintenanceWindow::parse(&text) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    ctx.error(
+                        wspan,
+                        &join(&tpath, "maintenance_window"),
+                        e,
+                        "write DAYS START-END ZONE, e.g. maintenance_window = \"Sat 22:00-02:00 Europe/London\"",
+                    );
+                    None
+                }
+            },
+        );
+        let tenant_min_os = min_os(&mut ctx, t, &tpath);
         let mut contacts = Vec::new();
         if let Some(v) = get(t, "contacts") {
             match v.get_ref().as_array() {
@@ -754,6 +810,7 @@ pub(crate) fn parse_inventory(
                 &hpath,
                 &name,
                 &defaults,
+                tenant_min_os,
                 default_known_hosts.as_ref(),
             ) {
                 if let Some(first) = host_names.insert(host.name.clone(), host.line) {
@@ -776,6 +833,7 @@ pub(crate) fn parse_inventory(
             name,
             maintenance_window,
             contacts,
+            min_os: tenant_min_os,
             hosts,
         });
     }

@@ -43,9 +43,10 @@ fn a_valid_inventory_applies_defaults_and_resolves_relative_paths() {
         Some("/srv/lab/hosts/fabrikam-sync")
     );
     assert_eq!(
-        inv.tenants[0].maintenance_window.as_deref(),
+        inv.tenants[0].maintenance_window.as_ref().map(|w| w.text()),
         Some("Sat 22:00-02:00 Europe/London")
     );
+    assert_eq!(inv.tenants[0].min_os, None);
 }
 
 #[test]
@@ -74,7 +75,12 @@ fn every_mistake_is_reported_at_once_with_its_line_and_a_fix() {
     assert_eq!(find("unknown role `primary`").line, 22);
     let inline = find("password written into the inventory");
     assert_eq!(inline.line, 27);
-    assert!(errors.len() >= 6, "{lines:?}");
+    let window = find("`Europe/Londn` is not a time zone");
+    assert_eq!(window.line, 31);
+    assert_eq!(window.key, "tenant[1].maintenance_window");
+    assert!(window.fix.contains("Sat 22:00-02:00 Europe/London"));
+    assert_eq!(find("`2020` is not a Windows Server release").line, 32);
+    assert!(errors.len() >= 8, "{lines:?}");
     // The inline secret itself never reaches a message.
     let all = InventoryErrors(errors).to_string();
     assert!(!all.contains("Winter2026"), "{all}");

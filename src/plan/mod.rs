@@ -1,0 +1,319 @@
+//! `ecfleet plan`: what to do with every host before the window opens, like `terraform plan`.
+//! Facts (gathered live by the audit's fan-out, or read from a saved audit) go through the pure
+//! rules ([`rules::decide`]), the hosts are put in waves ([`order::waves`]), and the result is a
+//! versioned plan document (docs/json-output.md) that `ecfleet run --plan` can execute and
+//! refuse for any host whose facts changed since ([`basis`]).
+
+pub mod basis;
+pub mod from_audit;
+pub mod order;
+pub mod policy;
+pub mod rules;
+pub mod target;
+
+use ecfleet_proto::Facts;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::inventory::{Inventory, Role};
+use crate::platform::MinOs;
+
+pub use basis::Basis;
+pub use policy::PlanPolicy;
+pub use rules::{Action, Decision, Note};
+pub use target::Target;
+
+/// Version of the plan document.
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+/// The plan document's `kind`, so that a plan is never mistaken for an audit.
+pub const PLAN_KIND: &str = "ecfleet-plan";
+
+/// Exit codes of `ecfleet plan` (docs/exit-codes.md).
+pub mod exit {
+    /// The plan was made (and, with `--detailed-exitcode`, nothing is to be done).
+    pub const OK: u8 = 0;
+    /// `--detailed-exitcode`: an error of any kind.
+    pub const DETAILED_ERROR: u8 = 1;
+    /// `--detailed-exitcode`: the plan was made and some host needs an action.
+    pub const DETAILED_PENDING: u8 = 2;
+}
+
+/// One host to plan: where it sits in the inventory and what is known of it.
+#[derive(Debug, Clone)]
+pub struct PlanInput {
+    pub tenant: String,
+    pub host: String,
+    pub role: Role,
+    pub min_os: Option<MinOs>,
+    /// The facts, or why there are none.
+    pub facts: Result<Facts, String>,
+}
+
+/// One tenant's maintenance window and where its hosts fall.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantPlan {
+    pub name: String,
+    pub maintenance_window: Option<String>,
+    /// The window open at the plan's reference time, or the next one.
+    pub next_window: Option<WindowTimes>,
+    pub waves: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowTimes {
+    /// RFC 9557 with the zone, e.g. `2026-11-28T22:00:00+00:00[Europe/London]`.
+    pub start: String,
+    pub end: String,
+    /// The same instants in UTC.
+    pub start_utc: Timestamp,
+    pub end_utc: Timestamp,
+}
+
+/// One host's line in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedHost {
+    pub tenant: String,
+    pub host: String,
+    pub role: Role,
+    pub action: Action,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub via: Option<String>,
+    pub wave: u32,
+    pub reasons: Vec<Note>,
+    pub warnings: Vec<Note>,
+    /// `sha256:` of [`Basis`]; `ecfleet run --plan` refuses the host when it changed.
+    pub fingerprint: String,
+    pub basis: Basis,
+    /// When the facts were collected (absent when there are none).
+    pub facts_collected_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub hosts: usize,
+    #[serde(rename = "in-place")]
+    pub in_place: usize,
+    pub migrate: usize,
+    #[serde(rename = "two-hop")]
+    pub two_hop: usize,
+    #[serde(rename = "up-to-date")]
+    pub up_to_date: usize,
+    pub blocked: usize,
+    /// Whether any host needs an action (`--detailed-exitcode` 2).
+    pub changes_pending: bool,
+}
+
+impl Summary {
+    fn of(hosts: &[PlannedHost]) -> Summary {
+        let count = |a: Action| hosts.iter().filter(|h| h.action == a).count();
+        Summary {
+            hosts: hosts.len(),
+            in_place: count(Action::InPlace),
+            migrate: count(Action::Migrate),
+            two_hop: count(Action::TwoHop),
+            up_to_date: count(Action::UpToDate),
+            blocked: count(Action::Blocked),
+            changes_pending: hosts.iter().any(|h| h.action.is_pending()),
+        }
+    }
+
+    /// `12 in-place, 2 migrate, 1 two-hop, 30 up-to-date, 3 blocked`
+    pub fn line(&self) -> String {
+        format!(
+            "{} in-place, {} migrate, {} two-hop, {} up-to-date, {} blocked",
+            self.in_place, self.migrate, self.two_hop, self.up_to_date, self.blocked
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogRef {
+    pub source: String,
+    pub checked_on: Date,
+    pub sha256: String,
+}
+
+/// Where the facts came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FactsSource {
+    /// `live` or `audit`.
+    pub kind: String,
+    /// The saved audit, for `audit`.
+    pub path: Option<String>,
+    pub audit_generated_at: Option<String>,
+}
+
+/// The plan document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub kind: String,
+    pub as_of: Date,
+    /// The instant the next maintenance windows are counted from.
+    pub reference_time: Timestamp,
+    pub generated_at: String,
+    pub inventory: String,
+    pub facts_source: FactsSource,
+    pub catalog: CatalogRef,
+    pub target: Target,
+    pub policy: PlanPolicy,
+    pub summary: Summary,
+    pub tenants: Vec<TenantPlan>,
+    /// In execution order: by wave, then tenant (inventory order), then host name.
+    pub hosts: Vec<PlannedHost>,
+}
+
+impl Plan {
+    /// With `--detailed-exitcode`: 0 nothing to do, 2 changes pending.
+    pub fn detailed_exit_code(&self) -> u8 {
+        if self.summary.changes_pending {
+            exit::DETAILED_PENDING
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// What the plan is made against besides the hosts.
+pub struct PlanSettings<'a> {
+    pub catalog: &'a Catalog,
+    pub target: Target,
+    pub policy: PlanPolicy,
+    pub as_of: Date,
+    pub reference_time: Timestamp,
+    pub inventory_path: String,
+    pub facts_source: FactsSource,
+}
+
+/// Makes the plan: a pure function of its inputs (only `generated_at` is left empty for the
+/// caller to stamp, so that the same inputs give the same document).
+pub fn build(inventory: &Inventory, inputs: &[PlanInput], settings: PlanSettings<'_>) -> Plan {
+    let target_version = settings.target.ec_version();
+    let cx = rules::Context {
+        catalog: settings.catalog,
+        target: target_version,
+        policy: &settings.policy,
+        as_of: settings.as_of,
+    };
+    // Tenants in inventory order, then any tenant only the inputs know.
+    let mut tenant_names: Vec<String> = inventory.tenants.iter().map(|t| t.name.clone()).collect();
+    for i in inputs {
+        if !tenant_names.contains(&i.tenant) {
+            tenant_names.push(i.tenant.clone());
+        }
+    }
+    let next_windows: Vec<Option<WindowTimes>> = tenant_names
+        .iter()
+        .map(|name| {
+            let w = inventory
+                .tenants
+                .iter()
+                .find(|t| &t.name == name)
+                .and_then(|t| t.maintenance_window.as_ref())?;
+            let o = w.next_after(settings.reference_time);
+            Some(WindowTimes {
+                start: o.start.to_string(),
+                end: o.end.to_string(),
+                start_utc: o.start.timestamp(),
+                end_utc: o.end.timestamp(),
+            })
+        })
+        .collect();
+    let starts: Vec<Option<Timestamp>> = next_windows
+        .iter()
+        .map(|w| w.as_ref().map(|w| w.start_utc))
+        .collect();
+    let tenant_index = |name: &str| tenant_names.iter().position(|t| t == name).unwrap_or(0);
+    let slots: Vec<order::Slot> = inputs
+        .iter()
+        .map(|i| order::Slot {
+            tenant: tenant_index(&i.tenant),
+            role: i.role,
+        })
+        .collect();
+    let waves = order::waves(&slots, &starts);
+
+    let mut hosts: Vec<PlannedHost> = inputs
+        .iter()
+        .zip(&waves)
+        .map(|(input, wave)| {
+            let facts = input.facts.as_ref().map_err(String::as_str);
+            let decision = rules::decide(
+                rules::HostInput {
+                    role: input.role,
+                    facts,
+                    min_os: input.min_os,
+                },
+                cx,
+            );
+            let basis = Basis::of(facts.ok());
+            PlannedHost {
+                tenant: input.tenant.clone(),
+                host: input.host.clone(),
+                role: input.role,
+                action: decision.action,
+                from: decision.from,
+                to: decision.to,
+                via: decision.via,
+                wave: *wave,
+                reasons: decision.reasons,
+                warnings: decision.warnings,
+                fingerprint: basis.fingerprint(),
+                basis,
+                facts_collected_at: facts.ok().map(|f| f.collected_at.clone()),
+            }
+        })
+        .collect();
+    hosts.sort_by(|a, b| {
+        (a.wave, tenant_index(&a.tenant), &a.host).cmp(&(b.wave, tenant_index(&b.tenant), &b.host))
+    });
+    let tenants = tenant_names
+        .iter()
+        .zip(next_windows)
+        .filter(|(name, _)| hosts.iter().any(|h| &h.tenant == *name))
+        .map(|(name, next)| {
+            let mut waves: Vec<u32> = hosts
+                .iter()
+                .filter(|h| &h.tenant == name)
+                .map(|h| h.wave)
+                .collect();
+            waves.dedup();
+            TenantPlan {
+                name: name.clone(),
+                maintenance_window: inventory
+                    .tenants
+                    .iter()
+                    .find(|t| &t.name == name)
+                    .and_then(|t| t.maintenance_window.as_ref())
+                    .map(|w| w.text().to_string()),
+                next_window: next,
+                waves,
+            }
+        })
+        .collect();
+    Plan {
+        schema_version: PLAN_SCHEMA_VERSION,
+        kind: PLAN_KIND.into(),
+        as_of: settings.as_of,
+        reference_time: settings.reference_time,
+        generated_at: String::new(),
+        inventory: settings.inventory_path,
+        facts_source: settings.facts_source,
+        catalog: CatalogRef {
+            source: settings.catalog.source.clone(),
+            checked_on: settings.catalog.checked_on,
+            sha256: settings.catalog.sha256.clone(),
+        },
+        target: settings.target,
+        policy: settings.policy,
+        summary: Summary::of(&hosts),
+        tenants,
+        hosts,
+    }
+}
+
+#[cfg(test)]
+mod tests;
