@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 use crate::inventory::{Inventory, Role};
 use crate::platform::MinOs;
+use crate::window::MaintenanceWindow;
 
 pub use basis::Basis;
 pub use policy::PlanPolicy;
@@ -177,6 +178,27 @@ impl Plan {
     }
 }
 
+/// A tenant as the plan orders it: its name and maintenance window.
+#[derive(Debug, Clone)]
+pub struct TenantWindow {
+    pub name: String,
+    pub window: Option<MaintenanceWindow>,
+}
+
+impl TenantWindow {
+    /// The inventory's tenants, in inventory order.
+    pub fn of(inventory: &Inventory) -> Vec<TenantWindow> {
+        inventory
+            .tenants
+            .iter()
+            .map(|t| TenantWindow {
+                name: t.name.clone(),
+                window: t.maintenance_window.clone(),
+            })
+            .collect()
+    }
+}
+
 /// What the plan is made against besides the hosts.
 pub struct PlanSettings<'a> {
     pub catalog: &'a Catalog,
@@ -190,7 +212,7 @@ pub struct PlanSettings<'a> {
 
 /// Makes the plan: a pure function of its inputs (only `generated_at` is left empty for the
 /// caller to stamp, so that the same inputs give the same document).
-pub fn build(inventory: &Inventory, inputs: &[PlanInput], settings: PlanSettings<'_>) -> Plan {
+pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSettings<'_>) -> Plan {
     let target_version = settings.target.ec_version();
     let cx = rules::Context {
         catalog: settings.catalog,
@@ -199,20 +221,22 @@ pub fn build(inventory: &Inventory, inputs: &[PlanInput], settings: PlanSettings
         as_of: settings.as_of,
     };
     // Tenants in inventory order, then any tenant only the inputs know.
-    let mut tenant_names: Vec<String> = inventory.tenants.iter().map(|t| t.name.clone()).collect();
+    let mut tenant_names: Vec<String> = tenants.iter().map(|t| t.name.clone()).collect();
     for i in inputs {
         if !tenant_names.contains(&i.tenant) {
             tenant_names.push(i.tenant.clone());
         }
     }
+    let window_of = |name: &str| {
+        tenants
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.window.as_ref())
+    };
     let next_windows: Vec<Option<WindowTimes>> = tenant_names
         .iter()
         .map(|name| {
-            let w = inventory
-                .tenants
-                .iter()
-                .find(|t| &t.name == name)
-                .and_then(|t| t.maintenance_window.as_ref())?;
+            let w = window_of(name)?;
             let o = w.next_after(settings.reference_time);
             Some(WindowTimes {
                 start: o.start.to_string(),
@@ -283,12 +307,7 @@ pub fn build(inventory: &Inventory, inputs: &[PlanInput], settings: PlanSettings
             waves.dedup();
             TenantPlan {
                 name: name.clone(),
-                maintenance_window: inventory
-                    .tenants
-                    .iter()
-                    .find(|t| &t.name == name)
-                    .and_then(|t| t.maintenance_window.as_ref())
-                    .map(|w| w.text().to_string()),
+                maintenance_window: window_of(name).map(|w| w.text().to_string()),
                 next_window: next,
                 waves,
             }
