@@ -26,6 +26,9 @@ pub enum Command {
     Inventory(InventoryCommand),
     /// Collect facts from every host and judge them against the version catalog.
     Audit(AuditArgs),
+    /// Per host: in-place, migrate, two-hop, up-to-date or blocked (with the fix), in waves by
+    /// maintenance window, staging servers first; optionally saved as a plan file.
+    Plan(PlanArgs),
     /// A simulated fleet on this machine.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -84,6 +87,68 @@ pub struct AuditArgs {
     pub no_progress: bool,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PlanFormatArg {
+    Table,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub struct PlanArgs {
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// The date support and deadlines are judged for, and windows counted from (YYYY-MM-DD,
+    /// midnight UTC); default now.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormatArg,
+    /// Only these hosts (repeatable).
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Only the hosts of these tenants (repeatable).
+    #[arg(long = "tenant", value_name = "NAME")]
+    pub tenants: Vec<String>,
+    /// The build to upgrade to (default: the newest confirmed, not recalled build in the catalog).
+    #[arg(long, value_name = "VERSION", conflicts_with = "msi")]
+    pub target: Option<String>,
+    /// The installer to upgrade with: its own ProductVersion is the target, its SHA-256 goes in
+    /// the plan.
+    #[arg(long, value_name = "PATH")]
+    pub msi: Option<PathBuf>,
+    /// Refuse the installer unless its SHA-256 is this.
+    #[arg(long, value_name = "HEX", requires = "msi")]
+    pub sha256: Option<String>,
+    /// Plan from a saved audit (audit.json from the share, or `ecfleet audit --format json`)
+    /// instead of asking the hosts.
+    #[arg(long, value_name = "FILE")]
+    pub from_audit: Option<PathBuf>,
+    /// Also write the plan document (JSON) to FILE, for `ecfleet run --plan`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when nothing is to be done, 2 when some host needs an action, 1 on any error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Hosts worked on at once when asking them live (default: the inventory's, else 64).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// A newer version catalog than the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Planning policy (default: the built-in playbooks/plan.toml).
+    #[arg(long, value_name = "FILE")]
+    pub playbook: Option<PathBuf>,
+    /// Record host keys not yet in known_hosts (never changed ones).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Where the agent builds are (default: beside ecfleet, as `cargo build` leaves them).
+    #[arg(long, value_name = "DIR")]
+    pub agent_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
 #[derive(Subcommand)]
 pub enum LabCommand {
     /// Write N simulated hosts to DIR/hosts/<name>/machine.toml.
@@ -105,6 +170,19 @@ pub enum LabCommand {
         /// First port (one per host); default: any free ports.
         #[arg(long, default_value_t = 0)]
         port_base: u16,
+    },
+    /// Write a lab installer: a real MSI database whose Property table says it is Entra Connect
+    /// VERSION, padded to SIZE MiB (real ones are about 150).
+    Msi {
+        #[arg(long, value_name = "VERSION")]
+        version: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long, value_name = "MIB", default_value_t = 0)]
+        size_mb: u64,
+        /// Another ProductName, to make a foreign installer (for testing the refusal).
+        #[arg(long, value_name = "NAME")]
+        product_name: Option<String>,
     },
     /// Start a lab, audit it, print the table and stop: ecfleet's main job in one command.
     Demo {

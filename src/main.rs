@@ -9,10 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::Parser;
 use ecfleet::audit::{self, AuditEvent, AuditPlaybook, AuditSettings, exit};
 use ecfleet::catalog::Catalog;
-use ecfleet::cli::{AuditArgs, Cli, Command, FormatArg, InventoryCommand, LabCommand};
-use ecfleet::inventory::Inventory;
+use ecfleet::cli::{
+    AuditArgs, Cli, Command, FormatArg, InventoryCommand, LabCommand, PlanArgs, PlanFormatArg,
+};
+use ecfleet::inventory::{Host, Inventory};
+use ecfleet::plan::{self, PlanPolicy};
 use ecfleet::provision::AgentBuilds;
-use ecfleet::report::{AuditFormat, render_audit};
+use ecfleet::report::{AuditFormat, PlanFormat, render_audit, render_plan};
 use ecfleet::share::Share;
 use jiff::civil::Date;
 
@@ -104,6 +107,31 @@ async fn run(command: Command) -> u8 {
             }
         }
         Command::Audit(args) => audit_command(&args).await,
+        Command::Plan(args) => plan_command(&args).await,
+        Command::Lab(LabCommand::Msi {
+            version,
+            out,
+            size_mb,
+            product_name,
+        }) => match ecfleet::msi::write_lab_msi(
+            &out,
+            &version,
+            product_name.as_deref(),
+            size_mb << 20,
+        ) {
+            Ok(info) => {
+                println!(
+                    "wrote {} ({} {}, {} bytes, sha256 {})",
+                    out.display(),
+                    info.product_name,
+                    info.product_version,
+                    info.size,
+                    info.sha256
+                );
+                exit::OK
+            }
+            Err(e) => fail(exit::FAILURE, e),
+        },
         Command::Lab(LabCommand::Init { hosts, dir, as_of }) => {
             let as_of = match parse_as_of(as_of.as_deref()) {
                 Ok(d) => d,
@@ -182,78 +210,65 @@ async fn run(command: Command) -> u8 {
     }
 }
 
-async fn audit_command(args: &AuditArgs) -> u8 {
-    let inventory = match Inventory::load(&args.inventory, user_known_hosts().as_deref()) {
-        Ok(i) => i,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return exit::INVALID_INPUT;
-        }
-    };
-    let as_of = match parse_as_of(args.as_of.as_deref()) {
-        Ok(d) => d,
-        Err(e) => return fail(exit::INVALID_INPUT, e),
-    };
-    let catalog = match &args.catalog {
-        Some(p) => match Catalog::load(p) {
-            Ok(c) => c,
-            Err(e) => return fail(exit::INVALID_INPUT, e),
-        },
-        None => Catalog::embedded(),
-    };
-    let playbook = match &args.playbook {
-        Some(p) => match AuditPlaybook::load(p) {
-            Ok(c) => c,
-            Err(e) => return fail(exit::INVALID_INPUT, e),
-        },
-        None => AuditPlaybook::embedded(),
-    };
-    for name in &args.hosts {
+fn load_inventory(path: &Path) -> Result<Inventory, String> {
+    Inventory::load(path, user_known_hosts().as_deref()).map_err(|errors| errors.to_string())
+}
+
+fn load_catalog(path: Option<&Path>) -> Result<Catalog, String> {
+    match path {
+        Some(p) => Catalog::load(p).map_err(|e| e.to_string()),
+        None => Ok(Catalog::embedded()),
+    }
+}
+
+/// The hosts `--host` and `--tenant` select (all when neither is given).
+fn select_hosts<'a>(
+    inventory: &'a Inventory,
+    hosts: &[String],
+    tenants: &[String],
+) -> Result<Vec<&'a Host>, String> {
+    for name in hosts {
         if !inventory.hosts().any(|h| &h.name == name) {
-            return fail(
-                exit::INVALID_INPUT,
-                format!(
-                    "--host {name}: no such host in {}",
-                    args.inventory.display()
-                ),
-            );
+            return Err(format!(
+                "--host {name}: no such host in {}",
+                inventory.path.display()
+            ));
         }
     }
-    for name in &args.tenants {
+    for name in tenants {
         if !inventory.tenants.iter().any(|t| &t.name == name) {
-            return fail(
-                exit::INVALID_INPUT,
-                format!(
-                    "--tenant {name}: no such tenant in {}",
-                    args.inventory.display()
-                ),
-            );
+            return Err(format!(
+                "--tenant {name}: no such tenant in {}",
+                inventory.path.display()
+            ));
         }
     }
-    let selected: Vec<_> = inventory
+    Ok(inventory
         .hosts()
         .filter(|h| {
-            (args.hosts.is_empty() || args.hosts.contains(&h.name))
-                && (args.tenants.is_empty() || args.tenants.contains(&h.tenant))
+            (hosts.is_empty() || hosts.contains(&h.name))
+                && (tenants.is_empty() || tenants.contains(&h.tenant))
         })
-        .collect();
-    let exe = std::env::current_exe().ok();
-    let agents = AgentBuilds::discover(exe.as_deref(), args.agent_dir.as_deref());
-    if agents.linux.is_none() && agents.windows.is_none() {
-        return fail(
-            exit::FAILURE,
-            "no agent build found: run `cargo build --release` (and for Windows hosts `cargo build --release -p ecfleet-agent --target x86_64-pc-windows-gnu`), or give --agent-dir",
-        );
-    }
-    let settings = AuditSettings {
-        catalog,
-        playbook,
-        as_of,
-        concurrency: args.concurrency.unwrap_or(inventory.concurrency),
-        agents,
-        accept_new_host_keys: args.accept_new_host_keys,
-    };
+        .collect())
+}
 
+fn discover_agents(agent_dir: Option<&Path>) -> Result<AgentBuilds, String> {
+    let exe = std::env::current_exe().ok();
+    let agents = AgentBuilds::discover(exe.as_deref(), agent_dir);
+    if agents.linux.is_none() && agents.windows.is_none() {
+        return Err("no agent build found: run `cargo build --release` (and for Windows hosts `cargo build --release -p ecfleet-agent --target x86_64-pc-windows-gnu`), or give --agent-dir".into());
+    }
+    Ok(agents)
+}
+
+/// Facts from the selected hosts with the audit's fan-out: Ctrl-C stops scheduling, a progress
+/// bar on a terminal.
+async fn gather(
+    inventory: &Inventory,
+    selected: &[&Host],
+    settings: &AuditSettings,
+    no_progress: bool,
+) -> audit::AuditReport {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     tokio::spawn(async move {
@@ -267,7 +282,7 @@ async fn audit_command(args: &AuditArgs) -> u8 {
             }
         }
     });
-    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    let show_progress = !no_progress && std::io::stderr().is_terminal();
     let bar = indicatif::ProgressBar::hidden();
     if show_progress {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -278,21 +293,58 @@ async fn audit_command(args: &AuditArgs) -> u8 {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
     }
-    let report = audit::run(
-        &inventory,
-        &selected,
-        &settings,
-        cancel,
-        |event| match event {
-            AuditEvent::Started { hosts } => bar.set_length(hosts as u64),
-            AuditEvent::HostDone(row) => {
-                bar.inc(1);
-                bar.set_message(row.host.clone());
-            }
-        },
-    )
+    let report = audit::run(inventory, selected, settings, cancel, |event| match event {
+        AuditEvent::Started { hosts } => bar.set_length(hosts as u64),
+        AuditEvent::HostDone(row) => {
+            bar.inc(1);
+            bar.set_message(row.host.clone());
+        }
+    })
     .await;
     bar.finish_and_clear();
+    report
+}
+
+async fn audit_command(args: &AuditArgs) -> u8 {
+    let inventory = match load_inventory(&args.inventory) {
+        Ok(i) => i,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let as_of = match parse_as_of(args.as_of.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return fail(exit::INVALID_INPUT, e),
+    };
+    let catalog = match load_catalog(args.catalog.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(exit::INVALID_INPUT, e),
+    };
+    let playbook = match &args.playbook {
+        Some(p) => match AuditPlaybook::load(p) {
+            Ok(c) => c,
+            Err(e) => return fail(exit::INVALID_INPUT, e),
+        },
+        None => AuditPlaybook::embedded(),
+    };
+    let selected = match select_hosts(&inventory, &args.hosts, &args.tenants) {
+        Ok(s) => s,
+        Err(e) => return fail(exit::INVALID_INPUT, e),
+    };
+    let agents = match discover_agents(args.agent_dir.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return fail(exit::FAILURE, e),
+    };
+    let settings = AuditSettings {
+        catalog,
+        playbook,
+        as_of,
+        concurrency: args.concurrency.unwrap_or(inventory.concurrency),
+        agents,
+        accept_new_host_keys: args.accept_new_host_keys,
+    };
+    let report = gather(&inventory, &selected, &settings, args.no_progress).await;
 
     let mut stdout = std::io::stdout().lock();
     let color = std::io::stdout().is_terminal();
@@ -320,4 +372,173 @@ fn relative(p: &Path) -> String {
         .ok()
         .and_then(|d| p.strip_prefix(d).ok().map(|r| r.display().to_string()))
         .unwrap_or_else(|| p.display().to_string())
+}
+
+/// `ecfleet plan`: facts (live or from a saved audit) → decisions → waves → table/JSON/file.
+async fn plan_command(args: &PlanArgs) -> u8 {
+    // With --detailed-exitcode every error is 1; otherwise the audit's codes (3 input, 4 failure).
+    let code = |c: u8| {
+        if args.detailed_exitcode {
+            plan::exit::DETAILED_ERROR
+        } else {
+            c
+        }
+    };
+    let inventory = match load_inventory(&args.inventory) {
+        Ok(i) => i,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return code(exit::INVALID_INPUT);
+        }
+    };
+    let as_of = match parse_as_of(args.as_of.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return fail(code(exit::INVALID_INPUT), e),
+    };
+    // Windows are counted from now, or from midnight UTC of an explicit --as-of day.
+    let reference_time = match &args.as_of {
+        Some(_) if as_of != today() => match as_of
+            .to_datetime(jiff::civil::Time::midnight())
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        {
+            Ok(z) => z.timestamp(),
+            Err(e) => return fail(code(exit::INVALID_INPUT), format!("--as-of: {e}")),
+        },
+        _ => jiff::Timestamp::now(),
+    };
+    let catalog = match load_catalog(args.catalog.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(code(exit::INVALID_INPUT), e),
+    };
+    let policy = match &args.playbook {
+        Some(p) => match PlanPolicy::load(p) {
+            Ok(p) => p,
+            Err(e) => return fail(code(exit::INVALID_INPUT), e),
+        },
+        None => PlanPolicy::embedded(),
+    };
+    let selected = match select_hosts(&inventory, &args.hosts, &args.tenants) {
+        Ok(s) => s,
+        Err(e) => return fail(code(exit::INVALID_INPUT), e),
+    };
+    let request = match (&args.target, &args.msi) {
+        (Some(v), _) => plan::target::TargetRequest::Version(v),
+        (None, Some(path)) => plan::target::TargetRequest::Msi {
+            path,
+            sha256: args.sha256.as_deref(),
+        },
+        (None, None) => plan::target::TargetRequest::Newest,
+    };
+    let target = match plan::target::resolve(&catalog, as_of, request) {
+        Ok(t) => t,
+        Err(e) => return fail(code(exit::INVALID_INPUT), e),
+    };
+
+    let (inputs, facts_source) = match &args.from_audit {
+        Some(path) => {
+            let saved = match plan::from_audit::load(path) {
+                Ok(a) => a,
+                Err(e) => return fail(code(exit::INVALID_INPUT), e),
+            };
+            let age = (as_of - saved.as_of).get_days();
+            if age > 7 {
+                eprintln!(
+                    "warning: the audit {} is for {}, {age} days before --as-of; facts may have changed (audit again)",
+                    path.display(),
+                    saved.as_of
+                );
+            }
+            (
+                plan::from_audit::inputs(&saved, path, &selected),
+                plan::FactsSource {
+                    kind: "audit".into(),
+                    path: Some(path.display().to_string()),
+                    audit_generated_at: Some(saved.generated_at.clone()),
+                },
+            )
+        }
+        None => {
+            let agents = match discover_agents(args.agent_dir.as_deref()) {
+                Ok(a) => a,
+                Err(e) => return fail(code(exit::FAILURE), e),
+            };
+            let mut playbook = AuditPlaybook::embedded();
+            playbook.retiring_days = policy.retiring_days;
+            playbook.min_free_gib = policy.min_free_gib;
+            playbook.host_deadline_secs = policy.host_deadline_secs;
+            let settings = AuditSettings {
+                catalog: catalog.clone(),
+                playbook,
+                as_of,
+                concurrency: args.concurrency.unwrap_or(inventory.concurrency),
+                agents,
+                accept_new_host_keys: args.accept_new_host_keys,
+            };
+            let report = gather(&inventory, &selected, &settings, args.no_progress).await;
+            let inputs = selected
+                .iter()
+                .zip(report.hosts)
+                .map(|(h, row)| plan::PlanInput {
+                    tenant: h.tenant.clone(),
+                    host: h.name.clone(),
+                    role: h.role,
+                    min_os: h.min_os,
+                    facts: row
+                        .facts
+                        .ok_or_else(|| row.error.unwrap_or_else(|| "no facts".into())),
+                })
+                .collect();
+            (
+                inputs,
+                plan::FactsSource {
+                    kind: "live".into(),
+                    path: None,
+                    audit_generated_at: None,
+                },
+            )
+        }
+    };
+
+    let mut result = plan::build(
+        &plan::TenantWindow::of(&inventory),
+        &inputs,
+        plan::PlanSettings {
+            catalog: &catalog,
+            target,
+            policy,
+            as_of,
+            reference_time,
+            inventory_path: inventory.path.display().to_string(),
+            facts_source,
+        },
+    );
+    result.generated_at = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or(jiff::Timestamp::now())
+        .to_string();
+
+    if let Some(out) = &args.out {
+        let json = match serde_json::to_vec_pretty(&result) {
+            Ok(j) => j,
+            Err(e) => return fail(code(exit::FAILURE), e),
+        };
+        if let Err(e) = ecfleet::share::replace_file(out, &json) {
+            return fail(code(exit::FAILURE), e);
+        }
+        eprintln!("plan written to {}", relative(out));
+    }
+    let format = match args.format {
+        PlanFormatArg::Table => PlanFormat::Table,
+        PlanFormatArg::Json => PlanFormat::Json,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let color = std::io::stdout().is_terminal();
+    if let Err(e) = render_plan(&result, format, color, &mut stdout) {
+        return fail(code(exit::FAILURE), format!("cannot write the plan: {e}"));
+    }
+    if args.detailed_exitcode {
+        result.detailed_exit_code()
+    } else {
+        plan::exit::OK
+    }
 }

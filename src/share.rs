@@ -94,6 +94,38 @@ pub fn write_new_file(path: &Path, data: &[u8]) -> Result<(), ShareError> {
     })
 }
 
+/// Atomic replace, for files the user names (a plan file): temp file beside it, fsync, rename.
+/// A reader sees the old file or the new one, never half of either.
+pub fn replace_file(path: &Path, data: &[u8]) -> Result<(), ShareError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        err(path)(e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

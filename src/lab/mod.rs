@@ -135,8 +135,9 @@ pub fn inventory_text(
             current_tenant = &e.host.tenant;
             let _ = writeln!(
                 s,
-                "[[tenant]]\nname = {:?}\nmaintenance_window = \"Sat 22:00-02:00 Europe/London\"\n",
-                e.host.tenant
+                "[[tenant]]\nname = {:?}\nmaintenance_window = {:?}\n",
+                e.host.tenant,
+                scenarios::maintenance_window(&e.host.tenant)
             );
         }
         let _ = writeln!(

@@ -28,7 +28,26 @@ pub const SCENARIOS: &[&str] = &[
     "wizard-open",
     "health-agent-off",
     "sync-errors",
+    "v1-old",
 ];
+
+/// The lab's maintenance windows, spread over the tenants so that a plan has several waves.
+const WINDOWS: &[&str] = &[
+    "Sat 22:00-02:00 Europe/London",
+    "Sun 01:00-05:00 Europe/Berlin",
+    "Fri 23:00-03:00 America/New_York",
+    "Sat 22:00-02:00 Europe/London",
+    "Wed 20:00-23:00 Australia/Sydney",
+];
+
+/// The maintenance window of lab tenant `tenantNN`.
+pub fn maintenance_window(tenant: &str) -> &'static str {
+    let n: usize = tenant
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(0);
+    WINDOWS[n.saturating_sub(1) % WINDOWS.len()]
+}
 
 /// What follows the named scenarios: mostly healthy hosts, some with staging partners.
 const FILLER: &[&str] = &[
@@ -194,6 +213,7 @@ fn machine(
         "sync-stopped" => p.sync_stopped,
         "recalled" => p.recalled,
         "v1-2012r2" => EcVersion([1, 6, 16, 0]),
+        "v1-old" => EcVersion([1, 5, 30, 0]),
         _ => behind,
     };
     let staging = role == Role::Staging;
@@ -291,6 +311,14 @@ fn machine(
             m.health_agent[0].display_name =
                 "Azure AD Connect Health Sync Monitoring Service".into();
         }
+        "v1-old" => {
+            m.os = MachineOs {
+                caption: "Microsoft Windows Server 2019 Standard".into(),
+                version: "10.0.17763".into(),
+                build: 17763,
+                installation_type: Some("Server".into()),
+            };
+        }
         "dotnet-old" => m.dotnet.release = Some(461308),
         "tls-missing" => m.tls12 = tls(false),
         "half-upgraded" => {
@@ -334,6 +362,7 @@ fn description(scenario: &str) -> &'static str {
         "wizard-open" => "the Entra Connect wizard is open",
         "health-agent-off" => "Health Agent services stopped and disabled",
         "sync-errors" => "last export ended with errors",
+        "v1-old" => "1.5.30.0 on Server 2019: two hops, via 1.6.16.0",
         _ => "",
     }
 }

@@ -335,4 +335,4 @@ pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSetti
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

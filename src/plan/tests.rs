@@ -63,8 +63,11 @@ const WINDOWS: &[Option<&str>] = &[
     Some("daily 03:00-04:00 UTC"),
 ];
 
-/// (tenant window choices, hosts as (tenant, staging?, version, dotnet, os build, reachable?))
-fn fleet() -> impl Strategy<Value = (Vec<usize>, Vec<(usize, bool, usize, u32, u32, bool)>)> {
+/// A generated host: (tenant, staging?, version index, .NET release, OS build, reachable?).
+type GenHost = (usize, bool, usize, u32, u32, bool);
+
+/// Tenant window choices and hosts.
+fn fleet() -> impl Strategy<Value = (Vec<usize>, Vec<GenHost>)> {
     (1usize..8).prop_flat_map(|tenants| {
         (
             prop::collection::vec(0..WINDOWS.len(), tenants),
@@ -203,4 +206,18 @@ fn tenants_with_the_earlier_window_go_first() {
         plan.summary.line(),
         "4 in-place, 0 migrate, 0 two-hop, 0 up-to-date, 0 blocked"
     );
+}
+
+/// Three hosts of one tenant: in-place, up-to-date, blocked (.NET); for report tests.
+pub(crate) fn small_plan() -> Plan {
+    let catalog = Catalog::embedded();
+    make(
+        &[1],
+        &[
+            (0, false, 1, 528449, 20348, true),
+            (0, false, 0, 528449, 20348, true),
+            (0, false, 1, 461308, 20348, true),
+        ],
+        &catalog,
+    )
 }
