@@ -1,0 +1,421 @@
+//! `ecfleet plan` end to end: lab hosts behind real OpenSSH sshd instances, facts gathered live
+//! and from a saved audit, targets from the catalog and from lab-made MSI files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+use serde_json::Value;
+
+const AS_OF: &str = "2026-11-24";
+
+/// The fleet's inventory with maintenance windows: odd tenants on Saturday in London, even ones
+/// on Friday in New York (which comes first).
+fn inventory_with_windows(fleet: &Fleet) -> PathBuf {
+    let path = fleet.write_inventory("");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(n) = line
+            .strip_prefix("name = \"tenant")
+            .and_then(|r| r.strip_suffix('"'))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            let window = if n % 2 == 1 {
+                "Sat 22:00-02:00 Europe/London"
+            } else {
+                "Fri 23:00-03:00 America/New_York"
+            };
+            out.push_str(&format!("maintenance_window = \"{window}\"\n"));
+        }
+    }
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+fn plan(inventory: &Path, args: &[&str]) -> Output {
+    ecfleet()
+        .args(["plan", "--as-of", AS_OF, "--no-progress", "--agent-dir"])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(inventory)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "plan JSON: {e}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn planned<'a>(plan: &'a Value, host: &str) -> &'a Value {
+    plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} not in the plan"))
+}
+
+fn codes(notes: &Value) -> Vec<String> {
+    notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
+    let fleet = Fleet::new(16, 2);
+    let inventory = inventory_with_windows(&fleet);
+    let plan_file = fleet.dir.path().join("plan.json");
+    let out = plan(
+        &inventory,
+        &[
+            "--format",
+            "json",
+            "--detailed-exitcode",
+            "--out",
+            plan_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "changes pending: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = json_of(&out);
+    assert_eq!(live["schema_version"], 1);
+    assert_eq!(live["kind"], "ecfleet-plan");
+    assert_eq!(live["as_of"], AS_OF);
+    assert_eq!(live["target"]["version"], "2.6.91.0");
+    assert_eq!(live["target"]["sha256"], Value::Null);
+    assert_eq!(live["catalog"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(live["facts_source"]["kind"], "live");
+    assert_eq!(live["hosts"].as_array().unwrap().len(), 16);
+    // The plan file holds the same document.
+    let saved: Value = serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
+    assert_eq!(saved, live);
+
+    let expect = [
+        ("t01-current", "up-to-date", &[][..]),
+        ("t02-behind", "in-place", &[][..]),
+        ("t02-staging", "in-place", &["staging-server"][..]),
+        ("t03-retiring", "in-place", &["retiring-build"][..]),
+        ("t04-sync-stopped", "in-place", &["sync-stopped"][..]),
+        ("t05-v1-2012r2", "migrate", &[][..]),
+        ("t06-dotnet-old", "blocked", &[][..]),
+        ("t07-tls-missing", "blocked", &[][..]),
+        ("t08-half-upgraded", "blocked", &[][..]),
+        ("t09-recalled", "migrate", &[][..]),
+        ("t10-disk-low", "blocked", &[][..]),
+        ("t11-wizard-open", "blocked", &[][..]),
+        (
+            "t12-health-agent-off",
+            "in-place",
+            &["health-agent-disabled"][..],
+        ),
+        ("t13-sync-errors", "in-place", &["sync-errors"][..]),
+        ("t14-v1-old", "two-hop", &[][..]),
+    ];
+    for (host, action, warnings) in expect {
+        let h = planned(&live, host);
+        assert_eq!(h["action"], action, "{host}: {h:#}");
+        for w in warnings {
+            assert!(
+                codes(&h["warnings"]).contains(&w.to_string()),
+                "{host}: {h:#}"
+            );
+        }
+        assert!(h["fingerprint"].as_str().unwrap().starts_with("sha256:"));
+    }
+    let blocked_by = |host: &str| {
+        let h = planned(&live, host);
+        (
+            h["reasons"][0]["code"].as_str().unwrap().to_string(),
+            h["reasons"][0]["fix"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(blocked_by("t06-dotnet-old").0, "dotnet-too-old");
+    assert!(
+        blocked_by("t06-dotnet-old")
+            .1
+            .contains("install .NET Framework 4.8 and reboot")
+    );
+    assert_eq!(blocked_by("t07-tls-missing").0, "tls12-not-enforced");
+    assert!(
+        blocked_by("t07-tls-missing")
+            .1
+            .contains("TLS 1.2 registry values for .NET")
+    );
+    assert_eq!(blocked_by("t08-half-upgraded").0, "version-mismatch");
+    assert_eq!(blocked_by("t10-disk-low").0, "disk-low");
+    assert_eq!(blocked_by("t11-wizard-open").0, "wizard-open");
+    assert_eq!(
+        planned(&live, "t05-v1-2012r2")["reasons"][0]["code"],
+        "os-unsupported"
+    );
+    assert_eq!(
+        planned(&live, "t09-recalled")["reasons"][0]["code"],
+        "recalled-build"
+    );
+    assert_eq!(planned(&live, "t14-v1-old")["via"], "1.6.16.0");
+    assert_eq!(planned(&live, "t04-sync-stopped")["from"], "2.5.76.0");
+    assert_eq!(planned(&live, "t04-sync-stopped")["to"], "2.6.91.0");
+
+    // The staging server goes in an earlier wave than its tenant's active server, and the
+    // New York tenants (Friday) come before the London ones (Saturday).
+    let wave = |host: &str| planned(&live, host)["wave"].as_u64().unwrap();
+    assert!(wave("t02-staging") < wave("t02-behind"));
+    assert!(
+        wave("t02-behind") < wave("t01-current"),
+        "Friday before Saturday"
+    );
+    let t02 = live["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "tenant02")
+        .unwrap();
+    assert_eq!(t02["next_window"]["start_utc"], "2026-11-28T04:00:00Z");
+    assert_eq!(
+        live["summary"]["in-place"].as_u64().unwrap()
+            + live["summary"]["migrate"].as_u64().unwrap()
+            + live["summary"]["two-hop"].as_u64().unwrap()
+            + live["summary"]["up-to-date"].as_u64().unwrap()
+            + live["summary"]["blocked"].as_u64().unwrap(),
+        16
+    );
+
+    // The same plan from a saved audit: same actions, same fingerprints (the basis ignores what
+    // moves between two collections).
+    let audit = ecfleet()
+        .args([
+            "audit",
+            "--format",
+            "json",
+            "--no-share",
+            "--as-of",
+            AS_OF,
+            "--agent-dir",
+        ])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    let audit_file = fleet.dir.path().join("audit.json");
+    std::fs::write(&audit_file, &audit.stdout).unwrap();
+    let out = plan(
+        &inventory,
+        &[
+            "--format",
+            "json",
+            "--from-audit",
+            audit_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_audit = json_of(&out);
+    assert_eq!(from_audit["facts_source"]["kind"], "audit");
+    for h in live["hosts"].as_array().unwrap() {
+        let again = planned(&from_audit, h["host"].as_str().unwrap());
+        assert_eq!(again["action"], h["action"]);
+        assert_eq!(again["wave"], h["wave"]);
+        assert_eq!(again["fingerprint"], h["fingerprint"], "{}", h["host"]);
+    }
+
+    // The table: grouped by tenant, with the summary line.
+    let out = plan(&inventory, &["--from-audit", audit_file.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("Plan: 6 in-place, 2 migrate, 1 two-hop, 2 up-to-date, 5 blocked."),
+        "{table}"
+    );
+    assert!(
+        table.contains("Fri 23:00-03:00 America/New_York"),
+        "{table}"
+    );
+
+    // Nothing to do on an up-to-date host: exit 0 with --detailed-exitcode.
+    let out = plan(
+        &inventory,
+        &[
+            "--from-audit",
+            audit_file.to_str().unwrap(),
+            "--host",
+            "t01-current",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+
+    // An MSI as the target: its own version, its hash in the plan.
+    let msi = fleet.dir.path().join("AzureADConnect.msi");
+    let made = ecfleet()
+        .args([
+            "lab",
+            "msi",
+            "--version",
+            "2.6.84.0",
+            "--size-mb",
+            "2",
+            "--out",
+        ])
+        .arg(&msi)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let sha = ecfleet::msi::hash_file(&msi).unwrap().0;
+    let out = plan(
+        &inventory,
+        &[
+            "--format",
+            "json",
+            "--from-audit",
+            audit_file.to_str().unwrap(),
+            "--msi",
+            msi.to_str().unwrap(),
+            "--sha256",
+            &sha.to_uppercase(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let with_msi = json_of(&out);
+    assert_eq!(with_msi["target"]["version"], "2.6.84.0");
+    assert_eq!(with_msi["target"]["source"], "msi");
+    assert_eq!(with_msi["target"]["sha256"], sha.as_str());
+    assert_eq!(
+        with_msi["target"]["msi"]["product_name"],
+        "Microsoft Entra Connect"
+    );
+    assert_eq!(
+        planned(&with_msi, "t01-current")["action"],
+        "up-to-date",
+        "2.6.91.0 is above 2.6.84.0"
+    );
+    assert_eq!(planned(&with_msi, "t02-behind")["to"], "2.6.84.0");
+    assert_eq!(
+        with_msi["target"]["warnings"],
+        serde_json::json!([]),
+        "2.6.84.0 meets the 2027 deadline"
+    );
+}
+
+#[test]
+fn bad_targets_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("known_hosts"), "").unwrap();
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[defaults]\nuser = \"x\"\nidentity_file = \"id\"\nknown_hosts = \"{}\"\n\n[[tenant]]\nname = \"t\"\n\n[[tenant.host]]\nname = \"h\"\naddress = \"127.0.0.1\"\n",
+            dir.path().join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.json");
+    std::fs::write(
+        &audit,
+        r#"{"schema_version":1,"as_of":"2026-11-24","generated_at":"2026-11-24T02:00:00Z","hosts":[]}"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = ecfleet()
+            .args(["plan", "--as-of", AS_OF, "-i"])
+            .arg(&inventory)
+            .args(["--from-audit", audit.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let corrupt = dir.path().join("corrupt.msi");
+    std::fs::write(&corrupt, vec![0xAB; 4096]).unwrap();
+    let (code, err) = run(&["--msi", corrupt.to_str().unwrap()]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("is not a valid MSI database"), "{err}");
+
+    let foreign = dir.path().join("7zip.msi");
+    ecfleet::msi::write_lab_msi(&foreign, "24.8.0.0", Some("7-Zip 24.08 (x64 edition)"), 0)
+        .unwrap();
+    let (code, err) = run(&["--msi", foreign.to_str().unwrap()]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("is not an Entra Connect installer"), "{err}");
+    assert!(err.contains("7-Zip"), "{err}");
+
+    let good = dir.path().join("good.msi");
+    ecfleet::msi::write_lab_msi(&good, "2.6.91.0", None, 0).unwrap();
+    let (code, err) = run(&["--msi", good.to_str().unwrap(), "--sha256", &"0".repeat(64)]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("but --sha256 pins"), "{err}");
+    // With --detailed-exitcode every error is 1.
+    let (code, _) = run(&[
+        "--msi",
+        good.to_str().unwrap(),
+        "--sha256",
+        &"0".repeat(64),
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(code, Some(1));
+
+    let recalled = dir.path().join("recalled.msi");
+    ecfleet::msi::write_lab_msi(&recalled, "2.6.79.0", None, 0).unwrap();
+    let (code, err) = run(&["--msi", recalled.to_str().unwrap()]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("was recalled"), "{err}");
+
+    let (code, err) = run(&["--target", "2.6.90.0"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("not in the catalog"), "{err}");
+    let (code, err) = run(&["--target", "2.6"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("--target 2.6"), "{err}");
+
+    // A host the audit does not cover is blocked, not dropped.
+    let out = ecfleet()
+        .args(["plan", "--as-of", AS_OF, "--format", "json", "-i"])
+        .arg(&inventory)
+        .args(["--from-audit", audit.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["hosts"][0]["action"], "blocked");
+    assert!(
+        plan["hosts"][0]["reasons"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not in the audit")
+    );
+}
