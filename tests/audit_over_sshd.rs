@@ -253,3 +253,47 @@ fn csv_and_table_formats_carry_every_host() {
         }
     }
 }
+
+#[test]
+fn rsa_keys_authenticate_and_an_unauthorised_key_is_a_clear_per_host_error() {
+    let fleet = Fleet::new(2, 1);
+    let rsa = fleet.dir.path().join("id_rsa");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f"])
+        .arg(&rsa)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let authorized = fleet.dir.path().join("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&std::fs::read_to_string(rsa.with_extension("pub")).unwrap());
+    std::fs::write(&authorized, keys).unwrap();
+    let inventory = fleet.write_inventory("");
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    let with_rsa = text.replace(
+        &format!("identity_file = \"{}\"", fleet.key.display()),
+        &format!("identity_file = \"{}\"", rsa.display()),
+    );
+    assert_ne!(with_rsa, text);
+    std::fs::write(&inventory, &with_rsa).unwrap();
+    let (code, report, stderr) = fleet.audit(&inventory, &["--no-share"]);
+    assert_eq!(report["summary"]["reachable"], 2, "{stderr}\n{report:#}");
+    assert_ne!(code, 2);
+
+    // A key the hosts do not know: each host fails alone, naming the user and the key tried.
+    let stranger = fleet.dir.path().join("stranger");
+    keygen(&stranger);
+    std::fs::write(
+        &inventory,
+        with_rsa.replace(&rsa.display().to_string(), &stranger.display().to_string()),
+    )
+    .unwrap();
+    let (code, report, _) = fleet.audit(&inventory, &["--no-share"]);
+    assert_eq!(code, 2);
+    let error = host(&report, "t01-current")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("authentication as"), "{error}");
+    assert!(error.contains("stranger"), "{error}");
+}
