@@ -53,8 +53,7 @@ pub struct Evaluation {
     pub sync_summary: String,
 }
 
-const MIN_OS_BUILD_V2: u32 = 14393;
-const MIN_DOTNET_RELEASE: u32 = 461808;
+use crate::platform::{MIN_DOTNET_RELEASE, MIN_OS_BUILD_V2};
 
 fn finding(
     code: &str,
@@ -231,25 +230,7 @@ pub fn evaluate(
         }
     }
     if let Some(tls) = &facts.tls12 {
-        let mut missing = Vec::new();
-        for (hive, t) in [
-            ("64-bit .NET", &tls.dotnet_x64),
-            ("32-bit .NET", &tls.dotnet_x86),
-        ] {
-            if t.system_default_tls_versions != Some(1) || t.sch_use_strong_crypto != Some(1) {
-                missing.push(hive);
-            }
-        }
-        for (side, s) in [
-            ("SCHANNEL client", &tls.schannel_client),
-            ("SCHANNEL server", &tls.schannel_server),
-        ] {
-            // Absent SCHANNEL keys mean the OS default, which is TLS 1.2 on Server 2016+; only
-            // an explicit disable counts there.
-            if s.enabled == Some(0) || s.disabled_by_default == Some(1) {
-                missing.push(side);
-            }
-        }
+        let missing = tls12_gaps(tls);
         if !missing.is_empty() {
             out.push(finding("tls12-not-enforced", Severity::Warning, format!("TLS 1.2 is not enforced for {}", missing.join(", ")), "set SystemDefaultTlsVersions=1 and SchUseStrongCrypto=1 under both .NET v4.0.30319 keys (and enable TLS 1.2 in SCHANNEL), then reboot"));
         }
@@ -364,7 +345,31 @@ pub fn evaluate(
     }
 }
 
-fn is_engine_entry(name: &str) -> bool {
+/// Where TLS 1.2 is not enforced: the .NET values in either hive, or an explicit disable in
+/// SCHANNEL (absent SCHANNEL keys mean the OS default, which is TLS 1.2 on Server 2016+).
+pub(crate) fn tls12_gaps(tls: &ecfleet_proto::Tls12Facts) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    for (hive, t) in [
+        ("64-bit .NET", &tls.dotnet_x64),
+        ("32-bit .NET", &tls.dotnet_x86),
+    ] {
+        if t.system_default_tls_versions != Some(1) || t.sch_use_strong_crypto != Some(1) {
+            missing.push(hive);
+        }
+    }
+    for (side, s) in [
+        ("SCHANNEL client", &tls.schannel_client),
+        ("SCHANNEL server", &tls.schannel_server),
+    ] {
+        if s.enabled == Some(0) || s.disabled_by_default == Some(1) {
+            missing.push(side);
+        }
+    }
+    missing
+}
+
+/// Whether an uninstall entry is the sync engine's (either branding).
+pub(crate) fn is_engine_entry(name: &str) -> bool {
     let n = name.to_lowercase();
     n.contains("synchronization services")
         || n.contains("connect sync")

@@ -9,6 +9,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::findings::{is_engine_entry, tls12_gaps};
 use crate::catalog::{Catalog, DeadlineEffect, EcVersion, SupportStatus};
 use crate::inventory::Role;
 use crate::platform::{MIN_DOTNET_RELEASE, MIN_OS_BUILD_V2, MinOs, server_name};
@@ -109,35 +110,6 @@ fn blocked(from: Option<String>, to: Option<String>, reasons: Vec<Note>) -> Deci
         reasons,
         warnings: Vec::new(),
     }
-}
-
-fn is_engine_entry(name: &str) -> bool {
-    let n = name.to_lowercase();
-    n.contains("synchronization services")
-        || n.contains("connect sync")
-        || n.contains("azure ad sync")
-}
-
-/// TLS 1.2 for .NET (both hives) and SCHANNEL (only an explicit disable counts there).
-fn tls_gaps(tls: &ecfleet_proto::Tls12Facts) -> Vec<&'static str> {
-    let mut missing = Vec::new();
-    for (hive, t) in [
-        ("64-bit .NET", &tls.dotnet_x64),
-        ("32-bit .NET", &tls.dotnet_x86),
-    ] {
-        if t.system_default_tls_versions != Some(1) || t.sch_use_strong_crypto != Some(1) {
-            missing.push(hive);
-        }
-    }
-    for (side, s) in [
-        ("SCHANNEL client", &tls.schannel_client),
-        ("SCHANNEL server", &tls.schannel_server),
-    ] {
-        if s.enabled == Some(0) || s.disabled_by_default == Some(1) {
-            missing.push(side);
-        }
-    }
-    missing
 }
 
 fn os_label(build: u32) -> String {
@@ -448,7 +420,7 @@ fn prerequisite_blockers(
     }
     match &facts.tls12 {
         Some(tls) => {
-            let gaps = tls_gaps(tls);
+            let gaps = tls12_gaps(tls);
             if !gaps.is_empty() {
                 out.push(note(
                     "tls12-not-enforced",
