@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Where a secret is kept. Printing a reference is safe: it names the place, not the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
@@ -20,6 +20,17 @@ impl fmt::Display for SecretRef {
             SecretRef::Env(var) => write!(f, "environment variable {var}"),
             SecretRef::File(path) => write!(f, "file {}", path.display()),
             SecretRef::Command(_) => write!(f, "the configured password command"),
+        }
+    }
+}
+
+/// Debug never shows a password command line (it may carry a vault path or token name).
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(var) => f.debug_tuple("Env").field(var).finish(),
+            SecretRef::File(path) => f.debug_tuple("File").field(path).finish(),
+            SecretRef::Command(_) => f.write_str("Command(<redacted>)"),
         }
     }
 }
@@ -107,6 +118,16 @@ fn shell_command(cmd: &str) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_command_is_not_shown_by_debug() {
+        let r = SecretRef::Command("vault read -field=pw secret/ec/contoso".into());
+        assert_eq!(format!("{r:?}"), "Command(<redacted>)");
+        assert_eq!(
+            format!("{:?}", SecretRef::Env("EC_PW".into())),
+            "Env(\"EC_PW\")"
+        );
+    }
 
     #[test]
     fn secrets_never_print_their_value() {

@@ -109,40 +109,38 @@ impl client::Handler for Verifier {
             return Ok(false);
         };
         let verdict = self.known_hosts.check(&self.address, self.port, key);
-        match verdict {
-            HostKeyVerdict::Trusted => Ok(true),
+        let (host, print, file) = (
+            self.name.clone(),
+            fingerprint(key),
+            self.known_hosts_path.display().to_string(),
+        );
+        let refusal = match verdict {
+            HostKeyVerdict::Trusted => return Ok(true),
             HostKeyVerdict::Unknown if self.accept_new => {
                 known_hosts::learn(&self.known_hosts_path, &self.address, self.port, key)?;
-                tracing::info!(host = %self.name, fingerprint = %fingerprint(key), "learned new host key");
-                Ok(true)
+                tracing::info!(host = %self.name, fingerprint = %print, "learned new host key");
+                return Ok(true);
             }
-            HostKeyVerdict::Unknown => {
-                self.refuse(TransportError::HostKeyUnknown {
-                    host: self.name.clone(),
-                    fingerprint: fingerprint(key),
-                    file: self.known_hosts_path.display().to_string(),
-                });
-                Ok(false)
-            }
-            HostKeyVerdict::Changed { line } => {
-                self.refuse(TransportError::HostKeyChanged {
-                    host: self.name.clone(),
-                    fingerprint: fingerprint(key),
-                    file: self.known_hosts_path.display().to_string(),
-                    line,
-                });
-                Ok(false)
-            }
-            HostKeyVerdict::Revoked { line } => {
-                self.refuse(TransportError::HostKeyRevoked {
-                    host: self.name.clone(),
-                    fingerprint: fingerprint(key),
-                    file: self.known_hosts_path.display().to_string(),
-                    line,
-                });
-                Ok(false)
-            }
-        }
+            HostKeyVerdict::Unknown => TransportError::HostKeyUnknown {
+                host,
+                fingerprint: print,
+                file,
+            },
+            HostKeyVerdict::Changed { line } => TransportError::HostKeyChanged {
+                host,
+                fingerprint: print,
+                file,
+                line,
+            },
+            HostKeyVerdict::Revoked { line } => TransportError::HostKeyRevoked {
+                host,
+                fingerprint: print,
+                file,
+                line,
+            },
+        };
+        self.refuse(refusal);
+        Ok(false)
     }
 }
 
