@@ -297,3 +297,98 @@ fn rsa_keys_authenticate_and_an_unauthorised_key_is_a_clear_per_host_error() {
     assert!(error.contains("authentication as"), "{error}");
     assert!(error.contains("stranger"), "{error}");
 }
+
+/// One lab host behind `sshd`, with an inventory whose `[defaults]` carry `auth`.
+fn single_host_inventory(fleet: &Fleet, sshd: &Sshd, auth: &str) -> std::path::PathBuf {
+    let known_hosts = fleet.dir.path().join("single_known_hosts");
+    std::fs::write(&known_hosts, sshd.known_hosts_line()).unwrap();
+    let path = fleet.dir.path().join("single.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nuser = \"{}\"\nknown_hosts = \"{}\"\nos = \"linux\"\n{auth}\n[[tenant]]\nname = \"t\"\n\n[[tenant.host]]\nname = \"single\"\naddress = \"127.0.0.1\"\nport = {}\nlab_root = \"{}\"\n",
+            whoami(),
+            known_hosts.display(),
+            sshd.port,
+            fleet.host_dir("t01-current").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn password_auth_by_reference_works_and_a_wrong_password_is_never_echoed() {
+    let fleet = Fleet::new(1, 1);
+    let sshd = Sshd::start_with_password(fleet.dir.path(), "pw", "c0rrect-Horse-7");
+    let inventory =
+        single_host_inventory(&fleet, &sshd, "password = { env = \"ECFLEET_TEST_PW\" }\n");
+    let run = |password: &str| {
+        let out = ecfleet()
+            .args([
+                "audit",
+                "--format",
+                "json",
+                "--no-share",
+                "--as-of",
+                "2026-11-24",
+            ])
+            .args(["--agent-dir"])
+            .arg(agent_dir())
+            .arg("-i")
+            .arg(&inventory)
+            .env("ECFLEET_TEST_PW", password)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            out.status.code(),
+            report,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, report, stderr) = run("c0rrect-Horse-7");
+    assert_eq!(report["summary"]["reachable"], 1, "{stderr}\n{report:#}");
+    assert_eq!(code, Some(0));
+    let (code, report, stderr) = run("wrong-Battery-9");
+    assert_eq!(code, Some(2));
+    let error = host(&report, "single")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("authentication as"), "{error}");
+    assert!(
+        error.contains("environment variable ECFLEET_TEST_PW"),
+        "{error}"
+    );
+    let everything = format!("{report}{stderr}");
+    assert!(!everything.contains("wrong-Battery-9") && !everything.contains("c0rrect-Horse-7"));
+}
+
+#[test]
+fn a_host_without_sftp_fails_at_once_with_the_reason() {
+    let fleet = Fleet::new(1, 1);
+    let authorized = fleet.dir.path().join("authorized_keys");
+    let auth = format!(
+        "AuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n",
+        authorized.display()
+    );
+    let sshd = Sshd::start_with(fleet.dir.path(), "nosftp", &auth, false, None);
+    let inventory = single_host_inventory(
+        &fleet,
+        &sshd,
+        &format!("identity_file = \"{}\"\n", fleet.key.display()),
+    );
+    let started = std::time::Instant::now();
+    let (code, report, _) = fleet.audit(&inventory, &["--no-share"]);
+    assert_eq!(code, 2);
+    let error = host(&report, "single")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("refused the SFTP subsystem"), "{error}");
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "no wait for the host deadline"
+    );
+}

@@ -90,6 +90,49 @@ impl Drop for Sshd {
 
 impl Sshd {
     pub fn start(dir: &Path, name: &str, authorized_keys: &Path) -> Sshd {
+        let auth = format!(
+            "AuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n",
+            authorized_keys.display()
+        );
+        Self::start_with(dir, name, &auth, true, None)
+    }
+
+    /// An sshd that accepts only `password` for the current user (root). The password lives in
+    /// a copy of /etc/shadow that only this sshd sees: it runs in its own mount namespace with
+    /// the copy bind-mounted over /etc/shadow, so the system's accounts are never touched.
+    pub fn start_with_password(dir: &Path, name: &str, password: &str) -> Sshd {
+        let hash = Command::new("openssl")
+            .args(["passwd", "-6", password])
+            .output()
+            .expect("openssl passwd");
+        assert!(hash.status.success());
+        let hash = String::from_utf8(hash.stdout).unwrap().trim().to_string();
+        let user = whoami();
+        let shadow: String = std::fs::read_to_string("/etc/shadow")
+            .expect("read /etc/shadow (the tests run as root)")
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(':').collect();
+                if f.first() == Some(&user.as_str()) && f.len() > 1 {
+                    f[1] = &hash;
+                }
+                f.join(":") + "\n"
+            })
+            .collect();
+        let shadow_path = dir.join(format!("{name}.shadow"));
+        std::fs::write(&shadow_path, shadow).unwrap();
+        let auth = "PermitRootLogin yes\nPasswordAuthentication yes\nPubkeyAuthentication no\n";
+        Self::start_with(dir, name, auth, true, Some(&shadow_path))
+    }
+
+    /// An sshd with the given authentication lines, with or without the SFTP subsystem.
+    pub fn start_with(
+        dir: &Path,
+        name: &str,
+        auth: &str,
+        sftp: bool,
+        shadow: Option<&Path>,
+    ) -> Sshd {
         let sshd = sshd_binary();
         let host_key = dir.join(format!("{name}_host_ed25519"));
         keygen(&host_key);
@@ -98,14 +141,28 @@ impl Sshd {
         std::fs::write(
             &config,
             format!(
-                "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nPidFile {dir}/{name}.pid\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\nMaxStartups 200:30:400\nMaxSessions 50\nLogLevel ERROR\nSubsystem sftp /usr/lib/openssh/sftp-server\n",
+                "ListenAddress 127.0.0.1:{port}\nHostKey {hk}\nPidFile {dir}/{name}.pid\n{auth}KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\nMaxStartups 200:30:400\nMaxSessions 50\nLogLevel ERROR\n{sftp}",
                 hk = host_key.display(),
                 dir = dir.display(),
-                ak = authorized_keys.display()
+                sftp = if sftp { "Subsystem sftp /usr/lib/openssh/sftp-server\n" } else { "" },
             ),
         )
         .unwrap();
-        let child = Command::new(sshd)
+        let mut command = match shadow {
+            None => Command::new(sshd),
+            Some(shadow) => {
+                // unshare execs sh, which execs sshd: the child is sshd itself.
+                let mut c = Command::new("unshare");
+                c.args(["-m", "sh", "-c"]).arg(format!(
+                    "mount --bind '{}' /etc/shadow && exec '{}' \"$@\"",
+                    shadow.display(),
+                    sshd.display()
+                ));
+                c.arg("sshd");
+                c
+            }
+        };
+        let child = command
             .arg("-D")
             .arg("-e")
             .arg("-f")

@@ -278,11 +278,25 @@ impl SshConnection {
     }
 
     async fn sftp(&self) -> Result<SftpSession, TransportError> {
-        let channel = self.handle.channel_open_session().await.map_err(protocol)?;
+        let mut channel = self.handle.channel_open_session().await.map_err(protocol)?;
         channel
             .request_subsystem(true, "sftp")
             .await
             .map_err(protocol)?;
+        // The server answers the request; a refusal (no `Subsystem sftp` in sshd_config) must
+        // be an error now, not a silent wait for an SFTP handshake that never comes.
+        loop {
+            match channel.wait().await {
+                Some(ChannelMsg::Success) => break,
+                Some(ChannelMsg::Failure) | Some(ChannelMsg::Close) | None => {
+                    return Err(TransportError::Protocol(format!(
+                        "{} refused the SFTP subsystem; enable it in sshd_config (Subsystem sftp …)",
+                        self.name
+                    )));
+                }
+                Some(_) => continue,
+            }
+        }
         let config = russh_sftp::client::Config {
             request_timeout_secs: 60,
             ..Default::default()
