@@ -49,15 +49,16 @@ pub enum FormatArg {
     Csv,
 }
 
+/// What every fleet command takes: the inventory, the date, the host selection and how to
+/// reach the hosts.
 #[derive(Args, Clone)]
-pub struct AuditArgs {
+pub struct FleetArgs {
     #[arg(short, long, value_name = "FILE")]
     pub inventory: PathBuf,
-    /// The date support verdicts are computed for (YYYY-MM-DD); default today.
+    /// The date support and deadlines are judged for (YYYY-MM-DD); default today. A plan also
+    /// counts the next maintenance windows from midnight UTC of that day.
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: FormatArg,
     /// Only these hosts (repeatable).
     #[arg(long = "host", value_name = "NAME")]
     pub hosts: Vec<String>,
@@ -70,21 +71,29 @@ pub struct AuditArgs {
     /// A newer version catalog than the built-in one.
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
-    /// Audit thresholds (default: the built-in playbooks/audit.toml).
-    #[arg(long, value_name = "FILE")]
-    pub playbook: Option<PathBuf>,
     /// Record host keys not yet in known_hosts (never changed ones).
     #[arg(long)]
     pub accept_new_host_keys: bool,
     /// Where the agent builds are (default: beside ecfleet, as `cargo build` leaves them).
     #[arg(long, value_name = "DIR")]
     pub agent_dir: Option<PathBuf>,
-    /// Do not write the snapshot to the share.
-    #[arg(long)]
-    pub no_share: bool,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FormatArg,
+    /// Audit thresholds (default: the built-in playbooks/audit.toml).
+    #[arg(long, value_name = "FILE")]
+    pub playbook: Option<PathBuf>,
+    /// Do not write the snapshot to the share.
+    #[arg(long)]
+    pub no_share: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -95,20 +104,10 @@ pub enum PlanFormatArg {
 
 #[derive(Args, Clone)]
 pub struct PlanArgs {
-    #[arg(short, long, value_name = "FILE")]
-    pub inventory: PathBuf,
-    /// The date support and deadlines are judged for, and windows counted from (YYYY-MM-DD,
-    /// midnight UTC); default now.
-    #[arg(long, value_name = "DATE")]
-    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormatArg,
-    /// Only these hosts (repeatable).
-    #[arg(long = "host", value_name = "NAME")]
-    pub hosts: Vec<String>,
-    /// Only the hosts of these tenants (repeatable).
-    #[arg(long = "tenant", value_name = "NAME")]
-    pub tenants: Vec<String>,
     /// The build to upgrade to (default: the newest confirmed, not recalled build in the catalog).
     #[arg(long, value_name = "VERSION", conflicts_with = "msi")]
     pub target: Option<String>,
@@ -129,24 +128,9 @@ pub struct PlanArgs {
     /// Exit 0 when nothing is to be done, 2 when some host needs an action, 1 on any error.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Hosts worked on at once when asking them live (default: the inventory's, else 64).
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-    /// A newer version catalog than the built-in one.
-    #[arg(long, value_name = "FILE")]
-    pub catalog: Option<PathBuf>,
     /// Planning policy (default: the built-in playbooks/plan.toml).
     #[arg(long, value_name = "FILE")]
     pub playbook: Option<PathBuf>,
-    /// Record host keys not yet in known_hosts (never changed ones).
-    #[arg(long)]
-    pub accept_new_host_keys: bool,
-    /// Where the agent builds are (default: beside ecfleet, as `cargo build` leaves them).
-    #[arg(long, value_name = "DIR")]
-    pub agent_dir: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    pub no_progress: bool,
 }
 
 #[derive(Subcommand)]

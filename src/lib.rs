@@ -12,5 +12,7 @@ pub mod platform;
 pub mod provision;
 pub mod report;
 pub mod share;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod transport;
 pub mod window;

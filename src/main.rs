@@ -10,7 +10,8 @@ use clap::Parser;
 use ecfleet::audit::{self, AuditEvent, AuditPlaybook, AuditSettings, exit};
 use ecfleet::catalog::Catalog;
 use ecfleet::cli::{
-    AuditArgs, Cli, Command, FormatArg, InventoryCommand, LabCommand, PlanArgs, PlanFormatArg,
+    AuditArgs, Cli, Command, FleetArgs, FormatArg, InventoryCommand, LabCommand, PlanArgs,
+    PlanFormatArg,
 };
 use ecfleet::inventory::{Host, Inventory};
 use ecfleet::plan::{self, PlanPolicy};
@@ -189,18 +190,20 @@ async fn run(command: Command) -> u8 {
                 inventory.display()
             );
             let args = AuditArgs {
-                inventory,
-                as_of: None,
+                fleet: FleetArgs {
+                    inventory,
+                    as_of: None,
+                    hosts: vec![],
+                    tenants: vec![],
+                    concurrency: None,
+                    catalog: None,
+                    accept_new_host_keys: false,
+                    agent_dir: None,
+                    no_progress: false,
+                },
                 format,
-                hosts: vec![],
-                tenants: vec![],
-                concurrency: None,
-                catalog: None,
                 playbook: None,
-                accept_new_host_keys: false,
-                agent_dir: None,
                 no_share: false,
-                no_progress: false,
             };
             let code = audit_command(&args).await;
             let _ = stop.send(());
@@ -306,18 +309,18 @@ async fn gather(
 }
 
 async fn audit_command(args: &AuditArgs) -> u8 {
-    let inventory = match load_inventory(&args.inventory) {
+    let inventory = match load_inventory(&args.fleet.inventory) {
         Ok(i) => i,
         Err(errors) => {
             eprintln!("{errors}");
             return exit::INVALID_INPUT;
         }
     };
-    let as_of = match parse_as_of(args.as_of.as_deref()) {
+    let as_of = match parse_as_of(args.fleet.as_of.as_deref()) {
         Ok(d) => d,
         Err(e) => return fail(exit::INVALID_INPUT, e),
     };
-    let catalog = match load_catalog(args.catalog.as_deref()) {
+    let catalog = match load_catalog(args.fleet.catalog.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(exit::INVALID_INPUT, e),
     };
@@ -328,11 +331,11 @@ async fn audit_command(args: &AuditArgs) -> u8 {
         },
         None => AuditPlaybook::embedded(),
     };
-    let selected = match select_hosts(&inventory, &args.hosts, &args.tenants) {
+    let selected = match select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants) {
         Ok(s) => s,
         Err(e) => return fail(exit::INVALID_INPUT, e),
     };
-    let agents = match discover_agents(args.agent_dir.as_deref()) {
+    let agents = match discover_agents(args.fleet.agent_dir.as_deref()) {
         Ok(a) => a,
         Err(e) => return fail(exit::FAILURE, e),
     };
@@ -340,11 +343,11 @@ async fn audit_command(args: &AuditArgs) -> u8 {
         catalog,
         playbook,
         as_of,
-        concurrency: args.concurrency.unwrap_or(inventory.concurrency),
+        concurrency: args.fleet.concurrency.unwrap_or(inventory.concurrency),
         agents,
-        accept_new_host_keys: args.accept_new_host_keys,
+        accept_new_host_keys: args.fleet.accept_new_host_keys,
     };
-    let report = gather(&inventory, &selected, &settings, args.no_progress).await;
+    let report = gather(&inventory, &selected, &settings, args.fleet.no_progress).await;
 
     let mut stdout = std::io::stdout().lock();
     let color = std::io::stdout().is_terminal();
@@ -384,19 +387,19 @@ async fn plan_command(args: &PlanArgs) -> u8 {
             c
         }
     };
-    let inventory = match load_inventory(&args.inventory) {
+    let inventory = match load_inventory(&args.fleet.inventory) {
         Ok(i) => i,
         Err(errors) => {
             eprintln!("{errors}");
             return code(exit::INVALID_INPUT);
         }
     };
-    let as_of = match parse_as_of(args.as_of.as_deref()) {
+    let as_of = match parse_as_of(args.fleet.as_of.as_deref()) {
         Ok(d) => d,
         Err(e) => return fail(code(exit::INVALID_INPUT), e),
     };
     // Windows are counted from now, or from midnight UTC of an explicit --as-of day.
-    let reference_time = match &args.as_of {
+    let reference_time = match &args.fleet.as_of {
         Some(_) if as_of != today() => match as_of
             .to_datetime(jiff::civil::Time::midnight())
             .to_zoned_datetime(jiff::tz::TimeZone::UTC)
@@ -406,7 +409,7 @@ async fn plan_command(args: &PlanArgs) -> u8 {
         },
         _ => jiff::Timestamp::now(),
     };
-    let catalog = match load_catalog(args.catalog.as_deref()) {
+    let catalog = match load_catalog(args.fleet.catalog.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(code(exit::INVALID_INPUT), e),
     };
@@ -417,7 +420,7 @@ async fn plan_command(args: &PlanArgs) -> u8 {
         },
         None => PlanPolicy::embedded(),
     };
-    let selected = match select_hosts(&inventory, &args.hosts, &args.tenants) {
+    let selected = match select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants) {
         Ok(s) => s,
         Err(e) => return fail(code(exit::INVALID_INPUT), e),
     };
@@ -458,7 +461,7 @@ async fn plan_command(args: &PlanArgs) -> u8 {
             )
         }
         None => {
-            let agents = match discover_agents(args.agent_dir.as_deref()) {
+            let agents = match discover_agents(args.fleet.agent_dir.as_deref()) {
                 Ok(a) => a,
                 Err(e) => return fail(code(exit::FAILURE), e),
             };
@@ -470,11 +473,11 @@ async fn plan_command(args: &PlanArgs) -> u8 {
                 catalog: catalog.clone(),
                 playbook,
                 as_of,
-                concurrency: args.concurrency.unwrap_or(inventory.concurrency),
+                concurrency: args.fleet.concurrency.unwrap_or(inventory.concurrency),
                 agents,
-                accept_new_host_keys: args.accept_new_host_keys,
+                accept_new_host_keys: args.fleet.accept_new_host_keys,
             };
-            let report = gather(&inventory, &selected, &settings, args.no_progress).await;
+            let report = gather(&inventory, &selected, &settings, args.fleet.no_progress).await;
             let inputs = selected
                 .iter()
                 .zip(report.hosts)

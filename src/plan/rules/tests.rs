@@ -8,85 +8,8 @@ use crate::plan::policy::PlanPolicy;
 
 const AS_OF: &str = "2026-11-24";
 
-/// A healthy Server 2022 host running `version` (both readings), .NET 4.8, TLS 1.2 enforced,
-/// 40 GiB free, nothing open, scheduler idle, last runs successful.
 fn healthy(version: &str) -> Facts {
-    let mut f = Facts::new("lab", "0.1.0", "2026-11-24T09:00:00Z".into());
-    f.os = Some(OsFacts {
-        caption: "Microsoft Windows Server 2022 Standard".into(),
-        version: "10.0.20348".into(),
-        build: 20348,
-        installation_type: Some("Server".into()),
-    });
-    f.dotnet = Some(DotNetFacts {
-        release: Some(528449),
-    });
-    let on = DotNetTls {
-        system_default_tls_versions: Some(1),
-        sch_use_strong_crypto: Some(1),
-    };
-    f.tls12 = Some(Tls12Facts {
-        dotnet_x64: on.clone(),
-        dotnet_x86: on,
-        schannel_client: SchannelTls::default(),
-        schannel_server: SchannelTls::default(),
-    });
-    f.disk = Some(DiskFacts {
-        system_drive: "C:".into(),
-        free_bytes: 40 << 30,
-        total_bytes: 127 << 30,
-    });
-    f.ec = Some(EcFacts {
-        engine_path: None,
-        engine_file_version: Some(version.into()),
-        engine_product_version: Some(version.into()),
-        config_version: Some(version.into()),
-        wizard_version: Some(version.into()),
-    });
-    f.uninstall = Some(vec![UninstallEntry {
-        display_name: "Microsoft Azure AD Connect synchronization services".into(),
-        display_version: Some(version.into()),
-        key: None,
-        wow6432: false,
-    }]);
-    f.adsync_service = Some(ServiceFacts {
-        name: "ADSync".into(),
-        display_name: None,
-        state: "Running".into(),
-        start_mode: Some("Auto".into()),
-    });
-    f.scheduler = Some(SchedulerFacts {
-        sync_cycle_enabled: Some(true),
-        staging_mode_enabled: Some(false),
-        scheduler_suspended: Some(false),
-        sync_cycle_in_progress: Some(false),
-        ..SchedulerFacts::default()
-    });
-    let run = |profile: &str| RunResult {
-        connector: "contoso.local".into(),
-        run_profile: profile.into(),
-        result: "success".into(),
-        start: Some("2026-11-24T08:30:00Z".into()),
-        end: Some("2026-11-24T08:31:00Z".into()),
-    };
-    f.run_history = Some(vec![
-        run("Export"),
-        run("Delta Synchronization"),
-        run("Delta Import"),
-    ]);
-    f.auto_upgrade = Some(AutoUpgradeFacts {
-        state: "Disabled".into(),
-        suspension_reason: None,
-    });
-    f.health_agent = Some(vec![ServiceFacts {
-        name: "AzureADConnectHealthAgent".into(),
-        display_name: None,
-        state: "Running".into(),
-        start_mode: Some("Auto".into()),
-    }]);
-    f.open_ui = Some(OpenUi::default());
-    f.sync_rules = Some(SyncRuleFacts::default());
-    f
+    crate::testing::healthy_facts(version)
 }
 
 struct Row {
@@ -256,6 +179,12 @@ fn rows() -> Vec<Row> {
             "half-removed earlier install",
             "2.6.3.0",
             |f| {
+                f.uninstall = Some(vec![UninstallEntry {
+                    display_name: "Microsoft Azure AD Connect synchronization services".into(),
+                    display_version: Some("2.6.3.0".into()),
+                    key: None,
+                    wow6432: false,
+                }]);
                 f.ec = None;
                 f.adsync_service.as_mut().unwrap().state = "NotFound".into();
             },
@@ -444,7 +373,7 @@ fn rows() -> Vec<Row> {
             ..row(
                 "LocalDB full (§7 #10) shows in the runs",
                 "2.6.3.0",
-                |f| f.run_history.as_mut().unwrap()[2].result = "stopped-database-disk-full".into(),
+                |f| f.run_history.as_mut().unwrap()[1].result = "stopped-database-disk-full".into(),
                 Action::InPlace,
                 &["newer-build"],
             )

@@ -1,0 +1,86 @@
+//! Test fixtures shared by the unit tests of several modules (compiled for tests only).
+
+use ecfleet_proto::*;
+
+/// A healthy Server 2022 host running `version` (both readings agree): .NET 4.8, TLS 1.2
+/// enforced, 50 GiB free, nothing open, scheduler idle, the last export and import successful
+/// (collected at 10:00Z, runs at 09:45–09:50Z), auto-upgrade off, Health Agent running, no
+/// uninstall entries.
+pub fn healthy_facts(version: &str) -> Facts {
+    let mut f = Facts::new("test", "0", "2026-11-24T10:00:00Z".into());
+    f.os = Some(OsFacts {
+        caption: "Microsoft Windows Server 2022 Standard".into(),
+        version: "10.0.20348".into(),
+        build: 20348,
+        installation_type: Some("Server".into()),
+    });
+    f.dotnet = Some(DotNetFacts {
+        release: Some(528449),
+    });
+    let on = DotNetTls {
+        system_default_tls_versions: Some(1),
+        sch_use_strong_crypto: Some(1),
+    };
+    let sc = SchannelTls {
+        enabled: Some(1),
+        disabled_by_default: Some(0),
+    };
+    f.tls12 = Some(Tls12Facts {
+        dotnet_x64: on.clone(),
+        dotnet_x86: on,
+        schannel_client: sc.clone(),
+        schannel_server: sc,
+    });
+    f.disk = Some(DiskFacts {
+        system_drive: "C:".into(),
+        free_bytes: 50 << 30,
+        total_bytes: 120 << 30,
+    });
+    f.ec = Some(EcFacts {
+        engine_path: None,
+        engine_file_version: Some(version.into()),
+        engine_product_version: Some(version.into()),
+        config_version: Some(version.into()),
+        wizard_version: None,
+    });
+    f.adsync_service = Some(ServiceFacts {
+        name: "ADSync".into(),
+        display_name: None,
+        state: "Running".into(),
+        start_mode: Some("Auto".into()),
+    });
+    f.scheduler = Some(SchedulerFacts {
+        sync_cycle_enabled: Some(true),
+        staging_mode_enabled: Some(false),
+        scheduler_suspended: Some(false),
+        sync_cycle_in_progress: Some(false),
+        maintenance_enabled: Some(true),
+        next_sync_cycle_start_utc: None,
+        effective_interval_minutes: Some(30),
+    });
+    let run = |profile: &str, end: &str| RunResult {
+        connector: "contoso.com".into(),
+        run_profile: profile.into(),
+        result: "success".into(),
+        start: None,
+        end: Some(end.into()),
+    };
+    f.run_history = Some(vec![
+        run("Export", "2026-11-24T09:50:00Z"),
+        run("Delta Import", "2026-11-24T09:45:00Z"),
+    ]);
+    f.auto_upgrade = Some(AutoUpgradeFacts {
+        state: "Disabled".into(),
+        suspension_reason: None,
+    });
+    f.health_agent = Some(vec![ServiceFacts {
+        name: "AzureADConnectHealthAgent".into(),
+        display_name: None,
+        state: "Running".into(),
+        start_mode: None,
+    }]);
+    f.open_ui = Some(OpenUi::default());
+    f.uninstall = Some(vec![]);
+    f.sync_rules = Some(SyncRuleFacts::default());
+    f
+}
