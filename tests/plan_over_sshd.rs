@@ -419,3 +419,52 @@ fn bad_targets_are_clear_errors() {
             .contains("not in the audit")
     );
 }
+
+#[test]
+fn an_unreachable_host_is_planned_as_blocked_and_an_unwritable_plan_file_is_an_error() {
+    let fleet = Fleet::new(2, 1);
+    let closed = free_port();
+    let inventory = fleet.write_inventory(&format!(
+        "[[tenant]]\nname = \"gone\"\nmaintenance_window = \"daily 01:00-02:00 UTC\"\n\n[[tenant.host]]\nname = \"gone-ec1\"\naddress = \"127.0.0.1\"\nport = {closed}\nlab_root = \"/nonexistent\"\n"
+    ));
+    let out = plan(&inventory, &["--format", "json", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = json_of(&out);
+    let gone = planned(&live, "gone-ec1");
+    assert_eq!(gone["action"], "blocked");
+    assert_eq!(gone["reasons"][0]["code"], "unreachable");
+    assert!(
+        gone["reasons"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect to 127.0.0.1"),
+        "{gone}"
+    );
+    assert_eq!(planned(&live, "t01-current")["action"], "up-to-date");
+    // The daily window opens first, so that tenant's wave is 1.
+    assert_eq!(gone["wave"], 1);
+
+    let nowhere = fleet.dir.path().join("no/such/dir/plan.json");
+    let out = plan(
+        &inventory,
+        &["--host", "t01-current", "--out", nowhere.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/dir"));
+    let out = plan(
+        &inventory,
+        &[
+            "--host",
+            "t01-current",
+            "--out",
+            nowhere.to_str().unwrap(),
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
