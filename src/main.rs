@@ -347,7 +347,23 @@ async fn audit_command(args: &AuditArgs) -> u8 {
         agents,
         accept_new_host_keys: args.fleet.accept_new_host_keys,
     };
-    let report = gather(&inventory, &selected, &settings, args.fleet.no_progress).await;
+    let mut report = gather(&inventory, &selected, &settings, args.fleet.no_progress).await;
+    if let Some(share_dir) = &inventory.share
+        && let Some(previous) = Share::new(share_dir).latest_audit()
+    {
+        match audit::changes::PreviousAudit::load(&previous) {
+            Ok(p) => {
+                let whole = args.fleet.hosts.is_empty() && args.fleet.tenants.is_empty();
+                report.changes = Some(audit::changes::diff(
+                    &p,
+                    &previous.display().to_string(),
+                    &report,
+                    whole,
+                ));
+            }
+            Err(e) => eprintln!("warning: not compared with the last audit: {e}"),
+        }
+    }
 
     let mut stdout = std::io::stdout().lock();
     let color = std::io::stdout().is_terminal();

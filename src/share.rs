@@ -41,6 +41,44 @@ impl Share {
     }
 }
 
+impl Share {
+    /// The newest `audits/<stamp>/audit.json` whose manifest still matches it, or `None`.
+    /// Snapshots sort by stamp, then by the `-2`, `-3` … suffix of same-second runs.
+    pub fn latest_audit(&self) -> Option<PathBuf> {
+        let audits = self.root.join("audits");
+        let mut dirs: Vec<(String, u32, PathBuf)> = fs::read_dir(&audits)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("audit.json").is_file())
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (stamp, n) = match name.rsplit_once('-') {
+                    Some((stamp, n))
+                        if n.chars().all(|c| c.is_ascii_digit()) && stamp.ends_with('Z') =>
+                    {
+                        (stamp.to_string(), n.parse().unwrap_or(1))
+                    }
+                    _ => (name.clone(), 1),
+                };
+                (stamp, n, e.path())
+            })
+            .collect();
+        dirs.sort();
+        dirs.into_iter()
+            .rev()
+            .map(|(_, _, dir)| dir)
+            .find(|dir| {
+                let file = dir.join("audit.json");
+                let manifest = fs::read_to_string(dir.join("SHA256SUMS")).unwrap_or_default();
+                match fs::read(&file) {
+                    Ok(bytes) => manifest.starts_with(&hex(&Sha256::digest(&bytes))),
+                    Err(_) => false,
+                }
+            })
+            .map(|dir| dir.join("audit.json"))
+    }
+}
+
 fn err(path: &Path) -> impl FnOnce(std::io::Error) -> ShareError + '_ {
     move |source| ShareError {
         path: path.to_path_buf(),
@@ -129,6 +167,30 @@ pub fn replace_file(path: &Path, data: &[u8]) -> Result<(), ShareError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latest_intact_snapshot_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = Share::new(dir.path());
+        assert_eq!(share.latest_audit(), None);
+        share.write_audit("2026-11-23T020000Z", b"{}").unwrap();
+        for _ in 0..10 {
+            share.write_audit("2026-11-24T020000Z", b"{}").unwrap();
+        }
+        // `-10` sorts after `-9`, not after `-1`.
+        let latest = share.latest_audit().unwrap();
+        assert!(
+            latest.parent().unwrap().ends_with("2026-11-24T020000Z-10"),
+            "{latest:?}"
+        );
+        // A snapshot that no longer matches its manifest is passed over.
+        fs::write(&latest, b"{\"tampered\":true}").unwrap();
+        let latest = share.latest_audit().unwrap();
+        assert!(
+            latest.parent().unwrap().ends_with("2026-11-24T020000Z-9"),
+            "{latest:?}"
+        );
+    }
 
     #[test]
     fn snapshots_never_overwrite_and_carry_a_manifest() {

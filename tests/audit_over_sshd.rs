@@ -392,3 +392,79 @@ fn a_host_without_sftp_fails_at_once_with_the_reason() {
         "no wait for the host deadline"
     );
 }
+
+#[test]
+fn a_second_audit_says_what_changed_since_the_first() {
+    let fleet = Fleet::new(4, 1);
+    let inventory = fleet.write_inventory("");
+    let (_, first, _) = fleet.audit(&inventory, &[]);
+    assert_eq!(
+        first["changes"],
+        serde_json::Value::Null,
+        "nothing to compare with yet"
+    );
+
+    // Overnight: t03 was upgraded to the current build, t01's disk filled up.
+    let retiring = fleet.host_dir("t03-retiring").join("machine.toml");
+    let from = host(&first, "t03-retiring")["version"]["product"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(&retiring)
+        .unwrap()
+        .replace(&from, "2.6.91.0");
+    std::fs::write(&retiring, text).unwrap();
+    let current = fleet.host_dir("t01-current").join("machine.toml");
+    let text = std::fs::read_to_string(&current).unwrap();
+    let free_line = text.lines().find(|l| l.starts_with("free_bytes")).unwrap();
+    std::fs::write(&current, text.replace(free_line, "free_bytes = 1000000")).unwrap();
+
+    // The table says it in words (without writing a snapshot, so the JSON run below still
+    // compares with the first audit).
+    let out = ecfleet()
+        .args([
+            "audit",
+            "--as-of",
+            "2026-11-24",
+            "--no-share",
+            "--agent-dir",
+        ])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("since the last audit"), "{table}");
+    assert!(
+        table.contains(&format!("t03-retiring (tenant03): {from} → 2.6.91.0")),
+        "{table}"
+    );
+
+    let (_, second, _) = fleet.audit(&inventory, &[]);
+    let changes = &second["changes"];
+    assert_eq!(changes["since"], first["generated_at"]);
+    let changed = |name: &str| {
+        changes["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {changes:#}"))
+            .clone()
+    };
+    let t03 = changed("t03-retiring");
+    assert_eq!(t03["version"]["from"], from.as_str());
+    assert_eq!(t03["version"]["to"], "2.6.91.0");
+    assert!(
+        t03["resolved_findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "retiring-build"),
+        "{t03}"
+    );
+    let t01 = changed("t01-current");
+    assert_eq!(t01["new_findings"], serde_json::json!(["disk-low"]));
+    assert_eq!(changes["hosts"].as_array().unwrap().len(), 2, "{changes:#}");
+}

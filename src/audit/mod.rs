@@ -2,6 +2,7 @@
 //! deadline, judged against the catalog. A host's failure is a row in the report, never an
 //! error of the run. The report's JSON form is a documented contract (docs/json-output.md).
 
+pub mod changes;
 pub mod findings;
 pub mod playbook;
 
@@ -87,6 +88,8 @@ pub struct AuditReport {
     pub catalog: CatalogInfo,
     pub summary: AuditSummary,
     pub hosts: Vec<HostAudit>,
+    /// What changed since the newest audit on the share (null when there is none).
+    pub changes: Option<changes::Changes>,
 }
 
 /// The audit's exit codes (docs/exit-codes.md).
@@ -191,6 +194,7 @@ pub async fn run(
             info: count(Severity::Info),
         },
         hosts,
+        changes: None,
     }
 }
 

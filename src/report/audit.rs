@@ -149,7 +149,21 @@ fn table(report: &AuditReport, color: bool, out: &mut dyn Write) -> io::Result<(
         s.info,
         report.as_of,
         report.catalog.checked_on
-    )
+    )?;
+    if let Some(c) = &report.changes {
+        if c.hosts.is_empty() && c.removed_hosts.is_empty() {
+            writeln!(out, "no changes since the last audit ({})", c.since)?;
+        } else {
+            writeln!(out, "since the last audit ({}):", c.since)?;
+            for h in &c.hosts {
+                writeln!(out, "  {} ({}): {}", h.host, h.tenant, h.summary())?;
+            }
+            for gone in &c.removed_hosts {
+                writeln!(out, "  {gone}: no longer in the inventory")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn csv(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
