@@ -414,17 +414,7 @@ async fn plan_command(args: &PlanArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(code(exit::INVALID_INPUT), e),
     };
-    // Windows are counted from now, or from midnight UTC of an explicit --as-of day.
-    let reference_time = match &args.fleet.as_of {
-        Some(_) if as_of != today() => match as_of
-            .to_datetime(jiff::civil::Time::midnight())
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        {
-            Ok(z) => z.timestamp(),
-            Err(e) => return fail(code(exit::INVALID_INPUT), format!("--as-of: {e}")),
-        },
-        _ => jiff::Timestamp::now(),
-    };
+    let reference_time = plan::reference_time(as_of, jiff::Timestamp::now());
     let catalog = match load_catalog(args.fleet.catalog.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(code(exit::INVALID_INPUT), e),
@@ -481,13 +471,9 @@ async fn plan_command(args: &PlanArgs) -> u8 {
                 Ok(a) => a,
                 Err(e) => return fail(code(exit::FAILURE), e),
             };
-            let mut playbook = AuditPlaybook::embedded();
-            playbook.retiring_days = policy.retiring_days;
-            playbook.min_free_gib = policy.min_free_gib;
-            playbook.host_deadline_secs = policy.host_deadline_secs;
             let settings = AuditSettings {
                 catalog: catalog.clone(),
-                playbook,
+                playbook: policy.audit_playbook(),
                 as_of,
                 concurrency: args.fleet.concurrency.unwrap_or(inventory.concurrency),
                 agents,
@@ -497,14 +483,11 @@ async fn plan_command(args: &PlanArgs) -> u8 {
             let inputs = selected
                 .iter()
                 .zip(report.hosts)
-                .map(|(h, row)| plan::PlanInput {
-                    tenant: h.tenant.clone(),
-                    host: h.name.clone(),
-                    role: h.role,
-                    min_os: h.min_os,
-                    facts: row
+                .map(|(h, row)| {
+                    let facts = row
                         .facts
-                        .ok_or_else(|| row.error.unwrap_or_else(|| "no facts".into())),
+                        .ok_or_else(|| row.error.unwrap_or_else(|| "no facts".into()));
+                    plan::PlanInput::for_host(h, facts)
                 })
                 .collect();
             (

@@ -134,8 +134,9 @@ pub fn read(path: &Path) -> Result<MsiInfo, MsiError> {
     if !package.has_table("Property") {
         return Err(not_msi("it has no Property table".into()));
     }
+    // Named columns: a malformed Property table is an error here, never an index out of range.
     let rows = package
-        .select_rows(msi::Select::table("Property"))
+        .select_rows(msi::Select::table("Property").columns(&["Property", "Value"]))
         .map_err(|e| not_msi(e.to_string()))?;
     let mut props = std::collections::HashMap::new();
     for row in rows {

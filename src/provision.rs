@@ -1,6 +1,6 @@
 //! Agent provisioning: find the agent builds next to the controller, decide where the agent
-//! lives on each host, and put it there only when it is missing or different (SHA-256 compared
-//! on the host), verifying the copy afterwards.
+//! lives on each host, and run it there, uploading it only when the host's copy cannot prove it
+//! is the expected build (docs/agent.md).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::transport::remote::{self, RemoteShell, parse_sha256_output};
-use crate::transport::{Transport, TransportError};
+use crate::transport::remote::{self, RemoteShell};
+use crate::transport::{ExecOutput, Transport, TransportError};
 
 /// Where the Windows agent lives on a real host.
 pub const WINDOWS_AGENT_DIR: &str = r"C:\ProgramData\ecfleet";
@@ -111,13 +111,6 @@ fn agent_file_name(shell: RemoteShell) -> &'static str {
     }
 }
 
-/// What provisioning did on one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provisioned {
-    AlreadyCurrent,
-    Uploaded,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error(transparent)]
@@ -128,49 +121,6 @@ pub enum ProvisionError {
         "the agent at {path} did not start even after a fresh upload ({detail}); check that the host can run it (antivirus, AppLocker, noexec mounts)"
     )]
     NotStarted { path: String, detail: String },
-    #[error(
-        "the agent at {path} does not match after upload (expected sha256 {expected}, the host reports {actual})"
-    )]
-    Mismatch {
-        path: String,
-        expected: String,
-        actual: String,
-    },
-}
-
-async fn remote_sha256<T: Transport>(
-    t: &T,
-    shell: RemoteShell,
-    path: &str,
-    limit: Duration,
-) -> Result<Option<String>, TransportError> {
-    let out = t.exec(&shell.sha256_command(path)?, limit).await?;
-    Ok(parse_sha256_output(&out.stdout_text()))
-}
-
-/// Makes sure the host has exactly `build` at `path`.
-pub async fn ensure_agent<T: Transport>(
-    t: &T,
-    shell: RemoteShell,
-    build: &AgentBuild,
-    path: &str,
-    limit: Duration,
-) -> Result<Provisioned, ProvisionError> {
-    if remote_sha256(t, shell, path, limit).await?.as_deref() == Some(build.sha256.as_str()) {
-        return Ok(Provisioned::AlreadyCurrent);
-    }
-    upload(t, build, path, limit).await?;
-    let actual = remote_sha256(t, shell, path, limit)
-        .await?
-        .unwrap_or_else(|| "nothing".into());
-    if actual != build.sha256 {
-        return Err(ProvisionError::Mismatch {
-            path: path.to_string(),
-            expected: build.sha256.clone(),
-            actual,
-        });
-    }
-    Ok(Provisioned::Uploaded)
 }
 
 /// Puts `build` at `path` over SFTP (temp file and rename, executable).
@@ -189,13 +139,6 @@ async fn upload<T: Transport>(
     .await
 }
 
-/// What [`run_agent`] did to get the agent's answer.
-#[derive(Debug)]
-pub struct AgentRun {
-    pub output: crate::transport::ExecOutput,
-    pub provisioned: Provisioned,
-}
-
 /// Runs the agent with `args`, provisioning it only when needed, in one round trip when the
 /// host's copy is current: the launch command ([`RemoteShell::agent_launch_command`]) makes the
 /// agent check its own SHA-256 against `build` and say so on its first line before it does
@@ -210,48 +153,44 @@ pub async fn run_agent<T: Transport>(
     path: &str,
     args: &[&str],
     limit: Duration,
-) -> Result<AgentRun, ProvisionError> {
+) -> Result<ExecOutput, ProvisionError> {
     let command = shell.agent_launch_command(path, &build.sha256, args)?;
-    let first = t.exec(&command, limit).await?;
-    if let Some(output) = after_ready_line(first, &build.sha256) {
-        return Ok(AgentRun {
-            output,
-            provisioned: Provisioned::AlreadyCurrent,
-        });
+    if let Ok(output) = after_ready_line(t.exec(&command, limit).await?, &build.sha256) {
+        return Ok(output);
     }
     upload(t, build, path, limit).await?;
-    let second = t.exec(&command, limit).await?;
-    let detail = describe(&second);
-    match after_ready_line(second, &build.sha256) {
-        Some(output) => Ok(AgentRun {
-            output,
-            provisioned: Provisioned::Uploaded,
-        }),
-        None => Err(ProvisionError::NotStarted {
+    after_ready_line(t.exec(&command, limit).await?, &build.sha256).map_err(|unproven| {
+        ProvisionError::NotStarted {
             path: path.to_string(),
-            detail,
-        }),
-    }
+            detail: describe(&unproven),
+        }
+    })
 }
 
-/// The output after the agent's proof line (`ecfleet-agent-ok <sha256>`), or `None` when the
-/// output does not start with the proof for `sha256`.
-fn after_ready_line(
-    mut output: crate::transport::ExecOutput,
-    sha256: &str,
-) -> Option<crate::transport::ExecOutput> {
-    let newline = output.stdout.iter().position(|&b| b == b'\n')?;
-    let line = std::str::from_utf8(&output.stdout[..newline]).ok()?.trim();
-    let proof = line.strip_prefix(remote::AGENT_READY_PREFIX)?.trim();
-    if !proof.eq_ignore_ascii_case(sha256) {
-        return None;
+/// The output after the agent's proof line (`ecfleet-agent-ok <sha256>`); the whole output
+/// back as `Err` when it does not start with the proof for `sha256`.
+fn after_ready_line(mut output: ExecOutput, sha256: &str) -> Result<ExecOutput, ExecOutput> {
+    let proof_end = output
+        .stdout
+        .iter()
+        .position(|&b| b == b'\n')
+        .filter(|&newline| {
+            std::str::from_utf8(&output.stdout[..newline])
+                .ok()
+                .and_then(|line| line.trim().strip_prefix(remote::AGENT_READY_PREFIX))
+                .is_some_and(|proof| proof.trim().eq_ignore_ascii_case(sha256))
+        });
+    match proof_end {
+        Some(newline) => {
+            output.stdout.drain(..=newline);
+            Ok(output)
+        }
+        None => Err(output),
     }
-    output.stdout.drain(..=newline);
-    Some(output)
 }
 
 /// A short account of a launch that gave no proof, for the error message.
-fn describe(output: &crate::transport::ExecOutput) -> String {
+fn describe(output: &ExecOutput) -> String {
     let status = match (output.exit_status, &output.signal) {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(signal)) => format!("signal {signal}"),
@@ -292,7 +231,6 @@ pub async fn detect_shell<T: Transport>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::ExecOutput;
 
     fn out(stdout: &str) -> ExecOutput {
         ExecOutput {
@@ -310,7 +248,7 @@ mod tests {
         assert_eq!(ok.stdout_text(), "{\"a\":1}\n");
         // Upper-case hex from a Windows hash is the same proof.
         let upper = format!("ecfleet-agent-ok {}\r\n{{}}", sha.to_uppercase());
-        assert!(after_ready_line(out(&upper), &sha).is_some());
+        assert!(after_ready_line(out(&upper), &sha).is_ok());
         for untrusted in [
             format!("ecfleet-agent-ok {}\n{{}}", "cd".repeat(32)), // another build
             "ecfleet-agent-mismatch\n".to_string(),                // missing file
@@ -319,7 +257,7 @@ mod tests {
             String::new(),
         ] {
             assert!(
-                after_ready_line(out(&untrusted), &sha).is_none(),
+                after_ready_line(out(&untrusted), &sha).is_err(),
                 "{untrusted:?}"
             );
         }

@@ -228,19 +228,8 @@ fn csv_and_table_formats_carry_every_host() {
         ("csv", "tenant,host,role,address,reachable"),
         ("table", "prerequisites"),
     ] {
-        let out = ecfleet()
-            .args([
-                "audit",
-                "--no-share",
-                "--as-of",
-                "2026-11-24",
-                "--format",
-                format,
-                "--agent-dir",
-            ])
-            .arg(agent_dir())
-            .arg("-i")
-            .arg(&inventory)
+        let out = audit_command(&inventory)
+            .args(["--no-share", "--format", format])
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
@@ -324,19 +313,8 @@ fn password_auth_by_reference_works_and_a_wrong_password_is_never_echoed() {
     let inventory =
         single_host_inventory(&fleet, &sshd, "password = { env = \"ECFLEET_TEST_PW\" }\n");
     let run = |password: &str| {
-        let out = ecfleet()
-            .args([
-                "audit",
-                "--format",
-                "json",
-                "--no-share",
-                "--as-of",
-                "2026-11-24",
-            ])
-            .args(["--agent-dir"])
-            .arg(agent_dir())
-            .arg("-i")
-            .arg(&inventory)
+        let out = audit_command(&inventory)
+            .args(["--format", "json", "--no-share"])
             .env("ECFLEET_TEST_PW", password)
             .output()
             .unwrap();
@@ -421,17 +399,8 @@ fn a_second_audit_says_what_changed_since_the_first() {
 
     // The table says it in words (without writing a snapshot, so the JSON run below still
     // compares with the first audit).
-    let out = ecfleet()
-        .args([
-            "audit",
-            "--as-of",
-            "2026-11-24",
-            "--no-share",
-            "--agent-dir",
-        ])
-        .arg(agent_dir())
-        .arg("-i")
-        .arg(&inventory)
+    let out = audit_command(&inventory)
+        .arg("--no-share")
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);

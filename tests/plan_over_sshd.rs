@@ -202,19 +202,8 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
 
     // The same plan from a saved audit: same actions, same fingerprints (the basis ignores what
     // moves between two collections).
-    let audit = ecfleet()
-        .args([
-            "audit",
-            "--format",
-            "json",
-            "--no-share",
-            "--as-of",
-            AS_OF,
-            "--agent-dir",
-        ])
-        .arg(agent_dir())
-        .arg("-i")
-        .arg(&inventory)
+    let audit = audit_command(&inventory)
+        .args(["--format", "json", "--no-share"])
         .output()
         .unwrap();
     let audit_file = fleet.dir.path().join("audit.json");

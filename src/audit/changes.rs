@@ -85,9 +85,14 @@ pub fn diff(
     current: &AuditReport,
     whole_inventory: bool,
 ) -> Changes {
+    let before_by_name: std::collections::HashMap<&str, &PreviousHost> = previous
+        .hosts
+        .iter()
+        .map(|p| (p.host.as_str(), p))
+        .collect();
     let mut hosts = Vec::new();
     for now in &current.hosts {
-        let before = previous.hosts.iter().find(|p| p.host == now.host);
+        let before = before_by_name.get(now.host.as_str()).copied();
         let codes_now: BTreeSet<&str> = now.findings.iter().map(|f| f.code.as_str()).collect();
         let change = match before {
             None => HostChanges {
@@ -147,10 +152,12 @@ pub fn diff(
         }
     }
     let removed_hosts = if whole_inventory {
+        let current_names: std::collections::HashSet<&str> =
+            current.hosts.iter().map(|h| h.host.as_str()).collect();
         previous
             .hosts
             .iter()
-            .filter(|p| !current.hosts.iter().any(|h| h.host == p.host))
+            .filter(|p| !current_names.contains(p.host.as_str()))
             .map(|p| p.host.clone())
             .collect()
     } else {

@@ -305,11 +305,7 @@ pub fn evaluate(
 
     // Health Agent and auto-upgrade.
     if let Some(health) = &facts.health_agent {
-        let stopped: Vec<&str> = health
-            .iter()
-            .filter(|s| s.state != "Running")
-            .map(|s| s.name.as_str())
-            .collect();
+        let stopped = stopped_services(health);
         if !stopped.is_empty() {
             out.push(finding(
                 "health-agent-stopped",
@@ -376,6 +372,41 @@ pub(crate) fn is_engine_entry(name: &str) -> bool {
         || n.contains("azure ad sync")
 }
 
+/// The newest import and the newest export of each connector (runs are newest first), where
+/// they did not succeed; by connector name, import before export. A staging server's exports
+/// are not judged: it never exports.
+pub(crate) fn failed_last_runs(
+    runs: &[ecfleet_proto::RunResult],
+    staging: bool,
+) -> Vec<&ecfleet_proto::RunResult> {
+    let mut connectors: Vec<&str> = runs.iter().map(|r| r.connector.as_str()).collect();
+    connectors.sort_unstable();
+    connectors.dedup();
+    let mut failed = Vec::new();
+    for connector in connectors {
+        let newest = |pred: fn(&str) -> bool| {
+            runs.iter()
+                .find(|r| r.connector == connector && pred(&r.run_profile))
+        };
+        let export = if staging { None } else { newest(is_export) };
+        for r in [newest(is_import), export].into_iter().flatten() {
+            if r.result != "success" {
+                failed.push(r);
+            }
+        }
+    }
+    failed
+}
+
+/// Names of the Health Agent services that are not running.
+pub(crate) fn stopped_services(services: &[ecfleet_proto::ServiceFacts]) -> Vec<&str> {
+    services
+        .iter()
+        .filter(|s| s.state != "Running")
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
 fn is_import(profile: &str) -> bool {
     profile.eq_ignore_ascii_case("Delta Import") || profile.eq_ignore_ascii_case("Full Import")
 }
@@ -393,26 +424,18 @@ fn run_findings(
     out: &mut Vec<Finding>,
 ) -> String {
     let mut summary = Vec::new();
-    let mut connectors: Vec<&str> = runs.iter().map(|r| r.connector.as_str()).collect();
-    connectors.sort_unstable();
-    connectors.dedup();
-    for connector in connectors {
-        let newest = |pred: fn(&str) -> bool| {
-            runs.iter()
-                .find(|r| r.connector == connector && pred(&r.run_profile))
-        };
-        if let Some(r) = newest(is_import).filter(|r| r.result != "success") {
-            out.push(finding("delta-import-failed", Severity::Critical, format!("the last {} on {} ended with {}", r.run_profile, connector, r.result), "open Synchronization Service Manager → Operations on the server and fix the connector's errors"));
-            summary.push("import failed");
-        }
-        if !staging && let Some(r) = newest(is_export).filter(|r| r.result != "success") {
+    for r in failed_last_runs(runs, staging) {
+        if is_export(&r.run_profile) {
             out.push(finding(
                 "export-failed",
                 Severity::Critical,
-                format!("the last Export on {} ended with {}", connector, r.result),
+                format!("the last Export on {} ended with {}", r.connector, r.result),
                 "open Synchronization Service Manager → Operations and fix the export errors",
             ));
             summary.push("export failed");
+        } else {
+            out.push(finding("delta-import-failed", Severity::Critical, format!("the last {} on {} ended with {}", r.run_profile, r.connector, r.result), "open Synchronization Service Manager → Operations on the server and fix the connector's errors"));
+            summary.push("import failed");
         }
     }
     let collected: Option<Timestamp> = facts.collected_at.parse().ok();

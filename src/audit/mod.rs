@@ -304,8 +304,7 @@ async fn facts_over<T: Transport>(
     };
     let out = provision::run_agent(t, shell, build, &path, &args, limit)
         .await
-        .map_err(|e| format!("agent provisioning: {e}"))?
-        .output;
+        .map_err(|e| format!("agent provisioning: {e}"))?;
     if !out.success() {
         let status = out
             .exit_status

@@ -59,13 +59,15 @@ pub fn load(path: &Path) -> Result<SavedAudit, String> {
 /// The inputs for the selected hosts. A host the audit does not cover, or could not read, is
 /// planned as blocked with the reason.
 pub fn inputs(audit: &SavedAudit, path: &Path, hosts: &[&Host]) -> Vec<PlanInput> {
+    let by_name: std::collections::HashMap<(&str, &str), &SavedHost> = audit
+        .hosts
+        .iter()
+        .map(|s| ((s.tenant.as_str(), s.host.as_str()), s))
+        .collect();
     hosts
         .iter()
         .map(|h| {
-            let saved = audit
-                .hosts
-                .iter()
-                .find(|s| s.host == h.name && s.tenant == h.tenant);
+            let saved = by_name.get(&(h.tenant.as_str(), h.name.as_str()));
             let facts = match saved {
                 None => Err(format!(
                     "not in the audit {} (made {}); audit this host, then plan again",
@@ -80,13 +82,7 @@ pub fn inputs(audit: &SavedAudit, path: &Path, hosts: &[&Host]) -> Vec<PlanInput
                         .unwrap_or_else(|| "the audit has no facts for this host".into())),
                 },
             };
-            PlanInput {
-                tenant: h.tenant.clone(),
-                host: h.name.clone(),
-                role: h.role,
-                min_os: h.min_os,
-                facts,
-            }
+            PlanInput::for_host(h, facts)
         })
         .collect()
 }

@@ -52,6 +52,33 @@ pub struct PlanInput {
     pub facts: Result<Facts, String>,
 }
 
+impl PlanInput {
+    /// The input for an inventory host, with its facts or why there are none.
+    pub fn for_host(host: &crate::inventory::Host, facts: Result<Facts, String>) -> Self {
+        PlanInput {
+            tenant: host.tenant.clone(),
+            host: host.name.clone(),
+            role: host.role,
+            min_os: host.min_os,
+            facts,
+        }
+    }
+}
+
+/// The instant the next maintenance windows are counted from: now, or midnight UTC of `as_of`
+/// when the user asked for another day.
+pub fn reference_time(as_of: Date, now: Timestamp) -> Timestamp {
+    let today = jiff::tz::TimeZone::UTC.to_datetime(now).date();
+    if as_of == today {
+        return now;
+    }
+    as_of
+        .to_datetime(jiff::civil::Time::midnight())
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .unwrap_or(now)
+}
+
 /// One tenant's maintenance window and where its hosts fall.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantPlan {
@@ -213,7 +240,7 @@ pub struct PlanSettings<'a> {
 /// Makes the plan: a pure function of its inputs (only `generated_at` is left empty for the
 /// caller to stamp, so that the same inputs give the same document).
 pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSettings<'_>) -> Plan {
-    let target_version = settings.target.ec_version();
+    let target_version = settings.target.version;
     let cx = rules::Context {
         catalog: settings.catalog,
         target: target_version,
@@ -250,7 +277,12 @@ pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSetti
         .iter()
         .map(|w| w.as_ref().map(|w| w.start_utc))
         .collect();
-    let tenant_index = |name: &str| tenant_names.iter().position(|t| t == name).unwrap_or(0);
+    let tenant_positions: std::collections::HashMap<&str, usize> = tenant_names
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let tenant_index = |name: &str| tenant_positions.get(name).copied().unwrap_or(0);
     let slots: Vec<order::Slot> = inputs
         .iter()
         .map(|i| order::Slot {
@@ -291,9 +323,7 @@ pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSetti
             }
         })
         .collect();
-    hosts.sort_by(|a, b| {
-        (a.wave, tenant_index(&a.tenant), &a.host).cmp(&(b.wave, tenant_index(&b.tenant), &b.host))
-    });
+    hosts.sort_by_cached_key(|h| (h.wave, tenant_index(&h.tenant), h.host.clone()));
     let tenants = tenant_names
         .iter()
         .zip(next_windows)

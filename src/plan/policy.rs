@@ -78,6 +78,17 @@ impl PlanPolicy {
     }
 }
 
+impl PlanPolicy {
+    /// The audit thresholds for gathering facts live under this policy.
+    pub fn audit_playbook(&self) -> crate::audit::AuditPlaybook {
+        let mut playbook = crate::audit::AuditPlaybook::embedded();
+        playbook.retiring_days = self.retiring_days;
+        playbook.min_free_gib = self.min_free_gib;
+        playbook.host_deadline_secs = self.host_deadline_secs;
+        playbook
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

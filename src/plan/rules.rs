@@ -9,7 +9,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::findings::{is_engine_entry, tls12_gaps};
+use crate::audit::findings::{failed_last_runs, is_engine_entry, stopped_services, tls12_gaps};
 use crate::catalog::{Catalog, DeadlineEffect, EcVersion, SupportStatus};
 use crate::inventory::Role;
 use crate::platform::{MIN_DOTNET_RELEASE, MIN_OS_BUILD_V2, MinOs, server_name};
@@ -540,11 +540,7 @@ fn host_warnings(facts: &Facts, role: Role, installed: EcVersion, cx: Context<'_
         }
     }
     if let Some(health) = &facts.health_agent {
-        let stopped: Vec<&str> = health
-            .iter()
-            .filter(|s| s.state != "Running")
-            .map(|s| s.name.as_str())
-            .collect();
+        let stopped = stopped_services(health);
         if !stopped.is_empty() {
             out.push(note(
                 "health-agent-disabled",
@@ -591,26 +587,10 @@ fn host_warnings(facts: &Facts, role: Role, installed: EcVersion, cx: Context<'_
             .as_ref()
             .and_then(|s| s.staging_mode_enabled)
             .unwrap_or(role == Role::Staging);
-        let mut failed: Vec<String> = Vec::new();
-        let mut seen: Vec<(&str, bool)> = Vec::new();
-        for r in runs {
-            let export = r.run_profile.eq_ignore_ascii_case("Export");
-            let import = r.run_profile.to_ascii_lowercase().ends_with("import");
-            if !(export || import) || (export && staging) {
-                continue;
-            }
-            // The newest run per connector and kind decides (runs are newest first).
-            if seen.contains(&(r.connector.as_str(), export)) {
-                continue;
-            }
-            seen.push((r.connector.as_str(), export));
-            if r.result != "success" {
-                failed.push(format!(
-                    "{} on {}: {}",
-                    r.run_profile, r.connector, r.result
-                ));
-            }
-        }
+        let failed: Vec<String> = failed_last_runs(runs, staging)
+            .iter()
+            .map(|r| format!("{} on {}: {}", r.run_profile, r.connector, r.result))
+            .collect();
         if !failed.is_empty() {
             out.push(note(
                 "sync-errors",

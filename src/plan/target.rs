@@ -15,21 +15,13 @@ use super::rules::{Note, target_warnings};
 /// Where the target came from and what the plan knows of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {
-    pub version: String,
+    pub version: EcVersion,
     /// `catalog` (the default), `option` (`--target`) or `msi` (`--msi`).
     pub source: String,
     /// SHA-256 of the installer, when one was given.
     pub sha256: Option<String>,
     pub msi: Option<MsiInfo>,
     pub warnings: Vec<Note>,
-}
-
-impl Target {
-    pub fn ec_version(&self) -> EcVersion {
-        self.version
-            .parse()
-            .expect("a target's version is checked when it is made")
-    }
 }
 
 /// How the user asked for the target.
@@ -114,7 +106,7 @@ pub fn resolve(
         return Err(TargetError::Recalled(version.to_string(), newest()));
     }
     Ok(Target {
-        version: version.to_string(),
+        version,
         source: source.into(),
         sha256: msi.as_ref().map(|m| m.sha256.clone()),
         msi,

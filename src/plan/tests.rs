@@ -221,3 +221,13 @@ pub(crate) fn small_plan() -> Plan {
         &catalog,
     )
 }
+
+#[test]
+fn windows_are_counted_from_now_today_and_from_midnight_on_another_day() {
+    let now: Timestamp = "2026-11-24T09:41:07Z".parse().unwrap();
+    assert_eq!(reference_time("2026-11-24".parse().unwrap(), now), now);
+    assert_eq!(
+        reference_time("2026-11-20".parse().unwrap(), now).to_string(),
+        "2026-11-20T00:00:00Z"
+    );
+}

@@ -2,8 +2,7 @@
 
 use std::io::{self, Write};
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, Color, ContentArrangement, Table};
+use comfy_table::{Cell, Color};
 
 use crate::audit::{AuditReport, HostAudit, Severity};
 use crate::catalog::SupportStatus;
@@ -94,12 +93,7 @@ fn findings_cell(h: &HostAudit) -> String {
 }
 
 fn table(report: &AuditReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if !color {
-        t.force_no_tty();
-    }
+    let mut t = super::new_table(color);
     t.set_header(vec![
         "tenant",
         "host",

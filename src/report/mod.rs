@@ -6,3 +6,14 @@ mod plan;
 
 pub use audit::{AuditFormat, render_audit};
 pub use plan::{PlanFormat, render_plan};
+
+/// A table in the house style; without `color` it stays plain even on a terminal.
+fn new_table(color: bool) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if !color {
+        t.force_no_tty();
+    }
+    t
+}

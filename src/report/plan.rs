@@ -3,8 +3,7 @@
 
 use std::io::{self, Write};
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, Color, ContentArrangement, Table};
+use comfy_table::{Cell, Color};
 
 use crate::plan::{Action, Plan, PlannedHost};
 
@@ -74,12 +73,7 @@ fn action_color(a: Action) -> Color {
 }
 
 fn table(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if !color {
-        t.force_no_tty();
-    }
+    let mut t = super::new_table(color);
     t.set_header(vec![
         "tenant / next window",
         "wave",

@@ -83,7 +83,9 @@ impl RemoteShell {
         Ok(line)
     }
 
-    /// Prints the SHA-256 of `path` as 64 hex digits, or nothing when the file is missing.
+    /// Prints the SHA-256 of `path` as 64 hex digits, or nothing when the file is missing. Not
+    /// used by the agent launch any more (the agent checks itself); kept, with its output
+    /// parser, for verifying uploaded installers on the host (phase 3).
     pub fn sha256_command(&self, path: &str) -> Result<String, QuoteError> {
         let q = self.quote(path)?;
         Ok(match self {

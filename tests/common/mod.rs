@@ -300,18 +300,8 @@ impl Fleet {
     }
 
     pub fn audit(&self, inventory: &Path, extra_args: &[&str]) -> (i32, serde_json::Value, String) {
-        let out: Output = ecfleet()
-            .args([
-                "audit",
-                "--format",
-                "json",
-                "--as-of",
-                "2026-11-24",
-                "--agent-dir",
-            ])
-            .arg(agent_dir())
-            .arg("-i")
-            .arg(inventory)
+        let out: Output = audit_command(inventory)
+            .args(["--format", "json"])
             .args(extra_args)
             .output()
             .unwrap();
@@ -324,6 +314,17 @@ impl Fleet {
         });
         (out.status.code().unwrap_or(-1), json, stderr)
     }
+}
+
+/// `ecfleet audit --as-of 2026-11-24 --agent-dir <the test build> -i <inventory>`, ready for more
+/// arguments.
+pub fn audit_command(inventory: &Path) -> Command {
+    let mut c = ecfleet();
+    c.args(["audit", "--as-of", "2026-11-24", "--agent-dir"])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(inventory);
+    c
 }
 
 pub fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
