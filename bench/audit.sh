@@ -98,7 +98,10 @@ for port in "${ports[@]}"; do
 done
 
 # make_fleet N DIR: a lab of N hosts, an ecfleet inventory, a host list for the loops
-# (name port lab_root) and an Ansible INI inventory.
+# (name port lab_root) and an Ansible INI inventory. The lab's hosts share 127.0.0.1 and a few
+# ports, and Ansible names its ControlMaster socket after host, port and user, so by default it
+# would run every host behind one port over a single shared connection: 8 logins for 200 hosts,
+# which no real fleet (one address per server) allows. Each host gets its own control path.
 make_fleet() {
     local n=$1 dir=$2
     "$ecfleet" lab init --hosts "$n" --as-of "$AS_OF" --dir "$dir/lab" > /dev/null
@@ -120,7 +123,7 @@ make_fleet() {
         printf '[[tenant.host]]\nname = "%s"\naddress = "127.0.0.1"\nport = %s\nlab_root = "%s"\n\n' \
             "$h" "$port" "$lab_root" >> "$dir/inventory.toml"
         echo "$h $port $lab_root" >> "$dir/hosts.txt"
-        echo "$h ansible_host=127.0.0.1 ansible_port=$port lab_root=$lab_root" >> "$dir/ansible.ini"
+        echo "$h ansible_host=127.0.0.1 ansible_port=$port lab_root=$lab_root ansible_control_path=%(directory)s/$h" >> "$dir/ansible.ini"
         i=$((i + 1))
     done
 }
@@ -163,6 +166,22 @@ check_ssh_loop() {
     [ "$got" -eq "$n" ] || { echo "ssh loop ($3) read $got of $n hosts" >&2; return 1; }
 }
 
+# The floor: the same loop running `true` instead of the agent. What a server spends on a
+# connection, a login and a command that does nothing; no client can make a host cheaper than it.
+run_floor() {
+    local dir=$1
+    export KEY KNOWN user
+    xargs -P "$PARALLEL" -L 1 sh -c '
+        ssh -q -i "$KEY" -o BatchMode=yes -o UserKnownHostsFile="$KNOWN" \
+            -o StrictHostKeyChecking=yes -o KexAlgorithms=curve25519-sha256 -p "$1" \
+            "$user@127.0.0.1" true || echo "$0" >> "$dir/floor.failed"
+    ' < "$dir/hosts.txt"
+}
+check_floor() {
+    local dir=$1
+    [ ! -e "$dir/floor.failed" ] || { echo "floor: $(wc -l < "$dir/floor.failed") hosts failed" >&2; rm -f "$dir/floor.failed"; return 1; }
+}
+
 run_ansible() {
     local dir=$1 cp
     cp=$(mktemp -d "$work/ansible-cp.XXXX") # cold connections every run, like a nightly job
@@ -174,32 +193,60 @@ run_ansible() {
         -a 'exec {{ lab_root }}/.ecfleet/ecfleet-agent facts --backend lab --lab-root {{ lab_root }}' \
         > "$dir/ansible.out" 2> "$dir/ansible.err" || true
 }
+# Ansible leaves its ControlMaster connections open (ControlPersist 60 s); closing them ends the
+# servers' side of the run, so that it is counted, and keeps them from weighing on the next run.
+settle_ansible() {
+    local s
+    for s in "$work"/ansible-cp.*/*; do
+        [ -S "$s" ] && ssh -o ControlPath="$s" -O exit dummy >/dev/null 2>&1
+    done
+    rm -rf "$work"/ansible-cp.*
+}
 check_ansible() {
     local dir=$1 n=$2 got
     got=$(grep -c 'schema_version' "$dir/ansible.out" || true)
     [ "$got" -eq "$n" ] || { echo "ansible read $got of $n hosts" >&2; tail -3 "$dir/ansible.err" >&2; return 1; }
 }
 
+# busy_ticks: clock ticks this machine has spent so far, on all cores, in anything but idle and
+# I/O wait (/proc/stat). A run's busy time less the contender's own CPU is what its servers cost:
+# sshd's per-connection processes, the shells and agents, and the kernel's loopback work that no
+# process is charged for. Nothing else on the machine is busy while the benchmark runs.
+busy_ticks() {
+    awk '/^cpu / { print ($2 + $3 + $4 + $7 + $8 + $9) }' /proc/stat
+}
+TICKS_PER_S=$(getconf CLK_TCK)
+
 # measure NAME ARGS...: runs run_NAME $RUNS times (each checked by check_NAME) and prints
-# "WALL CPU": median wall seconds, and median CPU seconds (user + sys) of the contender's own
-# process tree, i.e. what it costs the controller machine; sshd's side is not in it.
+# "WALL CPU SERVER": median wall seconds; median CPU seconds (user + sys) of the contender's own
+# process tree, i.e. what it costs the controller machine; and median CPU seconds the servers
+# spent on the run: busy_ticks over the run, its settle_NAME when there is one (untimed clean-up)
+# and a second for the servers to finish, less the CPU of the contender and of its clean-up.
 measure() {
     local name=$1
     shift
-    local walls=() cpus=() wall usr sys
+    local walls=() cpus=() servers=() wall usr sys settle_usr=0 settle_sys=0 before after
     for _ in $(seq "$RUNS"); do
         local TIMEFORMAT='%R %U %S'
+        before=$(busy_ticks)
         { time "run_$name" "$@" > /dev/null 2>&1; } 2> "$work/time"
+        if declare -F "settle_$name" > /dev/null; then
+            { time "settle_$name" > /dev/null 2>&1; } 2> "$work/settle"
+            read -r _ settle_usr settle_sys < "$work/settle"
+        fi
+        sleep 1 # let the servers reap the last connections
+        after=$(busy_ticks)
         "check_$name" "$@" >&2 || { echo failed; return; }
         read -r wall usr sys < "$work/time"
         walls+=("$wall")
         cpus+=("$(python3 -c "print($usr + $sys)")")
+        servers+=("$(python3 -c "print(max(0, ($after - $before) / $TICKS_PER_S - $usr - $sys - $settle_usr - $settle_sys))")")
     done
     python3 -c "
 import statistics, sys
 n = int(sys.argv[1]); v = list(map(float, sys.argv[2:]))
-print(round(statistics.median(v[:n]), 3), round(statistics.median(v[n:]), 3))" \
-        "$RUNS" "${walls[@]}" "${cpus[@]}"
+print(*(round(statistics.median(v[i * n:(i + 1) * n]), 3) for i in range(3)))" \
+        "$RUNS" "${walls[@]}" "${cpus[@]}" "${servers[@]}"
 }
 
 KEY=$work/id_ed25519
@@ -217,6 +264,7 @@ declare -A result
 result[ecfleet]=$(measure ecfleet "$work/f$HOSTS" "$HOSTS")
 result[curve]=$(measure ssh_loop "$work/f$HOSTS" "$HOSTS" curve25519-sha256)
 result[default]=$(measure ssh_loop "$work/f$HOSTS" "$HOSTS" default)
+result[floor]=$(measure floor "$work/f$HOSTS" "$HOSTS")
 ANSIBLE_BIN=${ANSIBLE_BIN:-$(command -v ansible || true)}
 if [ -n "$ANSIBLE_BIN" ]; then
     echo "== $("$ANSIBLE_BIN" --version | head -1)" >&2
@@ -241,7 +289,8 @@ text = open(f"{d}/inventory.toml").read()
 hosts = re.findall(r'name = "(t[^"]+)"\naddress = "([^"]+)"\nport = (\d+)\nrole = "\w+"\nlab_root = "([^"]+)"', text)
 open(f"{d}/hosts.txt", "w").write("".join(f"{n} {p} {r}\n" for n, a, p, r in hosts))
 open(f"{d}/ansible.ini", "w").write("[lab]\n" + "".join(
-    f"{n} ansible_host={a} ansible_port={p} lab_root={r}\n" for n, a, p, r in hosts))
+    f"{n} ansible_host={a} ansible_port={p} lab_root={r} ansible_control_path=%(directory)s/{n}\n"
+    for n, a, p, r in hosts))
 EOF
 sshd_user=$user
 KEY=$work/inproc/keys/id_ed25519
@@ -253,6 +302,7 @@ declare -A inproc
 inproc[ecfleet]=$(measure ecfleet "$work/inproc" "$HOSTS")
 inproc[curve]=$(measure ssh_loop "$work/inproc" "$HOSTS" curve25519-sha256)
 inproc[default]=$(measure ssh_loop "$work/inproc" "$HOSTS" default)
+inproc[floor]=$(measure floor "$work/inproc" "$HOSTS")
 if [ -n "$ANSIBLE_BIN" ]; then
     inproc[ansible]=$(measure ansible "$work/inproc" "$HOSTS")
 fi
@@ -274,35 +324,46 @@ rss_run warm
 
 python3 - "$HOSTS" "$PARALLEL" "$RUNS" "$RSS_HOSTS" "$(tail -1 "$work/rss.cold")" \
     "$(tail -1 "$work/rss.warm")" "${result[ecfleet]}" "${result[curve]}" "${result[default]}" \
-    "${result[ansible]:-}" "${inproc[ecfleet]}" "${inproc[curve]}" "${inproc[default]}" \
-    "${inproc[ansible]:-}" <<'EOF'
+    "${result[ansible]:-}" "${result[floor]}" "${inproc[ecfleet]}" "${inproc[curve]}" \
+    "${inproc[default]}" "${inproc[ansible]:-}" "${inproc[floor]}" "$(nproc)" <<'EOF'
 import sys
 hosts, par, runs, rss_hosts = sys.argv[1:5]
 cold, warm = (a.split() for a in sys.argv[5:7])
-phases = [("behind OpenSSH sshd on loopback", sys.argv[7:11]),
-          ("behind the in-process lab server (cheap server side)", sys.argv[11:15])]
-def pair(v):
+cores = int(sys.argv[17])
+phases = [("behind OpenSSH sshd on loopback", sys.argv[7:12]),
+          ("behind the in-process lab server (cheap server side)", sys.argv[12:17])]
+def triple(v):
     if v.startswith("failed"):
         sys.exit("a contender did not read every host; see the messages above")
     return tuple(map(float, v.split()))
-for title, (e, c, d, a) in phases:
-    rows = [("ecfleet audit", pair(e)),
-            (f"xargs -P {par} ssh (curve25519)", pair(c)),
-            (f"xargs -P {par} ssh (default KEX)", pair(d))]
-    ansible = pair(a) if a else None
+n = int(hosts)
+for title, (e, c, d, a, f) in phases:
+    rows = [("ecfleet audit", triple(e)),
+            (f"xargs -P {par} ssh (curve25519)", triple(c)),
+            (f"xargs -P {par} ssh (default KEX)", triple(d))]
+    ansible = triple(a) if a else None
     if ansible:
         rows.append((f"ansible -m raw (forks {par})", ansible))
     eco = rows[0][1]
     best = min(rows[1][1], rows[2][1])
     print(f"\n{hosts} lab hosts {title}, parallelism {par}, median of {runs} runs")
-    print(f"{'contender':34} {'wall s':>7} {'hosts/s':>8} {'speed vs best ssh loop':>23} {'controller CPU s':>17}")
-    for name, (wall, cpu) in rows:
-        print(f"{name:34} {wall:7.2f} {int(hosts)/wall:8.0f} {best[0]/wall:22.2f}x {cpu:17.2f}")
+    print(f"{'contender':34} {'wall s':>7} {'hosts/s':>8} {'vs best ssh loop':>17} "
+          f"{'controller CPU s':>17} {'server CPU ms/host':>19}")
+    for name, (wall, cpu, server) in rows:
+        print(f"{name:34} {wall:7.2f} {n/wall:8.0f} {best[0]/wall:16.2f}x {cpu:17.2f} "
+              f"{server * 1000 / n:19.1f}")
+    floor = triple(f)
+    print(f"{'floor: the ssh loop running true':34} {floor[0]:7.2f} {n/floor[0]:8.0f} {'':17} "
+          f"{floor[1]:17.2f} {floor[2] * 1000 / n:19.1f}")
     print(f"ecfleet vs best OpenSSH loop: {best[0]/eco[0]:.2f}x the speed (target > 1x), "
           f"{best[1]/max(eco[1], 0.001):.1f}x less controller CPU")
     if ansible:
         print(f"ecfleet vs ansible -m raw:    {ansible[0]/eco[0]:.1f}x the speed (target >= 10x), "
               f"{ansible[1]/max(eco[1], 0.001):.1f}x less controller CPU")
+        bound = floor[2] / cores
+        print(f"  the servers' floor alone is {floor[2]:.2f} CPU s; on {cores} shared cores no client "
+              f"can finish in under {bound:.2f} s, i.e. beat ansible by more than "
+              f"{ansible[0]/bound:.1f}x here")
 print(f"\npeak RSS, {rss_hosts} hosts: {int(cold[0])/1024:.1f} MiB with agent upload ({cold[1]} s), "
       f"{int(warm[0])/1024:.1f} MiB warm ({warm[1]} s); target < 100 MiB")
 EOF

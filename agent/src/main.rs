@@ -46,9 +46,24 @@ fn main() -> ExitCode {
 /// both carry what this copy is.
 fn self_check(expected: &str) -> Result<String, String> {
     use sha2::{Digest, Sha256};
-    let exe = std::env::current_exe().map_err(|e| format!("unreadable ({e})"))?;
-    let bytes = std::fs::read(&exe).map_err(|e| format!("unreadable ({e})"))?;
-    let actual: String = Sha256::digest(&bytes)
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| format!("unreadable ({e})");
+    let exe = std::env::current_exe().map_err(unreadable)?;
+    let mut file = std::fs::File::open(&exe).map_err(unreadable)?;
+    // Streamed through one small buffer: reading the whole file into memory first costs a page
+    // fault per 4 KiB and was most of the check's time (bench/agent-self-check.sh).
+    let mut hasher = Sha256::new();
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(unreadable(e)),
+        }
+    }
+    let actual: String = hasher
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
