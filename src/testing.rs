@@ -5,7 +5,8 @@ use ecfleet_proto::*;
 /// A healthy Server 2022 host running `version` (both readings agree): .NET 4.8, TLS 1.2
 /// enforced, 50 GiB free, nothing open, scheduler idle, the last export and import successful
 /// (collected at 10:00Z, runs at 09:45–09:50Z), auto-upgrade off, Health Agent running, no
-/// uninstall entries.
+/// uninstall entries, a 1 GiB LocalDB, the engine's configuration file as installed, an AD and
+/// the Entra connector.
 pub fn healthy_facts(version: &str) -> Facts {
     let mut f = Facts::new("test", "0", "2026-11-24T10:00:00Z".into());
     f.os = Some(OsFacts {
@@ -82,5 +83,33 @@ pub fn healthy_facts(version: &str) -> Facts {
     f.open_ui = Some(OpenUi::default());
     f.uninstall = Some(vec![]);
     f.sync_rules = Some(SyncRuleFacts::default());
+    f.database = Some(DatabaseFacts {
+        local_db: true,
+        server: Some("(localdb)".into()),
+        instance: Some(r".\ADSync2019".into()),
+        data_file: Some(
+            r"C:\Program Files\Microsoft Azure AD Sync\Data\ADSync2019\ADSync.mdf".into(),
+        ),
+        data_file_bytes: Some(1 << 30),
+    });
+    f.engine_config = Some(EngineConfigFacts {
+        path: r"C:\Program Files\Microsoft Azure AD Sync\Bin\miiserver.exe.config".into(),
+        last_write: Some("2026-03-01T10:00:00Z".into()),
+        engine_last_write: Some("2026-03-01T10:00:00Z".into()),
+        edited_after_install: false,
+        diagnostic_source_redirect: false,
+    });
+    f.connectors = Some(vec![
+        ConnectorFacts {
+            name: "contoso.com".into(),
+            identifier: "2f6b1c3e-8a4d-4e5f-9b7a-0c1d2e3f4a5b".into(),
+            connector_type: Some("AD".into()),
+        },
+        ConnectorFacts {
+            name: "contoso.onmicrosoft.com - AAD".into(),
+            identifier: ENTRA_CONNECTOR_ID.into(),
+            connector_type: Some("Extensible2".into()),
+        },
+    ]);
     f
 }

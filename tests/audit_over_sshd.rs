@@ -29,6 +29,9 @@ fn audits_24_lab_hosts_behind_three_sshds_with_the_expected_findings() {
         ("t12-health-agent-off", Some("health-agent-stopped")),
         ("t13-sync-errors", Some("export-failed")),
         ("t02-staging", Some("staging-mode")),
+        ("t15-localdb-full", Some("localdb-full")),
+        ("t16-config-edited", Some("engine-config-edited")),
+        ("t17-no-entra-connector", Some("entra-connector-missing")),
     ];
     for (name, code) in expect {
         let h = host(&report, name);

@@ -78,7 +78,7 @@ fn codes(notes: &Value) -> Vec<String> {
 
 #[test]
 fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
-    let fleet = Fleet::new(16, 2);
+    let fleet = Fleet::new(18, 2);
     let inventory = inventory_with_windows(&fleet);
     let plan_file = fleet.dir.path().join("plan.json");
     let out = plan(
@@ -105,7 +105,7 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
     assert_eq!(live["target"]["sha256"], Value::Null);
     assert_eq!(live["catalog"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(live["facts_source"]["kind"], "live");
-    assert_eq!(live["hosts"].as_array().unwrap().len(), 16);
+    assert_eq!(live["hosts"].as_array().unwrap().len(), 18);
     // The plan file holds the same document.
     let saved: Value = serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
     assert_eq!(saved, live);
@@ -130,6 +130,13 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
         ),
         ("t13-sync-errors", "in-place", &["sync-errors"][..]),
         ("t14-v1-old", "two-hop", &[][..]),
+        ("t15-localdb-full", "blocked", &[][..]),
+        (
+            "t16-config-edited",
+            "in-place",
+            &["engine-config-edited"][..],
+        ),
+        ("t17-no-entra-connector", "blocked", &[][..]),
     ];
     for (host, action, warnings) in expect {
         let h = planned(&live, host);
@@ -164,6 +171,16 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
     assert_eq!(blocked_by("t08-half-upgraded").0, "version-mismatch");
     assert_eq!(blocked_by("t10-disk-low").0, "disk-low");
     assert_eq!(blocked_by("t11-wizard-open").0, "wizard-open");
+    assert_eq!(blocked_by("t15-localdb-full").0, "localdb-full");
+    assert!(
+        blocked_by("t15-localdb-full")
+            .1
+            .contains("PurgeRunHistoryInterval")
+    );
+    assert_eq!(
+        blocked_by("t17-no-entra-connector").0,
+        "entra-connector-missing"
+    );
     assert_eq!(
         planned(&live, "t05-v1-2012r2")["reasons"][0]["code"],
         "os-unsupported"
@@ -197,7 +214,7 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
             + live["summary"]["two-hop"].as_u64().unwrap()
             + live["summary"]["up-to-date"].as_u64().unwrap()
             + live["summary"]["blocked"].as_u64().unwrap(),
-        16
+        18
     );
 
     // The same plan from a saved audit: same actions, same fingerprints (the basis ignores what
@@ -236,7 +253,7 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
     let out = plan(&inventory, &["--from-audit", audit_file.to_str().unwrap()]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("Plan: 6 in-place, 2 migrate, 1 two-hop, 2 up-to-date, 5 blocked."),
+        table.contains("Plan: 7 in-place, 2 migrate, 1 two-hop, 1 up-to-date, 7 blocked."),
         "{table}"
     );
     assert!(

@@ -34,7 +34,53 @@ pub struct Machine {
     #[serde(default)]
     pub sync_rules: SyncRuleFacts,
     #[serde(default)]
+    pub database: MachineDatabase,
+    #[serde(default)]
+    pub engine_config: MachineEngineConfig,
+    /// The sync engine's connectors; absent: one AD connector and the Entra connector.
+    #[serde(default)]
+    pub connectors: Option<Vec<MachineConnector>>,
+    #[serde(default)]
     pub faults: Faults,
+}
+
+/// The sync engine's database. LocalDB by default, with a data file of `size_mb`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineDatabase {
+    pub local_db: bool,
+    /// Size of `ADSync.mdf` in MiB (LocalDB only).
+    pub size_mb: u64,
+    /// The SQL Server for `local_db = false`.
+    pub sql_server: String,
+}
+
+impl Default for MachineDatabase {
+    fn default() -> Self {
+        MachineDatabase {
+            local_db: true,
+            size_mb: 640,
+            sql_server: String::new(),
+        }
+    }
+}
+
+/// `miiserver.exe.config`: edited after the install, and whether it has the
+/// `System.Diagnostics.DiagnosticSource` binding redirect.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineEngineConfig {
+    pub edited: bool,
+    pub diagnostic_source_redirect: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConnector {
+    pub name: String,
+    pub identifier: String,
+    #[serde(default)]
+    pub connector_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -54,6 +54,13 @@ pub struct Facts {
     pub open_ui: Option<OpenUi>,
     /// Configuration facts the upgrade cares about (customised default rules and the like).
     pub sync_rules: Option<SyncRuleFacts>,
+    /// The sync engine's database: LocalDB or full SQL, and the LocalDB data file's size.
+    pub database: Option<DatabaseFacts>,
+    /// `miiserver.exe.config`: edited since the install, and whether it redirects
+    /// `System.Diagnostics.DiagnosticSource` (DOMAIN.md §7 #11).
+    pub engine_config: Option<EngineConfigFacts>,
+    /// The sync engine's connectors (`Get-ADSyncConnector`).
+    pub connectors: Option<Vec<ConnectorFacts>>,
     /// One entry per probe that failed.
     pub errors: Vec<ProbeError>,
 }
@@ -192,6 +199,50 @@ pub struct SyncRuleFacts {
     pub custom_rules: u32,
     /// Custom rules with a precedence outside 0–99, where the upgrade may collide with them.
     pub custom_rules_outside_0_99: u32,
+}
+
+/// The sync engine's database (DOMAIN.md §3.4). SQL Server Express LocalDB stops at 10 GB a
+/// database; auto-upgrade refuses from 8 GB.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseFacts {
+    /// `true` for LocalDB, `false` for a full SQL Server (local or remote), which has no such
+    /// limit.
+    pub local_db: bool,
+    /// `Server` and `SQLInstance` of the ADSync service's parameters, e.g. `(localdb)` and
+    /// `.\ADSync2019`, or a SQL Server name.
+    pub server: Option<String>,
+    pub instance: Option<String>,
+    /// The LocalDB data file (`ADSync.mdf`) and its size; `None` with full SQL.
+    pub data_file: Option<String>,
+    pub data_file_bytes: Option<u64>,
+}
+
+/// The sync engine's .NET configuration file, `<install dir>\Bin\miiserver.exe.config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfigFacts {
+    pub path: String,
+    /// RFC 3339, UTC.
+    pub last_write: Option<String>,
+    /// When `miiserver.exe` beside it was last written (RFC 3339, UTC): the install's time.
+    pub engine_last_write: Option<String>,
+    /// The file was written more than 10 minutes after the engine: someone edited it (FIPS
+    /// guidance for password hash sync does this).
+    pub edited_after_install: bool,
+    /// It has an `<assemblyBinding>` redirect for `System.Diagnostics.DiagnosticSource`, without
+    /// which an edited file stops the engine after an upgrade to 2.5.190.0–2.6.x.
+    pub diagnostic_source_redirect: bool,
+}
+
+/// The Microsoft Entra ID connector's fixed identifier (DOMAIN.md §7 #12).
+pub const ENTRA_CONNECTOR_ID: &str = "b891884f-051e-4a83-95af-2544101c9083";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorFacts {
+    pub name: String,
+    /// The connector's GUID, lower case.
+    pub identifier: String,
+    /// `AD`, `Extensible2`, … as `Get-ADSyncConnector` says.
+    pub connector_type: Option<String>,
 }
 
 /// A probe that failed: which one, and what it said.

@@ -2,7 +2,7 @@
 //! the date and the audit thresholds. Every finding has a stable `code` (documented in
 //! docs/json-output.md), a severity, a message naming what was seen and a fix.
 
-use ecfleet_proto::Facts;
+use ecfleet_proto::{ENTRA_CONNECTOR_ID, Facts};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, EcVersion, SupportStatus};
 use crate::inventory::Role;
 
+use super::engine::{self, LocalDbLevel};
 use super::playbook::AuditPlaybook;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -328,6 +329,8 @@ pub fn evaluate(
         out.push(finding("customised-default-rules", Severity::Warning, format!("{} default sync rule(s) were changed; an upgrade resets them and forces a full sync", rules.customised_default_rules), "move the changes into cloned rules (precedence 0–99) before upgrading"));
     }
 
+    engine_findings(facts, &mut out);
+
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -338,6 +341,56 @@ pub fn evaluate(
         support,
         findings: out,
         sync_summary,
+    }
+}
+
+/// The sync engine's own state: LocalDB against its limits, an edited `miiserver.exe.config`,
+/// the Entra connector (DOMAIN.md §7 #10–#12).
+fn engine_findings(facts: &Facts, out: &mut Vec<Finding>) {
+    if let Some(db) = engine::localdb_state(facts) {
+        out.push(match db.level {
+            LocalDbLevel::Full => finding(
+                "localdb-full",
+                Severity::Critical,
+                format!("{}: the sync engine stops at 10 GB", db.describe()),
+                engine::LOCALDB_FIX,
+            ),
+            LocalDbLevel::Large => finding(
+                "localdb-large",
+                Severity::Warning,
+                format!(
+                    "{}: auto-upgrade refuses 8 GB and more (UpgradeNotSupportedLocalDbSizeExceeded), and a full sync after an upgrade may fill it",
+                    db.describe()
+                ),
+                engine::LOCALDB_FIX,
+            ),
+        });
+    }
+    if let Some(config) = engine::edited_engine_config(facts) {
+        let when = config.last_write.as_deref().unwrap_or("an unknown time");
+        out.push(if config.diagnostic_source_redirect {
+            finding(
+                "engine-config-edited",
+                Severity::Info,
+                format!("{} was edited after the install ({when}) and has the DiagnosticSource redirect; auto-upgrade skips such hosts from 2.6.3.0", config.path),
+                "keep a copy of the file: check it again after each upgrade",
+            )
+        } else {
+            finding(
+                "engine-config-edited",
+                Severity::Warning,
+                format!("{} was edited after the install ({when}) without a System.Diagnostics.DiagnosticSource redirect: an upgrade to 2.5.190.0–2.6.x stops the sync engine (FileLoadException), and auto-upgrade skips such hosts from 2.6.3.0", config.path),
+                engine::REDIRECT_FIX,
+            )
+        });
+    }
+    if engine::entra_connector_missing(facts) {
+        out.push(finding(
+            "entra-connector-missing",
+            Severity::Critical,
+            format!("the Microsoft Entra ID connector ({ENTRA_CONNECTOR_ID}) is missing: nothing reaches Entra, and the upgrade wizard fails at its start"),
+            "unsupported configuration: uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)",
+        ));
     }
 }
 
@@ -463,7 +516,8 @@ fn run_findings(
         }
         _ => {}
     }
-    summary.dedup();
+    let mut seen = std::collections::HashSet::new();
+    summary.retain(|s| seen.insert(*s));
     if summary.is_empty() {
         if staging {
             "ok (staging)".into()

@@ -3,6 +3,7 @@
 //! error of the run. The report's JSON form is a documented contract (docs/json-output.md).
 
 pub mod changes;
+pub mod engine;
 pub mod findings;
 pub mod playbook;
 

@@ -4,8 +4,8 @@
 
 use ecfleet_proto::lab::*;
 use ecfleet_proto::{
-    AutoUpgradeFacts, DiskFacts, DotNetTls, OpenUi, SchannelTls, SyncRuleFacts, Tls12Facts,
-    UninstallEntry,
+    AutoUpgradeFacts, DiskFacts, DotNetTls, ENTRA_CONNECTOR_ID, OpenUi, SchannelTls, SyncRuleFacts,
+    Tls12Facts, UninstallEntry,
 };
 use jiff::civil::Date;
 
@@ -29,6 +29,9 @@ pub const SCENARIOS: &[&str] = &[
     "health-agent-off",
     "sync-errors",
     "v1-old",
+    "localdb-full",
+    "config-edited",
+    "no-entra-connector",
 ];
 
 /// The lab's maintenance windows, spread over the tenants so that a plan has several waves.
@@ -197,6 +200,23 @@ fn runs(tenant: &str, staging: bool, failing_export: bool, seed: usize) -> Vec<M
     v
 }
 
+/// The sync engine's connectors: the tenant's AD forest (named as in [`runs`]) and Microsoft
+/// Entra ID, whose identifier is fixed.
+fn connectors(tenant: &str, seed: usize) -> Vec<MachineConnector> {
+    vec![
+        MachineConnector {
+            name: format!("{tenant}.local"),
+            identifier: format!("{:08x}-5d5b-4b0e-9e84-{:012x}", 0x2f6b_1c3e + seed, seed),
+            connector_type: Some("AD".into()),
+        },
+        MachineConnector {
+            name: format!("{tenant}.onmicrosoft.com - AAD"),
+            identifier: ENTRA_CONNECTOR_ID.into(),
+            connector_type: Some("Extensible2".into()),
+        },
+    ]
+}
+
 fn machine(
     name: &str,
     tenant: &str,
@@ -294,6 +314,12 @@ fn machine(
             custom_rules: (seed % 4) as u32,
             custom_rules_outside_0_99: 0,
         },
+        database: MachineDatabase {
+            size_mb: 300 + (seed as u64 * 97) % 2500,
+            ..MachineDatabase::default()
+        },
+        engine_config: MachineEngineConfig::default(),
+        connectors: Some(connectors(tenant, seed)),
         faults: Faults::default(),
     };
     match scenario {
@@ -335,6 +361,20 @@ fn machine(
             m.open_ui.wizard = true;
             m.scheduler.scheduler_suspended = true;
         }
+        "localdb-full" => {
+            // 9.95 GB of LocalDB's 10: every run since has stopped on it.
+            m.database.size_mb = 10_190;
+            for r in &mut m.runs {
+                r.result = crate::audit::engine::DISK_FULL_RESULT.into();
+            }
+        }
+        "config-edited" => m.engine_config.edited = true,
+        "no-entra-connector" => {
+            if let Some(list) = m.connectors.as_mut() {
+                list.retain(|c| c.identifier != ENTRA_CONNECTOR_ID);
+            }
+            m.runs.retain(|r| !r.connector.ends_with(" - AAD"));
+        }
         "health-agent-off" => {
             for h in &mut m.health_agent {
                 h.state = "Stopped".into();
@@ -363,6 +403,11 @@ fn description(scenario: &str) -> &'static str {
         "health-agent-off" => "Health Agent services stopped and disabled",
         "sync-errors" => "last export ended with errors",
         "v1-old" => "1.5.30.0 on Server 2019: two hops, via 1.6.16.0",
+        "localdb-full" => "LocalDB at 9.95 of its 10 GB: every run stops with database-disk-full",
+        "config-edited" => {
+            "miiserver.exe.config edited after the install, no DiagnosticSource redirect"
+        }
+        "no-entra-connector" => "the Microsoft Entra ID connector is missing",
         _ => "",
     }
 }

@@ -1,14 +1,16 @@
 //! The facts a plan decision rests on, and their fingerprint. `ecfleet run --plan` gathers
 //! fresh facts, computes the same basis and refuses a host whose fingerprint changed, naming the
 //! fields that differ. The basis holds what decides the action and stays put on its own (versions,
-//! OS, .NET, TLS, install state, staging mode, sync-rule edits, auto-upgrade, Health Agent), not
-//! what moves all the time (free bytes, run history, an open window, a running cycle): those
+//! OS, .NET, TLS, install state, staging mode, sync-rule edits, auto-upgrade, Health Agent, the
+//! database's level against its limits, an edited engine configuration, the Entra connector),
+//! not what moves all the time (free bytes, run history, an open window, a running cycle): those
 //! are checked again, live, when the host's turn comes.
 
 use ecfleet_proto::Facts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::audit::engine::{self, LocalDbLevel};
 use crate::transport::remote::hex;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +30,11 @@ pub struct Basis {
     pub customised_default_rules: Option<u32>,
     pub auto_upgrade: Option<String>,
     pub health_agent_running: Option<bool>,
+    /// `ok`, `large` (8 GB or more), `full`, or `full-sql` (no LocalDB limit).
+    pub database: Option<String>,
+    /// `miiserver.exe.config`: `as installed`, `edited` or `edited, with redirect`.
+    pub engine_config: Option<String>,
+    pub entra_connector: Option<bool>,
 }
 
 impl Basis {
@@ -89,6 +96,28 @@ impl Basis {
                 .health_agent
                 .as_ref()
                 .map(|h| h.iter().all(|s| s.state == "Running")),
+            database: f.database.as_ref().map(|d| {
+                let level = engine::localdb_state(f).map(|s| s.level);
+                match (d.local_db, level) {
+                    (false, _) => "full-sql",
+                    (true, None) => "ok",
+                    (true, Some(LocalDbLevel::Large)) => "large",
+                    (true, Some(LocalDbLevel::Full)) => "full",
+                }
+                .to_string()
+            }),
+            engine_config: f.engine_config.as_ref().map(|c| {
+                match (c.edited_after_install, c.diagnostic_source_redirect) {
+                    (false, _) => "as installed",
+                    (true, false) => "edited",
+                    (true, true) => "edited, with redirect",
+                }
+                .to_string()
+            }),
+            entra_connector: f
+                .connectors
+                .as_ref()
+                .map(|_| !engine::entra_connector_missing(f)),
         }
     }
 

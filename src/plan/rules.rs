@@ -9,6 +9,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::engine::{self, LocalDbLevel};
 use crate::audit::findings::{failed_last_runs, is_engine_entry, stopped_services, tls12_gaps};
 use crate::catalog::{Catalog, DeadlineEffect, EcVersion, SupportStatus};
 use crate::inventory::Role;
@@ -307,6 +308,7 @@ pub fn decide(host: HostInput<'_>, cx: Context<'_>) -> Decision {
     let hop = cx.catalog.hop_for(installed, target);
     let via = hop.map(|h| h.via.to_string());
     if !blockers.is_empty() {
+        warnings.retain(|w| !blockers.iter().any(|b| b.code == w.code));
         return Decision {
             action: Action::Blocked,
             from,
@@ -359,7 +361,11 @@ pub fn decide(host: HostInput<'_>, cx: Context<'_>) -> Decision {
 
 /// Warnings that still matter on a host that needs no upgrade.
 const UP_TO_DATE_WARNINGS: &[&str] = &[
+    "engine-config-edited",
+    "entra-connector-missing",
     "health-agent-disabled",
+    "localdb-full",
+    "localdb-large",
     "sync-errors",
     "sync-cycle-disabled",
     "version-unconfirmed",
@@ -471,6 +477,33 @@ fn prerequisite_blockers(
         }
         None => out.push(unknown("open Entra Connect windows", "open_ui")),
     }
+    if let Some(db) = engine::localdb_state(facts).filter(|d| d.level == LocalDbLevel::Full) {
+        out.push(note(
+            "localdb-full",
+            format!(
+                "{}: sync has stopped, and the upgrade cannot write its changes",
+                db.describe()
+            ),
+            Some(format!("{}, then plan again", engine::LOCALDB_FIX)),
+        ));
+    }
+    if engine::entra_connector_missing(facts) {
+        out.push(note(
+            "entra-connector-missing",
+            format!("the Microsoft Entra ID connector ({}) is missing: the upgrade wizard fails at its start", ecfleet_proto::ENTRA_CONNECTOR_ID),
+            Some("unsupported configuration: uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)".into()),
+        ));
+    }
+    if let Some(config) = engine::edited_engine_config(facts)
+        && !config.diagnostic_source_redirect
+        && engine::target_needs_redirect(target)
+    {
+        out.push(note(
+            "engine-config-needs-redirect",
+            format!("{} was edited after the install and has no System.Diagnostics.DiagnosticSource redirect: the sync engine of {target} would not start (FileLoadException)", config.path),
+            Some(format!("{}; or choose a target of 2.6.84.0 or newer, which merges the file", engine::REDIRECT_FIX)),
+        ));
+    }
     match &facts.scheduler {
         Some(s) if s.sync_cycle_in_progress == Some(true) => out.push(note(
             "sync-in-progress",
@@ -538,6 +571,42 @@ fn host_warnings(facts: &Facts, role: Role, installed: EcVersion, cx: Context<'_
                 Some("renumber custom rules into 0–99 (DOMAIN.md §4, §7 #6)".into()),
             ));
         }
+    }
+    if let Some(db) = engine::localdb_state(facts) {
+        let (code, consequence) = match db.level {
+            LocalDbLevel::Full => ("localdb-full", "sync has stopped"),
+            LocalDbLevel::Large => (
+                "localdb-large",
+                "auto-upgrade refuses it, and the full sync an upgrade may queue can fill it",
+            ),
+        };
+        out.push(note(
+            code,
+            format!("{}: {consequence}", db.describe()),
+            Some(engine::LOCALDB_FIX.into()),
+        ));
+    }
+    if engine::entra_connector_missing(facts) {
+        out.push(note(
+            "entra-connector-missing",
+            "the Microsoft Entra ID connector is missing: nothing reaches Entra",
+            Some("uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)".into()),
+        ));
+    }
+    if let Some(config) = engine::edited_engine_config(facts) {
+        out.push(note(
+            "engine-config-edited",
+            format!(
+                "{} was edited after the install{}: auto-upgrade skips this host from 2.6.3.0",
+                config.path,
+                if config.diagnostic_source_redirect {
+                    " (it has the DiagnosticSource redirect)"
+                } else {
+                    ""
+                }
+            ),
+            Some("keep a copy of the file and check it after the upgrade (2.6.84.0 and newer merge it)".into()),
+        ));
     }
     if let Some(health) = &facts.health_agent {
         let stopped = stopped_services(health);

@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ecfleet_proto::lab::Machine;
+use ecfleet_proto::lab::{Machine, MachineConnector};
 use ecfleet_proto::{
-    DotNetFacts, EcFacts, Facts, OsFacts, RunResult, SchedulerFacts, ServiceFacts,
+    ConnectorFacts, DatabaseFacts, DotNetFacts, ENTRA_CONNECTOR_ID, EcFacts, EngineConfigFacts,
+    Facts, OsFacts, RunResult, SchedulerFacts, ServiceFacts,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -118,6 +119,9 @@ pub fn facts_from_machine(m: &Machine, now: Timestamp) -> Facts {
                     .collect(),
             );
             f.sync_rules = Some(m.sync_rules.clone());
+            f.database = Some(database(m, &ec.install_dir));
+            f.engine_config = Some(engine_config(m, &ec.install_dir, now));
+            f.connectors = Some(connectors(m.connectors.as_deref()));
         }
         None => {
             f.adsync_service = Some(ServiceFacts {
@@ -132,6 +136,9 @@ pub fn facts_from_machine(m: &Machine, now: Timestamp) -> Facts {
                 "run_history",
                 "auto_upgrade",
                 "sync_rules",
+                "database",
+                "engine_config",
+                "connectors",
             ] {
                 f.probe_failed(probe, "The term 'Get-ADSyncScheduler' is not recognized: the ADSync module is not installed");
             }
@@ -141,6 +148,71 @@ pub fn facts_from_machine(m: &Machine, now: Timestamp) -> Facts {
         fail_probe(&mut f, probe);
     }
     f
+}
+
+fn database(m: &Machine, install_dir: &str) -> DatabaseFacts {
+    let db = &m.database;
+    if db.local_db {
+        DatabaseFacts {
+            local_db: true,
+            server: Some("(localdb)".into()),
+            instance: Some(r".\ADSync2019".into()),
+            data_file: Some(format!(r"{install_dir}\Data\ADSync2019\ADSync.mdf")),
+            data_file_bytes: Some(db.size_mb << 20),
+        }
+    } else {
+        DatabaseFacts {
+            local_db: false,
+            server: Some(db.sql_server.clone()),
+            instance: None,
+            data_file: None,
+            data_file_bytes: None,
+        }
+    }
+}
+
+/// The engine was installed 90 days before collection; an edited configuration file was
+/// written 30 days later.
+fn engine_config(m: &Machine, install_dir: &str, now: Timestamp) -> EngineConfigFacts {
+    let installed = minutes_before(now, 90 * 24 * 60);
+    let written = if m.engine_config.edited {
+        minutes_before(now, 60 * 24 * 60)
+    } else {
+        installed.clone()
+    };
+    EngineConfigFacts {
+        path: format!(r"{install_dir}\Bin\miiserver.exe.config"),
+        edited_after_install: super::edited_after_install(&written, &installed),
+        last_write: Some(written),
+        engine_last_write: Some(installed),
+        diagnostic_source_redirect: m.engine_config.diagnostic_source_redirect,
+    }
+}
+
+/// The machine's connectors, or the usual pair: one AD forest and Microsoft Entra ID.
+fn connectors(listed: Option<&[MachineConnector]>) -> Vec<ConnectorFacts> {
+    match listed {
+        Some(list) => list
+            .iter()
+            .map(|c| ConnectorFacts {
+                name: c.name.clone(),
+                identifier: c.identifier.to_lowercase(),
+                connector_type: c.connector_type.clone(),
+            })
+            .collect(),
+        None => vec![
+            ConnectorFacts {
+                name: "contoso.com".into(),
+                identifier: "9a7b2c0e-6a1f-4f4e-8d0b-3c5e7f9a1b2d".into(),
+                connector_type: Some("AD".into()),
+            },
+            ConnectorFacts {
+                name: "contoso.onmicrosoft.com - AAD".into(),
+                identifier: ENTRA_CONNECTOR_ID.into(),
+                connector_type: Some("Extensible2".into()),
+            },
+        ],
+    }
 }
 
 /// Blanks one probe's facts and records the error, as a failing probe on Windows would.
@@ -160,6 +232,9 @@ fn fail_probe(f: &mut Facts, probe: &str) {
         "health_agent" => f.health_agent = None,
         "open_ui" => f.open_ui = None,
         "sync_rules" => f.sync_rules = None,
+        "database" => f.database = None,
+        "engine_config" => f.engine_config = None,
+        "connectors" => f.connectors = None,
         _ => {
             f.probe_failed(probe, "unknown probe named in faults.fail_probes");
             return;
@@ -217,6 +292,51 @@ fail_probes = ["dotnet"]
         assert!(f.dotnet.is_none());
         assert_eq!(f.errors[0].probe, "dotnet");
         assert_eq!(f.os.unwrap().build, 20348);
+    }
+
+    #[test]
+    fn database_engine_config_and_connectors_default_to_a_healthy_install() {
+        let m: Machine = toml::from_str(MACHINE).unwrap();
+        let f = facts_from_machine(&m, "2026-11-24T10:00:00Z".parse().unwrap());
+        let db = f.database.unwrap();
+        assert!(db.local_db);
+        assert_eq!(db.data_file_bytes, Some(640 << 20));
+        let config = f.engine_config.unwrap();
+        assert!(!config.edited_after_install && !config.diagnostic_source_redirect);
+        assert_eq!(config.engine_last_write, config.last_write);
+        let connectors = f.connectors.unwrap();
+        assert!(
+            connectors
+                .iter()
+                .any(|c| c.identifier == ENTRA_CONNECTOR_ID)
+        );
+    }
+
+    #[test]
+    fn an_edited_config_a_full_localdb_and_no_entra_connector_show_in_the_facts() {
+        let text = MACHINE.replace(
+            "[faults]",
+            r#"[database]
+size_mb = 10240
+[engine_config]
+edited = true
+[[connectors]]
+name = "contoso.com"
+identifier = "9A7B2C0E-6A1F-4F4E-8D0B-3C5E7F9A1B2D"
+[faults]"#,
+        );
+        let m: Machine = toml::from_str(&text).unwrap();
+        let f = facts_from_machine(&m, "2026-11-24T10:00:00Z".parse().unwrap());
+        assert_eq!(f.database.unwrap().data_file_bytes, Some(10 << 30));
+        let config = f.engine_config.unwrap();
+        assert!(config.edited_after_install);
+        assert_eq!(config.last_write.as_deref(), Some("2026-09-25T10:00:00Z"));
+        let connectors = f.connectors.unwrap();
+        assert_eq!(connectors.len(), 1);
+        assert_eq!(
+            connectors[0].identifier,
+            "9a7b2c0e-6a1f-4f4e-8d0b-3c5e7f9a1b2d"
+        );
     }
 
     #[test]

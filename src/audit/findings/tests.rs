@@ -170,6 +170,31 @@ fn each_problem_raises_its_finding() {
             |f| f.os.as_mut().unwrap().installation_type = Some("Server Core".into()),
             Role::Active,
         ),
+        (
+            "localdb-large",
+            |f| f.database.as_mut().unwrap().data_file_bytes = Some(8_700_000_000),
+            Role::Active,
+        ),
+        (
+            "localdb-full",
+            |f| f.database.as_mut().unwrap().data_file_bytes = Some(10_500_000_000),
+            Role::Active,
+        ),
+        (
+            "localdb-full",
+            |f| f.run_history.as_mut().unwrap()[0].result = "stopped-database-disk-full".into(),
+            Role::Active,
+        ),
+        (
+            "engine-config-edited",
+            |f| f.engine_config.as_mut().unwrap().edited_after_install = true,
+            Role::Active,
+        ),
+        (
+            "entra-connector-missing",
+            |f| f.connectors.as_mut().unwrap().truncate(1),
+            Role::Active,
+        ),
     ];
     for (code, change, role) in rows {
         let mut f = healthy();
@@ -218,4 +243,65 @@ fn findings_are_sorted_most_severe_first() {
     });
     let got = codes(&f, Role::Active);
     assert_eq!(got, vec!["dotnet-too-old", "wizard-open"]);
+}
+
+#[test]
+fn an_edited_engine_config_is_a_warning_without_the_redirect_and_info_with_it() {
+    let severity = |redirect: bool| {
+        let mut f = healthy();
+        let config = f.engine_config.as_mut().unwrap();
+        config.edited_after_install = true;
+        config.diagnostic_source_redirect = redirect;
+        let e = evaluate(
+            &f,
+            Role::Active,
+            &Catalog::embedded(),
+            "2026-11-24".parse().unwrap(),
+            &AuditPlaybook::embedded(),
+        );
+        let finding = e
+            .findings
+            .into_iter()
+            .find(|f| f.code == "engine-config-edited")
+            .unwrap();
+        (finding.severity, finding.fix)
+    };
+    let (without, fix) = severity(false);
+    assert_eq!(without, Severity::Warning);
+    assert!(fix.contains("bindingRedirect") && fix.contains("cc7b13ffcd2ddd51"));
+    assert_eq!(severity(true).0, Severity::Info);
+}
+
+#[test]
+fn a_full_sql_server_of_any_size_raises_no_localdb_finding() {
+    let mut f = healthy();
+    let db = f.database.as_mut().unwrap();
+    db.local_db = false;
+    db.data_file_bytes = Some(50 << 30);
+    assert!(codes(&f, Role::Active).is_empty());
+}
+
+#[test]
+fn the_sync_summary_names_each_problem_once_for_many_connectors() {
+    let mut f = healthy();
+    let runs = f.run_history.as_mut().unwrap();
+    for r in runs.iter_mut() {
+        r.result = "stopped-database-disk-full".into();
+    }
+    let second: Vec<RunResult> = runs
+        .iter()
+        .map(|r| RunResult {
+            connector: "contoso.onmicrosoft.com - AAD".into(),
+            ..r.clone()
+        })
+        .collect();
+    runs.extend(second);
+    let e = evaluate(
+        &f,
+        Role::Active,
+        &Catalog::embedded(),
+        "2026-11-24".parse().unwrap(),
+        &AuditPlaybook::embedded(),
+    );
+    assert_eq!(e.sync_summary, "import failed, export failed, no import");
 }

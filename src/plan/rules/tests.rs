@@ -401,6 +401,58 @@ fn rows() -> Vec<Row> {
                 &["at-target"],
             )
         },
+        // DOMAIN.md §7 #10–#12: the sync engine's own state.
+        row(
+            "LocalDB at its 10 GB limit",
+            "2.6.3.0",
+            |f| f.database.as_mut().unwrap().data_file_bytes = Some(10_400_000_000),
+            Action::Blocked,
+            &["localdb-full"],
+        ),
+        row(
+            "the last run stopped on a full database",
+            "2.6.3.0",
+            |f| f.run_history.as_mut().unwrap()[0].result = "stopped-database-disk-full".into(),
+            Action::Blocked,
+            &["localdb-full"],
+        ),
+        Row {
+            warnings: &["localdb-large"],
+            ..row(
+                "LocalDB over 8 GB",
+                "2.6.3.0",
+                |f| f.database.as_mut().unwrap().data_file_bytes = Some(9 << 30),
+                Action::InPlace,
+                &["newer-build"],
+            )
+        },
+        Row {
+            warnings: &["localdb-full"],
+            ..row(
+                "up to date with a full LocalDB",
+                "2.6.91.0",
+                |f| f.database.as_mut().unwrap().data_file_bytes = Some(10_400_000_000),
+                Action::UpToDate,
+                &["at-target"],
+            )
+        },
+        row(
+            "the Entra connector is missing",
+            "2.6.3.0",
+            |f| f.connectors.as_mut().unwrap().truncate(1),
+            Action::Blocked,
+            &["entra-connector-missing"],
+        ),
+        Row {
+            warnings: &["engine-config-edited"],
+            ..row(
+                "miiserver.exe.config edited, target 2.6.91.0 merges it",
+                "2.6.3.0",
+                |f| f.engine_config.as_mut().unwrap().edited_after_install = true,
+                Action::InPlace,
+                &["newer-build"],
+            )
+        },
     ]
 }
 
@@ -566,4 +618,60 @@ fn target_warnings_name_unconfirmed_and_deadline_missing_targets() {
     let old = target_warnings(&catalog, "2.6.3.0".parse().unwrap(), as_of);
     assert_eq!(codes(&old), ["target-below-deadline"]);
     assert!(old[0].message.contains("2027"), "{}", old[0].message);
+}
+
+#[test]
+fn an_edited_engine_config_blocks_only_targets_that_need_the_redirect() {
+    let catalog = Catalog::embedded();
+    let policy = PlanPolicy::embedded();
+    let decide_for = |target: &str, redirect: bool| {
+        let mut f = healthy("2.5.79.0");
+        let config = f.engine_config.as_mut().unwrap();
+        config.edited_after_install = true;
+        config.diagnostic_source_redirect = redirect;
+        decide(
+            HostInput {
+                role: Role::Active,
+                facts: Ok(&f),
+                min_os: None,
+            },
+            context(&catalog, &policy, target),
+        )
+    };
+    let d = decide_for("2.5.190.0", false);
+    assert_eq!(d.action, Action::Blocked);
+    assert_eq!(codes(&d.reasons), ["engine-config-needs-redirect"]);
+    let fix = d.reasons[0].fix.as_deref().unwrap();
+    assert!(fix.contains("cc7b13ffcd2ddd51") && fix.contains("2.6.84.0 or newer"));
+    assert!(codes(&d.warnings).contains(&"engine-config-edited"));
+    assert_eq!(decide_for("2.5.190.0", true).action, Action::InPlace);
+    assert_eq!(decide_for("2.6.91.0", false).action, Action::InPlace);
+}
+
+#[test]
+fn a_blocked_host_does_not_repeat_a_reason_as_a_warning() {
+    let catalog = Catalog::embedded();
+    let policy = PlanPolicy::embedded();
+    let mut f = healthy("2.6.3.0");
+    f.database.as_mut().unwrap().data_file_bytes = Some(10_400_000_000);
+    f.connectors.as_mut().unwrap().truncate(1);
+    let d = decide(
+        HostInput {
+            role: Role::Active,
+            facts: Ok(&f),
+            min_os: None,
+        },
+        context(&catalog, &policy, "2.6.91.0"),
+    );
+    assert_eq!(
+        codes(&d.reasons),
+        ["localdb-full", "entra-connector-missing"]
+    );
+    assert!(
+        !codes(&d.warnings)
+            .iter()
+            .any(|w| codes(&d.reasons).contains(w)),
+        "{:?}",
+        codes(&d.warnings)
+    );
 }

@@ -71,7 +71,41 @@ Probe 'engine' {
     if ($path.StartsWith('"')) { $path = $path.Substring(1, $path.IndexOf('"', 1) - 1) }
     elseif ($path -match '^(.+?\.exe)') { $path = $Matches[1] }
     $info = (Get-Item -LiteralPath $path).VersionInfo
+    $script:enginePath = $path
     [ordered]@{ Path = $path; FileVersion = $info.FileVersion; ProductVersion = $info.ProductVersion }
+}
+
+# The database: LocalDB stops at 10 GB and auto-upgrade refuses from 8 GB (DOMAIN.md §3.4).
+Probe 'database' {
+    $params = 'HKLM:\SYSTEM\CurrentControlSet\Services\ADSync\Parameters'
+    if (-not (Test-Path -LiteralPath $params)) { throw "$params does not exist" }
+    $mdf = $null
+    if ($script:enginePath) {
+        $data = Join-Path (Split-Path (Split-Path $script:enginePath -Parent) -Parent) 'Data'
+        $mdf = Get-ChildItem -LiteralPath $data -Filter 'ADSync.mdf' -Recurse -ErrorAction SilentlyContinue |
+            Sort-Object Length -Descending | Select-Object -First 1
+    }
+    [ordered]@{
+        Server = (RegValue $params 'Server')
+        SQLInstance = (RegValue $params 'SQLInstance')
+        DataFile = $(if ($mdf) { $mdf.FullName } else { $null })
+        DataFileBytes = $(if ($mdf) { $mdf.Length } else { $null })
+    }
+}
+
+# miiserver.exe.config edited after the install, and its DiagnosticSource redirect (§7 #11).
+Probe 'engine_config' {
+    if (-not $script:enginePath) { throw 'the sync engine was not found (see the engine probe)' }
+    $path = "$($script:enginePath).config"
+    $xml = New-Object System.Xml.XmlDocument
+    $xml.Load($path)
+    $redirect = $xml.SelectNodes("//*[local-name()='dependentAssembly'][*[local-name()='assemblyIdentity' and @name='System.Diagnostics.DiagnosticSource']][*[local-name()='bindingRedirect']]")
+    [ordered]@{
+        Path = $path
+        LastWriteTimeUtc = (Get-Item -LiteralPath $path).LastWriteTimeUtc
+        EngineLastWriteTimeUtc = (Get-Item -LiteralPath $script:enginePath).LastWriteTimeUtc
+        DiagnosticSourceRedirect = ($redirect.Count -gt 0)
+    }
 }
 
 Probe 'wizard' {
@@ -125,6 +159,11 @@ Probe 'open_ui' {
 
 Probe 'sync_rules' {
     Get-ADSyncRule | Select-Object Name, ImmutableTag, Precedence, Disabled
+}
+
+Probe 'connectors' {
+    Get-ADSyncConnector | Select-Object Name, @{ n = 'Identifier'; e = { [string]$_.Identifier } },
+        @{ n = 'Type'; e = { [string]$_.Type } }
 }
 
 $out['errors'] = $errs

@@ -4,9 +4,9 @@
 //! probes that failed (null plus an entry in `errors`).
 
 use ecfleet_proto::{
-    AutoUpgradeFacts, DiskFacts, DotNetFacts, DotNetTls, EcFacts, Facts, OpenUi, OsFacts,
-    RunResult, SchannelTls, SchedulerFacts, ServiceFacts, SyncRuleFacts, Tls12Facts,
-    UninstallEntry,
+    AutoUpgradeFacts, ConnectorFacts, DatabaseFacts, DiskFacts, DotNetFacts, DotNetTls, EcFacts,
+    EngineConfigFacts, Facts, OpenUi, OsFacts, RunResult, SchannelTls, SchedulerFacts,
+    ServiceFacts, SyncRuleFacts, Tls12Facts, UninstallEntry,
 };
 use serde_json::Value;
 
@@ -153,7 +153,56 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
         }
         f.sync_rules = Some(rules);
     }
+    f.database = object(&doc["database"]).map(database);
+    f.engine_config = object(&doc["engine_config"]).and_then(|c| {
+        let last_write = date_of(&c["LastWriteTimeUtc"]);
+        let engine_last_write = date_of(&c["EngineLastWriteTimeUtc"]);
+        Some(EngineConfigFacts {
+            path: str_of(&c["Path"])?,
+            edited_after_install: match (&last_write, &engine_last_write) {
+                (Some(config), Some(engine)) => {
+                    crate::backend::edited_after_install(config, engine)
+                }
+                _ => false,
+            },
+            last_write,
+            engine_last_write,
+            diagnostic_source_redirect: bool_of(&c["DiagnosticSourceRedirect"]).unwrap_or(false),
+        })
+    });
+    if !failed(&f, "connectors") && !failed(&f, "adsync_module") {
+        f.connectors = Some(
+            list(&doc["connectors"])
+                .iter()
+                .filter_map(|c| {
+                    Some(ConnectorFacts {
+                        name: str_of(&c["Name"])?,
+                        identifier: str_of(&c["Identifier"])?.trim().to_lowercase(),
+                        connector_type: str_of(&c["Type"]).filter(|t| !t.is_empty()),
+                    })
+                })
+                .collect(),
+        );
+    }
     Ok(f)
+}
+
+/// LocalDB when the service's `Server` parameter says so (`(localdb)`), or, without that
+/// value, when a LocalDB data file sits under the install directory.
+fn database(d: &Value) -> DatabaseFacts {
+    let server = str_of(&d["Server"]).filter(|s| !s.trim().is_empty());
+    let data_file = str_of(&d["DataFile"]).filter(|s| !s.is_empty());
+    let local_db = match &server {
+        Some(s) => s.to_lowercase().contains("localdb"),
+        None => data_file.is_some(),
+    };
+    DatabaseFacts {
+        local_db,
+        server,
+        instance: str_of(&d["SQLInstance"]).filter(|s| !s.trim().is_empty()),
+        data_file_bytes: data_file.as_ref().and_then(|_| u64_of(&d["DataFileBytes"])),
+        data_file,
+    }
 }
 
 fn excerpt(text: &str) -> String {
@@ -392,6 +441,73 @@ mod tests {
             .collect();
         assert_eq!(denied, ["dotnet", "tls12"]);
         assert!(f.disk.is_some());
+    }
+
+    #[test]
+    fn database_engine_config_and_connectors_of_a_healthy_host() {
+        let f = fixture("healthy-2022.json");
+        let db = f.database.unwrap();
+        assert!(db.local_db);
+        assert_eq!(db.instance.as_deref(), Some(r".\ADSync2019"));
+        assert_eq!(db.data_file_bytes, Some(1_288_490_188));
+        let config = f.engine_config.unwrap();
+        assert_eq!(config.last_write.as_deref(), Some("2025-08-14T09:12:34Z"));
+        assert!(!config.edited_after_install, "written with the install");
+        let connectors = f.connectors.unwrap();
+        assert_eq!(connectors.len(), 2);
+        assert_eq!(connectors[1].identifier, ecfleet_proto::ENTRA_CONNECTOR_ID);
+        assert_eq!(connectors[0].connector_type.as_deref(), Some("AD"));
+    }
+
+    #[test]
+    fn a_full_localdb_an_edited_config_and_a_lone_connector_object() {
+        let f = fixture("localdb-full-edited-config.json");
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        let db = f.database.unwrap();
+        assert!(db.local_db);
+        assert_eq!(db.data_file_bytes, Some(10_737_352_704));
+        let config = f.engine_config.unwrap();
+        assert!(config.edited_after_install);
+        assert!(!config.diagnostic_source_redirect);
+        assert_eq!(
+            config.engine_last_write.as_deref(),
+            Some("2025-12-04T10:31:12Z")
+        );
+        let connectors = f.connectors.unwrap();
+        assert_eq!(connectors.len(), 1, "one connector comes as an object");
+        assert_eq!(connectors[0].name, "fabrikam.com");
+        assert_eq!(
+            f.run_history.unwrap()[0].result,
+            "stopped-database-disk-full"
+        );
+    }
+
+    #[test]
+    fn full_sql_and_upper_case_identifiers_are_understood() {
+        let f = fixture("half-upgraded-single-objects.json");
+        let db = f.database.unwrap();
+        assert!(!db.local_db);
+        assert_eq!(db.server.as_deref(), Some("SQL01.fabrikam.local"));
+        assert_eq!(db.data_file_bytes, None);
+        let config = f.engine_config.unwrap();
+        assert!(config.edited_after_install && config.diagnostic_source_redirect);
+        assert!(
+            f.connectors
+                .unwrap()
+                .iter()
+                .any(|c| c.identifier == ecfleet_proto::ENTRA_CONNECTOR_ID)
+        );
+    }
+
+    #[test]
+    fn a_denied_parameters_key_and_a_missing_module_leave_those_probes_null() {
+        let denied = fixture("access-denied.json");
+        assert!(denied.database.is_none());
+        assert!(denied.errors.iter().any(|e| e.probe == "database"));
+        assert!(denied.engine_config.is_some() && denied.connectors.is_some());
+        let v1 = fixture("no-adsync-module.json");
+        assert!(v1.connectors.is_none());
+        assert_eq!(v1.database.unwrap().instance.as_deref(), Some(r".\ADSync"));
     }
 
     #[test]
