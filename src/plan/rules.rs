@@ -301,14 +301,19 @@ pub fn decide(host: HostInput<'_>, cx: Context<'_>) -> Decision {
         };
     }
 
-    // Everything that stops a change on this server.
+    // Everything that stops a change on this server: the prerequisites, and the host warnings
+    // that block once a change is due.
     blockers.extend(prerequisite_blockers(
         facts, target, mismatch, product, config, cx,
     ));
+    let (blocking, rest): (Vec<Note>, Vec<Note>) = warnings
+        .into_iter()
+        .partition(|w| BLOCKING_WARNINGS.contains(&w.code.as_str()));
+    blockers.extend(blocking);
+    let mut warnings = rest;
     let hop = cx.catalog.hop_for(installed, target);
     let via = hop.map(|h| h.via.to_string());
     if !blockers.is_empty() {
-        warnings.retain(|w| !blockers.iter().any(|b| b.code == w.code));
         return Decision {
             action: Action::Blocked,
             from,
@@ -358,6 +363,10 @@ pub fn decide(host: HostInput<'_>, cx: Context<'_>) -> Decision {
         warnings,
     }
 }
+
+/// Host warnings that block a change on the server itself: an up-to-date or migrating host
+/// keeps them as warnings.
+const BLOCKING_WARNINGS: &[&str] = &["localdb-full", "entra-connector-missing"];
 
 /// Warnings that still matter on a host that needs no upgrade.
 const UP_TO_DATE_WARNINGS: &[&str] = &[
@@ -477,23 +486,6 @@ fn prerequisite_blockers(
         }
         None => out.push(unknown("open Entra Connect windows", "open_ui")),
     }
-    if let Some(db) = engine::localdb_state(facts).filter(|d| d.level == LocalDbLevel::Full) {
-        out.push(note(
-            "localdb-full",
-            format!(
-                "{}: sync has stopped, and the upgrade cannot write its changes",
-                db.describe()
-            ),
-            Some(format!("{}, then plan again", engine::LOCALDB_FIX)),
-        ));
-    }
-    if engine::entra_connector_missing(facts) {
-        out.push(note(
-            "entra-connector-missing",
-            format!("the Microsoft Entra ID connector ({}) is missing: the upgrade wizard fails at its start", ecfleet_proto::ENTRA_CONNECTOR_ID),
-            Some("unsupported configuration: uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)".into()),
-        ));
-    }
     if let Some(config) = engine::edited_engine_config(facts)
         && !config.diagnostic_source_redirect
         && engine::target_needs_redirect(target)
@@ -574,7 +566,10 @@ fn host_warnings(facts: &Facts, role: Role, installed: EcVersion, cx: Context<'_
     }
     if let Some(db) = engine::localdb_state(facts) {
         let (code, consequence) = match db.level {
-            LocalDbLevel::Full => ("localdb-full", "sync has stopped"),
+            LocalDbLevel::Full => (
+                "localdb-full",
+                "sync has stopped, and an upgrade cannot write its changes",
+            ),
             LocalDbLevel::Large => (
                 "localdb-large",
                 "auto-upgrade refuses it, and the full sync an upgrade may queue can fill it",
@@ -589,8 +584,8 @@ fn host_warnings(facts: &Facts, role: Role, installed: EcVersion, cx: Context<'_
     if engine::entra_connector_missing(facts) {
         out.push(note(
             "entra-connector-missing",
-            "the Microsoft Entra ID connector is missing: nothing reaches Entra",
-            Some("uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)".into()),
+            format!("the Microsoft Entra ID connector ({}) is missing: nothing reaches Entra, and the upgrade wizard fails at its start", ecfleet_proto::ENTRA_CONNECTOR_ID),
+            Some("unsupported configuration: uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)".into()),
         ));
     }
     if let Some(config) = engine::edited_engine_config(facts) {

@@ -158,7 +158,7 @@ fn database(m: &Machine, install_dir: &str) -> DatabaseFacts {
             server: Some("(localdb)".into()),
             instance: Some(r".\ADSync2019".into()),
             data_file: Some(format!(r"{install_dir}\Data\ADSync2019\ADSync.mdf")),
-            data_file_bytes: Some(db.size_mb << 20),
+            data_file_bytes: Some(db.size_mb.saturating_mul(1 << 20)),
         }
     } else {
         DatabaseFacts {
