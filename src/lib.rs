@@ -1,16 +1,26 @@
 //! ecfleet: audit, plan and upgrade Microsoft Entra Connect sync servers across a fleet.
-//! The library holds all logic; `main.rs` only wires the command line to it.
+//! The library holds all logic; `main.rs` only wires the command line to it. The layout and the
+//! way data flows are drawn in docs/design/architecture.md.
 
 pub mod audit;
 pub mod catalog;
+pub mod checks;
 pub mod cli;
+pub mod command;
+pub mod digest;
+pub mod engine;
+pub mod error;
+pub mod exit;
+pub mod fsread;
 pub mod inventory;
 pub mod lab;
+pub mod limits;
 pub mod msi;
 pub mod plan;
 pub mod platform;
-pub mod provision;
 pub mod report;
+pub mod session;
+pub mod settings;
 pub mod share;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::EcVersion;
-use crate::transport::remote::hex;
+use crate::digest::hex;
 
 /// What ecfleet knows about one installer file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::transport::remote::hex;
+use crate::digest::hex;
 
 #[derive(Debug, thiserror::Error)]
 #[error("share {path}: {source}")]
@@ -42,12 +42,14 @@ impl Share {
 }
 
 impl Share {
-    /// The newest `audits/<stamp>/audit.json` whose manifest still matches it, or `None`.
+    /// Every `audits/<stamp>/audit.json` whose manifest still matches it, newest first.
     /// Snapshots sort by stamp, then by the `-2`, `-3` … suffix of same-second runs.
-    pub fn latest_audit(&self) -> Option<PathBuf> {
+    pub fn audits_newest_first(&self) -> Vec<PathBuf> {
         let audits = self.root.join("audits");
-        let mut dirs: Vec<(String, u32, PathBuf)> = fs::read_dir(&audits)
-            .ok()?
+        let Ok(entries) = fs::read_dir(&audits) else {
+            return Vec::new();
+        };
+        let mut dirs: Vec<(String, u32, PathBuf)> = entries
             .filter_map(|e| e.ok())
             .filter(|e| e.path().join("audit.json").is_file())
             .map(|e| {
@@ -67,7 +69,7 @@ impl Share {
         dirs.into_iter()
             .rev()
             .map(|(_, _, dir)| dir)
-            .find(|dir| {
+            .filter(|dir| {
                 let file = dir.join("audit.json");
                 let manifest = fs::read_to_string(dir.join("SHA256SUMS")).unwrap_or_default();
                 match fs::read(&file) {
@@ -76,6 +78,40 @@ impl Share {
                 }
             })
             .map(|dir| dir.join("audit.json"))
+            .collect()
+    }
+
+    /// The newest intact `audits/<stamp>/audit.json`, or `None`.
+    pub fn latest_audit(&self) -> Option<PathBuf> {
+        self.audits_newest_first().into_iter().next()
+    }
+
+    /// Removes temp files (`.NAME.tmp-PID`) that a killed ecfleet left in the snapshot
+    /// directories more than a day ago; a live writer's temp file is minutes old at most.
+    pub fn clean_stale_temp_files(&self) -> usize {
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let mut removed = 0;
+        let Ok(dirs) = fs::read_dir(self.root.join("audits")) else {
+            return 0;
+        };
+        for dir in dirs.filter_map(|e| e.ok()).map(|e| e.path()) {
+            let Ok(files) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for f in files.filter_map(|e| e.ok()) {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let stale = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > day);
+                if name.starts_with('.') && name.contains(".tmp-") && stale && fs::remove_file(f.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 }
 
@@ -190,6 +226,27 @@ mod tests {
             latest.parent().unwrap().ends_with("2026-11-24T020000Z-9"),
             "{latest:?}"
         );
+    }
+
+    #[test]
+    fn temp_files_a_killed_run_left_are_removed_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = Share::new(dir.path());
+        let snap = share.write_audit("2026-11-24T020000Z", b"{}").unwrap();
+        let snap_dir = snap.parent().unwrap();
+        let old = snap_dir.join(".audit.json.tmp-4242");
+        let fresh = snap_dir.join(".audit.json.tmp-4243");
+        fs::write(&old, b"half").unwrap();
+        fs::write(&fresh, b"half").unwrap();
+        let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        assert_eq!(share.clean_stale_temp_files(), 1);
+        assert!(!old.exists() && fresh.exists() && snap.exists());
     }
 
     #[test]

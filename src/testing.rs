@@ -113,3 +113,27 @@ pub fn healthy_facts(version: &str) -> Facts {
     ]);
     f
 }
+
+/// A lab host reached over SSH (Linux shell, `lab_root` set), for tests that need an inventory
+/// host without an inventory file.
+pub fn lab_host(name: &str, tenant: &str) -> crate::inventory::Host {
+    use crate::inventory::*;
+    Host {
+        name: name.into(),
+        tenant: tenant.into(),
+        address: "127.0.0.1".into(),
+        port: 22,
+        role: Role::Active,
+        transport: HostTransport::Ssh(SshSettings {
+            identity_file: None,
+            known_hosts: "/nonexistent/known_hosts".into(),
+        }),
+        user: "ecfleet".into(),
+        password: None,
+        lab_root: Some(format!("/srv/lab/{name}")),
+        os: Some(RemoteOs::Linux),
+        min_os: None,
+        connect_timeout: std::time::Duration::from_secs(10),
+        line: 1,
+    }
+}

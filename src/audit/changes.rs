@@ -1,7 +1,9 @@
 //! What changed since the last audit on the share: versions, reachability, findings that
-//! appeared or went away, hosts that came or went. A pure diff of two reports, so that a nightly
-//! run can say "t03 went from 2.5.190.0 to 2.6.91.0, t10 has a new disk-low" without anyone
-//! comparing tables by eye.
+//! appeared or went away, hosts that came or went. Each host is compared with the newest
+//! snapshot that covered it (an `audit --host X` in between covers only X), and hosts that left
+//! the inventory are found against the newest full-inventory snapshot. A pure diff, so that a
+//! nightly run can say "t03 went from 2.5.190.0 to 2.6.91.0, t10 has a new disk-low" without
+//! anyone comparing tables by eye.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,7 +16,15 @@ use super::AuditReport;
 #[derive(Debug, Deserialize)]
 pub struct PreviousAudit {
     pub generated_at: String,
+    /// Whether that run covered the whole inventory (absent in audits written before this field
+    /// existed: taken as true).
+    #[serde(default = "covered_everything")]
+    pub whole_inventory: bool,
     pub hosts: Vec<PreviousHost>,
+}
+
+fn covered_everything() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +74,9 @@ pub struct HostChanges {
     pub reachable: Option<Change<bool>>,
     pub new_findings: Vec<String>,
     pub resolved_findings: Vec<String>,
+    /// `generated_at` of the snapshot this host was compared with, when that is not the one in
+    /// [`Changes::since`] (the newest full audit did not cover the host, a newer partial did).
+    pub compared_with: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,21 +91,25 @@ pub struct Changes {
     pub removed_hosts: Vec<String>,
 }
 
-/// Compares `current` with `previous`. `whole_inventory`: whether `current` covers every host.
-pub fn diff(
-    previous: &PreviousAudit,
-    snapshot: &str,
-    current: &AuditReport,
-    whole_inventory: bool,
-) -> Changes {
-    let before_by_name: std::collections::HashMap<&str, &PreviousHost> = previous
-        .hosts
+/// Compares `current` with earlier audits, newest first, each with where it is. Each host is
+/// compared with the newest audit that has it; hosts that left are those of the newest
+/// full-inventory audit that `current` lacks (only when `current` covers the whole inventory).
+pub fn diff(previous: &[(PreviousAudit, String)], current: &AuditReport, whole_inventory: bool) -> Option<Changes> {
+    let base = previous
         .iter()
-        .map(|p| (p.host.as_str(), p))
-        .collect();
+        .find(|(p, _)| p.whole_inventory)
+        .or_else(|| previous.first())?;
+    let mut by_name: std::collections::HashMap<&str, (&PreviousHost, &str)> =
+        std::collections::HashMap::new();
+    // Oldest first, so that the newest audit covering a host wins.
+    for (audit, _) in previous.iter().rev() {
+        for h in &audit.hosts {
+            by_name.insert(h.host.as_str(), (h, audit.generated_at.as_str()));
+        }
+    }
     let mut hosts = Vec::new();
     for now in &current.hosts {
-        let before = before_by_name.get(now.host.as_str()).copied();
+        let before = by_name.get(now.host.as_str()).copied();
         let codes_now: BTreeSet<&str> = now.findings.iter().map(|f| f.code.as_str()).collect();
         let change = match before {
             None => HostChanges {
@@ -103,12 +120,20 @@ pub fn diff(
                 reachable: None,
                 new_findings: Vec::new(),
                 resolved_findings: Vec::new(),
+                compared_with: None,
             },
-            Some(before) => {
+            Some((before, since)) => {
                 let codes_before: BTreeSet<&str> =
                     before.findings.iter().map(|f| f.code.as_str()).collect();
                 // Findings are only comparable between two runs that both reached the host.
                 let comparable = before.reachable && now.reachable;
+                let listed = |a: &BTreeSet<&str>, b: &BTreeSet<&str>| -> Vec<String> {
+                    if comparable {
+                        a.difference(b).map(|c| c.to_string()).collect()
+                    } else {
+                        Vec::new()
+                    }
+                };
                 HostChanges {
                     tenant: now.tenant.clone(),
                     host: now.host.clone(),
@@ -123,22 +148,9 @@ pub fn diff(
                         from: before.reachable,
                         to: now.reachable,
                     }),
-                    new_findings: if comparable {
-                        codes_now
-                            .difference(&codes_before)
-                            .map(|c| c.to_string())
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
-                    resolved_findings: if comparable {
-                        codes_before
-                            .difference(&codes_now)
-                            .map(|c| c.to_string())
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
+                    new_findings: listed(&codes_now, &codes_before),
+                    resolved_findings: listed(&codes_before, &codes_now),
+                    compared_with: (since != base.0.generated_at).then(|| since.to_string()),
                 }
             }
         };
@@ -154,7 +166,7 @@ pub fn diff(
     let removed_hosts = if whole_inventory {
         let current_names: std::collections::HashSet<&str> =
             current.hosts.iter().map(|h| h.host.as_str()).collect();
-        previous
+        base.0
             .hosts
             .iter()
             .filter(|p| !current_names.contains(p.host.as_str()))
@@ -163,12 +175,38 @@ pub fn diff(
     } else {
         Vec::new()
     };
-    Changes {
-        since: previous.generated_at.clone(),
-        snapshot: snapshot.to_string(),
+    Some(Changes {
+        since: base.0.generated_at.clone(),
+        snapshot: base.1.clone(),
         hosts,
         removed_hosts,
+    })
+}
+
+/// How many earlier snapshots are read at most to find the newest one covering each host.
+const MAX_SNAPSHOTS_READ: usize = 60;
+
+/// The changes since the share's earlier audits (`None` when there is none).
+pub fn compare_with_share(
+    share: &crate::share::Share,
+    current: &AuditReport,
+    whole_inventory: bool,
+) -> Result<Option<Changes>, String> {
+    let mut previous: Vec<(PreviousAudit, String)> = Vec::new();
+    let mut uncovered: std::collections::HashSet<&str> =
+        current.hosts.iter().map(|h| h.host.as_str()).collect();
+    for path in share.audits_newest_first().into_iter().take(MAX_SNAPSHOTS_READ) {
+        let audit = PreviousAudit::load(&path)?;
+        let full = audit.whole_inventory;
+        for h in &audit.hosts {
+            uncovered.remove(h.host.as_str());
+        }
+        previous.push((audit, path.display().to_string()));
+        if uncovered.is_empty() && (full || !whole_inventory || previous.iter().any(|(p, _)| p.whole_inventory)) {
+            break;
+        }
     }
+    Ok(diff(&previous, current, whole_inventory))
 }
 
 impl HostChanges {
@@ -230,6 +268,7 @@ mod tests {
             sync: String::new(),
             findings: Vec::new(),
             facts: None,
+            error_kind: None,
         }
     }
 
@@ -239,6 +278,7 @@ mod tests {
             as_of: "2026-11-24".parse().unwrap(),
             generated_at: "2026-11-24T02:00:00Z".into(),
             inventory: String::new(),
+            whole_inventory: true,
             catalog: CatalogInfo {
                 source: String::new(),
                 checked_on: "2026-11-24".parse().unwrap(),
@@ -269,7 +309,8 @@ mod tests {
         }))
         .unwrap();
         let now = report(vec![row("a", false), row("b", true), row("new", true)]);
-        let c = diff(&previous, "x", &now, true);
+        let previous = vec![(previous, "x".to_string())];
+        let c = diff(&previous, &now, true).unwrap();
         assert_eq!(c.removed_hosts, vec!["gone".to_string()]);
         let a = c.hosts.iter().find(|h| h.host == "a").unwrap();
         assert_eq!(
@@ -281,6 +322,34 @@ mod tests {
         assert_eq!(b.summary(), "reachable again");
         assert!(c.hosts.iter().any(|h| h.host == "new" && h.new_host));
         // A --host selection never reports the others as removed.
-        assert!(diff(&previous, "x", &now, false).removed_hosts.is_empty());
+        assert!(diff(&previous, &now, false).unwrap().removed_hosts.is_empty());
+    }
+
+    #[test]
+    fn a_partial_audit_in_between_does_not_hide_the_others_or_a_downgrade() {
+        let audit = |json: serde_json::Value| serde_json::from_value::<PreviousAudit>(json).unwrap();
+        // Monday: the whole fleet. Tuesday: `audit --host a` only.
+        let monday = audit(serde_json::json!({
+            "generated_at": "2026-11-23T02:00:00Z", "whole_inventory": true,
+            "hosts": [
+                { "tenant": "t", "host": "a", "reachable": true, "version": { "product": "2.6.91.0" } },
+                { "tenant": "t", "host": "b", "reachable": true, "version": { "product": "2.6.91.0" } }
+            ]
+        }));
+        let tuesday = audit(serde_json::json!({
+            "generated_at": "2026-11-24T01:00:00Z", "whole_inventory": false,
+            "hosts": [ { "tenant": "t", "host": "a", "reachable": true, "version": { "product": "2.6.91.0" } } ]
+        }));
+        let mut b = row("b", true);
+        b.version.product = Some("2.5.190.0".into());
+        let now = report(vec![row("a", true), b]);
+        let previous = vec![(tuesday, "tue".to_string()), (monday, "mon".to_string())];
+        let c = diff(&previous, &now, true).unwrap();
+        assert_eq!(c.since, "2026-11-23T02:00:00Z", "based on the newest full audit");
+        assert!(c.removed_hosts.is_empty());
+        assert_eq!(c.hosts.len(), 1, "{:#?}", c.hosts);
+        let b = &c.hosts[0];
+        assert!(!b.new_host, "b is not new");
+        assert_eq!(b.summary(), "2.6.91.0 → 2.5.190.0", "the downgrade is seen");
     }
 }

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, EcVersion, SupportStatus};
 use crate::inventory::Role;
 
-use super::engine::{self, LocalDbLevel};
 use super::playbook::AuditPlaybook;
+use crate::checks::sync_engine::{self as engine, LocalDbLevel};
+use crate::checks::{failed_last_runs, is_engine_entry, is_export, is_import, stopped_services, tls12_gaps};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,11 +89,7 @@ pub fn evaluate(
     let mut out = Vec::new();
     let ec = facts.ec.as_ref();
     let version = VersionReadings {
-        product: ec.and_then(|e| {
-            e.engine_product_version
-                .clone()
-                .or_else(|| e.engine_file_version.clone())
-        }),
+        product: crate::checks::engine_version(facts),
         config: ec.and_then(|e| e.config_version.clone()),
     };
     let installed = ec.is_some()
@@ -392,80 +389,6 @@ fn engine_findings(facts: &Facts, out: &mut Vec<Finding>) {
             "unsupported configuration: uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)",
         ));
     }
-}
-
-/// Where TLS 1.2 is not enforced: the .NET values in either hive, or an explicit disable in
-/// SCHANNEL (absent SCHANNEL keys mean the OS default, which is TLS 1.2 on Server 2016+).
-pub(crate) fn tls12_gaps(tls: &ecfleet_proto::Tls12Facts) -> Vec<&'static str> {
-    let mut missing = Vec::new();
-    for (hive, t) in [
-        ("64-bit .NET", &tls.dotnet_x64),
-        ("32-bit .NET", &tls.dotnet_x86),
-    ] {
-        if t.system_default_tls_versions != Some(1) || t.sch_use_strong_crypto != Some(1) {
-            missing.push(hive);
-        }
-    }
-    for (side, s) in [
-        ("SCHANNEL client", &tls.schannel_client),
-        ("SCHANNEL server", &tls.schannel_server),
-    ] {
-        if s.enabled == Some(0) || s.disabled_by_default == Some(1) {
-            missing.push(side);
-        }
-    }
-    missing
-}
-
-/// Whether an uninstall entry is the sync engine's (either branding).
-pub(crate) fn is_engine_entry(name: &str) -> bool {
-    let n = name.to_lowercase();
-    n.contains("synchronization services")
-        || n.contains("connect sync")
-        || n.contains("azure ad sync")
-}
-
-/// The newest import and the newest export of each connector (runs are newest first), where
-/// they did not succeed; by connector name, import before export. A staging server's exports
-/// are not judged: it never exports.
-pub(crate) fn failed_last_runs(
-    runs: &[ecfleet_proto::RunResult],
-    staging: bool,
-) -> Vec<&ecfleet_proto::RunResult> {
-    let mut connectors: Vec<&str> = runs.iter().map(|r| r.connector.as_str()).collect();
-    connectors.sort_unstable();
-    connectors.dedup();
-    let mut failed = Vec::new();
-    for connector in connectors {
-        let newest = |pred: fn(&str) -> bool| {
-            runs.iter()
-                .find(|r| r.connector == connector && pred(&r.run_profile))
-        };
-        let export = if staging { None } else { newest(is_export) };
-        for r in [newest(is_import), export].into_iter().flatten() {
-            if r.result != "success" {
-                failed.push(r);
-            }
-        }
-    }
-    failed
-}
-
-/// Names of the Health Agent services that are not running.
-pub(crate) fn stopped_services(services: &[ecfleet_proto::ServiceFacts]) -> Vec<&str> {
-    services
-        .iter()
-        .filter(|s| s.state != "Running")
-        .map(|s| s.name.as_str())
-        .collect()
-}
-
-fn is_import(profile: &str) -> bool {
-    profile.eq_ignore_ascii_case("Delta Import") || profile.eq_ignore_ascii_case("Full Import")
-}
-
-fn is_export(profile: &str) -> bool {
-    profile.eq_ignore_ascii_case("Export")
 }
 
 /// Findings from the run history (newest first); returns the table summary.

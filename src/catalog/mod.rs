@@ -297,7 +297,7 @@ impl Catalog {
             upgrade_paths.push(path);
         }
         Ok(Catalog {
-            sha256: crate::transport::remote::hex(&Sha256::digest(text.as_bytes())),
+            sha256: crate::digest::hex(&Sha256::digest(text.as_bytes())),
             upgrade_paths,
             source: origin.to_string(),
             checked_on: date(&raw.checked_on, "checked_on")?,

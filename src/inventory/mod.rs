@@ -56,6 +56,33 @@ pub enum RemoteOs {
     Windows,
 }
 
+/// How a host is reached, with the settings only that protocol has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostTransport {
+    Ssh(SshSettings),
+    /// WS-Management; needs no known_hosts (its settings come with the WinRM transport).
+    WinRm(WinRmSettings),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshSettings {
+    pub identity_file: Option<PathBuf>,
+    /// Host keys are checked against this file.
+    pub known_hosts: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WinRmSettings {}
+
+impl HostTransport {
+    pub fn kind(&self) -> TransportKind {
+        match self {
+            HostTransport::Ssh(_) => TransportKind::Ssh,
+            HostTransport::WinRm(_) => TransportKind::WinRm,
+        }
+    }
+}
+
 /// One Entra Connect server, with every default already applied.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -64,10 +91,8 @@ pub struct Host {
     pub address: String,
     pub port: u16,
     pub role: Role,
-    pub transport: TransportKind,
+    pub transport: HostTransport,
     pub user: String,
-    pub identity_file: Option<PathBuf>,
-    pub known_hosts: PathBuf,
     pub password: Option<SecretRef>,
     /// Set for simulated hosts: the directory (on that host) holding `machine.toml`.
     pub lab_root: Option<String>,
@@ -78,6 +103,32 @@ pub struct Host {
     pub connect_timeout: Duration,
     /// Line of the `[[tenant.host]]` header, for messages.
     pub line: usize,
+}
+
+impl Host {
+    /// `address:port`, with an IPv6 address in brackets (`[::1]:22`).
+    pub fn endpoint(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+
+    /// The files the controller reads for this host (identity, known_hosts, password file).
+    pub fn local_files(&self) -> Vec<(&'static str, &Path)> {
+        let mut files = Vec::new();
+        if let HostTransport::Ssh(ssh) = &self.transport {
+            if let Some(id) = &ssh.identity_file {
+                files.push(("identity_file", id.as_path()));
+            }
+            files.push(("known_hosts", ssh.known_hosts.as_path()));
+        }
+        if let Some(SecretRef::File(p)) = &self.password {
+            files.push(("password file", p.as_path()));
+        }
+        files
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +183,32 @@ impl Inventory {
 
     pub fn host_count(&self) -> usize {
         self.tenants.iter().map(|t| t.hosts.len()).sum()
+    }
+
+    /// Problems that do not make the inventory invalid but will bite at run time: a key,
+    /// known_hosts or password file that is not a regular file (a FIFO blocks its reader, a
+    /// device never ends). Missing files are not warned about (known_hosts may not exist yet).
+    pub fn file_warnings(&self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for host in self.hosts() {
+            for (what, path) in host.local_files() {
+                if !seen.insert(path.to_path_buf()) {
+                    continue;
+                }
+                if let Ok(meta) = std::fs::metadata(path)
+                    && let Some(why) = crate::fsread::not_regular_reason(&meta)
+                {
+                    out.push(format!(
+                        "{}: {what} {} of host {} is {why}; ecfleet will refuse to read it (give a regular file)",
+                        self.path.display(),
+                        path.display(),
+                        host.name
+                    ));
+                }
+            }
+        }
+        out
     }
 }
 

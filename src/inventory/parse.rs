@@ -10,7 +10,10 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::{Host, Inventory, RemoteOs, Role, SecretRef, Tenant, TransportKind};
+use super::{
+    Host, HostTransport, Inventory, RemoteOs, Role, SecretRef, SshSettings, Tenant, TransportKind,
+    WinRmSettings,
+};
 use crate::platform::MinOs;
 use crate::window::MaintenanceWindow;
 
@@ -435,14 +438,31 @@ fn password(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<SecretRe
     };
     ctx.check_keys(t, &key, PASSWORD_KEYS);
     let mut refs = Vec::new();
-    if let Some((s, _)) = get_str(ctx, t, &key, "env") {
-        refs.push(SecretRef::Env(s));
+    for source in PASSWORD_KEYS {
+        let Some((s, span)) = get_str(ctx, t, &key, source) else {
+            continue;
+        };
+        if s.trim().is_empty() {
+            ctx.error(
+                span,
+                &join(&key, source),
+                format!("the password {source} is empty"),
+                match *source {
+                    "env" => "name the environment variable: password = { env = \"EC_PASSWORD\" }",
+                    "file" => "give the path of a file holding the password",
+                    _ => "give the command that prints the password, e.g. { command = \"vault kv get -field=pw secret/ec\" }",
+                },
+            );
+            continue;
+        }
+        refs.push(match *source {
+            "env" => SecretRef::Env(s),
+            "file" => SecretRef::File(ctx.resolve_path(&s)),
+            _ => SecretRef::Command(s),
+        });
     }
-    if let Some((s, _)) = get_str(ctx, t, &key, "file") {
-        refs.push(SecretRef::File(ctx.resolve_path(&s)));
-    }
-    if let Some((s, _)) = get_str(ctx, t, &key, "command") {
-        refs.push(SecretRef::Command(s));
+    if refs.is_empty() && PASSWORD_KEYS.iter().any(|k| get(t, k).is_some()) {
+        return None;
     }
     match refs.len() {
         1 => refs.pop(),
@@ -465,6 +485,52 @@ fn password(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<SecretRe
             None
         }
     }
+}
+
+/// Why an `address` value cannot be used, with the fix; `None` when it can.
+fn address_problem(a: &str) -> Option<(&'static str, &'static str)> {
+    if a.contains("://") {
+        return Some((
+            "is a URL, not an address",
+            "give only the DNS name or IP address; the protocol goes in transport and the port in port",
+        ));
+    }
+    if a.starts_with('-') {
+        return Some((
+            "starts with `-` (it would be read as an option)",
+            "give the host's DNS name or IP address",
+        ));
+    }
+    if a.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some((
+            "contains spaces or control characters",
+            "give the host's DNS name or IP address",
+        ));
+    }
+    if a.starts_with('[') || a.ends_with(']') {
+        return Some((
+            "is in brackets",
+            "write an IPv6 address without brackets (address = \"::1\") and the port in port",
+        ));
+    }
+    if a.matches(':').count() == 1 {
+        return Some((
+            "includes a port",
+            "write the port on its own: address = \"host\" and port = 2222",
+        ));
+    }
+    if a.contains(':') && a.parse::<std::net::Ipv6Addr>().is_err() {
+        return Some((
+            "is not a valid IPv6 address",
+            "give a DNS name, an IPv4 address or an IPv6 address",
+        ));
+    }
+    None
+}
+
+/// A value from the file as it may be shown in a message: control characters escaped.
+fn escape_value(v: &str) -> String {
+    v.chars().flat_map(char::escape_debug).collect()
 }
 
 fn valid_name(name: &str) -> bool {
@@ -561,7 +627,13 @@ fn parse_host(
             );
             None
         }
-        Some((a, _)) => Some(a),
+        Some((a, aspan)) => match address_problem(&a) {
+            None => Some(a),
+            Some((why, fix)) => {
+                ctx.error(aspan, &join(path, "address"), format!("`{}` {why}", escape_value(&a)), fix);
+                None
+            }
+        },
         None => {
             ctx.error(
                 span.clone(),
@@ -628,17 +700,24 @@ fn parse_host(
     if transport == TransportKind::Ssh && identity_file.is_none() && password.is_none() {
         ctx.error(span.clone(), path, format!("no credential for host {label}"), "set identity_file = \"~/.ssh/id_ed25519\" or password = { env = \"VAR\" } on the host or in [defaults]");
     }
-    let known_hosts = match known_hosts {
-        Some(k) => Some(k),
-        None => {
-            ctx.error(
-                span.clone(),
-                path,
-                format!("no known_hosts file for host {label}"),
-                "set known_hosts = \"…\" in [defaults]",
-            );
-            None
-        }
+    // Host keys matter only to SSH; a WinRM host needs no known_hosts file.
+    let host_transport = match transport {
+        TransportKind::WinRm => Some(HostTransport::WinRm(WinRmSettings::default())),
+        TransportKind::Ssh => match known_hosts {
+            Some(known_hosts) => Some(HostTransport::Ssh(SshSettings {
+                identity_file,
+                known_hosts,
+            })),
+            None => {
+                ctx.error(
+                    span.clone(),
+                    path,
+                    format!("no known_hosts file for host {label}"),
+                    "set known_hosts = \"…\" in [defaults]",
+                );
+                None
+            }
+        },
     };
     let port = port.or(d.port).unwrap_or(match transport {
         TransportKind::Ssh => 22,
@@ -651,10 +730,8 @@ fn parse_host(
         address: address?,
         port,
         role: role?,
-        transport,
+        transport: host_transport?,
         user: user?,
-        identity_file,
-        known_hosts: known_hosts?,
         password,
         lab_root,
         os,

@@ -26,8 +26,11 @@ fn a_valid_inventory_applies_defaults_and_resolves_relative_paths() {
         (ec2.port, ec2.role, ec2.os),
         (2222, Role::Staging, Some(RemoteOs::Windows))
     );
+    let HostTransport::Ssh(ssh) = &ec2.transport else {
+        panic!("ssh host")
+    };
     assert_eq!(
-        ec2.identity_file.as_deref(),
+        ssh.identity_file.as_deref(),
         Some(dir.join("keys/id_ed25519").as_path())
     );
     assert_eq!(ec2.connect_timeout, Duration::from_secs(5));

@@ -365,7 +365,7 @@ fn machine(
             // 9.95 GB of LocalDB's 10: every run since has stopped on it.
             m.database.size_mb = 10_190;
             for r in &mut m.runs {
-                r.result = crate::audit::engine::DISK_FULL_RESULT.into();
+                r.result = crate::checks::sync_engine::DISK_FULL_RESULT.into();
             }
         }
         "config-edited" => m.engine_config.edited = true,

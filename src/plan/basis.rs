@@ -10,8 +10,8 @@ use ecfleet_proto::Facts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::audit::engine::{self, LocalDbLevel};
-use crate::transport::remote::hex;
+use crate::checks::sync_engine::{self as engine, LocalDbLevel};
+use crate::digest::hex;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Basis {
@@ -44,21 +44,10 @@ impl Basis {
         };
         let ec = f.ec.as_ref();
         let tls = f.tls12.as_ref().map(|t| {
-            let dotnet = |d: &ecfleet_proto::DotNetTls| {
-                d.system_default_tls_versions == Some(1) && d.sch_use_strong_crypto == Some(1)
-            };
-            let schannel = |s: &ecfleet_proto::SchannelTls| {
-                s.enabled != Some(0) && s.disabled_by_default != Some(1)
-            };
-            [
-                ("dotnet-x64", dotnet(&t.dotnet_x64)),
-                ("dotnet-x86", dotnet(&t.dotnet_x86)),
-                ("schannel-client", schannel(&t.schannel_client)),
-                ("schannel-server", schannel(&t.schannel_server)),
-            ]
-            .iter()
-            .map(|(k, on)| format!("{k}: {}", if *on { "enforced" } else { "not enforced" }))
-            .collect()
+            crate::checks::tls12_places(t)
+                .iter()
+                .map(|(k, on)| format!("{k}: {}", if *on { "enforced" } else { "not enforced" }))
+                .collect()
         });
         let mut uninstall: Vec<String> = f
             .uninstall
@@ -77,11 +66,7 @@ impl Basis {
         uninstall.sort();
         Basis {
             reachable: true,
-            engine_version: ec.and_then(|e| {
-                e.engine_product_version
-                    .clone()
-                    .or_else(|| e.engine_file_version.clone())
-            }),
+            engine_version: crate::checks::engine_version(f),
             config_version: ec.and_then(|e| e.config_version.clone()),
             os_build: f.os.as_ref().map(|o| o.build),
             os_installation_type: f.os.as_ref().and_then(|o| o.installation_type.clone()),

@@ -31,15 +31,8 @@ pub const PLAN_SCHEMA_VERSION: u32 = 1;
 /// The plan document's `kind`, so that a plan is never mistaken for an audit.
 pub const PLAN_KIND: &str = "ecfleet-plan";
 
-/// Exit codes of `ecfleet plan` (docs/exit-codes.md).
-pub mod exit {
-    /// The plan was made (and, with `--detailed-exitcode`, nothing is to be done).
-    pub const OK: u8 = 0;
-    /// `--detailed-exitcode`: an error of any kind.
-    pub const DETAILED_ERROR: u8 = 1;
-    /// `--detailed-exitcode`: the plan was made and some host needs an action.
-    pub const DETAILED_PENDING: u8 = 2;
-}
+/// Exit codes of `ecfleet plan` (docs/exit-codes.md); the crate's table is [`crate::exit`].
+pub use crate::exit::plan as exit;
 
 /// One host to plan: where it sits in the inventory and what is known of it.
 #[derive(Debug, Clone)]

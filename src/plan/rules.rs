@@ -9,8 +9,8 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::engine::{self, LocalDbLevel};
-use crate::audit::findings::{failed_last_runs, is_engine_entry, stopped_services, tls12_gaps};
+use crate::checks::sync_engine::{self as engine, LocalDbLevel};
+use crate::checks::{failed_last_runs, is_engine_entry, stopped_services, tls12_gaps};
 use crate::catalog::{Catalog, DeadlineEffect, EcVersion, SupportStatus};
 use crate::inventory::Role;
 use crate::platform::{MIN_DOTNET_RELEASE, MIN_OS_BUILD_V2, MinOs, server_name};
@@ -180,11 +180,8 @@ pub fn decide(host: HostInput<'_>, cx: Context<'_>) -> Decision {
 
     // The two readings of the version.
     let parse = |s: Option<&String>| s.and_then(|v| v.parse::<EcVersion>().ok());
-    let product = parse(ec.and_then(|e| {
-        e.engine_product_version
-            .as_ref()
-            .or(e.engine_file_version.as_ref())
-    }));
+    let engine = crate::checks::engine_version(facts);
+    let product = parse(engine.as_ref());
     let config = parse(ec.and_then(|e| e.config_version.as_ref()));
     let Some(installed) = product.or(config) else {
         return blocked(

@@ -3,6 +3,7 @@
 
 mod audit;
 mod plan;
+pub mod progress;
 
 pub use audit::{AuditFormat, render_audit};
 pub use plan::{PlanFormat, render_plan};

@@ -1,13 +1,23 @@
-//! How the controller reaches a host: one small API (connect, run a command, upload, download,
-//! close) with one implementation per protocol. Only `ssh` exists so far; `winrm` is planned
-//! (design/WINRM.md). Errors here are per-host results, never reasons to stop a run.
+//! How the controller reaches a host: one small, object-safe API ([`Connection`]: run a
+//! command, put a file, get a file, close) with one implementation per protocol, opened through
+//! one [`Connector`] that holds the per-run caches of every protocol (known_hosts files and keys
+//! for SSH; later TLS pins and auth contexts for WinRM) and of credentials. Only `ssh` exists so
+//! far; `winrm` is the next transport (docs/design/architecture.md). Protocol types (russh) never
+//! leave this module. Errors here are per-host results, never reasons to stop a run.
 
-pub mod remote;
+mod cache;
+mod credentials;
+pub mod fake;
 pub mod ssh;
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+
+pub use crate::error::ErrorKind;
+pub use credentials::SecretCache;
+use crate::inventory::{Host, HostTransport};
 
 /// What a remote command produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,95 +44,127 @@ impl ExecOutput {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("{what} timed out after {secs} s")]
-    Timeout { what: String, secs: u64 },
-    #[error(
-        "host key of {host} ({fingerprint}) is not in {file}; check the fingerprint on the host (ssh-keygen -lf on its host key), then run again with --accept-new-host-keys to record it"
-    )]
-    HostKeyUnknown {
-        host: String,
-        fingerprint: String,
-        file: String,
-    },
-    #[error(
-        "HOST KEY CHANGED for {host}: it offered {fingerprint}, but {file}:{line} records another key; this can be an attack. If the host was rebuilt, verify the new key and remove line {line}"
-    )]
-    HostKeyChanged {
-        host: String,
-        fingerprint: String,
-        file: String,
-        line: usize,
-    },
-    #[error("host key {fingerprint} of {host} is revoked in {file}:{line}")]
-    HostKeyRevoked {
-        host: String,
-        fingerprint: String,
-        file: String,
-        line: usize,
-    },
-    #[error(
-        "authentication as {user} on {host} failed (tried: {tried}); check the user and that the key is in the host's authorized_keys"
-    )]
-    Auth {
-        user: String,
-        host: String,
-        tried: String,
-    },
-    #[error("{0}")]
-    Credential(String),
-    #[error("ssh: {0}")]
-    Protocol(String),
-    #[error("sftp {path}: {message}")]
-    Sftp { path: String, message: String },
-    #[error(transparent)]
-    Quote(#[from] remote::QuoteError),
-    #[error("{0}")]
-    Unsupported(String),
+/// A transport's failure: its kind and a message that names the host and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TransportError {
+    pub kind: ErrorKind,
+    pub message: String,
 }
 
-/// The operations every transport offers. Hosts are driven through this, never through a
-/// concrete protocol type.
-pub trait Transport: Send + Sync {
-    fn exec(
-        &self,
-        command: &str,
-        limit: Duration,
-    ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
-    fn upload(
-        &self,
-        data: Bytes,
-        path: &str,
-        mode: Option<u32>,
-        limit: Duration,
-    ) -> impl Future<Output = Result<(), TransportError>> + Send;
-    fn download(
-        &self,
-        path: &str,
-        limit: Duration,
-    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send;
+impl TransportError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn timeout(what: &str, limit: Duration) -> Self {
+        Self::new(
+            ErrorKind::Timeout,
+            format!("{what} timed out after {} s", limit.as_secs()),
+        )
+    }
 }
 
-impl Transport for ssh::SshConnection {
-    async fn exec(&self, command: &str, limit: Duration) -> Result<ExecOutput, TransportError> {
-        ssh::SshConnection::exec(self, command, limit).await
+/// A file to put on hosts: its bytes (shared by every host's upload, never copied per host)
+/// and its SHA-256 (lower-case hex), so that a transport may skip a copy that is already there
+/// or let the host pull it.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    pub data: Bytes,
+    pub sha256: String,
+}
+
+impl Payload {
+    pub fn new(data: Bytes) -> Self {
+        let sha256 = crate::digest::sha256_hex(&data);
+        Payload { data, sha256 }
     }
-    async fn upload(
-        &self,
-        data: Bytes,
-        path: &str,
+}
+
+/// One open connection to a host. Paths are the host's own (`C:\ProgramData\…` on Windows,
+/// `/srv/…` on POSIX); each transport spells them as its protocol needs.
+pub trait Connection: Send + Sync {
+    /// Runs one command through the host's shell and collects its output, within `limit`.
+    fn exec<'a>(
+        &'a self,
+        command: &'a str,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, TransportError>>;
+    /// Writes `file` to `path` so that no reader ever sees half of it (temp name, rename),
+    /// creating missing parent directories; `mode` where the host has Unix permissions.
+    fn put<'a>(
+        &'a self,
+        file: &'a Payload,
+        path: &'a str,
         mode: Option<u32>,
         limit: Duration,
-    ) -> Result<(), TransportError> {
-        ssh::SshConnection::upload(self, data, path, mode, limit).await
+    ) -> BoxFuture<'a, Result<(), TransportError>>;
+    /// Reads a whole file of at most `max_bytes`.
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        max_bytes: u64,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>>;
+    /// Ends the connection politely (bounded: it never waits long for a dead host).
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// Opens connections for one run, whatever the host's transport.
+pub struct Connector {
+    ssh: ssh::SshConnector,
+    secrets: SecretCache,
+    /// Unit tests only: every host is a fake ([`fake`]).
+    fake: Option<fake::FakeNetwork>,
+}
+
+impl Connector {
+    /// `accept_new_host_keys`: record SSH host keys not yet in known_hosts (never changed ones).
+    pub fn new(accept_new_host_keys: bool) -> Self {
+        Connector {
+            ssh: ssh::SshConnector::new(accept_new_host_keys),
+            secrets: SecretCache::default(),
+            fake: None,
+        }
     }
-    async fn download(&self, path: &str, limit: Duration) -> Result<Vec<u8>, TransportError> {
-        ssh::SshConnection::download(self, path, limit).await
+
+    /// A connector whose hosts are all in-memory fakes (unit tests of the engine and session).
+    pub fn fake(network: fake::FakeNetwork) -> Self {
+        Connector {
+            fake: Some(network),
+            ..Connector::new(false)
+        }
+    }
+
+    #[cfg(test)]
+    pub fn fake_network(&self) -> Option<&fake::FakeNetwork> {
+        self.fake.as_ref()
+    }
+
+    /// Connects to `host` within `limit` (and the host's own connect timeout, the shorter):
+    /// reading its credentials and keys, the handshake and authentication all count.
+    pub async fn connect(
+        &self,
+        host: &Host,
+        limit: Duration,
+    ) -> Result<Box<dyn Connection>, TransportError> {
+        let limit = limit.min(host.connect_timeout);
+        if let Some(fake) = &self.fake {
+            return fake.connect(&host.name, limit).await;
+        }
+        match &host.transport {
+            HostTransport::Ssh(settings) => {
+                let target = ssh::SshTarget::of(host, settings);
+                let conn = self.ssh.connect(&target, &self.secrets, limit).await?;
+                Ok(Box::new(conn))
+            }
+            HostTransport::WinRm(_) => Err(TransportError::new(
+                ErrorKind::Unsupported,
+                "the winrm transport is not available in this version yet; use transport = \"ssh\" (OpenSSH for Windows)",
+            )),
+        }
     }
 }

@@ -1,11 +1,18 @@
 //! Host-key verification against an OpenSSH known_hosts file: plain and hashed (`|1|salt|hash`)
 //! host patterns, `[host]:port`, wildcards and negations, `@revoked` and comments. A key that
-//! matches is trusted; a host with a different key is *changed* (always refused); a host with no
-//! entry is *unknown* (refused unless the caller accepts new keys, which appends it).
+//! matches is trusted; a host with a different key is *changed* (always refused); a revoked key
+//! is refused wherever its line stands; a host with no entry is *unknown* (refused unless the
+//! caller accepts new keys). Learning a key happens under an in-process lock and an advisory
+//! lock on the file, against the file as it is at that moment (so two different keys answering
+//! at one address in one run, or two ecfleet processes learning at once, can never both be
+//! recorded). Lookups are indexed: plain names go through a map; only wildcard and hashed
+//! entries are scanned.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use data_encoding::BASE64;
 use hmac::{Hmac, KeyInit, Mac};
@@ -30,15 +37,20 @@ pub enum HostKeyVerdict {
 
 struct Entry {
     line: usize,
-    revoked: bool,
-    cert_authority: bool,
     patterns: String,
     key: Option<PublicKey>,
 }
 
 /// A parsed known_hosts file.
 pub struct KnownHosts {
+    /// Host entries (not revoked, not cert-authority), in file order.
     entries: Vec<Entry>,
+    /// Lower-cased plain names (no wildcard, negation or hash) → indexes into `entries`.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Entries that must be matched pattern by pattern (wildcards, negations, hashes).
+    scanned: Vec<usize>,
+    /// Revoked keys (their key data, base64 of the wire form) → the line revoking them.
+    revoked: HashMap<Vec<u8>, usize>,
 }
 
 /// The name OpenSSH records for a host: `host` on port 22, `[host]:port` otherwise.
@@ -50,20 +62,35 @@ pub fn host_pattern_name(host: &str, port: u16) -> String {
     }
 }
 
+/// Most a known_hosts file may hold (a `/dev/zero` given by mistake must not read forever).
+pub const MAX_KNOWN_HOSTS_BYTES: u64 = 64 << 20;
+
+fn key_bytes(key: &PublicKey) -> Vec<u8> {
+    key.to_bytes().unwrap_or_default()
+}
+
+fn is_plain(pattern: &str) -> bool {
+    !pattern.starts_with('|') && !pattern.starts_with('!') && !pattern.contains(['*', '?'])
+}
+
 impl KnownHosts {
-    /// Reads the file; a missing file is an empty one (every host is unknown).
+    /// Reads the file; a missing file is an empty one (every host is unknown). Only regular
+    /// files are read, and at most [`MAX_KNOWN_HOSTS_BYTES`].
     pub fn load(path: &Path) -> std::io::Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Self::parse(&text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts {
-                entries: Vec::new(),
-            }),
+        match crate::fsread::read_regular(path, MAX_KNOWN_HOSTS_BYTES) {
+            Ok(bytes) => Ok(Self::parse(&String::from_utf8_lossy(&bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::parse("")),
             Err(e) => Err(e),
         }
     }
 
     pub fn parse(text: &str) -> Self {
-        let mut entries = Vec::new();
+        let mut kh = KnownHosts {
+            entries: Vec::new(),
+            by_name: HashMap::new(),
+            scanned: Vec::new(),
+            revoked: HashMap::new(),
+        };
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -82,28 +109,59 @@ impl KnownHosts {
             let key = fields
                 .next()
                 .and_then(|b64| russh::keys::parse_public_key_base64(b64).ok());
-            entries.push(Entry {
+            if revoked {
+                // OpenSSH: a revoked key "must not ever be accepted", whatever the order of lines.
+                if let Some(k) = &key {
+                    kh.revoked.entry(key_bytes(k)).or_insert(i + 1);
+                }
+                continue;
+            }
+            if cert_authority {
+                continue;
+            }
+            let index = kh.entries.len();
+            if first.split(',').all(is_plain) {
+                for name in first.split(',') {
+                    kh.by_name
+                        .entry(name.to_ascii_lowercase())
+                        .or_default()
+                        .push(index);
+                }
+            } else {
+                kh.scanned.push(index);
+            }
+            kh.entries.push(Entry {
                 line: i + 1,
-                revoked,
-                cert_authority,
                 patterns: first.to_string(),
                 key,
             });
         }
-        KnownHosts { entries }
+        kh
     }
 
-    fn entries_for<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.entries
-            .iter()
-            .filter(move |e| !e.cert_authority && host_matches(name, &e.patterns))
+    /// The entries for a host name, in file order.
+    fn entries_for(&self, name: &str) -> Vec<&Entry> {
+        let mut found: Vec<usize> = self
+            .by_name
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default();
+        found.extend(
+            self.scanned
+                .iter()
+                .copied()
+                .filter(|&i| host_matches(name, &self.entries[i].patterns)),
+        );
+        found.sort_unstable();
+        found.dedup();
+        found.into_iter().map(|i| &self.entries[i]).collect()
     }
 
     /// Key algorithms recorded for a host, so the client can ask the server for one it knows.
     pub fn algorithms_for(&self, host: &str, port: u16) -> Vec<Algorithm> {
         let name = host_pattern_name(host, port);
         let mut out: Vec<Algorithm> = Vec::new();
-        for e in self.entries_for(&name).filter(|e| !e.revoked) {
+        for e in self.entries_for(&name) {
             if let Some(k) = &e.key
                 && !out.contains(&k.algorithm())
             {
@@ -114,6 +172,9 @@ impl KnownHosts {
     }
 
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> HostKeyVerdict {
+        if let Some(&line) = self.revoked.get(&key_bytes(key)) {
+            return HostKeyVerdict::Revoked { line };
+        }
         let name = host_pattern_name(host, port);
         let mut first_other = None;
         for e in self.entries_for(&name) {
@@ -121,18 +182,11 @@ impl KnownHosts {
                 .key
                 .as_ref()
                 .is_some_and(|k| k.key_data() == key.key_data());
-            if e.revoked {
-                if same {
-                    return HostKeyVerdict::Revoked { line: e.line };
-                }
-                continue;
-            }
             if same {
                 return HostKeyVerdict::Trusted;
             }
             first_other.get_or_insert(e.line);
         }
-        // Revoked keys can also be listed without a host pattern match ("*").
         match first_other {
             Some(line) => HostKeyVerdict::Changed { line },
             None => HostKeyVerdict::Unknown,
@@ -140,32 +194,78 @@ impl KnownHosts {
     }
 }
 
-/// Serialises appends from concurrent connections to the same file.
+/// Serialises learning within this process; the file lock serialises processes.
 static LEARN_LOCK: Mutex<()> = Mutex::new(());
 
-/// Appends a newly accepted key (never used for changed keys). Concurrent connections to the
-/// same host (several inventory hosts behind one address) record it once.
-pub fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+/// How long learning waits for another process's lock on the file.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Records a newly accepted key, checked against the file as it is now (under both locks):
+/// `Trusted` when it was recorded (or already was), or the verdict that refuses it (another
+/// key was recorded for the host meanwhile, by this run or another process; or it is revoked).
+/// The line is appended in one write.
+pub fn learn(
+    path: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> std::io::Result<HostKeyVerdict> {
     let _guard = LEARN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    if KnownHosts::load(path)?.check(host, port, key) == HostKeyVerdict::Trusted {
-        return Ok(());
-    }
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir)?;
     }
-    let existing = std::fs::read(path).unwrap_or_default();
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)?;
-    if !existing.is_empty() && !existing.ends_with(b"\n") {
-        file.write_all(b"\n")?;
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(format!(
+                    "{} stayed locked by another process for {} s",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
     }
+    let now = KnownHosts::load(path)?;
+    let verdict = now.check(host, port, key);
+    if verdict != HostKeyVerdict::Unknown {
+        return Ok(verdict);
+    }
+    let existing_len = file.metadata()?.len();
+    let needs_newline = existing_len > 0 && {
+        let text = crate::fsread::read_regular(path, MAX_KNOWN_HOSTS_BYTES)?;
+        !text.ends_with(b"\n")
+    };
     let openssh = key.to_openssh().map_err(std::io::Error::other)?;
-    writeln!(file, "{} {}", host_pattern_name(host, port), openssh)?;
-    file.sync_all()
+    let line = format!(
+        "{}{} {}\n",
+        if needs_newline { "\n" } else { "" },
+        host_pattern_name(host, port),
+        openssh
+    );
+    file.write_all(line.as_bytes())?;
+    file.sync_all()?;
+    Ok(HostKeyVerdict::Trusted)
 }
 
 /// `SHA256:…`, as `ssh-keygen -lf` prints it.
@@ -308,12 +408,44 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_key_is_refused_wherever_its_line_stands() {
+        // The trusted line comes first: OpenSSH still refuses the key.
+        let text = format!("h ssh-ed25519 {KEY_A}\n@revoked h ssh-ed25519 {KEY_A}\n");
+        let kh = KnownHosts::parse(&text);
+        assert_eq!(
+            kh.check("h", 22, &key(KEY_A)),
+            HostKeyVerdict::Revoked { line: 2 }
+        );
+    }
+
+    #[test]
+    fn many_plain_and_some_wildcard_entries_are_found_through_the_index() {
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!("10.0.{}.{} ssh-ed25519 {KEY_A}\n", i / 250, i % 250));
+        }
+        text.push_str(&format!("*.corp ssh-ed25519 {KEY_B}\n{} ssh-ed25519 {KEY_B}\n", hashed("hashed.example")));
+        let kh = KnownHosts::parse(&text);
+        assert_eq!(kh.scanned.len(), 2, "only wildcard and hashed entries are scanned");
+        assert_eq!(kh.check("10.0.19.249", 22, &key(KEY_A)), HostKeyVerdict::Trusted);
+        assert_eq!(kh.check("EC1.CORP", 22, &key(KEY_B)), HostKeyVerdict::Trusted);
+        assert_eq!(kh.check("hashed.example", 22, &key(KEY_B)), HostKeyVerdict::Trusted);
+        assert_eq!(
+            kh.check("10.0.0.1", 22, &key(KEY_B)),
+            HostKeyVerdict::Changed { line: 2 }
+        );
+    }
+
+    #[test]
     fn learning_appends_a_line_that_is_then_trusted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/known_hosts");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, format!("other ssh-ed25519 {KEY_B}")).unwrap();
-        learn(&path, "127.0.0.1", 2222, &key(KEY_A)).unwrap();
+        assert_eq!(
+            learn(&path, "127.0.0.1", 2222, &key(KEY_A)).unwrap(),
+            HostKeyVerdict::Trusted
+        );
         let kh = KnownHosts::load(&path).unwrap();
         assert_eq!(
             kh.check("127.0.0.1", 2222, &key(KEY_A)),
@@ -321,5 +453,47 @@ mod tests {
         );
         assert_eq!(kh.check("other", 22, &key(KEY_B)), HostKeyVerdict::Trusted);
         assert!(fingerprint(&key(KEY_A)).starts_with("SHA256:"));
+    }
+
+    #[test]
+    fn a_second_key_at_the_same_address_in_one_run_is_refused_not_learned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        // Both connections saw an empty file when the run started; they learn concurrently.
+        let threads: Vec<_> = [KEY_A, KEY_B]
+            .into_iter()
+            .map(|k| {
+                let path = path.clone();
+                std::thread::spawn(move || learn(&path, "10.1.1.1", 22, &key(k)).unwrap())
+            })
+            .collect();
+        let verdicts: Vec<HostKeyVerdict> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            verdicts.iter().filter(|v| **v == HostKeyVerdict::Trusted).count(),
+            1,
+            "{verdicts:?}"
+        );
+        assert!(verdicts.contains(&HostKeyVerdict::Changed { line: 1 }), "{verdicts:?}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+
+    #[test]
+    fn learning_waits_for_another_holder_of_the_file_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, "").unwrap();
+        // Another process's ecfleet holds the advisory lock (a second open file description
+        // conflicts like another process would).
+        let holder = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        holder.lock().unwrap();
+        let p = path.clone();
+        let learner = std::thread::spawn(move || learn(&p, "h", 22, &key(KEY_A)).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "waited for the lock");
+        holder.unlock().unwrap();
+        assert_eq!(learner.join().unwrap(), HostKeyVerdict::Trusted);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
 }

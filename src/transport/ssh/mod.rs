@@ -1,15 +1,15 @@
 //! The SSH transport (russh + russh-sftp): connect with strict host-key checking, key or
 //! password authentication, exec with stdout/stderr/exit status, SFTP upload (atomic rename)
-//! and download. Every network await has a timeout. russh types stay inside this module.
+//! and download. Every network await and every local read (keys, known_hosts, credentials) has a
+//! deadline. russh types stay inside this module.
 
 pub mod known_hosts;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use futures::future::BoxFuture;
 use russh::client::{self, Handle};
 use russh::keys::ssh_key::PublicKey;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
@@ -18,11 +18,14 @@ use russh_sftp::client::SftpSession;
 use tokio::io::AsyncWriteExt;
 
 use self::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
-use super::{ExecOutput, TransportError};
-use crate::inventory::SecretRef;
+use super::cache::OnceMap;
+use super::{Connection, ErrorKind, ExecOutput, Payload, SecretCache, TransportError};
+use crate::inventory::{Host, SecretRef, SshSettings};
 
 /// Most output a single command may return before it is cut off (a runaway agent or shell).
 const MAX_OUTPUT_BYTES: usize = 32 << 20;
+/// Most a private key file may hold.
+const MAX_KEY_BYTES: u64 = 1 << 20;
 
 /// How to reach one host.
 #[derive(Debug, Clone)]
@@ -35,54 +38,113 @@ pub struct SshTarget {
     pub identity_file: Option<PathBuf>,
     pub password: Option<SecretRef>,
     pub known_hosts: PathBuf,
-    pub connect_timeout: Duration,
+}
+
+impl SshTarget {
+    pub fn of(host: &Host, settings: &SshSettings) -> Self {
+        SshTarget {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            port: host.port,
+            user: host.user.clone(),
+            identity_file: settings.identity_file.clone(),
+            password: host.password.clone(),
+            known_hosts: settings.known_hosts.clone(),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> TransportError {
+    TransportError::new(kind, message)
 }
 
 /// What connections in one run share: parsed known_hosts files and loaded keys (each read
-/// once, not once per host), and whether new host keys may be learned.
-pub struct SshContext {
+/// once, not once per host, under the deadline of the first host that needs it), and whether
+/// new host keys may be learned.
+pub struct SshConnector {
     accept_new_host_keys: bool,
-    known_hosts: Mutex<HashMap<PathBuf, Arc<KnownHosts>>>,
-    keys: Mutex<HashMap<PathBuf, Arc<PrivateKey>>>,
+    known_hosts: OnceMap<PathBuf, Result<Arc<KnownHosts>, String>>,
+    keys: OnceMap<PathBuf, Result<Arc<PrivateKey>, String>>,
 }
 
-impl SshContext {
+/// Runs a blocking file read on the blocking pool, within `limit`.
+async fn read_within<T: Send + 'static>(
+    limit: Duration,
+    path: &Path,
+    what: &str,
+    read: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(read)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(format!("cannot read {what} {}: {e}", path.display())),
+        Err(_) => Err(format!(
+            "reading {what} {} took longer than {} s",
+            path.display(),
+            limit.as_secs()
+        )),
+    }
+}
+
+impl SshConnector {
     pub fn new(accept_new_host_keys: bool) -> Self {
-        SshContext {
+        SshConnector {
             accept_new_host_keys,
-            known_hosts: Mutex::new(HashMap::new()),
-            keys: Mutex::new(HashMap::new()),
+            known_hosts: OnceMap::default(),
+            keys: OnceMap::default(),
         }
     }
 
-    fn known_hosts(&self, path: &Path) -> Result<Arc<KnownHosts>, TransportError> {
-        let mut cache = self.known_hosts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(kh) = cache.get(path) {
-            return Ok(kh.clone());
-        }
-        let kh = Arc::new(KnownHosts::load(path).map_err(|e| {
-            TransportError::Credential(format!("cannot read known_hosts {}: {e}", path.display()))
-        })?);
-        cache.insert(path.to_path_buf(), kh.clone());
-        Ok(kh)
+    async fn known_hosts(
+        &self,
+        path: &Path,
+        limit: Duration,
+    ) -> Result<Arc<KnownHosts>, TransportError> {
+        let owned = path.to_path_buf();
+        self.known_hosts
+            .get_or_load(&owned, || {
+                let p = owned.clone();
+                read_within(limit, path, "known_hosts", move || {
+                    KnownHosts::load(&p)
+                        .map(Arc::new)
+                        .map_err(|e| format!("cannot read known_hosts {}: {e}", p.display()))
+                })
+            })
+            .await
+            .map_err(|e| err(ErrorKind::Credential, e))
     }
 
-    fn key(&self, path: &Path) -> Result<Arc<PrivateKey>, TransportError> {
-        let mut cache = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = cache.get(path) {
-            return Ok(k.clone());
-        }
-        let key = russh::keys::load_secret_key(path, None).map_err(|e| {
-            let hint = if e.to_string().to_lowercase().contains("encrypt") {
-                "encrypted keys are not supported yet; use a dedicated unencrypted key readable only by you"
-            } else {
-                "check identity_file in the inventory"
-            };
-            TransportError::Credential(format!("cannot load identity file {}: {e} ({hint})", path.display()))
-        })?;
-        let key = Arc::new(key);
-        cache.insert(path.to_path_buf(), key.clone());
-        Ok(key)
+    async fn key(&self, path: &Path, limit: Duration) -> Result<Arc<PrivateKey>, TransportError> {
+        let owned = path.to_path_buf();
+        self.keys
+            .get_or_load(&owned, || {
+                let p = owned.clone();
+                read_within(limit, path, "identity file", move || {
+                    let shown = p.display().to_string();
+                    let bytes = crate::fsread::read_regular(&p, MAX_KEY_BYTES)
+                        .map_err(|e| format!("cannot load identity file {shown}: {e} (check identity_file in the inventory)"))?;
+                    let text = String::from_utf8(bytes).map_err(|_| {
+                        format!("identity file {shown} is not an OpenSSH private key (not text)")
+                    })?;
+                    russh::keys::decode_secret_key(&text, None).map(Arc::new).map_err(|e| {
+                        let hint = if e.to_string().to_lowercase().contains("encrypt") {
+                            "encrypted keys are not supported yet; use a dedicated unencrypted key readable only by you"
+                        } else {
+                            "check identity_file in the inventory"
+                        };
+                        format!("cannot load identity file {shown}: {e} ({hint})")
+                    })
+                })
+            })
+            .await
+            .map_err(|e| err(ErrorKind::Credential, e))
     }
 }
 
@@ -105,41 +167,64 @@ impl client::Handler for Verifier {
         key: &russh::keys::PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            self.refuse(TransportError::Protocol(format!("{} presented a host certificate; certificates are not trusted yet, record its plain key in known_hosts", self.name)));
+            self.refuse(err(ErrorKind::HostKey, format!("{} presented a host certificate; certificates are not trusted yet, record its plain key in known_hosts", self.name)));
             return Ok(false);
         };
-        let verdict = self.known_hosts.check(&self.address, self.port, key);
+        let mut verdict = self.known_hosts.check(&self.address, self.port, key);
+        if verdict == HostKeyVerdict::Unknown && self.accept_new {
+            // Checked again under the locks against the file as it is now: another host of
+            // this run (or another ecfleet) may have learned a different key for this address.
+            let (path, address, port, offered) = (
+                self.known_hosts_path.clone(),
+                self.address.clone(),
+                self.port,
+                key.clone(),
+            );
+            verdict = match tokio::task::spawn_blocking(move || {
+                known_hosts::learn(&path, &address, port, &offered)
+            })
+            .await
+            {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => {
+                    self.refuse(err(
+                        ErrorKind::HostKey,
+                        format!(
+                            "cannot record the host key of {} in {}: {e}",
+                            self.name,
+                            self.known_hosts_path.display()
+                        ),
+                    ));
+                    return Ok(false);
+                }
+                Err(e) => {
+                    self.refuse(err(ErrorKind::HostKey, e.to_string()));
+                    return Ok(false);
+                }
+            };
+            if verdict == HostKeyVerdict::Trusted {
+                tracing::info!(host = %self.name, fingerprint = %fingerprint(key), "learned new host key");
+                return Ok(true);
+            }
+        }
         let (host, print, file) = (
             self.name.clone(),
             fingerprint(key),
             self.known_hosts_path.display().to_string(),
         );
-        let refusal = match verdict {
+        let message = match verdict {
             HostKeyVerdict::Trusted => return Ok(true),
-            HostKeyVerdict::Unknown if self.accept_new => {
-                known_hosts::learn(&self.known_hosts_path, &self.address, self.port, key)?;
-                tracing::info!(host = %self.name, fingerprint = %print, "learned new host key");
-                return Ok(true);
+            HostKeyVerdict::Unknown => format!(
+                "host key of {host} ({print}) is not in {file}; check the fingerprint on the host (ssh-keygen -lf on its host key), then run again with --accept-new-host-keys to record it"
+            ),
+            HostKeyVerdict::Changed { line } => format!(
+                "HOST KEY CHANGED for {host}: it offered {print}, but {file}:{line} records another key; this can be an attack. If the host was rebuilt, verify the new key and remove line {line}"
+            ),
+            HostKeyVerdict::Revoked { line } => {
+                format!("host key {print} of {host} is revoked in {file}:{line}")
             }
-            HostKeyVerdict::Unknown => TransportError::HostKeyUnknown {
-                host,
-                fingerprint: print,
-                file,
-            },
-            HostKeyVerdict::Changed { line } => TransportError::HostKeyChanged {
-                host,
-                fingerprint: print,
-                file,
-                line,
-            },
-            HostKeyVerdict::Revoked { line } => TransportError::HostKeyRevoked {
-                host,
-                fingerprint: print,
-                file,
-                line,
-            },
         };
-        self.refuse(refusal);
+        self.refuse(err(ErrorKind::HostKey, message));
         Ok(false)
     }
 }
@@ -195,39 +280,38 @@ async fn within<T>(
 ) -> Result<T, TransportError> {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
-        Err(_) => Err(TransportError::Timeout {
-            what: what(),
-            secs: limit.as_secs(),
-        }),
+        Err(_) => Err(TransportError::timeout(&what(), limit)),
     }
 }
 
-impl SshConnection {
-    /// TCP connect, key exchange, host-key check and authentication, all within the target's
-    /// connect timeout.
-    pub async fn connect(ctx: &SshContext, target: &SshTarget) -> Result<Self, TransportError> {
-        let known = ctx.known_hosts(&target.known_hosts)?;
-        let refusal = Arc::new(Mutex::new(None));
-        let verifier = Verifier {
-            name: target.name.clone(),
-            address: target.address.clone(),
-            port: target.port,
-            known_hosts: known.clone(),
-            known_hosts_path: target.known_hosts.clone(),
-            accept_new: ctx.accept_new_host_keys,
-            refusal: refusal.clone(),
-        };
-        let config = Arc::new(client_config(
-            known.algorithms_for(&target.address, target.port),
-        ));
-        let addr = format!("{}:{}", target.address, target.port);
+impl SshConnector {
+    /// Reading the keys and credentials, TCP connect, key exchange, host-key check and
+    /// authentication, all within `limit`.
+    pub async fn connect(
+        &self,
+        target: &SshTarget,
+        secrets: &SecretCache,
+        limit: Duration,
+    ) -> Result<SshConnection, TransportError> {
+        let addr = target.endpoint();
         let connect = async {
+            let known = self.known_hosts(&target.known_hosts, limit).await?;
+            let refusal = Arc::new(Mutex::new(None));
+            let verifier = Verifier {
+                name: target.name.clone(),
+                address: target.address.clone(),
+                port: target.port,
+                known_hosts: known.clone(),
+                known_hosts_path: target.known_hosts.clone(),
+                accept_new: self.accept_new_host_keys,
+                refusal: refusal.clone(),
+            };
+            let config = Arc::new(client_config(
+                known.algorithms_for(&target.address, target.port),
+            ));
             let stream = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
                 .await
-                .map_err(|source| TransportError::Connect {
-                    addr: addr.clone(),
-                    source,
-                })?;
+                .map_err(|e| err(ErrorKind::Unreachable, format!("cannot connect to {addr}: {e}")))?;
             let _ = stream.set_nodelay(true);
             let mut handle = match client::connect_stream(config, stream, verifier).await {
                 Ok(h) => h,
@@ -236,25 +320,23 @@ impl SshConnection {
                     {
                         return Err(refused);
                     }
-                    return Err(TransportError::Protocol(format!(
-                        "SSH handshake with {addr} failed: {e}"
-                    )));
+                    return Err(err(
+                        ErrorKind::Protocol,
+                        format!("SSH handshake with {addr} failed: {e}"),
+                    ));
                 }
             };
-            authenticate(ctx, &mut handle, target).await?;
+            authenticate(self, secrets, &mut handle, target, limit).await?;
             Ok(SshConnection {
                 handle,
                 name: target.name.clone(),
             })
         };
-        within(
-            target.connect_timeout,
-            || format!("connecting to {addr}"),
-            connect,
-        )
-        .await
+        within(limit, || format!("connecting to {addr}"), connect).await
     }
+}
 
+impl SshConnection {
     /// Runs one command and collects its output, within `limit`.
     pub async fn exec(&self, command: &str, limit: Duration) -> Result<ExecOutput, TransportError> {
         let run = async {
@@ -289,10 +371,13 @@ impl SshConnection {
             match channel.wait().await {
                 Some(ChannelMsg::Success) => break,
                 Some(ChannelMsg::Failure) | Some(ChannelMsg::Close) | None => {
-                    return Err(TransportError::Protocol(format!(
-                        "{} refused the SFTP subsystem; enable it in sshd_config (Subsystem sftp …)",
-                        self.name
-                    )));
+                    return Err(err(
+                        ErrorKind::Refused,
+                        format!(
+                            "{} refused the SFTP subsystem; enable it in sshd_config (Subsystem sftp …)",
+                            self.name
+                        ),
+                    ));
                 }
                 Some(_) => continue,
             }
@@ -303,25 +388,21 @@ impl SshConnection {
         };
         SftpSession::new_with_config(channel.into_stream(), config)
             .await
-            .map_err(|e| TransportError::Sftp {
-                path: String::new(),
-                message: format!("cannot start SFTP: {e}"),
-            })
+            .map_err(|e| err(ErrorKind::Protocol, format!("cannot start SFTP: {e}")))
     }
 
-    /// Writes `data` to `path` (an SFTP path) through a temporary name and a rename, so a
-    /// reader never sees half a file. Creates missing parent directories.
+    /// Writes `data` to `path` (a host path; see [`sftp_path`]) through a temporary name and a
+    /// rename, so a reader never sees half a file. Creates missing parent directories.
     pub async fn upload(
         &self,
-        data: Bytes,
+        file: &Payload,
         path: &str,
         mode: Option<u32>,
         limit: Duration,
     ) -> Result<(), TransportError> {
-        let sftp_err = |message: String| TransportError::Sftp {
-            path: path.to_string(),
-            message,
-        };
+        let path = sftp_path(path);
+        let sftp_err =
+            |message: String| err(ErrorKind::Refused, format!("sftp {path}: {message}"));
         let run = async {
             let sftp = self.sftp().await?;
             let mut dir = String::new();
@@ -338,14 +419,16 @@ impl SshConnection {
                 let _ = sftp.create_dir(dir.clone()).await;
             }
             let tmp = format!("{path}.ecfleet-partial");
-            let mut file = sftp
+            let mut remote = sftp
                 .create(tmp.clone())
                 .await
                 .map_err(|e| sftp_err(format!("cannot create {tmp}: {e}")))?;
-            file.write_all(&data)
+            remote
+                .write_all(&file.data)
                 .await
                 .map_err(|e| sftp_err(format!("write failed: {e}")))?;
-            file.shutdown()
+            remote
+                .shutdown()
                 .await
                 .map_err(|e| sftp_err(format!("write failed: {e}")))?;
             if let Some(mode) = mode {
@@ -370,18 +453,39 @@ impl SshConnection {
         .await
     }
 
-    /// Reads a whole remote file over SFTP.
-    pub async fn download(&self, path: &str, limit: Duration) -> Result<Vec<u8>, TransportError> {
+    /// Reads a whole remote file over SFTP, refusing one larger than `max_bytes`.
+    pub async fn download(
+        &self,
+        path: &str,
+        max_bytes: u64,
+        limit: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let path = sftp_path(path);
         let run = async {
             let sftp = self.sftp().await?;
-            let data = sftp
-                .read(path.to_string())
+            let size = sftp
+                .metadata(path.clone())
                 .await
-                .map_err(|e| TransportError::Sftp {
-                    path: path.to_string(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| err(ErrorKind::Refused, format!("sftp {path}: {e}")))?
+                .size
+                .unwrap_or(0);
+            if size > max_bytes {
+                return Err(err(
+                    ErrorKind::Protocol,
+                    format!("{path} on {} is {size} bytes, more than the {max_bytes} allowed", self.name),
+                ));
+            }
+            let data = sftp
+                .read(path.clone())
+                .await
+                .map_err(|e| err(ErrorKind::Refused, format!("sftp {path}: {e}")))?;
             let _ = sftp.close().await;
+            if data.len() as u64 > max_bytes {
+                return Err(err(
+                    ErrorKind::Protocol,
+                    format!("{path} on {} grew past the {max_bytes} bytes allowed", self.name),
+                ));
+            }
             Ok(data)
         };
         within(
@@ -402,29 +506,72 @@ impl SshConnection {
     }
 }
 
+impl Connection for SshConnection {
+    fn exec<'a>(
+        &'a self,
+        command: &'a str,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, TransportError>> {
+        Box::pin(SshConnection::exec(self, command, limit))
+    }
+    fn put<'a>(
+        &'a self,
+        file: &'a Payload,
+        path: &'a str,
+        mode: Option<u32>,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        // SFTP cannot ask the host for a hash; the agent's self-check is what skips uploads.
+        Box::pin(self.upload(file, path, mode, limit))
+    }
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        max_bytes: u64,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>> {
+        Box::pin(self.download(path, max_bytes, limit))
+    }
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(SshConnection::close(*self))
+    }
+}
+
+/// The path SFTP uses for a host path: OpenSSH for Windows wants `/C:/dir/file`.
+pub fn sftp_path(path: &str) -> String {
+    let b = path.as_bytes();
+    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        format!("/{}", path.replace('\\', "/"))
+    } else {
+        path.to_string()
+    }
+}
+
 fn append(buf: &mut Vec<u8>, data: &[u8]) -> Result<(), TransportError> {
     if buf.len() + data.len() > MAX_OUTPUT_BYTES {
-        return Err(TransportError::Protocol(format!(
-            "command output exceeded {} MiB",
-            MAX_OUTPUT_BYTES >> 20
-        )));
+        return Err(err(
+            ErrorKind::Protocol,
+            format!("command output exceeded {} MiB", MAX_OUTPUT_BYTES >> 20),
+        ));
     }
     buf.extend_from_slice(data);
     Ok(())
 }
 
 fn protocol(e: russh::Error) -> TransportError {
-    TransportError::Protocol(e.to_string())
+    err(ErrorKind::Protocol, e.to_string())
 }
 
 async fn authenticate(
-    ctx: &SshContext,
+    connector: &SshConnector,
+    secrets: &SecretCache,
     handle: &mut Handle<Verifier>,
     target: &SshTarget,
+    limit: Duration,
 ) -> Result<(), TransportError> {
     let mut tried = Vec::new();
     if let Some(path) = &target.identity_file {
-        let key = ctx.key(path)?;
+        let key = connector.key(path, limit).await?;
         let hash = if key.algorithm().is_rsa() {
             handle
                 .best_supported_rsa_hash()
@@ -444,9 +591,10 @@ async fn authenticate(
         tried.push(format!("key {}", path.display()));
     }
     if let Some(reference) = &target.password {
-        let secret = reference
-            .resolve()
-            .map_err(|e| TransportError::Credential(e.to_string()))?;
+        let secret = secrets
+            .resolve(reference, limit)
+            .await
+            .map_err(|e| err(ErrorKind::Credential, e))?;
         let result = handle
             .authenticate_password(target.user.clone(), secret.expose())
             .await
@@ -456,11 +604,20 @@ async fn authenticate(
         }
         tried.push(format!("password from {reference}"));
     }
-    Err(TransportError::Auth {
-        user: target.user.clone(),
-        host: target.name.clone(),
-        tried: tried.join(", "),
-    })
+    let check = match (target.identity_file.is_some(), target.password.is_some()) {
+        (true, true) => "that the key is in the host's authorized_keys, or that the password is current",
+        (true, false) => "that the key is in the host's authorized_keys",
+        _ => "the password, and that the host allows password logins (PasswordAuthentication)",
+    };
+    Err(err(
+        ErrorKind::Auth,
+        format!(
+            "authentication as {} on {} failed (tried: {}); check the user and {check}",
+            target.user,
+            target.name,
+            tried.join(", ")
+        ),
+    ))
 }
 
 /// The public half of a key, for tests and the lab.

@@ -1,6 +1,6 @@
-//! Checks of the sync engine's own state that the audit and the plan share (DOMAIN.md §3.4,
-//! §7 #10–#12): the LocalDB database against its 8 GB and 10 GB limits, an edited
-//! `miiserver.exe.config`, and the Microsoft Entra ID connector. Pure functions of the facts.
+//! Checks of the sync engine's own state (DOMAIN.md §3.4, §7 #10–#12): the LocalDB database
+//! against its 8 GB and 10 GB limits, an edited `miiserver.exe.config`, and the Microsoft Entra
+//! ID connector. Pure functions of the facts, shared by the audit, the plan and the fingerprint.
 
 use ecfleet_proto::{ENTRA_CONNECTOR_ID, EngineConfigFacts, Facts, RunResult};
 

@@ -1,6 +1,6 @@
 //! The remote side's shell: POSIX `sh` (Linux lab hosts), `cmd.exe` or PowerShell (OpenSSH for
-//! Windows). Owns quoting, so that no value is ever pasted into a command line unquoted, and the
-//! few commands the controller sends (hash a file, run the agent), plus SFTP path spelling.
+//! Windows, and WinRM). Owns quoting, so that no value is ever pasted into a command line
+//! unquoted, and the few commands the controller sends (hash a file, run the agent).
 
 use std::fmt;
 
@@ -147,26 +147,6 @@ pub fn parse_sha256_output(output: &str) -> Option<String> {
         .map(|h| h.to_ascii_lowercase())
 }
 
-/// The path SFTP uses for a remote path: OpenSSH for Windows wants `/C:/dir/file`.
-pub fn sftp_path(path: &str) -> String {
-    let b = path.as_bytes();
-    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
-        format!("/{}", path.replace('\\', "/"))
-    } else {
-        path.to_string()
-    }
-}
-
-/// Lower-case hex of a byte slice.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,14 +259,5 @@ mod tests {
                 .unwrap(),
             "if exist \"C:\\e\\a.exe\" (\"C:\\e\\a.exe\" \"--expect-sha256\" \"ab12\" \"facts\") else (echo ecfleet-agent-mismatch& exit /b 97)"
         );
-    }
-
-    #[test]
-    fn sftp_paths_for_windows_drives() {
-        assert_eq!(
-            sftp_path("C:\\ProgramData\\ecfleet\\a.exe"),
-            "/C:/ProgramData/ecfleet/a.exe"
-        );
-        assert_eq!(sftp_path("/srv/lab/x"), "/srv/lab/x");
     }
 }

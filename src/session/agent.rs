@@ -1,15 +1,14 @@
 //! Agent provisioning: find the agent builds next to the controller, decide where the agent
 //! lives on each host, and run it there, uploading it only when the host's copy cannot prove it
-//! is the expected build (docs/agent.md).
+//! is the expected build (docs/agent.md), whatever the transport.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
-use crate::transport::remote::{self, RemoteShell};
-use crate::transport::{ExecOutput, Transport, TransportError};
+use super::shell::{self, QuoteError, RemoteShell};
+use crate::transport::{Connection, ExecOutput, Payload, TransportError};
 
 /// Where the Windows agent lives on a real host.
 pub const WINDOWS_AGENT_DIR: &str = r"C:\ProgramData\ecfleet";
@@ -18,19 +17,20 @@ pub const WINDOWS_AGENT_DIR: &str = r"C:\ProgramData\ecfleet";
 #[derive(Clone)]
 pub struct AgentBuild {
     pub path: PathBuf,
-    pub data: Bytes,
-    pub sha256: String,
+    pub payload: Payload,
 }
 
 impl AgentBuild {
     pub fn load(path: &Path) -> std::io::Result<Self> {
         let data = std::fs::read(path)?;
-        let sha256 = remote::hex(&Sha256::digest(&data));
         Ok(AgentBuild {
             path: path.to_path_buf(),
-            data: Bytes::from(data),
-            sha256,
+            payload: Payload::new(Bytes::from(data)),
         })
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.payload.sha256
     }
 }
 
@@ -116,27 +116,11 @@ pub enum ProvisionError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
-    Quote(#[from] remote::QuoteError),
+    Quote(#[from] QuoteError),
     #[error(
         "the agent at {path} did not start even after a fresh upload ({detail}); check that the host can run it (antivirus, AppLocker, noexec mounts)"
     )]
     NotStarted { path: String, detail: String },
-}
-
-/// Puts `build` at `path` over SFTP (temp file and rename, executable).
-async fn upload<T: Transport>(
-    t: &T,
-    build: &AgentBuild,
-    path: &str,
-    limit: Duration,
-) -> Result<(), TransportError> {
-    t.upload(
-        build.data.clone(),
-        &remote::sftp_path(path),
-        Some(0o755),
-        limit,
-    )
-    .await
 }
 
 /// Runs the agent with `args`, provisioning it only when needed, in one round trip when the
@@ -146,20 +130,20 @@ async fn upload<T: Transport>(
 /// that proof (the file is missing, older, damaged or cannot run) means: upload the build (temp
 /// file and rename) and send the command again, which verifies the upload the same way. The
 /// returned output starts after the proof line.
-pub async fn run_agent<T: Transport>(
-    t: &T,
+pub async fn run_agent(
+    t: &dyn Connection,
     shell: RemoteShell,
     build: &AgentBuild,
     path: &str,
     args: &[&str],
     limit: Duration,
 ) -> Result<ExecOutput, ProvisionError> {
-    let command = shell.agent_launch_command(path, &build.sha256, args)?;
-    if let Ok(output) = after_ready_line(t.exec(&command, limit).await?, &build.sha256) {
+    let command = shell.agent_launch_command(path, build.sha256(), args)?;
+    if let Ok(output) = after_ready_line(t.exec(&command, limit).await?, build.sha256()) {
         return Ok(output);
     }
-    upload(t, build, path, limit).await?;
-    after_ready_line(t.exec(&command, limit).await?, &build.sha256).map_err(|unproven| {
+    t.put(&build.payload, path, Some(0o755), limit).await?;
+    after_ready_line(t.exec(&command, limit).await?, build.sha256()).map_err(|unproven| {
         ProvisionError::NotStarted {
             path: path.to_string(),
             detail: describe(&unproven),
@@ -177,7 +161,7 @@ fn after_ready_line(mut output: ExecOutput, sha256: &str) -> Result<ExecOutput, 
         .filter(|&newline| {
             std::str::from_utf8(&output.stdout[..newline])
                 .ok()
-                .and_then(|line| line.trim().strip_prefix(remote::AGENT_READY_PREFIX))
+                .and_then(|line| line.trim().strip_prefix(shell::AGENT_READY_PREFIX))
                 .is_some_and(|proof| proof.trim().eq_ignore_ascii_case(sha256))
         });
     match proof_end {
@@ -212,8 +196,8 @@ fn describe(output: &ExecOutput) -> String {
 
 /// Works out which shell the host runs: `uname` answers on POSIX; on Windows, `%COMSPEC%`
 /// expands under cmd and stays literal under PowerShell.
-pub async fn detect_shell<T: Transport>(
-    t: &T,
+pub async fn detect_shell(
+    t: &dyn Connection,
     limit: Duration,
 ) -> Result<RemoteShell, TransportError> {
     let uname = t.exec("uname -s", limit).await?;

@@ -1,0 +1,149 @@
+//! The commands' workflows, between the command line and the library: load and validate the
+//! inputs, resolve the settings once ([`crate::settings`]), run the fleet on the engine, render
+//! the report. Each returns the exit code ([`crate::exit`]) and writes only to the [`Io`] it is
+//! given, so it is tested without spawning the binary.
+
+pub mod audit;
+pub mod lab;
+pub mod plan;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+
+use crate::catalog::Catalog;
+use crate::engine::{EventSink, Level, Shutdown};
+use crate::exit;
+use crate::inventory::{Host, Inventory};
+use crate::report::progress;
+use crate::session::AgentBuilds;
+use crate::settings::Environment;
+
+/// Where a command writes: results on `out`, progress and diagnostics on `err`.
+pub struct Io<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    /// Colour tables (stdout is a terminal).
+    pub color: bool,
+    /// Draw a progress bar (stderr is a terminal and `--no-progress` was not given).
+    pub progress: bool,
+}
+
+/// What the edge knows about the process: the environment, the controller's own path, the
+/// open-files limit, today.
+pub struct Context {
+    pub env: Environment,
+    pub controller_exe: Option<PathBuf>,
+    pub open_files: Option<u64>,
+    pub today: Date,
+    pub shutdown: Shutdown,
+}
+
+impl Io<'_> {
+    fn error(&mut self, code: u8, message: impl std::fmt::Display) -> u8 {
+        let _ = writeln!(self.err, "error: {message}");
+        code
+    }
+}
+
+fn load_inventory(path: &Path, cx: &Context) -> Result<Inventory, String> {
+    Inventory::load(path, cx.env.user_known_hosts().as_deref()).map_err(|e| e.to_string())
+}
+
+fn load_catalog(path: Option<&Path>) -> Result<Catalog, String> {
+    match path {
+        Some(p) => Catalog::load(p).map_err(|e| e.to_string()),
+        None => Ok(Catalog::embedded()),
+    }
+}
+
+/// The hosts `--host` and `--tenant` select (all when neither is given).
+pub fn select_hosts<'a>(
+    inventory: &'a Inventory,
+    hosts: &[String],
+    tenants: &[String],
+) -> Result<Vec<&'a Host>, String> {
+    for name in hosts {
+        if !inventory.hosts().any(|h| &h.name == name) {
+            return Err(format!(
+                "--host {name}: no such host in {}",
+                inventory.path.display()
+            ));
+        }
+    }
+    for name in tenants {
+        if !inventory.tenants.iter().any(|t| &t.name == name) {
+            return Err(format!(
+                "--tenant {name}: no such tenant in {}",
+                inventory.path.display()
+            ));
+        }
+    }
+    Ok(inventory
+        .hosts()
+        .filter(|h| {
+            (hosts.is_empty() || hosts.contains(&h.name))
+                && (tenants.is_empty() || tenants.contains(&h.tenant))
+        })
+        .collect())
+}
+
+fn discover_agents(agent_dir: Option<&Path>, cx: &Context) -> Result<AgentBuilds, String> {
+    let agents = AgentBuilds::discover(cx.controller_exe.as_deref(), agent_dir);
+    if agents.linux.is_none() && agents.windows.is_none() {
+        return Err("no agent build found: run `cargo build --release` (and for Windows hosts `cargo build --release -p ecfleet-agent --target x86_64-pc-windows-gnu`), or give --agent-dir".into());
+    }
+    Ok(agents)
+}
+
+/// An event sink drawing a progress bar on stderr while the engine runs (or none), and the
+/// task that draws it.
+fn progress_reporter(io: &Io<'_>) -> (EventSink, Option<tokio::task::JoinHandle<()>>) {
+    if !io.progress {
+        return (EventSink::none(), None);
+    }
+    let (sink, rx) = EventSink::channel();
+    (sink, Some(tokio::spawn(progress::draw(rx))))
+}
+
+/// `inventory check`: the inventory is valid (with warnings about files that will not be read),
+/// or every error with its line.
+pub fn inventory_check(path: &Path, cx: &Context, io: &mut Io<'_>) -> u8 {
+    match Inventory::load(path, cx.env.user_known_hosts().as_deref()) {
+        Ok(inv) => {
+            for w in inv.file_warnings() {
+                let _ = writeln!(io.err, "warning: {w}");
+            }
+            let _ = writeln!(
+                io.out,
+                "{}: ok ({} tenants, {} hosts)",
+                path.display(),
+                inv.tenants.len(),
+                inv.host_count()
+            );
+            exit::audit::OK
+        }
+        Err(errors) => {
+            let _ = writeln!(io.err, "{errors}");
+            exit::audit::INVALID_INPUT
+        }
+    }
+}
+
+/// A path relative to the working directory when it is under it, for messages.
+fn relative(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| p.strip_prefix(d).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// 130 once the run detached (a second Ctrl-C), else `code`.
+fn unless_detached(shutdown: &Shutdown, code: u8) -> u8 {
+    if shutdown.level() == Level::Detach {
+        exit::INTERRUPTED
+    } else {
+        code
+    }
+}

@@ -1,0 +1,52 @@
+//! What the engine tells reporters while it runs (progress bars, JSON Lines, later the run
+//! journal): events over an unbounded channel, so that a slow reporter never slows a host.
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::error::ErrorKind;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    RunStarted { hosts: usize },
+    WaveStarted { wave: u32, hosts: usize },
+    HostStarted { host: String, wave: u32 },
+    HostFinished {
+        host: String,
+        ok: bool,
+        error_kind: Option<ErrorKind>,
+        duration_ms: u64,
+    },
+    WaveFinished { wave: u32, failures: usize },
+    /// The failure budget is spent: no new host starts.
+    BudgetSpent { failures: usize, allowed: usize },
+    /// First shutdown level: nothing new starts.
+    Stopping,
+    /// Second level: in-flight hosts were let go.
+    Detached { hosts: usize },
+    RunFinished { failures: usize },
+}
+
+/// Where events go; a sink with no receiver drops them.
+#[derive(Clone, Default)]
+pub struct EventSink {
+    tx: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl EventSink {
+    pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (EventSink { tx: Some(tx) }, rx)
+    }
+
+    pub fn none() -> EventSink {
+        EventSink { tx: None }
+    }
+
+    pub fn send(&self, event: Event) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(event);
+        }
+    }
+}

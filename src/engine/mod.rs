@@ -1,0 +1,249 @@
+//! The fleet executor: every command that works on many hosts runs them here. Bounded
+//! concurrency, a deadline per host (and per step, through [`StepContext::within`]), waves as
+//! barriers (wave n+1 starts when all of wave n has finished), a failure budget (once spent, no
+//! new host starts), and the two-level shutdown ([`shutdown`]). Results come back in input order
+//! whatever order hosts finish in; progress goes out as [`Event`]s. One stuck host never holds
+//! up another: it only holds its own slot until its deadline.
+
+pub mod events;
+pub mod shutdown;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::time::Instant;
+
+pub use events::{Event, EventSink};
+pub use shutdown::{Level, Shutdown, ShutdownTrigger};
+
+use crate::error::{ErrorKind, HostError, Phase};
+
+/// How many failures a run may have before no new host starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureBudget {
+    Unlimited,
+    /// At most this many failed hosts; the next failure spends it.
+    Count(usize),
+    /// At most this percentage of the run's hosts.
+    Percent(u8),
+}
+
+impl FailureBudget {
+    fn allowed(&self, hosts: usize) -> usize {
+        match self {
+            FailureBudget::Unlimited => usize::MAX,
+            FailureBudget::Count(n) => *n,
+            FailureBudget::Percent(p) => hosts * (*p as usize) / 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Hosts worked on at once (at least 1).
+    pub concurrency: usize,
+    /// Everything one host does must finish within this.
+    pub host_deadline: Duration,
+    pub failure_budget: FailureBudget,
+}
+
+/// One host's work item, with the wave it belongs to (waves run in ascending order).
+pub struct Unit<T> {
+    pub name: String,
+    pub wave: u32,
+    pub item: T,
+}
+
+/// What a host's work sees of the run: its deadline and the shutdown signal.
+pub struct StepContext {
+    pub deadline: Instant,
+    shutdown: Shutdown,
+}
+
+impl StepContext {
+    /// Whether the run is shutting down: a step at a safe point should stop there.
+    pub fn stopping(&self) -> bool {
+        self.shutdown.level() >= Level::Stopping
+    }
+
+    /// Runs `step` within `limit` (and the host's own deadline, whichever is sooner).
+    pub async fn within<T>(
+        &self,
+        phase: Phase,
+        what: &str,
+        limit: Duration,
+        step: impl Future<Output = Result<T, HostError>>,
+    ) -> Result<T, HostError> {
+        let until = self.deadline.min(Instant::now() + limit);
+        match tokio::time::timeout_at(until, step).await {
+            Ok(r) => r,
+            Err(_) => Err(HostError::new(
+                ErrorKind::Timeout,
+                phase,
+                format!("{what} did not finish within {} s", limit.as_secs()),
+            )),
+        }
+    }
+}
+
+/// One host's result and how long it took.
+#[derive(Debug)]
+pub struct Outcome<O> {
+    pub result: Result<O, HostError>,
+    pub duration: Duration,
+}
+
+fn counts_as_failure(e: &HostError) -> bool {
+    !matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Skipped)
+}
+
+/// Runs `work` for every unit and returns the outcomes in the units' order.
+pub async fn run<T, O, F, Fut>(
+    units: Vec<Unit<T>>,
+    settings: &EngineSettings,
+    mut shutdown: Shutdown,
+    events: &EventSink,
+    work: F,
+) -> Vec<Outcome<O>>
+where
+    F: Fn(T, StepContext) -> Fut,
+    Fut: Future<Output = Result<O, HostError>>,
+{
+    let total = units.len();
+    events.send(Event::RunStarted { hosts: total });
+    let allowed = settings.failure_budget.allowed(total);
+    let mut outcomes: Vec<Option<Outcome<O>>> = (0..total).map(|_| None).collect();
+    let mut waves: BTreeMap<u32, Vec<(usize, String, T)>> = BTreeMap::new();
+    for (i, u) in units.into_iter().enumerate() {
+        waves.entry(u.wave).or_default().push((i, u.name, u.item));
+    }
+    let mut failures = 0usize;
+    let mut budget_spent = false;
+    let mut stopping_announced = false;
+    let not_run = |kind: ErrorKind, message: &str| Outcome {
+        result: Err(HostError::new(kind, Phase::Schedule, message)),
+        duration: Duration::ZERO,
+    };
+    let work = &work;
+    for (wave, members) in waves {
+        if shutdown.level() >= Level::Stopping || budget_spent {
+            for (i, _, _) in members {
+                outcomes[i] = Some(if budget_spent {
+                    not_run(ErrorKind::Skipped, "not started: the failure budget was spent")
+                } else {
+                    not_run(ErrorKind::Interrupted, "not started: the run was interrupted")
+                });
+            }
+            continue;
+        }
+        events.send(Event::WaveStarted {
+            wave,
+            hosts: members.len(),
+        });
+        let wave_failures_before = failures;
+        let mut pending = members.into_iter();
+        let mut running = FuturesUnordered::new();
+        let mut in_flight: Vec<(usize, String)> = Vec::new();
+        loop {
+            while running.len() < settings.concurrency.max(1)
+                && shutdown.level() < Level::Stopping
+                && !budget_spent
+            {
+                let Some((i, name, item)) = pending.next() else {
+                    break;
+                };
+                events.send(Event::HostStarted {
+                    host: name.clone(),
+                    wave,
+                });
+                in_flight.push((i, name.clone()));
+                let started = Instant::now();
+                let deadline = started + settings.host_deadline;
+                let ctx = StepContext {
+                    deadline,
+                    shutdown: shutdown.clone(),
+                };
+                let host_deadline = settings.host_deadline;
+                running.push(async move {
+                    let result = match tokio::time::timeout_at(deadline, work(item, ctx)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(HostError::new(
+                            ErrorKind::Timeout,
+                            Phase::Agent,
+                            format!(
+                                "no answer within the host deadline of {} s (host_deadline_secs)",
+                                host_deadline.as_secs()
+                            ),
+                        )),
+                    };
+                    (i, name, result, started.elapsed())
+                });
+            }
+            if running.is_empty() {
+                break;
+            }
+            let watched = if stopping_announced {
+                Level::Detach
+            } else {
+                Level::Stopping
+            };
+            tokio::select! {
+                Some((i, name, result, duration)) = running.next() => {
+                    in_flight.retain(|(j, _)| *j != i);
+                    let error_kind = result.as_ref().err().map(|e| e.kind);
+                    if result.as_ref().is_err_and(counts_as_failure) {
+                        failures += 1;
+                    }
+                    events.send(Event::HostFinished {
+                        host: name,
+                        ok: result.is_ok(),
+                        error_kind,
+                        duration_ms: duration.as_millis() as u64,
+                    });
+                    outcomes[i] = Some(Outcome { result, duration });
+                    if !budget_spent && failures > allowed {
+                        budget_spent = true;
+                        events.send(Event::BudgetSpent { failures, allowed });
+                    }
+                }
+                _ = shutdown.reached(watched) => {
+                    if watched == Level::Stopping {
+                        stopping_announced = true;
+                        events.send(Event::Stopping);
+                    } else {
+                        // Detach: the in-flight futures are dropped here, where they stand.
+                        drop(running);
+                        events.send(Event::Detached { hosts: in_flight.len() });
+                        for (i, _) in in_flight.drain(..) {
+                            outcomes[i] = Some(not_run(
+                                ErrorKind::Interrupted,
+                                "interrupted while it was being worked on (the run was detached)",
+                            ));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        for (i, _, _) in pending {
+            outcomes[i] = Some(if budget_spent {
+                not_run(ErrorKind::Skipped, "not started: the failure budget was spent")
+            } else {
+                not_run(ErrorKind::Interrupted, "not started: the run was interrupted")
+            });
+        }
+        events.send(Event::WaveFinished {
+            wave,
+            failures: failures - wave_failures_before,
+        });
+    }
+    events.send(Event::RunFinished { failures });
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| not_run(ErrorKind::Interrupted, "not started")))
+        .collect()
+}

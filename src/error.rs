@@ -1,0 +1,101 @@
+//! A host's failure as a typed value: what kind of failure (so that retries, failure budgets and
+//! exit codes can tell a refused host key from a timeout from a broken agent), in which phase,
+//! and a message for people. A host's failure is a result of the run, never an error of it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, in the words JSON carries as `error_kind` (docs/json-output.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// No connection: refused, no route, DNS, reset before the handshake finished.
+    Unreachable,
+    /// The host key is unknown, changed or revoked (SSH), or the certificate is not trusted.
+    HostKey,
+    /// The host refused the credentials.
+    Auth,
+    /// The credential could not be read on the controller (variable unset, file or password
+    /// command failed).
+    Credential,
+    /// A deadline passed.
+    Timeout,
+    /// The agent did not start, failed, or answered something that is not its document.
+    Agent,
+    /// The protocol broke (handshake, channel, output too large).
+    Protocol,
+    /// The host refused a request (a subsystem, a file write).
+    Refused,
+    /// What the inventory asks for cannot be done (a transport not built yet, a Linux host
+    /// without `lab_root`).
+    Unsupported,
+    /// The run was interrupted before or while this host was worked on.
+    Interrupted,
+    /// Not started: the failure budget was spent.
+    Skipped,
+}
+
+impl ErrorKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::HostKey => "host-key",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Credential => "credential",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Agent => "agent",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where in a host's work it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Opening the session: TCP, handshake, host key, credentials, authentication.
+    Connect,
+    /// Finding the shell and putting the agent on the host.
+    Provision,
+    /// Running an agent step (facts, and later backup, stage, verify).
+    Agent,
+    /// Before the host's work started (interrupted, budget spent).
+    Schedule,
+}
+
+/// One host's failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError {
+    pub kind: ErrorKind,
+    pub phase: Phase,
+    pub message: String,
+}
+
+impl HostError {
+    pub fn new(kind: ErrorKind, phase: Phase, message: impl Into<String>) -> Self {
+        HostError {
+            kind,
+            phase,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HostError {}

@@ -1,0 +1,180 @@
+//! One host session, whatever its transport: [`HostSession::open`] connects through the run's
+//! [`Connector`], and the session can run a command, put a file (given its SHA-256), get a file,
+//! and run an agent step (`session.agent(step, args)` → a typed JSON document), then close.
+//! Shell detection and agent provisioning live here; how the agent is started (with
+//! `--backend lab --lab-root …` for a simulated host) is the only thing that differs between a
+//! lab host and a real one. Every failure is a [`HostError`] with its kind and phase.
+
+pub mod agent;
+pub mod shell;
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+pub use agent::{AgentBuild, AgentBuilds};
+pub use shell::RemoteShell;
+
+use crate::error::{ErrorKind, HostError, Phase};
+use crate::inventory::{Host, RemoteOs};
+use crate::transport::{self, Connection, ExecOutput, Payload, TransportError};
+
+/// What every host session of one run shares: the transports' caches and the agent builds.
+pub struct Connector {
+    transports: transport::Connector,
+    agents: AgentBuilds,
+}
+
+impl Connector {
+    pub fn new(transports: transport::Connector, agents: AgentBuilds) -> Self {
+        Connector { transports, agents }
+    }
+
+    /// The fake network behind a test connector.
+    #[cfg(test)]
+    pub fn fake_network(&self) -> Option<&transport::fake::FakeNetwork> {
+        self.transports.fake_network()
+    }
+}
+
+/// An open session with one host. Every operation runs within what is left of the session's
+/// deadline.
+pub struct HostSession<'a> {
+    host: &'a Host,
+    agents: &'a AgentBuilds,
+    conn: Box<dyn Connection>,
+    shell: Option<RemoteShell>,
+    deadline: Instant,
+}
+
+fn host_error(phase: Phase) -> impl Fn(TransportError) -> HostError {
+    move |e| HostError::new(e.kind, phase, e.message)
+}
+
+impl<'a> HostSession<'a> {
+    /// Connects to `host`; the session's operations share the time until `deadline`.
+    pub async fn open(
+        host: &'a Host,
+        connector: &'a Connector,
+        deadline: Instant,
+    ) -> Result<HostSession<'a>, HostError> {
+        let limit = deadline.saturating_duration_since(Instant::now());
+        let conn = connector
+            .transports
+            .connect(host, limit)
+            .await
+            .map_err(host_error(Phase::Connect))?;
+        Ok(HostSession {
+            host,
+            agents: &connector.agents,
+            conn,
+            shell: match host.os {
+                Some(RemoteOs::Linux) => Some(RemoteShell::Posix),
+                _ => None,
+            },
+            deadline,
+        })
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    pub async fn exec(&self, command: &str) -> Result<ExecOutput, HostError> {
+        self.conn
+            .exec(command, self.remaining())
+            .await
+            .map_err(host_error(Phase::Agent))
+    }
+
+    pub async fn put(&self, file: &Payload, path: &str, mode: Option<u32>) -> Result<(), HostError> {
+        self.conn
+            .put(file, path, mode, self.remaining())
+            .await
+            .map_err(host_error(Phase::Provision))
+    }
+
+    pub async fn get(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>, HostError> {
+        self.conn
+            .get(path, max_bytes, self.remaining())
+            .await
+            .map_err(host_error(Phase::Agent))
+    }
+
+    /// The host's shell: from the inventory's `os`, else detected once per session (Windows
+    /// hosts run PowerShell as the OpenSSH default shell in most fleets, but cmd needs other
+    /// quoting).
+    pub async fn shell(&mut self) -> Result<RemoteShell, HostError> {
+        if let Some(shell) = self.shell {
+            return Ok(shell);
+        }
+        let shell = agent::detect_shell(self.conn.as_ref(), self.remaining())
+            .await
+            .map_err(host_error(Phase::Provision))?;
+        self.shell = Some(shell);
+        Ok(shell)
+    }
+
+    /// Runs agent step `step` with `args` (the agent provisioned first when the host's copy is
+    /// not the expected build) and reads its JSON document.
+    pub async fn agent<T: DeserializeOwned>(
+        &mut self,
+        step: &str,
+        args: &[&str],
+    ) -> Result<T, HostError> {
+        let shell = self.shell().await?;
+        let provision = |message: String| HostError::new(ErrorKind::Agent, Phase::Provision, message);
+        let build = self.agents.for_shell(shell).ok_or_else(|| {
+            let which = if shell.is_windows() {
+                "ecfleet-agent.exe (cargo build --release -p ecfleet-agent --target x86_64-pc-windows-gnu)"
+            } else {
+                "ecfleet-agent (cargo build --release)"
+            };
+            provision(format!(
+                "no agent build for a {shell} host: build {which}, or point --agent-dir at it"
+            ))
+        })?;
+        let path = agent::agent_path(shell, self.host.lab_root.as_deref())
+            .map_err(|m| HostError::new(ErrorKind::Unsupported, Phase::Provision, m))?;
+        let mut full: Vec<&str> = vec![step];
+        full.extend_from_slice(args);
+        if let Some(root) = &self.host.lab_root {
+            full.extend(["--backend", "lab", "--lab-root", root.as_str()]);
+        }
+        let out = agent::run_agent(self.conn.as_ref(), shell, build, &path, &full, self.remaining())
+            .await
+            .map_err(|e| match e {
+                agent::ProvisionError::Transport(t) => HostError::new(
+                    t.kind,
+                    Phase::Provision,
+                    format!("agent provisioning: {}", t.message),
+                ),
+                other => provision(format!("agent provisioning: {other}")),
+            })?;
+        let failed = |message: String| HostError::new(ErrorKind::Agent, Phase::Agent, message);
+        if !out.success() {
+            let status = out
+                .exit_status
+                .map(|s| format!("exit status {s}"))
+                .or(out.signal.clone())
+                .unwrap_or_else(|| "no exit status".into());
+            return Err(failed(format!(
+                "the agent failed ({status}): {}",
+                out.stderr_tail()
+            )));
+        }
+        let text = out.stdout_text();
+        serde_json::from_str(text.trim()).map_err(|e| {
+            failed(format!(
+                "the agent's answer is not a {step} document ({e}): {}",
+                text.chars().take(120).collect::<String>()
+            ))
+        })
+    }
+
+    /// Ends the session (bounded).
+    pub async fn close(self) {
+        self.conn.close().await;
+    }
+}
