@@ -1,6 +1,7 @@
-//! Settings resolved once, at the start of a command, with an explicit precedence: command line
-//! > environment > inventory > playbook > built-in default. The binary reads argv and the
-//! environment and passes the raw values here; the library never reads either itself.
+//! Settings resolved once, at the start of a command, with an explicit precedence: the command
+//! line, then the environment, then the inventory, then the playbook, then the built-in default.
+//! The binary reads argv and the environment and passes the raw values here; the library never
+//! reads either itself.
 
 use jiff::civil::Date;
 
@@ -88,7 +89,10 @@ mod tests {
     fn out_of_range_values_are_refused_wherever_they_come_from() {
         for bad in [0, 99_999_999] {
             let e = concurrency(Some(bad), None, 64, None).unwrap_err();
-            assert!(e.contains("--concurrency") && e.contains("1 to 4096"), "{e}");
+            assert!(
+                e.contains("--concurrency") && e.contains("1 to 4096"),
+                "{e}"
+            );
         }
         assert!(concurrency(None, Some("lots"), 64, None).is_err());
         assert!(concurrency(None, Some("0"), 64, None).is_err());
@@ -99,7 +103,10 @@ mod tests {
         let (n, warning) = concurrency(Some(4000), None, 64, Some(1024)).unwrap();
         assert_eq!(n, 480);
         assert!(warning.unwrap().contains("ulimit -n"));
-        assert_eq!(concurrency(Some(32), None, 64, Some(1024)).unwrap(), (32, None));
+        assert_eq!(
+            concurrency(Some(32), None, 64, Some(1024)).unwrap(),
+            (32, None)
+        );
     }
 
     #[test]

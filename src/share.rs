@@ -106,7 +106,11 @@ impl Share {
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > day);
-                if name.starts_with('.') && name.contains(".tmp-") && stale && fs::remove_file(f.path()).is_ok() {
+                if name.starts_with('.')
+                    && name.contains(".tmp-")
+                    && stale
+                    && fs::remove_file(f.path()).is_ok()
+                {
                     removed += 1;
                 }
             }

@@ -65,6 +65,7 @@ pub fn healthy_facts(version: &str) -> Facts {
         result: "success".into(),
         start: None,
         end: Some(end.into()),
+        complete: None,
     };
     f.run_history = Some(vec![
         run("Export", "2026-11-24T09:50:00Z"),

@@ -174,6 +174,9 @@ pub struct RunResult {
     pub start: Option<String>,
     /// RFC 3339, UTC.
     pub end: Option<String>,
+    /// `IsRunComplete` (Windows); `None` where the source does not say (older agents, the lab).
+    #[serde(default)]
+    pub complete: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

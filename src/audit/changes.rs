@@ -94,7 +94,11 @@ pub struct Changes {
 /// Compares `current` with earlier audits, newest first, each with where it is. Each host is
 /// compared with the newest audit that has it; hosts that left are those of the newest
 /// full-inventory audit that `current` lacks (only when `current` covers the whole inventory).
-pub fn diff(previous: &[(PreviousAudit, String)], current: &AuditReport, whole_inventory: bool) -> Option<Changes> {
+pub fn diff(
+    previous: &[(PreviousAudit, String)],
+    current: &AuditReport,
+    whole_inventory: bool,
+) -> Option<Changes> {
     let base = previous
         .iter()
         .find(|(p, _)| p.whole_inventory)
@@ -195,14 +199,20 @@ pub fn compare_with_share(
     let mut previous: Vec<(PreviousAudit, String)> = Vec::new();
     let mut uncovered: std::collections::HashSet<&str> =
         current.hosts.iter().map(|h| h.host.as_str()).collect();
-    for path in share.audits_newest_first().into_iter().take(MAX_SNAPSHOTS_READ) {
+    for path in share
+        .audits_newest_first()
+        .into_iter()
+        .take(MAX_SNAPSHOTS_READ)
+    {
         let audit = PreviousAudit::load(&path)?;
         let full = audit.whole_inventory;
         for h in &audit.hosts {
             uncovered.remove(h.host.as_str());
         }
         previous.push((audit, path.display().to_string()));
-        if uncovered.is_empty() && (full || !whole_inventory || previous.iter().any(|(p, _)| p.whole_inventory)) {
+        if uncovered.is_empty()
+            && (full || !whole_inventory || previous.iter().any(|(p, _)| p.whole_inventory))
+        {
             break;
         }
     }
@@ -322,12 +332,18 @@ mod tests {
         assert_eq!(b.summary(), "reachable again");
         assert!(c.hosts.iter().any(|h| h.host == "new" && h.new_host));
         // A --host selection never reports the others as removed.
-        assert!(diff(&previous, &now, false).unwrap().removed_hosts.is_empty());
+        assert!(
+            diff(&previous, &now, false)
+                .unwrap()
+                .removed_hosts
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_partial_audit_in_between_does_not_hide_the_others_or_a_downgrade() {
-        let audit = |json: serde_json::Value| serde_json::from_value::<PreviousAudit>(json).unwrap();
+        let audit =
+            |json: serde_json::Value| serde_json::from_value::<PreviousAudit>(json).unwrap();
         // Monday: the whole fleet. Tuesday: `audit --host a` only.
         let monday = audit(serde_json::json!({
             "generated_at": "2026-11-23T02:00:00Z", "whole_inventory": true,
@@ -345,7 +361,10 @@ mod tests {
         let now = report(vec![row("a", true), b]);
         let previous = vec![(tuesday, "tue".to_string()), (monday, "mon".to_string())];
         let c = diff(&previous, &now, true).unwrap();
-        assert_eq!(c.since, "2026-11-23T02:00:00Z", "based on the newest full audit");
+        assert_eq!(
+            c.since, "2026-11-23T02:00:00Z",
+            "based on the newest full audit"
+        );
         assert!(c.removed_hosts.is_empty());
         assert_eq!(c.hosts.len(), 1, "{:#?}", c.hosts);
         let b = &c.hosts[0];

@@ -12,7 +12,9 @@ use crate::inventory::Role;
 
 use super::playbook::AuditPlaybook;
 use crate::checks::sync_engine::{self as engine, LocalDbLevel};
-use crate::checks::{failed_last_runs, is_engine_entry, is_export, is_import, stopped_services, tls12_gaps};
+use crate::checks::{
+    failed_last_runs, is_engine_entry, is_export, is_import, stopped_services, tls12_gaps,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -145,6 +147,24 @@ pub fn evaluate(
         && p != c
     {
         out.push(finding("version-mismatch", Severity::Critical, format!("half-upgraded: the sync engine is {p} but the configuration version is {c}"), "rerun the Entra Connect wizard and choose Upgrade, then confirm password hash sync and writeback are still enabled"));
+    }
+    for (what, reading) in [
+        ("sync engine", &version.product),
+        ("configuration", &version.config),
+    ] {
+        if let Some(raw) = reading
+            && raw.parse::<EcVersion>().is_err()
+        {
+            out.push(finding(
+                "version-unreadable",
+                Severity::Warning,
+                format!(
+                    "the {what} version reads {} (escaped), which is not a build number like 2.6.91.0",
+                    crate::checks::shown(raw)
+                ),
+                "check the Entra Connect installation on the server (Programs and Features, miiserver.exe's version); support cannot be judged from this reading",
+            ));
+        }
     }
     let support = match running_version(&version) {
         Some(v) => {

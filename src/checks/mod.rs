@@ -7,6 +7,11 @@ pub mod sync_engine;
 
 use ecfleet_proto::Facts;
 
+/// A value a host reported, quoted and with control characters escaped, for a message.
+pub fn shown(raw: &str) -> String {
+    format!("{raw:?}")
+}
+
 /// The sync engine's version: `miiserver.exe`'s product version, else its file version.
 pub fn engine_version(facts: &Facts) -> Option<String> {
     facts.ec.as_ref().and_then(|e| {
@@ -97,4 +102,3 @@ pub fn is_import(profile: &str) -> bool {
 pub fn is_export(profile: &str) -> bool {
     profile.eq_ignore_ascii_case("Export")
 }
-

@@ -132,6 +132,7 @@ mod tests {
             result: result.into(),
             start: None,
             end: None,
+            complete: None,
         }
     }
 

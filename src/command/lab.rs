@@ -13,22 +13,24 @@ pub async fn run(command: LabCommand, cx: &Context, io: &mut Io<'_>) -> u8 {
             out,
             size_mb,
             product_name,
-        } => match crate::msi::write_lab_msi(&out, &version, product_name.as_deref(), size_mb << 20)
-        {
-            Ok(info) => {
-                let _ = writeln!(
-                    io.out,
-                    "wrote {} ({} {}, {} bytes, sha256 {})",
-                    out.display(),
-                    info.product_name,
-                    info.product_version,
-                    info.size,
-                    info.sha256
-                );
-                exit::OK
+        } => {
+            match crate::msi::write_lab_msi(&out, &version, product_name.as_deref(), size_mb << 20)
+            {
+                Ok(info) => {
+                    let _ = writeln!(
+                        io.out,
+                        "wrote {} ({} {}, {} bytes, sha256 {})",
+                        out.display(),
+                        info.product_name,
+                        info.product_version,
+                        info.size,
+                        info.sha256
+                    );
+                    exit::OK
+                }
+                Err(e) => io.error(exit::FAILURE, e),
             }
-            Err(e) => io.error(exit::FAILURE, e),
-        },
+        }
         LabCommand::Init { hosts, dir, as_of } => {
             let as_of = match crate::settings::as_of(as_of.as_deref(), cx.today) {
                 Ok(d) => d,
@@ -52,11 +54,18 @@ pub async fn run(command: LabCommand, cx: &Context, io: &mut Io<'_>) -> u8 {
             dir,
             port_base,
         } => {
-            let (inventory, served, client) =
-                match crate::lab::up(&dir, hosts, port_base, &Catalog::embedded(), cx.today).await {
-                    Ok(x) => x,
-                    Err(e) => return io.error(exit::FAILURE, e),
-                };
+            let (inventory, served, client) = match crate::lab::up(
+                &dir,
+                hosts,
+                port_base,
+                &Catalog::embedded(),
+                cx.today,
+            )
+            .await
+            {
+                Ok(x) => x,
+                Err(e) => return io.error(exit::FAILURE, e),
+            };
             let _ = writeln!(
                 io.err,
                 "serving {hosts} lab hosts on 127.0.0.1; inventory: {}",

@@ -9,23 +9,41 @@ use crate::error::ErrorKind;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    RunStarted { hosts: usize },
-    WaveStarted { wave: u32, hosts: usize },
-    HostStarted { host: String, wave: u32 },
+    RunStarted {
+        hosts: usize,
+    },
+    WaveStarted {
+        wave: u32,
+        hosts: usize,
+    },
+    HostStarted {
+        host: String,
+        wave: u32,
+    },
     HostFinished {
         host: String,
         ok: bool,
         error_kind: Option<ErrorKind>,
         duration_ms: u64,
     },
-    WaveFinished { wave: u32, failures: usize },
+    WaveFinished {
+        wave: u32,
+        failures: usize,
+    },
     /// The failure budget is spent: no new host starts.
-    BudgetSpent { failures: usize, allowed: usize },
+    BudgetSpent {
+        failures: usize,
+        allowed: usize,
+    },
     /// First shutdown level: nothing new starts.
     Stopping,
     /// Second level: in-flight hosts were let go.
-    Detached { hosts: usize },
-    RunFinished { failures: usize },
+    Detached {
+        hosts: usize,
+    },
+    RunFinished {
+        failures: usize,
+    },
 }
 
 /// Where events go; a sink with no receiver drops them.

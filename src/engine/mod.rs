@@ -133,9 +133,15 @@ where
         if shutdown.level() >= Level::Stopping || budget_spent {
             for (i, _, _) in members {
                 outcomes[i] = Some(if budget_spent {
-                    not_run(ErrorKind::Skipped, "not started: the failure budget was spent")
+                    not_run(
+                        ErrorKind::Skipped,
+                        "not started: the failure budget was spent",
+                    )
                 } else {
-                    not_run(ErrorKind::Interrupted, "not started: the run was interrupted")
+                    not_run(
+                        ErrorKind::Interrupted,
+                        "not started: the run was interrupted",
+                    )
                 });
             }
             continue;
@@ -231,9 +237,15 @@ where
         }
         for (i, _, _) in pending {
             outcomes[i] = Some(if budget_spent {
-                not_run(ErrorKind::Skipped, "not started: the failure budget was spent")
+                not_run(
+                    ErrorKind::Skipped,
+                    "not started: the failure budget was spent",
+                )
             } else {
-                not_run(ErrorKind::Interrupted, "not started: the run was interrupted")
+                not_run(
+                    ErrorKind::Interrupted,
+                    "not started: the run was interrupted",
+                )
             });
         }
         events.send(Event::WaveFinished {

@@ -34,7 +34,10 @@ fn fleet(n: usize, behave: impl Fn(usize) -> FakeHost) -> (Vec<Host>, Connector)
     for (i, h) in hosts.iter().enumerate() {
         network.hosts.insert(h.name.clone(), behave(i));
     }
-    (hosts, Connector::new(transport::Connector::fake(network), agents))
+    (
+        hosts,
+        Connector::new(transport::Connector::fake(network), agents),
+    )
 }
 
 fn settings(concurrency: usize) -> EngineSettings {
@@ -96,7 +99,10 @@ async fn a_hung_host_hits_its_deadline_while_99_others_finish() {
     assert!(hung.message.contains("30 s"), "{}", hung.message);
     // The other 99 did not wait for it: the run took the deadline, not an hour.
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(30) && took < Duration::from_secs(32), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(32),
+        "{took:?}"
+    );
     assert_eq!(out[0].result.as_ref().unwrap()["ok"], true);
 }
 
@@ -188,8 +194,17 @@ async fn a_spent_failure_budget_stops_the_next_wave() {
     drop(sink);
     let mut spent = false;
     while let Ok(e) = rx.try_recv() {
-        spent |= matches!(e, Event::BudgetSpent { failures: 3, allowed: 2 });
-        assert!(!matches!(e, Event::HostStarted { wave: 2, .. }), "wave 2 started");
+        spent |= matches!(
+            e,
+            Event::BudgetSpent {
+                failures: 3,
+                allowed: 2
+            }
+        );
+        assert!(
+            !matches!(e, Event::HostStarted { wave: 2, .. }),
+            "wave 2 started"
+        );
     }
     assert!(spent);
 }
@@ -211,7 +226,10 @@ async fn the_first_stop_lets_running_hosts_finish_and_starts_no_more() {
     )
     .await;
     stopper.await.unwrap();
-    assert!(out[..4].iter().all(|o| o.result.is_ok()), "in-flight hosts finished: {out:?}");
+    assert!(
+        out[..4].iter().all(|o| o.result.is_ok()),
+        "in-flight hosts finished: {out:?}"
+    );
     for o in &out[4..] {
         assert_eq!(o.result.as_ref().unwrap_err().kind, ErrorKind::Interrupted);
     }
@@ -237,13 +255,28 @@ async fn the_second_stop_detaches_mid_step_at_once() {
     )
     .await;
     stopper.await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     for o in &out {
         assert_eq!(o.result.as_ref().unwrap_err().kind, ErrorKind::Interrupted);
     }
-    assert!(out[0].result.as_ref().unwrap_err().message.contains("detached"));
+    assert!(
+        out[0]
+            .result
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("detached")
+    );
     assert_eq!(
-        connector.fake_network().unwrap().open.load(Ordering::SeqCst),
+        connector
+            .fake_network()
+            .unwrap()
+            .open
+            .load(Ordering::SeqCst),
         0,
         "every connection was dropped"
     );
@@ -258,12 +291,20 @@ async fn a_step_deadline_is_shorter_than_the_hosts() {
         shutdown,
     };
     let err = ctx
-        .within(Phase::Agent, "the backup export", Duration::from_secs(5), async {
-            tokio::time::sleep(Duration::from_secs(20)).await;
-            Ok(())
-        })
+        .within(
+            Phase::Agent,
+            "the backup export",
+            Duration::from_secs(5),
+            async {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                Ok(())
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
-    assert!(err.message.contains("the backup export did not finish within 5 s"));
+    assert!(
+        err.message
+            .contains("the backup export did not finish within 5 s")
+    );
 }

@@ -630,7 +630,12 @@ fn parse_host(
         Some((a, aspan)) => match address_problem(&a) {
             None => Some(a),
             Some((why, fix)) => {
-                ctx.error(aspan, &join(path, "address"), format!("`{}` {why}", escape_value(&a)), fix);
+                ctx.error(
+                    aspan,
+                    &join(path, "address"),
+                    format!("`{}` {why}", escape_value(&a)),
+                    fix,
+                );
                 None
             }
         },

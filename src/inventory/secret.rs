@@ -246,19 +246,27 @@ mod tests {
             marker.display()
         ));
         let started = std::time::Instant::now();
-        let err = cmd
-            .resolve(Duration::from_millis(300))
-            .await
-            .unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        let err = cmd.resolve(Duration::from_millis(300)).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(matches!(err, SecretError::CommandTimeout(_)), "{err}");
         // The group was killed: `ps` no longer lists the child sleeping for the marker.
         let ps = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("ps -eo args | grep -F \"touch '{}'\" | grep -v grep", marker.display()))
+            .arg(format!(
+                "ps -eo args | grep -F \"touch '{}'\" | grep -v grep",
+                marker.display()
+            ))
             .output()
             .unwrap();
-        assert!(ps.stdout.is_empty(), "{}", String::from_utf8_lossy(&ps.stdout));
+        assert!(
+            ps.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&ps.stdout)
+        );
     }
 
     #[tokio::test]
@@ -272,7 +280,11 @@ mod tests {
                 .unwrap()
                 .success()
         );
-        let err = SecretRef::File(fifo).resolve(LIMIT).await.unwrap_err().to_string();
+        let err = SecretRef::File(fifo)
+            .resolve(LIMIT)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("FIFO"), "{err}");
         let err = SecretRef::File("/dev/zero".into())
             .resolve(LIMIT)

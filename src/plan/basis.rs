@@ -161,6 +161,7 @@ mod tests {
             result: "success".into(),
             start: None,
             end: None,
+            complete: None,
         }]);
         assert_eq!(Basis::of(Some(&later)).fingerprint(), print);
         // Someone upgraded the host meanwhile.

@@ -9,9 +9,9 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{Catalog, DeadlineEffect, EcVersion, SupportStatus};
 use crate::checks::sync_engine::{self as engine, LocalDbLevel};
 use crate::checks::{failed_last_runs, is_engine_entry, stopped_services, tls12_gaps};
-use crate::catalog::{Catalog, DeadlineEffect, EcVersion, SupportStatus};
 use crate::inventory::Role;
 use crate::platform::{MIN_DOTNET_RELEASE, MIN_OS_BUILD_V2, MinOs, server_name};
 

@@ -120,14 +120,14 @@ fn table(report: &AuditReport, color: bool, out: &mut dyn Write) -> io::Result<(
             _ => Some(Color::Green),
         };
         t.add_row(vec![
-            Cell::new(&h.tenant),
-            tint(Cell::new(&h.host), c),
-            Cell::new(h.role.to_string()),
-            Cell::new(version_cell(h)),
-            Cell::new(support_cell(h)),
-            Cell::new(prereq_cell(h)),
-            Cell::new(if h.reachable { h.sync.as_str() } else { "-" }),
-            tint(Cell::new(findings_cell(h)), c),
+            super::cell(&h.tenant),
+            tint(super::cell(&h.host), c),
+            super::cell(h.role.to_string()),
+            super::cell(version_cell(h)),
+            super::cell(support_cell(h)),
+            super::cell(prereq_cell(h)),
+            super::cell(if h.reachable { h.sync.as_str() } else { "-" }),
+            tint(super::cell(findings_cell(h)), c),
         ]);
     }
     writeln!(out, "{t}")?;
@@ -150,7 +150,13 @@ fn table(report: &AuditReport, color: bool, out: &mut dyn Write) -> io::Result<(
         } else {
             writeln!(out, "since the last audit ({}):", c.since)?;
             for h in &c.hosts {
-                writeln!(out, "  {} ({}): {}", h.host, h.tenant, h.summary())?;
+                writeln!(
+                    out,
+                    "  {} ({}): {}",
+                    h.host,
+                    h.tenant,
+                    super::sanitize::terminal_safe(&h.summary())
+                )?;
             }
             for gone in &c.removed_hosts {
                 writeln!(out, "  {gone}: no longer in the inventory")?;
@@ -180,6 +186,7 @@ fn csv(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
         "finding_codes",
     ];
     w.write_record(header).map_err(io::Error::other)?;
+    let safe = |s: &str| super::sanitize::csv_safe(s).into_owned();
     for h in &report.hosts {
         let count = |s: Severity| {
             h.findings
@@ -189,27 +196,32 @@ fn csv(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
                 .to_string()
         };
         let codes: Vec<&str> = h.findings.iter().map(|f| f.code.as_str()).collect();
-        w.write_record([
-            h.tenant.as_str(),
-            h.host.as_str(),
-            &h.role.to_string(),
-            h.address.as_str(),
-            if h.reachable { "true" } else { "false" },
-            h.error.as_deref().unwrap_or(""),
-            h.version.product.as_deref().unwrap_or(""),
-            h.version.config.as_deref().unwrap_or(""),
-            h.support.status.map(|s| s.as_str()).unwrap_or(""),
-            &h.support
+        let record = [
+            h.tenant.clone(),
+            h.host.clone(),
+            h.role.to_string(),
+            h.address.clone(),
+            (if h.reachable { "true" } else { "false" }).to_string(),
+            h.error.clone().unwrap_or_default(),
+            h.version.product.clone().unwrap_or_default(),
+            h.version.config.clone().unwrap_or_default(),
+            h.support
+                .status
+                .map(|s| s.as_str())
+                .unwrap_or("")
+                .to_string(),
+            h.support
                 .end_of_support
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
-            h.os.as_deref().unwrap_or(""),
-            h.sync.as_str(),
-            &count(Severity::Critical),
-            &count(Severity::Warning),
-            &codes.join(";"),
-        ])
-        .map_err(io::Error::other)?;
+            h.os.clone().unwrap_or_default(),
+            h.sync.clone(),
+            count(Severity::Critical),
+            count(Severity::Warning),
+            codes.join(";"),
+        ];
+        w.write_record(record.iter().map(|c| safe(c)))
+            .map_err(io::Error::other)?;
     }
     w.flush()
 }

@@ -4,9 +4,15 @@
 mod audit;
 mod plan;
 pub mod progress;
+pub mod sanitize;
 
 pub use audit::{AuditFormat, render_audit};
 pub use plan::{PlanFormat, render_plan};
+
+/// A table cell holding text that may come from a host: control characters escaped.
+fn cell(text: impl AsRef<str>) -> comfy_table::Cell {
+    comfy_table::Cell::new(sanitize::terminal_safe(text.as_ref()))
+}
 
 /// A table in the house style; without `color` it stays plain even on a terminal.
 fn new_table(color: bool) -> comfy_table::Table {

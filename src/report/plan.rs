@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use comfy_table::{Cell, Color};
+use comfy_table::Color;
 
 use crate::plan::{Action, Plan, PlannedHost};
 
@@ -111,19 +111,19 @@ fn table(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
             } else {
                 String::new()
             };
-            let action = Cell::new(h.action.as_str());
+            let action = super::cell(h.action.as_str());
             t.add_row(vec![
-                Cell::new(first),
-                Cell::new(h.wave),
-                Cell::new(&h.host),
-                Cell::new(h.role.to_string()),
+                super::cell(first),
+                super::cell(h.wave.to_string()),
+                super::cell(&h.host),
+                super::cell(h.role.to_string()),
                 if color {
                     action.fg(action_color(h.action))
                 } else {
                     action
                 },
-                Cell::new(change_cell(h)),
-                Cell::new(details_cell(h)),
+                super::cell(change_cell(h)),
+                super::cell(details_cell(h)),
             ]);
         }
     }

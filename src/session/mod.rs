@@ -20,6 +20,9 @@ use crate::error::{ErrorKind, HostError, Phase};
 use crate::inventory::{Host, RemoteOs};
 use crate::transport::{self, Connection, ExecOutput, Payload, TransportError};
 
+/// How long after the session's deadline its own operations give up (see `remaining`).
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+
 /// What every host session of one run shares: the transports' caches and the agent builds.
 pub struct Connector {
     transports: transport::Connector,
@@ -59,7 +62,7 @@ impl<'a> HostSession<'a> {
         connector: &'a Connector,
         deadline: Instant,
     ) -> Result<HostSession<'a>, HostError> {
-        let limit = deadline.saturating_duration_since(Instant::now());
+        let limit = deadline.saturating_duration_since(Instant::now()) + DEADLINE_GRACE;
         let conn = connector
             .transports
             .connect(host, limit)
@@ -77,8 +80,10 @@ impl<'a> HostSession<'a> {
         })
     }
 
+    /// What is left of the session's deadline, plus a moment: the engine's host deadline is
+    /// the one that reports a hung host, so the session's own timeouts fire just after it.
     fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+        self.deadline.saturating_duration_since(Instant::now()) + DEADLINE_GRACE
     }
 
     pub async fn exec(&self, command: &str) -> Result<ExecOutput, HostError> {
@@ -88,7 +93,12 @@ impl<'a> HostSession<'a> {
             .map_err(host_error(Phase::Agent))
     }
 
-    pub async fn put(&self, file: &Payload, path: &str, mode: Option<u32>) -> Result<(), HostError> {
+    pub async fn put(
+        &self,
+        file: &Payload,
+        path: &str,
+        mode: Option<u32>,
+    ) -> Result<(), HostError> {
         self.conn
             .put(file, path, mode, self.remaining())
             .await
@@ -124,7 +134,8 @@ impl<'a> HostSession<'a> {
         args: &[&str],
     ) -> Result<T, HostError> {
         let shell = self.shell().await?;
-        let provision = |message: String| HostError::new(ErrorKind::Agent, Phase::Provision, message);
+        let provision =
+            |message: String| HostError::new(ErrorKind::Agent, Phase::Provision, message);
         let build = self.agents.for_shell(shell).ok_or_else(|| {
             let which = if shell.is_windows() {
                 "ecfleet-agent.exe (cargo build --release -p ecfleet-agent --target x86_64-pc-windows-gnu)"
@@ -142,16 +153,23 @@ impl<'a> HostSession<'a> {
         if let Some(root) = &self.host.lab_root {
             full.extend(["--backend", "lab", "--lab-root", root.as_str()]);
         }
-        let out = agent::run_agent(self.conn.as_ref(), shell, build, &path, &full, self.remaining())
-            .await
-            .map_err(|e| match e {
-                agent::ProvisionError::Transport(t) => HostError::new(
-                    t.kind,
-                    Phase::Provision,
-                    format!("agent provisioning: {}", t.message),
-                ),
-                other => provision(format!("agent provisioning: {other}")),
-            })?;
+        let out = agent::run_agent(
+            self.conn.as_ref(),
+            shell,
+            build,
+            &path,
+            &full,
+            self.remaining(),
+        )
+        .await
+        .map_err(|e| match e {
+            agent::ProvisionError::Transport(t) => HostError::new(
+                t.kind,
+                Phase::Provision,
+                format!("agent provisioning: {}", t.message),
+            ),
+            other => provision(format!("agent provisioning: {other}")),
+        })?;
         let failed = |message: String| HostError::new(ErrorKind::Agent, Phase::Agent, message);
         if !out.success() {
             let status = out

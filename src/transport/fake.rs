@@ -73,9 +73,14 @@ impl FakeNetwork {
         let host = self.hosts.get(name).cloned().ok_or_else(|| {
             TransportError::new(ErrorKind::Unreachable, format!("no fake host {name}"))
         })?;
-        match tokio::time::timeout(limit, tokio::time::sleep(host.connect_delay)).await {
-            Err(_) => return Err(TransportError::timeout(&format!("connecting to {name}"), limit)),
-            Ok(()) => {}
+        if tokio::time::timeout(limit, tokio::time::sleep(host.connect_delay))
+            .await
+            .is_err()
+        {
+            return Err(TransportError::timeout(
+                &format!("connecting to {name}"),
+                limit,
+            ));
         }
         if let Some(e) = host.refuse.clone() {
             return Err(e);

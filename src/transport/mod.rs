@@ -16,8 +16,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 pub use crate::error::ErrorKind;
-pub use credentials::SecretCache;
 use crate::inventory::{Host, HostTransport};
+pub use credentials::SecretCache;
 
 /// What a remote command produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

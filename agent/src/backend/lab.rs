@@ -102,6 +102,7 @@ pub fn facts_from_machine(m: &Machine, now: Timestamp) -> Facts {
                         .to_string(),
                     ),
                     end: Some(minutes_before(now, r.age_minutes)),
+                    complete: None,
                 })
                 .collect();
             runs.sort_by(|a, b| b.end.cmp(&a.end));

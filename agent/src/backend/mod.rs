@@ -2,6 +2,7 @@
 //! directory (`lab`). Both produce the same [`ecfleet_proto::Facts`] document.
 
 mod lab;
+mod runner;
 mod windows;
 
 use std::path::PathBuf;

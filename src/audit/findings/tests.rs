@@ -44,6 +44,40 @@ fn a_healthy_host_has_no_findings() {
 }
 
 #[test]
+fn versions_that_are_not_versions_are_a_finding_shown_safely() {
+    for raw in [
+        "v2.6.91.0",
+        "2.6.91.0.1",
+        "99999999999.1.1.1",
+        "",
+        "2.6\u{1b}[31m.91.0",
+    ] {
+        let mut f = healthy();
+        set_version(&mut f, raw);
+        let e = evaluate(
+            &f,
+            Role::Active,
+            &Catalog::embedded(),
+            "2026-11-24".parse().unwrap(),
+            &AuditPlaybook::embedded(),
+        );
+        let unreadable: Vec<&Finding> = e
+            .findings
+            .iter()
+            .filter(|x| x.code == "version-unreadable")
+            .collect();
+        assert_eq!(unreadable.len(), 2, "{raw:?}: {:?}", e.findings);
+        assert_eq!(unreadable[0].severity, Severity::Warning);
+        assert!(
+            !unreadable[0].message.contains('\u{1b}'),
+            "{}",
+            unreadable[0].message
+        );
+        assert_eq!(e.support.status, None);
+    }
+}
+
+#[test]
 fn each_problem_raises_its_finding() {
     type Change = fn(&mut Facts);
     let rows: Vec<(&str, Change, Role)> = vec![

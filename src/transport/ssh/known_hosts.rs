@@ -422,14 +422,34 @@ mod tests {
     fn many_plain_and_some_wildcard_entries_are_found_through_the_index() {
         let mut text = String::new();
         for i in 0..5000 {
-            text.push_str(&format!("10.0.{}.{} ssh-ed25519 {KEY_A}\n", i / 250, i % 250));
+            text.push_str(&format!(
+                "10.0.{}.{} ssh-ed25519 {KEY_A}\n",
+                i / 250,
+                i % 250
+            ));
         }
-        text.push_str(&format!("*.corp ssh-ed25519 {KEY_B}\n{} ssh-ed25519 {KEY_B}\n", hashed("hashed.example")));
+        text.push_str(&format!(
+            "*.corp ssh-ed25519 {KEY_B}\n{} ssh-ed25519 {KEY_B}\n",
+            hashed("hashed.example")
+        ));
         let kh = KnownHosts::parse(&text);
-        assert_eq!(kh.scanned.len(), 2, "only wildcard and hashed entries are scanned");
-        assert_eq!(kh.check("10.0.19.249", 22, &key(KEY_A)), HostKeyVerdict::Trusted);
-        assert_eq!(kh.check("EC1.CORP", 22, &key(KEY_B)), HostKeyVerdict::Trusted);
-        assert_eq!(kh.check("hashed.example", 22, &key(KEY_B)), HostKeyVerdict::Trusted);
+        assert_eq!(
+            kh.scanned.len(),
+            2,
+            "only wildcard and hashed entries are scanned"
+        );
+        assert_eq!(
+            kh.check("10.0.19.249", 22, &key(KEY_A)),
+            HostKeyVerdict::Trusted
+        );
+        assert_eq!(
+            kh.check("EC1.CORP", 22, &key(KEY_B)),
+            HostKeyVerdict::Trusted
+        );
+        assert_eq!(
+            kh.check("hashed.example", 22, &key(KEY_B)),
+            HostKeyVerdict::Trusted
+        );
         assert_eq!(
             kh.check("10.0.0.1", 22, &key(KEY_B)),
             HostKeyVerdict::Changed { line: 2 }
@@ -470,11 +490,17 @@ mod tests {
         let verdicts: Vec<HostKeyVerdict> =
             threads.into_iter().map(|t| t.join().unwrap()).collect();
         assert_eq!(
-            verdicts.iter().filter(|v| **v == HostKeyVerdict::Trusted).count(),
+            verdicts
+                .iter()
+                .filter(|v| **v == HostKeyVerdict::Trusted)
+                .count(),
             1,
             "{verdicts:?}"
         );
-        assert!(verdicts.contains(&HostKeyVerdict::Changed { line: 1 }), "{verdicts:?}");
+        assert!(
+            verdicts.contains(&HostKeyVerdict::Changed { line: 1 }),
+            "{verdicts:?}"
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
     }
@@ -486,12 +512,19 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         // Another process's ecfleet holds the advisory lock (a second open file description
         // conflicts like another process would).
-        let holder = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let holder = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         holder.lock().unwrap();
         let p = path.clone();
         let learner = std::thread::spawn(move || learn(&p, "h", 22, &key(KEY_A)).unwrap());
         std::thread::sleep(std::time::Duration::from_millis(100));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "waited for the lock");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "waited for the lock"
+        );
         holder.unlock().unwrap();
         assert_eq!(learner.join().unwrap(), HostKeyVerdict::Trusted);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);

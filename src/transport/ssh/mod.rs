@@ -311,7 +311,12 @@ impl SshConnector {
             ));
             let stream = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
                 .await
-                .map_err(|e| err(ErrorKind::Unreachable, format!("cannot connect to {addr}: {e}")))?;
+                .map_err(|e| {
+                    err(
+                        ErrorKind::Unreachable,
+                        format!("cannot connect to {addr}: {e}"),
+                    )
+                })?;
             let _ = stream.set_nodelay(true);
             let mut handle = match client::connect_stream(config, stream, verifier).await {
                 Ok(h) => h,
@@ -401,8 +406,7 @@ impl SshConnection {
         limit: Duration,
     ) -> Result<(), TransportError> {
         let path = sftp_path(path);
-        let sftp_err =
-            |message: String| err(ErrorKind::Refused, format!("sftp {path}: {message}"));
+        let sftp_err = |message: String| err(ErrorKind::Refused, format!("sftp {path}: {message}"));
         let run = async {
             let sftp = self.sftp().await?;
             let mut dir = String::new();
@@ -472,7 +476,10 @@ impl SshConnection {
             if size > max_bytes {
                 return Err(err(
                     ErrorKind::Protocol,
-                    format!("{path} on {} is {size} bytes, more than the {max_bytes} allowed", self.name),
+                    format!(
+                        "{path} on {} is {size} bytes, more than the {max_bytes} allowed",
+                        self.name
+                    ),
                 ));
             }
             let data = sftp
@@ -483,7 +490,10 @@ impl SshConnection {
             if data.len() as u64 > max_bytes {
                 return Err(err(
                     ErrorKind::Protocol,
-                    format!("{path} on {} grew past the {max_bytes} bytes allowed", self.name),
+                    format!(
+                        "{path} on {} grew past the {max_bytes} bytes allowed",
+                        self.name
+                    ),
                 ));
             }
             Ok(data)
@@ -605,7 +615,9 @@ async fn authenticate(
         tried.push(format!("password from {reference}"));
     }
     let check = match (target.identity_file.is_some(), target.password.is_some()) {
-        (true, true) => "that the key is in the host's authorized_keys, or that the password is current",
+        (true, true) => {
+            "that the key is in the host's authorized_keys, or that the password is current"
+        }
         (true, false) => "that the key is in the host's authorized_keys",
         _ => "the password, and that the host allows password logins (PasswordAuthentication)",
     };

@@ -1,10 +1,19 @@
 # ecfleet-agent facts probe for Windows PowerShell 5.1. Read-only: it changes nothing on the host.
 # Every probe runs on its own: a failure sets that probe to $null and records the error, so one
 # missing module or denied key never hides the rest. Output: one compressed JSON object, parsed by
-# agent/src/backend/windows/parse.rs (which also copes with PS 5.1's /Date(...)/ dates and with
-# single objects where arrays are expected).
+# agent/src/backend/windows/parse.rs (which also copes with single objects where arrays are
+# expected). The JSON is ASCII only (every other character as \uXXXX) and is written to the file
+# the agent names in -OutFile: Windows PowerShell writes redirected stdout in the OEM code page,
+# which turns localized messages into U+FFFD and, on CJK code pages, can put a 0x5C trail byte
+# inside a JSON string. Dates are formatted here, as UTC ISO 8601 with the invariant culture:
+# ConvertTo-Json would call ToUniversalTime() on ADSync's Kind-Unspecified UTC times and shift them
+# by the host's offset.
+param([string]$OutFile)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
+$WarningPreference = 'SilentlyContinue'
+$VerbosePreference = 'SilentlyContinue'
+$Invariant = [System.Globalization.CultureInfo]::InvariantCulture
 $out = [ordered]@{}
 $errs = New-Object System.Collections.ArrayList
 
@@ -17,13 +26,30 @@ function Probe([string]$Name, [scriptblock]$Body) {
     }
 }
 
+# A registry value, or $null when the key or the value does not exist. Any other failure (access
+# denied above all) is thrown, so that the probe reports an error instead of a missing value: a
+# denied .NET key must never read as ".NET too old".
 function RegValue([string]$Path, [string]$Value) {
-    $item = Get-ItemProperty -LiteralPath $Path -Name $Value -ErrorAction SilentlyContinue
-    if ($null -eq $item) { return $null }
-    return $item.$Value
+    try { $key = Get-Item -LiteralPath $Path -ErrorAction Stop }
+    catch [System.Management.Automation.ItemNotFoundException] { return $null }
+    return $key.GetValue($Value, $null)
 }
 
-$out['collected_at'] = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ')
+# A DateTime as UTC ISO 8601 (invariant culture). ADSync's times are Kind Unspecified but hold
+# UTC: they are marked UTC, not converted; only Local times are converted.
+function IsoUtc($Date) {
+    if ($null -eq $Date) { return $null }
+    $d = [DateTime]$Date
+    if ($d.Kind -eq [DateTimeKind]::Local) { $d = $d.ToUniversalTime() }
+    else { $d = [DateTime]::SpecifyKind($d, [DateTimeKind]::Utc) }
+    return $d.ToString('yyyy-MM-ddTHH:mm:ssZ', $Invariant)
+}
+
+# The sync Health Agent's own services (not the cloud-sync / pass-through agents' updater, which
+# shares the "Connect Agent Updater" display name).
+$HealthServices = 'AzureADConnectHealthSyncInsights', 'AzureADConnectHealthSyncMonitor', 'AzureADConnectHealthAgent'
+
+$out['collected_at'] = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ', $Invariant)
 
 Probe 'host_name' { $env:COMPUTERNAME }
 
@@ -102,15 +128,29 @@ Probe 'engine_config' {
     $redirect = $xml.SelectNodes("//*[local-name()='dependentAssembly'][*[local-name()='assemblyIdentity' and @name='System.Diagnostics.DiagnosticSource']][*[local-name()='bindingRedirect']]")
     [ordered]@{
         Path = $path
-        LastWriteTimeUtc = (Get-Item -LiteralPath $path).LastWriteTimeUtc
-        EngineLastWriteTimeUtc = (Get-Item -LiteralPath $script:enginePath).LastWriteTimeUtc
+        LastWriteTimeUtc = (IsoUtc (Get-Item -LiteralPath $path).LastWriteTimeUtc)
+        EngineLastWriteTimeUtc = (IsoUtc (Get-Item -LiteralPath $script:enginePath).LastWriteTimeUtc)
         DiagnosticSourceRedirect = ($redirect.Count -gt 0)
     }
 }
 
+# Microsoft's docs name both folders; an InstallLocation in the uninstall entry wins.
 Probe 'wizard' {
-    $exe = Join-Path $env:ProgramFiles 'Microsoft Azure AD Connect\AzureADConnect.exe'
-    if (Test-Path -LiteralPath $exe) { (Get-Item -LiteralPath $exe).VersionInfo.ProductVersion } else { $null }
+    $dirs = New-Object System.Collections.ArrayList
+    foreach ($root in 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall', 'HKLM:\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall') {
+        Get-ChildItem -LiteralPath $root -ErrorAction SilentlyContinue | ForEach-Object {
+            $p = Get-ItemProperty -LiteralPath $_.PSPath -ErrorAction SilentlyContinue
+            if ($p.DisplayName -match '^(Microsoft )?(Azure AD Connect|Entra Connect( Sync)?)$' -and $p.InstallLocation) { [void]$dirs.Add($p.InstallLocation) }
+        }
+    }
+    [void]$dirs.Add((Join-Path $env:ProgramFiles 'Microsoft Azure AD Connect'))
+    [void]$dirs.Add((Join-Path $env:ProgramFiles 'Microsoft Azure Active Directory Connect'))
+    $found = $null
+    foreach ($d in $dirs) {
+        $exe = Join-Path $d 'AzureADConnect.exe'
+        if (Test-Path -LiteralPath $exe) { $found = (Get-Item -LiteralPath $exe).VersionInfo.ProductVersion; break }
+    }
+    $found
 }
 
 Probe 'uninstall' {
@@ -125,7 +165,16 @@ Probe 'uninstall' {
     }
 }
 
-Probe 'adsync_module' { Import-Module ADSync -ErrorAction Stop; $true }
+# By name first, then by full path as Microsoft's docs do (the module is not always on PSModulePath).
+Probe 'adsync_module' {
+    try { Import-Module ADSync -ErrorAction Stop }
+    catch {
+        $base = RegValue 'HKLM:\SYSTEM\CurrentControlSet\Services\ADSync\Parameters' 'Path'
+        if (-not $base) { throw }
+        Import-Module (Join-Path $base 'Bin\ADSync\ADSync.psd1') -ErrorAction Stop
+    }
+    $true
+}
 
 Probe 'global_settings' {
     $params = (Get-ADSyncGlobalSettings).Parameters
@@ -137,19 +186,25 @@ Probe 'global_settings' {
 
 Probe 'scheduler' {
     Get-ADSyncScheduler | Select-Object SyncCycleEnabled, StagingModeEnabled, SchedulerSuspended,
-        SyncCycleInProgress, MaintenanceEnabled, NextSyncCycleStartTimeInUTC, CurrentlyEffectiveSyncCycleInterval
+        SyncCycleInProgress, MaintenanceEnabled,
+        @{ n = 'NextSyncCycleStartTimeInUTC'; e = { IsoUtc $_.NextSyncCycleStartTimeInUTC } },
+        CurrentlyEffectiveSyncCycleInterval
 }
 
+# Per connector, so that a busy connector's runs never push another's last export out of view.
 Probe 'run_history' {
-    Get-ADSyncRunProfileResult -NumberRequested 60 |
-        Select-Object ConnectorName, RunProfileName, Result, StartDate, EndDate
+    foreach ($c in @(Get-ADSyncConnector)) {
+        Get-ADSyncRunProfileResult -ConnectorId $c.Identifier -NumberRequested 20 |
+            Select-Object ConnectorName, RunProfileName, Result, IsRunComplete,
+                @{ n = 'StartDate'; e = { IsoUtc $_.StartDate } }, @{ n = 'EndDate'; e = { IsoUtc $_.EndDate } }
+    }
 }
 
 Probe 'auto_upgrade' { [string](Get-ADSyncAutoUpgrade) }
 
 Probe 'health_agent' {
     Get-CimInstance -ClassName Win32_Service |
-        Where-Object { $_.Name -like 'AzureADConnectHealth*' -or $_.DisplayName -like '*Connect Health*' -or $_.DisplayName -like '*Connect Agent Updater*' } |
+        Where-Object { $HealthServices -contains $_.Name } |
         Select-Object Name, DisplayName, State, StartMode
 }
 
@@ -167,4 +222,12 @@ Probe 'connectors' {
 }
 
 $out['errors'] = $errs
-$out | ConvertTo-Json -Depth 6 -Compress
+$json = $out | ConvertTo-Json -Depth 6 -Compress
+# ASCII only: everything above 0x7E as \uXXXX (JSON's own escape), so no code page can break it.
+$ascii = New-Object System.Text.StringBuilder ($json.Length + 64)
+foreach ($ch in $json.ToCharArray()) {
+    if ([int]$ch -gt 126) { [void]$ascii.Append('\u').Append(([int]$ch).ToString('x4', $Invariant)) }
+    else { [void]$ascii.Append($ch) }
+}
+if ($OutFile) { [System.IO.File]::WriteAllText($OutFile, $ascii.ToString(), [System.Text.Encoding]::ASCII) }
+else { $ascii.ToString() }

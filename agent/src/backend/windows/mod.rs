@@ -1,23 +1,50 @@
 //! The `windows` backend: runs the embedded PowerShell 5.1 probe script (`facts.ps1`) and turns
 //! its JSON into [`Facts`]. Running PowerShell is the only Windows-specific step; the parsing in
 //! [`parse`] is plain code, tested on fixture output on any platform.
+//!
+//! The launch: Windows PowerShell by its full path (`%SystemRoot%\System32\WindowsPowerShell\
+//! v1.0\powershell.exe`, never a PATH search that starts in the agent's own folder), under a
+//! deadline; the script writes its ASCII-only JSON to a file the agent names and the agent reads
+//! it as UTF-8 (stdout would come in the OEM code page). See docs/agent.md for what a Group
+//! Policy execution policy of AllSigned does to the temporary script.
 
 mod parse;
 
+use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use ecfleet_proto::Facts;
 
+use super::runner::run_with_deadline;
+
 const SCRIPT: &str = include_str!("facts.ps1");
 
+/// How long the probe script may run (the controller's host deadline is 60 s by default).
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(45);
+
+/// `%SystemRoot%\System32\WindowsPowerShell\v1.0\powershell.exe`.
+fn powershell_path(system_root: Option<String>) -> PathBuf {
+    let root = system_root.unwrap_or_else(|| r"C:\Windows".to_string());
+    PathBuf::from(root)
+        .join("System32")
+        .join("WindowsPowerShell")
+        .join("v1.0")
+        .join("powershell.exe")
+}
+
 pub fn collect() -> Result<Facts, String> {
-    let script = std::env::temp_dir().join(format!("ecfleet-facts-{}.ps1", std::process::id()));
+    let temp = std::env::temp_dir();
+    let id = std::process::id();
+    let script = temp.join(format!("ecfleet-facts-{id}.ps1"));
+    let result = temp.join(format!("ecfleet-facts-{id}.json"));
     // UTF-8 with a byte-order mark, so Windows PowerShell 5.1 does not read it as ANSI.
     let mut bytes = vec![0xEF, 0xBB, 0xBF];
     bytes.extend_from_slice(SCRIPT.as_bytes());
     std::fs::write(&script, bytes)
         .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
-    let output = Command::new("powershell.exe")
+    let mut command = Command::new(powershell_path(std::env::var("SystemRoot").ok()));
+    command
         .args([
             "-NoProfile",
             "-NonInteractive",
@@ -26,20 +53,119 @@ pub fn collect() -> Result<Facts, String> {
             "-File",
         ])
         .arg(&script)
-        .output();
+        .arg("-OutFile")
+        .arg(&result);
+    let finished = run_with_deadline(command, SCRIPT_DEADLINE);
     let _ = std::fs::remove_file(&script);
-    let output = output.map_err(|e| {
-        format!(
-            "cannot start powershell.exe ({e}); the windows backend needs Windows PowerShell 5.1"
-        )
-    })?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() && stdout.trim().is_empty() {
+    let written = std::fs::read(&result);
+    let _ = std::fs::remove_file(&result);
+    let finished =
+        finished.map_err(|e| format!("{e}; the windows backend needs Windows PowerShell 5.1"))?;
+    interpret(
+        written.ok(),
+        &finished.stdout,
+        &finished.stderr,
+        finished.status.success(),
+    )
+}
+
+/// The facts from what the script left: its result file (ASCII JSON, read as UTF-8), else its
+/// stdout. stderr is kept in the error when there is no document, and its last lines are added
+/// to the facts' errors when there is one (a warning that did not stop the script).
+fn interpret(
+    file: Option<Vec<u8>>,
+    stdout: &[u8],
+    stderr: &[u8],
+    success: bool,
+) -> Result<Facts, String> {
+    let stderr_text = String::from_utf8_lossy(stderr);
+    let document = match file {
+        Some(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => String::from_utf8_lossy(stdout).into_owned(),
+    };
+    if document.trim().is_empty() {
         return Err(format!(
-            "the facts script failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+            "the facts script {} and wrote no result: {}",
+            if success { "finished" } else { "failed" },
+            stderr_text.trim()
         ));
     }
-    parse::facts_from_probe_output(&stdout, env!("CARGO_PKG_VERSION"))
+    let mut facts = parse::facts_from_probe_output(&document, env!("CARGO_PKG_VERSION"))?;
+    let tail: Vec<&str> = stderr_text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if !tail.is_empty() {
+        let last = &tail[tail.len().saturating_sub(3)..];
+        facts.probe_failed("script", last.join(" | "));
+    }
+    Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powershell_is_started_by_its_full_path() {
+        assert_eq!(
+            powershell_path(Some(r"D:\WINDOWS".into())),
+            PathBuf::from(r"D:\WINDOWS")
+                .join("System32")
+                .join("WindowsPowerShell")
+                .join("v1.0")
+                .join("powershell.exe")
+        );
+        assert!(powershell_path(None).starts_with(r"C:\Windows"));
+    }
+
+    #[test]
+    fn the_result_file_wins_and_stderr_is_kept_beside_a_document() {
+        let doc = br#"{"collected_at":"2026-11-24T10:00:00Z","errors":[]}"#;
+        let f = interpret(
+            Some(doc.to_vec()),
+            b"garbage",
+            b"WARNING: slow WMI\r\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(f.collected_at, "2026-11-24T10:00:00Z");
+        assert!(
+            f.errors
+                .iter()
+                .any(|e| e.probe == "script" && e.message.contains("slow WMI"))
+        );
+        let err = interpret(None, b"", b"Access is denied.", false).unwrap_err();
+        assert!(
+            err.contains("failed") && err.contains("Access is denied"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_script_formats_dates_itself_and_writes_ascii() {
+        // The script's contract with the parser, checked on its text (no PowerShell here).
+        for needle in [
+            "IsoUtc $_.StartDate",
+            "IsoUtc $_.EndDate",
+            "IsoUtc $_.NextSyncCycleStartTimeInUTC",
+            "ToString('yyyy-MM-ddTHH:mm:ssZ', $Invariant)",
+            "[System.Text.Encoding]::ASCII",
+            "$WarningPreference = 'SilentlyContinue'",
+            "-ConnectorId $c.Identifier",
+            "IsRunComplete",
+            "Microsoft Azure Active Directory Connect",
+            "Bin\\ADSync\\ADSync.psd1",
+        ] {
+            assert!(SCRIPT.contains(needle), "facts.ps1 lacks {needle}");
+        }
+        assert!(
+            !SCRIPT.contains("SilentlyContinue\n    if ($null -eq $item)"),
+            "old registry reader"
+        );
+        assert!(
+            !SCRIPT.contains("*Connect Agent Updater*"),
+            "updater filter too broad"
+        );
+    }
 }

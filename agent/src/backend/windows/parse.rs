@@ -105,6 +105,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
                     result: str_of(&r["Result"]).unwrap_or_default().to_lowercase(),
                     start: date_of(&r["StartDate"]),
                     end: date_of(&r["EndDate"]),
+                    complete: bool_of(&r["IsRunComplete"]),
                 })
             })
             .collect();
@@ -122,6 +123,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
             list(&doc["health_agent"])
                 .iter()
                 .map(|s| service(s))
+                .filter(|s| is_sync_health_service(&s.name))
                 .collect(),
         );
     }
@@ -185,6 +187,19 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
         );
     }
     Ok(f)
+}
+
+/// The sync Health Agent's services. The "Agent Updater" that cloud sync and pass-through
+/// authentication install (`AzureADConnectAgentUpdater`) is not one of them: its state says
+/// nothing about this server's Health Agent.
+pub fn is_sync_health_service(name: &str) -> bool {
+    [
+        "AzureADConnectHealthSyncInsights",
+        "AzureADConnectHealthSyncMonitor",
+        "AzureADConnectHealthAgent",
+    ]
+    .iter()
+    .any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// LocalDB when the service's `Server` parameter says so (`(localdb)`), or, without that
@@ -528,6 +543,55 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid JSON")
         );
+    }
+
+    #[test]
+    fn localized_text_in_ascii_escapes_and_utc_dates_from_a_utc_plus_10_host() {
+        // What the fixed script writes on a Japanese host at UTC+10: every non-ASCII character
+        // as \uXXXX (never raw OEM bytes, where a Shift-JIS trail byte 0x5C can end a string),
+        // and ADSync's times as the UTC they hold, not shifted by the host's offset.
+        let f = fixture("localized-utc10.json");
+        let denied = f.errors.iter().find(|e| e.probe == "dotnet").unwrap();
+        assert_eq!(denied.message, "アクセスが拒否されました。");
+        assert!(
+            f.dotnet.is_none(),
+            "denied is a probe error, not a missing .NET"
+        );
+        assert_eq!(
+            f.os.as_ref().unwrap().caption,
+            "Microsoft Windows Server 2022 Standard Évaluation"
+        );
+        let runs = f.run_history.unwrap();
+        assert_eq!(runs[0].end.as_deref(), Some("2026-11-24T09:50:00Z"));
+        assert_eq!(runs[0].complete, Some(true));
+        assert_eq!(f.collected_at, "2026-11-24T10:00:00Z");
+    }
+
+    #[test]
+    fn raw_oem_code_page_output_is_why_the_result_goes_through_a_file() {
+        // "Zugriff verweigert" with CP850's ü (0x81) on stdout: not UTF-8, so read that way the
+        // message is damaged. The script therefore writes ASCII JSON to a file (see mod.rs).
+        let mut raw = b"{\"collected_at\":\"2026-11-24T10:00:00Z\",\"errors\":[{\"probe\":\"dotnet\",\"message\":\"Zugriff verweigert (R".to_vec();
+        raw.push(0x81);
+        raw.extend_from_slice(b"ckfrage)\"}]}");
+        let lossy = String::from_utf8_lossy(&raw);
+        let f = facts_from_probe_output(&lossy, "t").unwrap();
+        assert!(f.errors[0].message.contains('\u{fffd}'));
+        let escaped = facts_from_probe_output(
+            "{\"collected_at\":\"2026-11-24T10:00:00Z\",\"errors\":[{\"probe\":\"dotnet\",\"message\":\"Zugriff verweigert (R\\u00fcckfrage)\"}]}",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(escaped.errors[0].message, "Zugriff verweigert (Rückfrage)");
+    }
+
+    #[test]
+    fn a_stopped_cloud_sync_updater_is_not_the_health_agent() {
+        let f = fixture("cloud-sync-updater-stopped.json");
+        let health = f.health_agent.unwrap();
+        assert_eq!(health.len(), 1, "{health:?}");
+        assert_eq!(health[0].name, "AzureADConnectHealthAgent");
+        assert_eq!(health[0].state, "Running");
     }
 
     #[test]
