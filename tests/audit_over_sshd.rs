@@ -448,3 +448,81 @@ fn a_second_audit_says_what_changed_since_the_first() {
     assert_eq!(t01["new_findings"], serde_json::json!(["disk-low"]));
     assert_eq!(changes["hosts"].as_array().unwrap().len(), 2, "{changes:#}");
 }
+
+#[test]
+fn blocking_credential_sources_fail_their_own_hosts_quickly() {
+    let fleet = Fleet::new(3, 1);
+    // t01's key "file" is a FIFO, t02's password comes from a command waiting at a prompt; t03
+    // is fine. None may hold up the run past its own connect timeout.
+    let fifo = fleet.dir.path().join("key.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stranger = fleet.dir.path().join("stranger");
+    keygen(&stranger);
+    let inventory = fleet.write_inventory("");
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    let text = text.replacen(
+        "[[tenant.host]]\nname = \"t01-current\"",
+        &format!(
+            "[[tenant.host]]\nname = \"t01-current\"\nidentity_file = \"{}\"",
+            fifo.display()
+        ),
+        1,
+    );
+    let text = text.replacen(
+        "[[tenant.host]]\nname = \"t02-behind\"",
+        &format!(
+            "[[tenant.host]]\nname = \"t02-behind\"\nconnect_timeout = 3\npassword = {{ command = \"sleep 61; echo pw\" }}\nidentity_file = \"{}\"",
+            stranger.display()
+        ),
+        1,
+    );
+    std::fs::write(&inventory, &text).unwrap();
+    let check = ecfleet()
+        .args(["inventory", "check", "-i"])
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    let warnings = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        warnings.contains("FIFO") && warnings.contains("t01-current"),
+        "{warnings}"
+    );
+    let started = std::time::Instant::now();
+    let (code, report, stderr) = fleet.audit(&inventory, &["--no-share"]);
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    assert_eq!(code, 2, "{stderr}");
+    let t01 = host(&report, "t01-current");
+    assert_eq!(t01["error_kind"], "credential", "{t01}");
+    assert!(t01["error"].as_str().unwrap().contains("FIFO"), "{t01}");
+    let t02 = host(&report, "t02-behind");
+    assert_eq!(t02["error_kind"], "credential", "{t02}");
+    assert!(
+        t02["error"].as_str().unwrap().contains("password command"),
+        "{t02}"
+    );
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .any(|l| l.starts_with("sleep 61")),
+        "the password command's group was killed"
+    );
+    assert_eq!(host(&report, "t02-staging")["reachable"], true);
+    // Out-of-range concurrency on the command line is invalid input, like in the inventory.
+    for bad in ["0", "99999999"] {
+        let out = audit_command(&inventory)
+            .args(["--concurrency", bad, "--no-share"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "--concurrency {bad}");
+    }
+}

@@ -46,6 +46,69 @@ fn lab_up_serves_hosts_that_audit_over_ssh() {
     assert_eq!(kh.lines().count(), 16, "one host key per lab host");
 }
 
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(needle) && !l.contains(" ps -eo"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_lab_server_kills_an_agent_whose_client_gave_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = agent_dir();
+    let mut lab = ecfleet()
+        .args(["lab", "up", "--hosts", "2", "--dir"])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lab.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().expect("lab up exited").unwrap();
+        if line.starts_with("serving 2 lab hosts") {
+            break;
+        }
+    }
+    let machine = dir.path().join("hosts/t01-current/machine.toml");
+    let text = std::fs::read_to_string(&machine)
+        .unwrap()
+        .replace("hang_seconds = 0", "hang_seconds = 120");
+    std::fs::write(&machine, text).unwrap();
+    let playbook = dir.path().join("audit.toml");
+    std::fs::write(&playbook, "schema_version = 1\nretiring_days = 90\nmin_free_gib = 2.0\nmax_sync_age_hours = 3.0\nhost_deadline_secs = 8\n").unwrap();
+    let out = ecfleet()
+        .args(["audit", "--format", "json", "--no-share", "--agent-dir"])
+        .arg(&agents)
+        .arg("--playbook")
+        .arg(&playbook)
+        .arg("-i")
+        .arg(dir.path().join("inventory.toml"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hung = host(&report, "t01-current");
+    assert_eq!(hung["error_kind"], "timeout", "{hung}");
+    // The controller gave up on the hung agent; the lab server must not leave it running.
+    let lab_root = dir.path().join("hosts/t01-current").display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = processes_mentioning(&lab_root);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        left = processes_mentioning(&lab_root);
+    }
+    let _ = lab.kill();
+    let _ = lab.wait();
+    assert!(left.is_empty(), "agent processes left running: {left:?}");
+}
+
 #[test]
 fn bad_inventories_exit_3_with_file_line_and_fix() {
     let fixtures =

@@ -136,6 +136,9 @@ async fn run_password_command(cmd: &str, limit: Duration) -> Result<String, Secr
         .spawn()
         .map_err(|e| SecretError::Command(e.to_string()))?;
     let pid = child.id();
+    // Whatever ends this function (an answer, the deadline, or the caller giving up on the
+    // whole connection) ends the command's process group too.
+    let _group = GroupGuard(pid);
     let mut stdout = child.stdout.take();
     let run = async {
         let mut buf = Vec::new();
@@ -153,12 +156,8 @@ async fn run_password_command(cmd: &str, limit: Duration) -> Result<String, Secr
     };
     let (out, status) = match tokio::time::timeout(limit, run).await {
         Ok(r) => r?,
-        Err(_) => {
-            kill_group(pid);
-            return Err(SecretError::CommandTimeout(limit.as_secs()));
-        }
+        Err(_) => return Err(SecretError::CommandTimeout(limit.as_secs())),
     };
-    kill_group(pid);
     if !status.success() {
         return Err(SecretError::Command(format!("exit status {status}")));
     }
@@ -166,6 +165,15 @@ async fn run_password_command(cmd: &str, limit: Duration) -> Result<String, Secr
         return Err(SecretError::Command("it printed more than 64 KiB".into()));
     }
     String::from_utf8(out).map_err(|_| SecretError::Command("output is not UTF-8".into()))
+}
+
+/// Kills the password command's process group when dropped.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
 }
 
 /// Kills a password command's whole process group (what it started too).

@@ -114,7 +114,19 @@ impl russh::server::Handler for LabSession {
     }
 }
 
-/// Runs one exec request as a real process, streams its output back, reports its exit status.
+/// Kills a command's whole process group (sh and whatever it started).
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) on a process group we created; no memory is involved.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Runs one exec request as a real process (in a process group of its own), streams its output
+/// back, reports its exit status. When the client goes away first (its deadline passed, or it
+/// disconnected), the whole group is killed, as sshd's session teardown would.
 async fn run_command(channel: Channel<Msg>, command: String, dir: Arc<PathBuf>) {
     let (mut reader, writer) = channel.split();
     let child = tokio::process::Command::new("sh")
@@ -124,6 +136,7 @@ async fn run_command(channel: Channel<Msg>, command: String, dir: Arc<PathBuf>) 
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let mut child = match child {
@@ -138,9 +151,11 @@ async fn run_command(channel: Channel<Msg>, command: String, dir: Arc<PathBuf>) 
             return;
         }
     };
-    // Feed whatever the client sends to stdin, and keep the channel drained.
+    let pid = child.id();
+    // Feed whatever the client sends to stdin, and keep the channel drained; the task ends
+    // when the client closes the channel.
     let mut stdin = child.stdin.take();
-    let feeder = tokio::spawn(async move {
+    let mut feeder = tokio::spawn(async move {
         while let Some(msg) = reader.wait().await {
             match msg {
                 ChannelMsg::Data { data } => {
@@ -171,7 +186,15 @@ async fn run_command(channel: Channel<Msg>, command: String, dir: Arc<PathBuf>) 
         }
         buf
     };
-    let (out, err) = tokio::join!(out, err);
+    let (out, err) = tokio::select! {
+        both = async { tokio::join!(out, err) } => both,
+        _ = &mut feeder => {
+            // The client left before the command ended.
+            kill_group(pid);
+            let _ = child.wait().await;
+            return;
+        }
+    };
     let status = child
         .wait()
         .await

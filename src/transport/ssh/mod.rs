@@ -294,6 +294,7 @@ impl SshConnector {
         limit: Duration,
     ) -> Result<SshConnection, TransportError> {
         let addr = target.endpoint();
+        let deadline = tokio::time::Instant::now() + limit;
         let connect = async {
             let known = self.known_hosts(&target.known_hosts, limit).await?;
             let refusal = Arc::new(Mutex::new(None));
@@ -331,7 +332,12 @@ impl SshConnector {
                     ));
                 }
             };
-            authenticate(self, secrets, &mut handle, target, limit).await?;
+            // Credentials get what is left, less a moment, so that a stuck password command is
+            // reported as such rather than as a slow connection.
+            let left = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .saturating_sub(Duration::from_millis(250));
+            authenticate(self, secrets, &mut handle, target, left).await?;
             Ok(SshConnection {
                 handle,
                 name: target.name.clone(),
