@@ -24,3 +24,6 @@ fn new_table(color: bool) -> comfy_table::Table {
     }
     t
 }
+
+#[cfg(test)]
+mod snapshots;
