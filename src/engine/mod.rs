@@ -101,6 +101,69 @@ fn counts_as_failure(e: &HostError) -> bool {
     !matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Skipped)
 }
 
+/// Outcome of a unit that never ran.
+fn not_run<O>(kind: ErrorKind, message: &str) -> Outcome<O> {
+    Outcome {
+        result: Err(HostError::new(kind, Phase::Schedule, message)),
+        duration: Duration::ZERO,
+    }
+}
+
+/// What the run has seen so far, across waves.
+struct RunState<O> {
+    outcomes: Vec<Option<Outcome<O>>>,
+    failures: usize,
+    allowed: usize,
+    budget_spent: bool,
+    stopping_announced: bool,
+}
+
+impl<O> RunState<O> {
+    /// Records a unit that will not start: skipped (budget) or interrupted (shutdown).
+    fn not_started(&mut self, i: usize) {
+        self.outcomes[i] = Some(if self.budget_spent {
+            not_run(
+                ErrorKind::Skipped,
+                "not started: the failure budget was spent",
+            )
+        } else {
+            not_run(
+                ErrorKind::Interrupted,
+                "not started: the run was interrupted",
+            )
+        });
+    }
+
+    /// Records a finished unit, counts it against the budget, tells the reporters.
+    fn finished(
+        &mut self,
+        i: usize,
+        name: String,
+        result: Result<O, HostError>,
+        duration: Duration,
+        events: &EventSink,
+    ) {
+        let error_kind = result.as_ref().err().map(|e| e.kind);
+        if result.as_ref().is_err_and(counts_as_failure) {
+            self.failures += 1;
+        }
+        events.send(Event::HostFinished {
+            host: name,
+            ok: result.is_ok(),
+            error_kind,
+            duration_ms: duration.as_millis() as u64,
+        });
+        self.outcomes[i] = Some(Outcome { result, duration });
+        if !self.budget_spent && self.failures > self.allowed {
+            self.budget_spent = true;
+            events.send(Event::BudgetSpent {
+                failures: self.failures,
+                allowed: self.allowed,
+            });
+        }
+    }
+}
+
 /// Runs `work` for every unit and returns the outcomes in the units' order.
 pub async fn run<T, O, F, Fut>(
     units: Vec<Unit<T>>,
@@ -115,147 +178,149 @@ where
 {
     let total = units.len();
     events.send(Event::RunStarted { hosts: total });
-    let allowed = settings.failure_budget.allowed(total);
-    let mut outcomes: Vec<Option<Outcome<O>>> = (0..total).map(|_| None).collect();
+    let mut state = RunState {
+        outcomes: (0..total).map(|_| None).collect(),
+        failures: 0,
+        allowed: settings.failure_budget.allowed(total),
+        budget_spent: false,
+        stopping_announced: false,
+    };
     let mut waves: BTreeMap<u32, Vec<(usize, String, T)>> = BTreeMap::new();
     for (i, u) in units.into_iter().enumerate() {
         waves.entry(u.wave).or_default().push((i, u.name, u.item));
     }
-    let mut failures = 0usize;
-    let mut budget_spent = false;
-    let mut stopping_announced = false;
-    let not_run = |kind: ErrorKind, message: &str| Outcome {
-        result: Err(HostError::new(kind, Phase::Schedule, message)),
-        duration: Duration::ZERO,
-    };
-    let work = &work;
     for (wave, members) in waves {
-        if shutdown.level() >= Level::Stopping || budget_spent {
+        if shutdown.level() >= Level::Stopping || state.budget_spent {
             for (i, _, _) in members {
-                outcomes[i] = Some(if budget_spent {
-                    not_run(
-                        ErrorKind::Skipped,
-                        "not started: the failure budget was spent",
-                    )
-                } else {
-                    not_run(
-                        ErrorKind::Interrupted,
-                        "not started: the run was interrupted",
-                    )
-                });
+                state.not_started(i);
             }
             continue;
         }
+        let before = state.failures;
         events.send(Event::WaveStarted {
             wave,
             hosts: members.len(),
         });
-        let wave_failures_before = failures;
-        let mut pending = members.into_iter();
-        let mut running = FuturesUnordered::new();
-        let mut in_flight: Vec<(usize, String)> = Vec::new();
-        loop {
-            while running.len() < settings.concurrency.max(1)
-                && shutdown.level() < Level::Stopping
-                && !budget_spent
-            {
-                let Some((i, name, item)) = pending.next() else {
-                    break;
-                };
-                events.send(Event::HostStarted {
-                    host: name.clone(),
-                    wave,
-                });
-                in_flight.push((i, name.clone()));
-                let started = Instant::now();
-                let deadline = started + settings.host_deadline;
-                let ctx = StepContext {
-                    deadline,
-                    shutdown: shutdown.clone(),
-                };
-                let host_deadline = settings.host_deadline;
-                running.push(async move {
-                    let result = match tokio::time::timeout_at(deadline, work(item, ctx)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(HostError::new(
-                            ErrorKind::Timeout,
-                            Phase::Agent,
-                            format!(
-                                "no answer within the host deadline of {} s (host_deadline_secs)",
-                                host_deadline.as_secs()
-                            ),
-                        )),
-                    };
-                    (i, name, result, started.elapsed())
-                });
-            }
-            if running.is_empty() {
-                break;
-            }
-            let watched = if stopping_announced {
-                Level::Detach
-            } else {
-                Level::Stopping
-            };
-            tokio::select! {
-                Some((i, name, result, duration)) = running.next() => {
-                    in_flight.retain(|(j, _)| *j != i);
-                    let error_kind = result.as_ref().err().map(|e| e.kind);
-                    if result.as_ref().is_err_and(counts_as_failure) {
-                        failures += 1;
-                    }
-                    events.send(Event::HostFinished {
-                        host: name,
-                        ok: result.is_ok(),
-                        error_kind,
-                        duration_ms: duration.as_millis() as u64,
-                    });
-                    outcomes[i] = Some(Outcome { result, duration });
-                    if !budget_spent && failures > allowed {
-                        budget_spent = true;
-                        events.send(Event::BudgetSpent { failures, allowed });
-                    }
-                }
-                _ = shutdown.reached(watched) => {
-                    if watched == Level::Stopping {
-                        stopping_announced = true;
-                        events.send(Event::Stopping);
-                    } else {
-                        // Detach: the in-flight futures are dropped here, where they stand.
-                        drop(running);
-                        events.send(Event::Detached { hosts: in_flight.len() });
-                        for (i, _) in in_flight.drain(..) {
-                            outcomes[i] = Some(not_run(
-                                ErrorKind::Interrupted,
-                                "interrupted while it was being worked on (the run was detached)",
-                            ));
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        for (i, _, _) in pending {
-            outcomes[i] = Some(if budget_spent {
-                not_run(
-                    ErrorKind::Skipped,
-                    "not started: the failure budget was spent",
-                )
-            } else {
-                not_run(
-                    ErrorKind::Interrupted,
-                    "not started: the run was interrupted",
-                )
-            });
-        }
+        run_wave(
+            wave,
+            members,
+            settings,
+            &mut shutdown,
+            events,
+            &work,
+            &mut state,
+        )
+        .await;
         events.send(Event::WaveFinished {
             wave,
-            failures: failures - wave_failures_before,
+            failures: state.failures - before,
         });
     }
-    events.send(Event::RunFinished { failures });
-    outcomes
+    events.send(Event::RunFinished {
+        failures: state.failures,
+    });
+    state
+        .outcomes
         .into_iter()
         .map(|o| o.unwrap_or_else(|| not_run(ErrorKind::Interrupted, "not started")))
         .collect()
+}
+
+/// One wave: start units while a slot is free (and no shutdown or spent budget says stop),
+/// collect them as they finish, and on a detach drop what is in flight.
+async fn run_wave<T, O, F, Fut>(
+    wave: u32,
+    members: Vec<(usize, String, T)>,
+    settings: &EngineSettings,
+    shutdown: &mut Shutdown,
+    events: &EventSink,
+    work: &F,
+    state: &mut RunState<O>,
+) where
+    F: Fn(T, StepContext) -> Fut,
+    Fut: Future<Output = Result<O, HostError>>,
+{
+    let mut pending = members.into_iter();
+    let mut running = FuturesUnordered::new();
+    let mut in_flight: Vec<usize> = Vec::new();
+    loop {
+        while running.len() < settings.concurrency.max(1)
+            && shutdown.level() < Level::Stopping
+            && !state.budget_spent
+        {
+            let Some((i, name, item)) = pending.next() else {
+                break;
+            };
+            events.send(Event::HostStarted {
+                host: name.clone(),
+                wave,
+            });
+            in_flight.push(i);
+            running.push(start(i, name, item, settings, shutdown.clone(), work));
+        }
+        if running.is_empty() {
+            break;
+        }
+        let watched = if state.stopping_announced {
+            Level::Detach
+        } else {
+            Level::Stopping
+        };
+        tokio::select! {
+            Some((i, name, result, duration)) = running.next() => {
+                in_flight.retain(|j| *j != i);
+                state.finished(i, name, result, duration, events);
+            }
+            _ = shutdown.reached(watched) => {
+                if watched == Level::Stopping {
+                    state.stopping_announced = true;
+                    events.send(Event::Stopping);
+                } else {
+                    // Detach: the in-flight futures are dropped here, where they stand.
+                    drop(running);
+                    events.send(Event::Detached { hosts: in_flight.len() });
+                    for i in in_flight.drain(..) {
+                        state.outcomes[i] = Some(not_run(
+                            ErrorKind::Interrupted,
+                            "interrupted while it was being worked on (the run was detached)",
+                        ));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    for (i, _, _) in pending {
+        state.not_started(i);
+    }
+}
+
+/// One unit's work under its host deadline.
+async fn start<T, O, F, Fut>(
+    i: usize,
+    name: String,
+    item: T,
+    settings: &EngineSettings,
+    shutdown: Shutdown,
+    work: &F,
+) -> (usize, String, Result<O, HostError>, Duration)
+where
+    F: Fn(T, StepContext) -> Fut,
+    Fut: Future<Output = Result<O, HostError>>,
+{
+    let started = Instant::now();
+    let deadline = started + settings.host_deadline;
+    let ctx = StepContext { deadline, shutdown };
+    let result = match tokio::time::timeout_at(deadline, work(item, ctx)).await {
+        Ok(r) => r,
+        Err(_) => Err(HostError::new(
+            ErrorKind::Timeout,
+            Phase::Agent,
+            format!(
+                "no answer within the host deadline of {} s (host_deadline_secs)",
+                settings.host_deadline.as_secs()
+            ),
+        )),
+    };
+    (i, name, result, started.elapsed())
 }
