@@ -25,12 +25,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building this tree and $BASELINE (release)" >&2
-cargo build --release -q
+echo "== building $BASELINE and this tree (release, one target directory: shared dependencies)" >&2
 git worktree add -q --detach "$work/baseline" "$BASELINE"
-(cd "$work/baseline" && CARGO_TARGET_DIR="$work/baseline-target" cargo build --release -q -p ecfleet)
+(cd "$work/baseline" && CARGO_TARGET_DIR="$root/target" cargo build --release -q -p ecfleet)
+cp "$root/target/release/ecfleet" "$work/ecfleet-before"
+# Cargo keys workspace crates by their path inside the workspace, so the baseline's artifacts
+# look current to this tree; newer sources make it rebuild them.
+find "$root/src" "$root/agent/src" "$root/proto/src" -name '*.rs' -exec touch {} +
+cargo build --release -q
 after=$root/target/release/ecfleet
-before=$work/baseline-target/release/ecfleet
+before=$work/ecfleet-before
 agents=$root/target/release
 
 # measure BIN INVENTORY: "CPU_S RSS_KB" medians of $RUNS warm audits.
@@ -44,7 +48,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["summary"]["reachable"] == r["summary"]["hosts"], r["summary"]
 PY
-        read -r usr sys kb < "$work/time"
+        read -r usr sys kb < <(tail -1 "$work/time")
         cpus+=("$(python3 -c "print($usr + $sys)")")
         rss+=("$kb")
     done

@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-#[test]
-fn lab_up_serves_hosts_that_audit_over_ssh() {
-    let dir = tempfile::tempdir().unwrap();
-    let agents = agent_dir();
+/// `ecfleet lab up --hosts N` in `dir`, once it says it is serving.
+fn lab_up(dir: &std::path::Path, hosts: usize) -> std::process::Child {
     let mut lab = ecfleet()
-        .args(["lab", "up", "--hosts", "16", "--dir"])
-        .arg(dir.path())
+        .args(["lab", "up", "--hosts", &hosts.to_string(), "--dir"])
+        .arg(dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -23,11 +21,19 @@ fn lab_up_serves_hosts_that_audit_over_ssh() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let line = lines.next().expect("lab up exited").unwrap();
-        if line.starts_with("serving 16 lab hosts") {
+        if line.starts_with(&format!("serving {hosts} lab hosts")) {
             break;
         }
         assert!(Instant::now() < deadline);
     }
+    lab
+}
+
+#[test]
+fn lab_up_serves_hosts_that_audit_over_ssh() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = agent_dir();
+    let mut lab = lab_up(dir.path(), 16);
     let inventory = dir.path().join("inventory.toml");
     let out = ecfleet()
         .args(["audit", "--format", "json", "--agent-dir"])
@@ -63,20 +69,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn the_lab_server_kills_an_agent_whose_client_gave_up() {
     let dir = tempfile::tempdir().unwrap();
     let agents = agent_dir();
-    let mut lab = ecfleet()
-        .args(["lab", "up", "--hosts", "2", "--dir"])
-        .arg(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = lab.stderr.take().unwrap();
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    loop {
-        let line = lines.next().expect("lab up exited").unwrap();
-        if line.starts_with("serving 2 lab hosts") {
-            break;
-        }
-    }
+    let mut lab = lab_up(dir.path(), 2);
     let machine = dir.path().join("hosts/t01-current/machine.toml");
     let text = std::fs::read_to_string(&machine)
         .unwrap()
