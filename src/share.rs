@@ -42,14 +42,14 @@ impl Share {
 }
 
 impl Share {
-    /// Every `audits/<stamp>/audit.json` whose manifest still matches it, newest first.
+    /// Every `audits/<stamp>/audit.json` whose manifest still matches it, newest first, with
+    /// its bytes (read once). Lazy: a caller that stops early reads no older snapshot.
     /// Snapshots sort by stamp, then by the `-2`, `-3` … suffix of same-second runs.
-    pub fn audits_newest_first(&self) -> Vec<PathBuf> {
+    pub fn audits_newest_first(&self) -> impl Iterator<Item = (PathBuf, Vec<u8>)> {
         let audits = self.root.join("audits");
-        let Ok(entries) = fs::read_dir(&audits) else {
-            return Vec::new();
-        };
-        let mut dirs: Vec<(String, u32, PathBuf)> = entries
+        let mut dirs: Vec<(String, u32, PathBuf)> = fs::read_dir(&audits)
+            .into_iter()
+            .flatten()
             .filter_map(|e| e.ok())
             .filter(|e| e.path().join("audit.json").is_file())
             .map(|e| {
@@ -66,24 +66,14 @@ impl Share {
             })
             .collect();
         dirs.sort();
-        dirs.into_iter()
-            .rev()
-            .map(|(_, _, dir)| dir)
-            .filter(|dir| {
-                let file = dir.join("audit.json");
-                let manifest = fs::read_to_string(dir.join("SHA256SUMS")).unwrap_or_default();
-                match fs::read(&file) {
-                    Ok(bytes) => manifest.starts_with(&hex(&Sha256::digest(&bytes))),
-                    Err(_) => false,
-                }
-            })
-            .map(|dir| dir.join("audit.json"))
-            .collect()
-    }
-
-    /// The newest intact `audits/<stamp>/audit.json`, or `None`.
-    pub fn latest_audit(&self) -> Option<PathBuf> {
-        self.audits_newest_first().into_iter().next()
+        dirs.into_iter().rev().filter_map(|(_, _, dir)| {
+            let file = dir.join("audit.json");
+            let manifest = fs::read_to_string(dir.join("SHA256SUMS")).unwrap_or_default();
+            let bytes = fs::read(&file).ok()?;
+            manifest
+                .starts_with(&hex(&Sha256::digest(&bytes)))
+                .then_some((file, bytes))
+        })
     }
 
     /// Removes temp files (`.NAME.tmp-PID`) that a killed ecfleet left in the snapshot
@@ -212,20 +202,20 @@ mod tests {
     fn the_latest_intact_snapshot_is_found() {
         let dir = tempfile::tempdir().unwrap();
         let share = Share::new(dir.path());
-        assert_eq!(share.latest_audit(), None);
+        assert_eq!(share.audits_newest_first().next(), None);
         share.write_audit("2026-11-23T020000Z", b"{}").unwrap();
         for _ in 0..10 {
             share.write_audit("2026-11-24T020000Z", b"{}").unwrap();
         }
         // `-10` sorts after `-9`, not after `-1`.
-        let latest = share.latest_audit().unwrap();
+        let latest = share.audits_newest_first().next().unwrap().0;
         assert!(
             latest.parent().unwrap().ends_with("2026-11-24T020000Z-10"),
             "{latest:?}"
         );
         // A snapshot that no longer matches its manifest is passed over.
         fs::write(&latest, b"{\"tampered\":true}").unwrap();
-        let latest = share.latest_audit().unwrap();
+        let latest = share.audits_newest_first().next().unwrap().0;
         assert!(
             latest.parent().unwrap().ends_with("2026-11-24T020000Z-9"),
             "{latest:?}"

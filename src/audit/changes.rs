@@ -52,7 +52,12 @@ impl PreviousAudit {
     pub fn load(path: &Path) -> Result<Self, String> {
         let bytes =
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes)
+        Self::parse(&bytes, path)
+    }
+
+    /// An audit already read from `path`.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, String> {
+        serde_json::from_slice(bytes)
             .map_err(|e| format!("{} is not a readable audit: {e}", path.display()))
     }
 }
@@ -94,11 +99,7 @@ pub struct Changes {
 /// Compares `current` with earlier audits, newest first, each with where it is. Each host is
 /// compared with the newest audit that has it; hosts that left are those of the newest
 /// full-inventory audit that `current` lacks (only when `current` covers the whole inventory).
-pub fn diff(
-    previous: &[(PreviousAudit, String)],
-    current: &AuditReport,
-    whole_inventory: bool,
-) -> Option<Changes> {
+pub fn diff(previous: &[(PreviousAudit, String)], current: &AuditReport) -> Option<Changes> {
     let base = previous
         .iter()
         .find(|(p, _)| p.whole_inventory)
@@ -167,7 +168,7 @@ pub fn diff(
             hosts.push(change);
         }
     }
-    let removed_hosts = if whole_inventory {
+    let removed_hosts = if current.whole_inventory {
         let current_names: std::collections::HashSet<&str> =
             current.hosts.iter().map(|h| h.host.as_str()).collect();
         base.0
@@ -191,32 +192,28 @@ pub fn diff(
 const MAX_SNAPSHOTS_READ: usize = 60;
 
 /// The changes since the share's earlier audits (`None` when there is none).
+/// Snapshots are read newest first, and only until every host is covered (and, for a run over
+/// the whole inventory, a full-inventory audit is among them).
 pub fn compare_with_share(
     share: &crate::share::Share,
     current: &AuditReport,
-    whole_inventory: bool,
 ) -> Result<Option<Changes>, String> {
     let mut previous: Vec<(PreviousAudit, String)> = Vec::new();
     let mut uncovered: std::collections::HashSet<&str> =
         current.hosts.iter().map(|h| h.host.as_str()).collect();
-    for path in share
-        .audits_newest_first()
-        .into_iter()
-        .take(MAX_SNAPSHOTS_READ)
-    {
-        let audit = PreviousAudit::load(&path)?;
-        let full = audit.whole_inventory;
+    let mut have_full = false;
+    for (path, bytes) in share.audits_newest_first().take(MAX_SNAPSHOTS_READ) {
+        let audit = PreviousAudit::parse(&bytes, &path)?;
+        have_full |= audit.whole_inventory;
         for h in &audit.hosts {
             uncovered.remove(h.host.as_str());
         }
         previous.push((audit, path.display().to_string()));
-        if uncovered.is_empty()
-            && (full || !whole_inventory || previous.iter().any(|(p, _)| p.whole_inventory))
-        {
+        if uncovered.is_empty() && (have_full || !current.whole_inventory) {
             break;
         }
     }
-    Ok(diff(&previous, current, whole_inventory))
+    Ok(diff(&previous, current))
 }
 
 impl HostChanges {
@@ -320,7 +317,7 @@ mod tests {
         .unwrap();
         let now = report(vec![row("a", false), row("b", true), row("new", true)]);
         let previous = vec![(previous, "x".to_string())];
-        let c = diff(&previous, &now, true).unwrap();
+        let c = diff(&previous, &now).unwrap();
         assert_eq!(c.removed_hosts, vec!["gone".to_string()]);
         let a = c.hosts.iter().find(|h| h.host == "a").unwrap();
         assert_eq!(
@@ -332,8 +329,10 @@ mod tests {
         assert_eq!(b.summary(), "reachable again");
         assert!(c.hosts.iter().any(|h| h.host == "new" && h.new_host));
         // A --host selection never reports the others as removed.
+        let mut selection = now;
+        selection.whole_inventory = false;
         assert!(
-            diff(&previous, &now, false)
+            diff(&previous, &selection)
                 .unwrap()
                 .removed_hosts
                 .is_empty()
@@ -360,7 +359,7 @@ mod tests {
         b.version.product = Some("2.5.190.0".into());
         let now = report(vec![row("a", true), b]);
         let previous = vec![(tuesday, "tue".to_string()), (monday, "mon".to_string())];
-        let c = diff(&previous, &now, true).unwrap();
+        let c = diff(&previous, &now).unwrap();
         assert_eq!(
             c.since, "2026-11-23T02:00:00Z",
             "based on the newest full audit"

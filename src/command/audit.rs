@@ -110,7 +110,7 @@ pub async fn run(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
     report.whole_inventory = whole;
     if let Some(share_dir) = &inventory.share {
         let share = Share::new(share_dir);
-        match audit::changes::compare_with_share(&share, &report, whole) {
+        match audit::changes::compare_with_share(&share, &report) {
             Ok(changes) => report.changes = changes,
             Err(e) => {
                 let _ = writeln!(io.err, "warning: not compared with the last audit: {e}");

@@ -7,6 +7,7 @@
 
 mod cache;
 mod credentials;
+#[cfg(test)]
 pub mod fake;
 pub mod ssh;
 
@@ -117,7 +118,8 @@ pub trait Connection: Send + Sync {
 pub struct Connector {
     ssh: ssh::SshConnector,
     secrets: SecretCache,
-    /// Unit tests only: every host is a fake ([`fake`]).
+    /// Unit tests only: every host is a fake (`fake`).
+    #[cfg(test)]
     fake: Option<fake::FakeNetwork>,
 }
 
@@ -127,11 +129,13 @@ impl Connector {
         Connector {
             ssh: ssh::SshConnector::new(accept_new_host_keys),
             secrets: SecretCache::default(),
+            #[cfg(test)]
             fake: None,
         }
     }
 
     /// A connector whose hosts are all in-memory fakes (unit tests of the engine and session).
+    #[cfg(test)]
     pub fn fake(network: fake::FakeNetwork) -> Self {
         Connector {
             fake: Some(network),
@@ -152,6 +156,7 @@ impl Connector {
         limit: Duration,
     ) -> Result<Box<dyn Connection>, TransportError> {
         let limit = limit.min(host.connect_timeout);
+        #[cfg(test)]
         if let Some(fake) = &self.fake {
             return fake.connect(&host.name, limit).await;
         }

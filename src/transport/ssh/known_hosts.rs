@@ -246,16 +246,12 @@ pub fn learn(
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
     }
-    let now = KnownHosts::load(path)?;
-    let verdict = now.check(host, port, key);
+    let text = crate::fsread::read_regular(path, MAX_KNOWN_HOSTS_BYTES)?;
+    let verdict = KnownHosts::parse(&String::from_utf8_lossy(&text)).check(host, port, key);
     if verdict != HostKeyVerdict::Unknown {
         return Ok(verdict);
     }
-    let existing_len = file.metadata()?.len();
-    let needs_newline = existing_len > 0 && {
-        let text = crate::fsread::read_regular(path, MAX_KNOWN_HOSTS_BYTES)?;
-        !text.ends_with(b"\n")
-    };
+    let needs_newline = !text.is_empty() && !text.ends_with(b"\n");
     let openssh = key.to_openssh().map_err(std::io::Error::other)?;
     let line = format!(
         "{}{} {}\n",

@@ -38,6 +38,8 @@ pub struct SshTarget {
     pub identity_file: Option<PathBuf>,
     pub password: Option<SecretRef>,
     pub known_hosts: PathBuf,
+    /// `address:port` for messages ([`Host::endpoint`]).
+    pub endpoint: String,
 }
 
 impl SshTarget {
@@ -50,14 +52,7 @@ impl SshTarget {
             identity_file: settings.identity_file.clone(),
             password: host.password.clone(),
             known_hosts: settings.known_hosts.clone(),
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        if self.address.contains(':') {
-            format!("[{}]:{}", self.address, self.port)
-        } else {
-            format!("{}:{}", self.address, self.port)
+            endpoint: host.endpoint(),
         }
     }
 }
@@ -293,7 +288,7 @@ impl SshConnector {
         secrets: &SecretCache,
         limit: Duration,
     ) -> Result<SshConnection, TransportError> {
-        let addr = target.endpoint();
+        let addr = target.endpoint.clone();
         let deadline = tokio::time::Instant::now() + limit;
         let connect = async {
             let known = self.known_hosts(&target.known_hosts, limit).await?;
@@ -313,9 +308,15 @@ impl SshConnector {
             let stream = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
                 .await
                 .map_err(|e| {
+                    // Out of file handles is the controller's problem, not the host's.
+                    let hint = if e.raw_os_error() == Some(libc::EMFILE) {
+                        " (this controller ran out of open files: lower --concurrency or raise ulimit -n)"
+                    } else {
+                        ""
+                    };
                     err(
                         ErrorKind::Unreachable,
-                        format!("cannot connect to {addr}: {e}"),
+                        format!("cannot connect to {addr}: {e}{hint}"),
                     )
                 })?;
             let _ = stream.set_nodelay(true);
@@ -641,4 +642,18 @@ async fn authenticate(
 /// The public half of a key, for tests and the lab.
 pub fn public_key_of(key: &PrivateKey) -> PublicKey {
     key.public_key().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sftp_path;
+
+    #[test]
+    fn sftp_paths_for_windows_drives() {
+        assert_eq!(
+            sftp_path("C:\\ProgramData\\ecfleet\\a.exe"),
+            "/C:/ProgramData/ecfleet/a.exe"
+        );
+        assert_eq!(sftp_path("/srv/lab/x"), "/srv/lab/x");
+    }
 }
