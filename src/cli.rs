@@ -80,6 +80,10 @@ pub struct FleetArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also write the run's events (run, wave and host started/finished, stopping) as JSON
+    /// Lines to FILE, one flushed line per event, for a monitor to follow; `-` is stderr.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]

@@ -1,118 +1,31 @@
 //! Test fixtures shared by the unit tests of several modules (compiled for tests only).
 
-use ecfleet_proto::*;
+use ecfleet_proto::Facts;
 
-/// A healthy Server 2022 host running `version` (both readings agree): .NET 4.8, TLS 1.2
-/// enforced, 50 GiB free, nothing open, scheduler idle, the last export and import successful
-/// (collected at 10:00Z, runs at 09:45–09:50Z), auto-upgrade off, Health Agent running, no
-/// uninstall entries, a 1 GiB LocalDB, the engine's configuration file as installed, an AD and
-/// the Entra connector.
+/// The lab seed that gives the healthy host Server 2022 and auto-upgrade off.
+const HEALTHY_SEED: usize = 4;
+
+/// When the healthy host's facts are collected: its runs and file times are relative to it.
+pub const HEALTHY_COLLECTED_AT: &str = "2026-11-24T10:00:00Z";
+
+/// A healthy host running `version`: the lab's healthy machine
+/// ([`crate::lab::scenarios::healthy_machine`], the host every lab scenario is a change to),
+/// as it reports itself at [`HEALTHY_COLLECTED_AT`]. So the unit tests, the lab and the
+/// integration tests share one description of "healthy": Server 2022, both readings agreeing,
+/// .NET 4.8, TLS 1.2 enforced, 48 GiB free, nothing open, scheduler idle, every connector's last
+/// import and export successful minutes ago, auto-upgrade off, Health Agent running, a LocalDB
+/// well below its limits, the engine's configuration file as installed, an AD and the Entra
+/// connector.
 pub fn healthy_facts(version: &str) -> Facts {
-    let mut f = Facts::new("test", "0", "2026-11-24T10:00:00Z".into());
-    f.os = Some(OsFacts {
-        caption: "Microsoft Windows Server 2022 Standard".into(),
-        version: "10.0.20348".into(),
-        build: 20348,
-        installation_type: Some("Server".into()),
-    });
-    f.dotnet = Some(DotNetFacts {
-        release: Some(528449),
-    });
-    let on = DotNetTls {
-        system_default_tls_versions: Some(1),
-        sch_use_strong_crypto: Some(1),
-    };
-    let sc = SchannelTls {
-        enabled: Some(1),
-        disabled_by_default: Some(0),
-    };
-    f.tls12 = Some(Tls12Facts {
-        dotnet_x64: on.clone(),
-        dotnet_x86: on,
-        schannel_client: sc.clone(),
-        schannel_server: sc,
-    });
-    f.disk = Some(DiskFacts {
-        system_drive: "C:".into(),
-        free_bytes: 50 << 30,
-        total_bytes: 120 << 30,
-    });
-    f.ec = Some(EcFacts {
-        engine_path: None,
-        engine_file_version: Some(version.into()),
-        engine_product_version: Some(version.into()),
-        config_version: Some(version.into()),
-        wizard_version: None,
-    });
-    f.adsync_service = Some(ServiceFacts {
-        name: "ADSync".into(),
-        display_name: None,
-        state: "Running".into(),
-        start_mode: Some("Auto".into()),
-    });
-    f.scheduler = Some(SchedulerFacts {
-        sync_cycle_enabled: Some(true),
-        staging_mode_enabled: Some(false),
-        scheduler_suspended: Some(false),
-        sync_cycle_in_progress: Some(false),
-        maintenance_enabled: Some(true),
-        next_sync_cycle_start_utc: None,
-        effective_interval_minutes: Some(30),
-    });
-    let run = |profile: &str, end: &str| RunResult {
-        connector: "contoso.com".into(),
-        run_profile: profile.into(),
-        result: "success".into(),
-        start: None,
-        end: Some(end.into()),
-        complete: None,
-    };
-    f.run_history = Some(vec![
-        run("Export", "2026-11-24T09:50:00Z"),
-        run("Delta Import", "2026-11-24T09:45:00Z"),
-    ]);
-    f.auto_upgrade = Some(AutoUpgradeFacts {
-        state: "Disabled".into(),
-        suspension_reason: None,
-    });
-    f.health_agent = Some(vec![ServiceFacts {
-        name: "AzureADConnectHealthAgent".into(),
-        display_name: None,
-        state: "Running".into(),
-        start_mode: None,
-    }]);
-    f.open_ui = Some(OpenUi::default());
-    f.uninstall = Some(vec![]);
-    f.sync_rules = Some(SyncRuleFacts::default());
-    f.database = Some(DatabaseFacts {
-        local_db: true,
-        server: Some("(localdb)".into()),
-        instance: Some(r".\ADSync2019".into()),
-        data_file: Some(
-            r"C:\Program Files\Microsoft Azure AD Sync\Data\ADSync2019\ADSync.mdf".into(),
-        ),
-        data_file_bytes: Some(1 << 30),
-    });
-    f.engine_config = Some(EngineConfigFacts {
-        path: r"C:\Program Files\Microsoft Azure AD Sync\Bin\miiserver.exe.config".into(),
-        last_write: Some("2026-03-01T10:00:00Z".into()),
-        engine_last_write: Some("2026-03-01T10:00:00Z".into()),
-        edited_after_install: false,
-        diagnostic_source_redirect: false,
-    });
-    f.connectors = Some(vec![
-        ConnectorFacts {
-            name: "contoso.com".into(),
-            identifier: "2f6b1c3e-8a4d-4e5f-9b7a-0c1d2e3f4a5b".into(),
-            connector_type: Some("AD".into()),
-        },
-        ConnectorFacts {
-            name: "contoso.onmicrosoft.com - AAD".into(),
-            identifier: ENTRA_CONNECTOR_ID.into(),
-            connector_type: Some("Extensible2".into()),
-        },
-    ]);
-    f
+    let version = version.parse().expect("a test's version is a build number");
+    let machine = crate::lab::scenarios::healthy_machine(
+        "ec01",
+        "contoso",
+        version,
+        crate::inventory::Role::Active,
+        HEALTHY_SEED,
+    );
+    machine.facts_at(HEALTHY_COLLECTED_AT.parse().unwrap(), "test")
 }
 
 /// A lab host reached over SSH (Linux shell, `lab_root` set), for tests that need an inventory
@@ -137,4 +50,12 @@ pub fn lab_host(name: &str, tenant: &str) -> crate::inventory::Host {
         connect_timeout: std::time::Duration::from_secs(10),
         line: 1,
     }
+}
+
+/// The newest run of `profile` (on any connector) in the facts' run history.
+pub fn newest_run<'a>(f: &'a mut Facts, profile: &str) -> &'a mut ecfleet_proto::RunResult {
+    f.run_history
+        .as_mut()
+        .and_then(|runs| runs.iter_mut().find(|r| r.run_profile == profile))
+        .expect("the healthy host has runs of every profile")
 }

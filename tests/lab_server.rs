@@ -35,11 +35,24 @@ fn lab_up_serves_hosts_that_audit_over_ssh() {
     let agents = agent_dir();
     let mut lab = lab_up(dir.path(), 16);
     let inventory = dir.path().join("inventory.toml");
+    let events = dir.path().join("events.jsonl");
     let out = ecfleet()
         .args(["audit", "--format", "json", "--agent-dir"])
         .arg(&agents)
         .arg("-i")
         .arg(&inventory)
+        .arg("--events")
+        .arg(&events)
+        .output()
+        .unwrap();
+    // An events file that cannot be created is refused before any host is touched.
+    let refused = ecfleet()
+        .args(["audit", "--agent-dir"])
+        .arg(&agents)
+        .arg("-i")
+        .arg(&inventory)
+        .arg("--events")
+        .arg(dir.path().join("no/such/dir/events.jsonl"))
         .output()
         .unwrap();
     let _ = lab.kill();
@@ -50,6 +63,33 @@ fn lab_up_serves_hosts_that_audit_over_ssh() {
     assert!(codes(host(&report, "t08-half-upgraded")).contains(&"version-mismatch".to_string()));
     let kh = std::fs::read_to_string(dir.path().join("keys/known_hosts")).unwrap();
     assert_eq!(kh.lines().count(), 16, "one host key per lab host");
+
+    // --events: one JSON line per event, every host started and finished once.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["event"], "run-started");
+    assert_eq!(lines[0]["hosts"], 16);
+    assert_eq!(lines.last().unwrap()["event"], "run-finished");
+    let finished: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|e| e["event"] == "host-finished")
+        .collect();
+    assert_eq!(finished.len(), 16);
+    assert!(finished.iter().all(|e| e["ok"] == true), "{finished:?}");
+    let started = lines
+        .iter()
+        .filter(|e| e["event"] == "host-started")
+        .count();
+    assert_eq!(started, 16);
+    assert_eq!(refused.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--events") && stderr.contains("no/such/dir/events.jsonl"),
+        "{stderr}"
+    );
 }
 
 /// Processes whose command line mentions `needle`.

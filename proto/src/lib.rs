@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod lab;
+pub mod simulate;
 
 /// Version of the [`Facts`] document. Bump on any change that an older controller would misread.
 pub const FACTS_SCHEMA_VERSION: u32 = 1;
@@ -277,8 +278,36 @@ impl Facts {
     }
 }
 
+/// Whether `miiserver.exe.config`, last written at `config` (RFC 3339), was edited after the
+/// install that wrote `miiserver.exe` at `engine`: later by more than [`EDIT_GRACE_MINUTES`].
+/// The install writes both files within moments of each other.
+pub fn edited_after_install(config: &str, engine: &str) -> bool {
+    match (
+        config.parse::<jiff::Timestamp>(),
+        engine.parse::<jiff::Timestamp>(),
+    ) {
+        (Ok(c), Ok(e)) => c - e > jiff::SignedDuration::from_mins(EDIT_GRACE_MINUTES),
+        _ => false,
+    }
+}
+
+/// How much later than the engine the configuration file may be written and still count as
+/// part of the install.
+pub const EDIT_GRACE_MINUTES: i64 = 10;
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_config_written_with_the_install_is_not_edited_and_a_later_one_is() {
+        let engine = "2026-03-01T10:00:00Z";
+        assert!(!edited_after_install("2026-03-01T10:00:00Z", engine));
+        assert!(!edited_after_install("2026-03-01T10:09:00Z", engine));
+        assert!(edited_after_install("2026-03-01T10:11:00Z", engine));
+        assert!(edited_after_install("2026-07-14T08:30:00Z", engine));
+        assert!(!edited_after_install("2026-02-01T10:00:00Z", engine));
+        assert!(!edited_after_install("not a date", engine));
+    }
+
     use super::*;
 
     #[test]

@@ -1,11 +1,83 @@
-//! Judgements of a host's facts that more than one command needs (the audit's findings, the
-//! plan's reasons and warnings, the plan's fingerprint, and later run's preflight and verify):
-//! each written once, here, as a pure function of the facts. The sync engine's own state is in
-//! [`sync_engine`].
+//! One set of checks: every condition of DOMAIN.md §3 and §7 that a host's facts can show is
+//! judged here once, as a pure function of the facts and the [`Limits`] (catalog, date,
+//! thresholds, role, target), into typed [`Check`]s. The audit renders them as findings, the
+//! plan as reasons and warnings (choosing which block), the plan's fingerprint reads the same
+//! helpers, and `run`'s preflight and verify are to map from them too.
+//!
+//! - [`model`]: what a check is (code, severity, message, fix, the facts it rests on);
+//! - [`install`]: probes, install state, ADSync, version readings, support;
+//! - [`prerequisites`]: OS, .NET, TLS 1.2, disk, open windows, the engine config for a target;
+//! - [`sync`]: scheduler and staging, run history, Health Agent, auto-upgrade, sync rules;
+//! - [`sync_engine`]: LocalDB, an edited `miiserver.exe.config`, the Entra connector.
 
+pub mod install;
+pub mod model;
+pub mod prerequisites;
+pub mod sync;
 pub mod sync_engine;
 
 use ecfleet_proto::Facts;
+
+use crate::catalog::{EcVersion, Support};
+
+pub use install::Readings;
+pub use model::{Check, Code, Limits, Severity};
+
+/// Everything the checks found on one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub readings: Readings,
+    /// The installed build's support verdict (`None` when no reading is a build).
+    pub support: Option<Support>,
+    /// Whether Entra Connect is installed at all.
+    pub installed: bool,
+    /// In a fixed order (install, versions, support, prerequisites, sync, sync engine).
+    pub checks: Vec<Check>,
+}
+
+impl Assessment {
+    pub fn has(&self, code: Code) -> bool {
+        self.checks.iter().any(|c| c.code == code)
+    }
+
+    pub fn find(&self, code: Code) -> Option<&Check> {
+        self.checks.iter().find(|c| c.code == code)
+    }
+
+    /// The installed build: the engine's reading, else the configuration's.
+    pub fn installed_build(&self) -> Option<EcVersion> {
+        self.readings.installed()
+    }
+}
+
+/// Judges one host's facts.
+pub fn assess(facts: &Facts, limits: &Limits<'_>) -> Assessment {
+    let mut checks = Vec::new();
+    let readings = Readings::of(facts);
+    let installed = install::installed(facts);
+    install::probe_errors(facts, &mut checks);
+    install::installation(facts, &mut checks);
+    install::versions(&readings, &mut checks);
+    let support = install::support(&readings, limits, &mut checks);
+    prerequisites::os(facts, limits, &mut checks);
+    prerequisites::dotnet(facts, limits, &mut checks);
+    prerequisites::tls12(facts, &mut checks);
+    prerequisites::disk(facts, limits, &mut checks);
+    prerequisites::open_ui(facts, &mut checks);
+    prerequisites::engine_config_for_target(facts, limits, &mut checks);
+    sync::scheduler(facts, limits.role, &mut checks);
+    sync::run_history(facts, limits, &mut checks);
+    sync::health_agent(facts, installed, &mut checks);
+    sync::auto_upgrade(facts, &mut checks);
+    sync::sync_rules(facts, &mut checks);
+    sync_engine::checks(facts, &mut checks);
+    Assessment {
+        readings,
+        support,
+        installed,
+        checks,
+    }
+}
 
 /// A value a host reported, quoted and with control characters escaped, for a message.
 pub fn shown(raw: &str) -> String {
@@ -102,3 +174,6 @@ pub fn is_import(profile: &str) -> bool {
 pub fn is_export(profile: &str) -> bool {
     profile.eq_ignore_ascii_case("Export")
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,12 @@
 //! Checks of the sync engine's own state (DOMAIN.md §3.4, §7 #10–#12): the LocalDB database
 //! against its 8 GB and 10 GB limits, an edited `miiserver.exe.config`, and the Microsoft Entra
-//! ID connector. Pure functions of the facts, shared by the audit, the plan and the fingerprint.
+//! ID connector. Pure functions of the facts, shared by the checks and the plan's fingerprint.
 
 use ecfleet_proto::{ENTRA_CONNECTOR_ID, EngineConfigFacts, Facts, RunResult};
 
 use crate::catalog::EcVersion;
+
+use super::model::{Check, Code, Severity};
 
 const GIB: u64 = 1 << 30;
 
@@ -108,6 +110,64 @@ pub fn entra_connector_missing(facts: &Facts) -> bool {
             .iter()
             .any(|c| c.identifier.eq_ignore_ascii_case(ENTRA_CONNECTOR_ID))
     })
+}
+
+/// The checks of the sync engine's own state: LocalDB against its limits, an edited
+/// `miiserver.exe.config`, the Entra connector.
+pub(super) fn checks(facts: &Facts, out: &mut Vec<Check>) {
+    if let Some(db) = localdb_state(facts) {
+        out.push(match db.level {
+            LocalDbLevel::Full => Check::new(
+                Code::LocalDbFull,
+                Severity::Critical,
+                format!(
+                    "{}: the sync engine stops at 10 GB, and an upgrade cannot write its changes",
+                    db.describe()
+                ),
+                LOCALDB_FIX,
+                &["database", "run_history"],
+            ),
+            LocalDbLevel::Large => Check::new(
+                Code::LocalDbLarge,
+                Severity::Warning,
+                format!(
+                    "{}: auto-upgrade refuses 8 GB and more (UpgradeNotSupportedLocalDbSizeExceeded), and a full sync after an upgrade may fill it",
+                    db.describe()
+                ),
+                LOCALDB_FIX,
+                &["database", "run_history"],
+            ),
+        });
+    }
+    if let Some(config) = edited_engine_config(facts) {
+        let when = config.last_write.as_deref().unwrap_or("an unknown time");
+        out.push(if config.diagnostic_source_redirect {
+            Check::new(
+                Code::EngineConfigEdited,
+                Severity::Info,
+                format!("{} was edited after the install ({when}) and has the DiagnosticSource redirect; auto-upgrade skips such hosts from 2.6.3.0", config.path),
+                "keep a copy of the file: check it again after each upgrade (2.6.84.0 and newer merge it)",
+                &["engine_config"],
+            )
+        } else {
+            Check::new(
+                Code::EngineConfigEdited,
+                Severity::Warning,
+                format!("{} was edited after the install ({when}) without a System.Diagnostics.DiagnosticSource redirect: an upgrade to 2.5.190.0–2.6.x stops the sync engine (FileLoadException), and auto-upgrade skips such hosts from 2.6.3.0", config.path),
+                REDIRECT_FIX,
+                &["engine_config"],
+            )
+        });
+    }
+    if entra_connector_missing(facts) {
+        out.push(Check::new(
+            Code::EntraConnectorMissing,
+            Severity::Critical,
+            format!("the Microsoft Entra ID connector ({ENTRA_CONNECTOR_ID}) is missing: nothing reaches Entra, and the upgrade wizard fails at its start"),
+            "unsupported configuration: uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)",
+            &["connectors"],
+        ));
+    }
 }
 
 #[cfg(test)]

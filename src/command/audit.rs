@@ -19,30 +19,26 @@ pub fn format_of(f: FormatArg) -> AuditFormat {
     }
 }
 
-/// The facts of the selected hosts, gathered on the engine with a progress bar: shared by the
-/// audit and the live plan.
+/// The facts of the selected hosts, gathered on the engine, its events going to `reporters`:
+/// shared by the audit and the live plan.
 pub(super) async fn gather(
     inventory: &Inventory,
     selected: &[&Host],
     settings: &AuditSettings,
     connector: &Connector,
     cx: &Context,
-    io: &mut Io<'_>,
+    reporters: super::Reporters,
 ) -> AuditReport {
-    let (events, bar) = super::progress_reporter(io);
     let report = audit::run(
         inventory,
         selected,
         settings,
         connector,
         cx.shutdown.clone(),
-        &events,
+        reporters.sink(),
     )
     .await;
-    drop(events);
-    if let Some(bar) = bar {
-        let _ = bar.await;
-    }
+    reporters.finish().await;
     report
 }
 
@@ -105,7 +101,11 @@ pub async fn run(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         transport::Connector::new(args.fleet.accept_new_host_keys),
         agents,
     );
-    let mut report = gather(&inventory, &selected, &settings, &connector, cx, io).await;
+    let reporters = match super::reporters(io, args.fleet.events.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return io.error(exit::INVALID_INPUT, e),
+    };
+    let mut report = gather(&inventory, &selected, &settings, &connector, cx, reporters).await;
     let whole = args.fleet.hosts.is_empty() && args.fleet.tenants.is_empty();
     report.whole_inventory = whole;
     if let Some(share_dir) = &inventory.share {

@@ -99,12 +99,48 @@ fn discover_agents(agent_dir: Option<&Path>, cx: &Context) -> Result<AgentBuilds
 
 /// An event sink drawing a progress bar on stderr while the engine runs (or none), and the
 /// task that draws it.
-fn progress_reporter(io: &Io<'_>) -> (EventSink, Option<tokio::task::JoinHandle<()>>) {
-    if !io.progress {
-        return (EventSink::none(), None);
+/// The reporters of a fleet command's engine events: the progress bar (on a terminal) and,
+/// with `--events FILE`, JSON Lines. Finishing drops the sink and waits for them to drain.
+pub(super) struct Reporters {
+    sink: EventSink,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Reporters {
+    pub(super) fn sink(&self) -> &EventSink {
+        &self.sink
     }
-    let (sink, rx) = EventSink::channel();
-    (sink, Some(tokio::spawn(progress::draw(rx))))
+
+    pub(super) async fn finish(self) {
+        drop(self.sink);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the reporters; an events file that cannot be created is an error naming it.
+fn reporters(io: &Io<'_>, events: Option<&Path>) -> Result<Reporters, String> {
+    let mut sink = EventSink::none();
+    let mut tasks = Vec::new();
+    if let Some(path) = events {
+        let out: Box<dyn Write + Send> = if path == Path::new("-") {
+            Box::new(std::io::stderr())
+        } else {
+            let file = std::fs::File::create(path).map_err(|e| {
+                format!(
+                    "--events {}: cannot create the events file: {e}",
+                    path.display()
+                )
+            })?;
+            Box::new(std::io::BufWriter::new(file))
+        };
+        tasks.push(tokio::spawn(progress::json_lines(sink.add(), out)));
+    }
+    if io.progress {
+        tasks.push(tokio::spawn(progress::draw(sink.add())));
+    }
+    Ok(Reporters { sink, tasks })
 }
 
 /// `inventory check`: the inventory is valid (with warnings about files that will not be read),

@@ -39,40 +39,17 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
             Err(e) => return io.error(code(exit::audit::INVALID_INPUT), e),
         };
     let as_of = settings.as_of;
-    let reference_time = plan::reference_time(as_of, jiff::Timestamp::now());
     let selected = match select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants) {
         Ok(s) => s,
         Err(e) => return io.error(code(exit::audit::INVALID_INPUT), e),
     };
-    let request = match (&args.target, &args.msi) {
-        (Some(v), _) => plan::target::TargetRequest::Version(v),
-        (None, Some(path)) => plan::target::TargetRequest::Msi {
-            path,
-            sha256: args.sha256.as_deref(),
-        },
-        (None, None) => plan::target::TargetRequest::Newest,
-    };
-    let target = match plan::target::resolve(&settings.catalog, as_of, request) {
+    let target = match plan::target::resolve(&settings.catalog, as_of, target_request(args)) {
         Ok(t) => t,
         Err(e) => return io.error(code(exit::audit::INVALID_INPUT), e),
     };
-    let facts = match &args.from_audit {
-        Some(path) => from_saved_audit(path, as_of, &selected, io),
-        None => {
-            let agents = match discover_agents(args.fleet.agent_dir.as_deref(), cx) {
-                Ok(a) => a,
-                Err(e) => return io.error(code(exit::audit::FAILURE), e),
-            };
-            let connector = Connector::new(
-                transport::Connector::new(args.fleet.accept_new_host_keys),
-                agents,
-            );
-            Ok(live(&inventory, &selected, &settings, &connector, cx, io).await)
-        }
-    };
-    let (inputs, facts_source) = match facts {
+    let (inputs, facts_source) = match facts(args, &inventory, &selected, &settings, cx, io).await {
         Ok(f) => f,
-        Err(e) => return io.error(code(exit::audit::INVALID_INPUT), e),
+        Err((c, e)) => return io.error(code(c), e),
     };
     let mut result = plan::build(
         &plan::TenantWindow::of(&inventory),
@@ -82,7 +59,7 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
             target,
             policy,
             as_of,
-            reference_time,
+            reference_time: plan::reference_time(as_of, jiff::Timestamp::now()),
             inventory_path: inventory.path.display().to_string(),
             facts_source,
         },
@@ -92,11 +69,7 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         .unwrap_or(jiff::Timestamp::now())
         .to_string();
     if let Some(out) = &args.out {
-        let json = match serde_json::to_vec_pretty(&result) {
-            Ok(j) => j,
-            Err(e) => return io.error(code(exit::audit::FAILURE), e),
-        };
-        if let Err(e) = crate::share::replace_file(out, &json) {
+        if let Err(e) = write_plan_file(out, &result) {
             return io.error(code(exit::audit::FAILURE), e);
         }
         let _ = writeln!(io.err, "plan written to {}", super::relative(out));
@@ -117,6 +90,48 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         exit::plan::OK
     };
     super::unless_detached(&cx.shutdown, done)
+}
+
+fn target_request(args: &PlanArgs) -> plan::target::TargetRequest<'_> {
+    match (&args.target, &args.msi) {
+        (Some(v), _) => plan::target::TargetRequest::Version(v),
+        (None, Some(path)) => plan::target::TargetRequest::Msi {
+            path,
+            sha256: args.sha256.as_deref(),
+        },
+        (None, None) => plan::target::TargetRequest::Newest,
+    }
+}
+
+/// The plan file, written atomically.
+fn write_plan_file(out: &std::path::Path, plan: &plan::Plan) -> Result<(), String> {
+    let json = serde_json::to_vec_pretty(plan).map_err(|e| e.to_string())?;
+    crate::share::replace_file(out, &json).map_err(|e| e.to_string())
+}
+
+/// The facts to plan from: a saved audit (`--from-audit`) or gathered live on the engine. An
+/// error carries its exit code.
+async fn facts(
+    args: &PlanArgs,
+    inventory: &Inventory,
+    selected: &[&Host],
+    settings: &crate::audit::AuditSettings,
+    cx: &Context,
+    io: &mut Io<'_>,
+) -> Result<Inputs, (u8, String)> {
+    if let Some(path) = &args.from_audit {
+        return from_saved_audit(path, settings.as_of, selected, io)
+            .map_err(|e| (exit::audit::INVALID_INPUT, e));
+    }
+    let agents = discover_agents(args.fleet.agent_dir.as_deref(), cx)
+        .map_err(|e| (exit::audit::FAILURE, e))?;
+    let reporters = super::reporters(io, args.fleet.events.as_deref())
+        .map_err(|e| (exit::audit::INVALID_INPUT, e))?;
+    let connector = Connector::new(
+        transport::Connector::new(args.fleet.accept_new_host_keys),
+        agents,
+    );
+    Ok(live(inventory, selected, settings, &connector, cx, reporters).await)
 }
 
 type Inputs = (Vec<PlanInput>, plan::FactsSource);
@@ -153,9 +168,10 @@ async fn live(
     settings: &crate::audit::AuditSettings,
     connector: &Connector,
     cx: &Context,
-    io: &mut Io<'_>,
+    reporters: super::Reporters,
 ) -> Inputs {
-    let report = super::audit::gather(inventory, selected, settings, connector, cx, io).await;
+    let report =
+        super::audit::gather(inventory, selected, settings, connector, cx, reporters).await;
     let inputs = selected
         .iter()
         .zip(report.hosts)

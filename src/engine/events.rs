@@ -46,25 +46,32 @@ pub enum Event {
     },
 }
 
-/// Where events go; a sink with no receiver drops them.
+/// Where events go: every reporter's channel (none: they are dropped).
 #[derive(Clone, Default)]
 pub struct EventSink {
-    tx: Option<mpsc::UnboundedSender<Event>>,
+    tx: Vec<mpsc::UnboundedSender<Event>>,
 }
 
 impl EventSink {
     pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (EventSink { tx: Some(tx) }, rx)
+        (EventSink { tx: vec![tx] }, rx)
     }
 
     pub fn none() -> EventSink {
-        EventSink { tx: None }
+        EventSink { tx: Vec::new() }
+    }
+
+    /// One more reporter: every event goes to it too.
+    pub fn add(&mut self) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.tx.push(tx);
+        rx
     }
 
     pub fn send(&self, event: Event) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(event);
+        for tx in &self.tx {
+            let _ = tx.send(event.clone());
         }
     }
 }

@@ -584,19 +584,13 @@ fn parse_defaults(ctx: &mut Ctx<'_>, t: &Table<'_>) -> (Defaults, Option<usize>)
     (d, concurrency)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn parse_host(
+fn host_name(
     ctx: &mut Ctx<'_>,
     t: &Table<'_>,
-    span: Range<usize>,
+    span: &Range<usize>,
     path: &str,
-    tenant: &str,
-    d: &Defaults,
-    tenant_min_os: Option<MinOs>,
-    default_known_hosts: Option<&PathBuf>,
-) -> Option<Host> {
-    ctx.check_keys(t, path, HOST_KEYS);
-    let name = match get_str(ctx, t, path, "name") {
+) -> Option<(String, Range<usize>)> {
+    match get_str(ctx, t, path, "name") {
         Some((n, nspan)) if valid_name(&n) => Some((n, nspan)),
         Some((n, nspan)) => {
             ctx.error(
@@ -616,8 +610,16 @@ fn parse_host(
             );
             None
         }
-    };
-    let address = match get_str(ctx, t, path, "address") {
+    }
+}
+
+fn host_address(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_>,
+    span: &Range<usize>,
+    path: &str,
+) -> Option<String> {
+    match get_str(ctx, t, path, "address") {
         Some((a, aspan)) if a.trim().is_empty() => {
             ctx.error(
                 aspan,
@@ -648,8 +650,11 @@ fn parse_host(
             );
             None
         }
-    };
-    let role = match get_str(ctx, t, path, "role") {
+    }
+}
+
+fn host_role(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str) -> Option<Role> {
+    match get_str(ctx, t, path, "role") {
         None => Some(Role::Active),
         Some((r, _)) if r == "active" => Some(Role::Active),
         Some((r, _)) if r == "staging" => Some(Role::Staging),
@@ -662,7 +667,55 @@ fn parse_host(
             );
             None
         }
-    };
+    }
+}
+
+/// The transport's own settings: SSH needs a known_hosts file (host keys matter only to SSH),
+/// WinRM none.
+fn host_transport(
+    ctx: &mut Ctx<'_>,
+    span: &Range<usize>,
+    path: &str,
+    label: &str,
+    kind: TransportKind,
+    identity_file: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+) -> Option<HostTransport> {
+    match kind {
+        TransportKind::WinRm => Some(HostTransport::WinRm(WinRmSettings::default())),
+        TransportKind::Ssh => match known_hosts {
+            Some(known_hosts) => Some(HostTransport::Ssh(SshSettings {
+                identity_file,
+                known_hosts,
+            })),
+            None => {
+                ctx.error(
+                    span.clone(),
+                    path,
+                    format!("no known_hosts file for host {label}"),
+                    "set known_hosts = \"…\" in [defaults]",
+                );
+                None
+            }
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_host(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_>,
+    span: Range<usize>,
+    path: &str,
+    tenant: &str,
+    d: &Defaults,
+    tenant_min_os: Option<MinOs>,
+    default_known_hosts: Option<&PathBuf>,
+) -> Option<Host> {
+    ctx.check_keys(t, path, HOST_KEYS);
+    let name = host_name(ctx, t, &span, path);
+    let address = host_address(ctx, t, &span, path);
+    let role = host_role(ctx, t, path);
     let port = port(ctx, t, path);
     let transport = transport(ctx, t, path)
         .or(d.transport)
@@ -705,25 +758,15 @@ fn parse_host(
     if transport == TransportKind::Ssh && identity_file.is_none() && password.is_none() {
         ctx.error(span.clone(), path, format!("no credential for host {label}"), "set identity_file = \"~/.ssh/id_ed25519\" or password = { env = \"VAR\" } on the host or in [defaults]");
     }
-    // Host keys matter only to SSH; a WinRM host needs no known_hosts file.
-    let host_transport = match transport {
-        TransportKind::WinRm => Some(HostTransport::WinRm(WinRmSettings::default())),
-        TransportKind::Ssh => match known_hosts {
-            Some(known_hosts) => Some(HostTransport::Ssh(SshSettings {
-                identity_file,
-                known_hosts,
-            })),
-            None => {
-                ctx.error(
-                    span.clone(),
-                    path,
-                    format!("no known_hosts file for host {label}"),
-                    "set known_hosts = \"…\" in [defaults]",
-                );
-                None
-            }
-        },
-    };
+    let host_transport = host_transport(
+        ctx,
+        &span,
+        path,
+        &label,
+        transport,
+        identity_file,
+        known_hosts,
+    );
     let port = port.or(d.port).unwrap_or(match transport {
         TransportKind::Ssh => 22,
         TransportKind::WinRm => 5986,
@@ -744,6 +787,168 @@ fn parse_host(
         connect_timeout,
         line,
     })
+}
+
+fn parse_share(ctx: &mut Ctx<'_>, root: &Table<'_>) -> Option<PathBuf> {
+    let t = get_table(ctx, root, "", "share")?;
+    ctx.check_keys(t, "share", SHARE_KEYS);
+    let p = get_str(ctx, t, "share", "path");
+    if p.is_none() {
+        ctx.error(
+            0..0,
+            "share",
+            "the [share] section has no path",
+            "add path = \"/mnt/ecfleet-share\" under [share]",
+        );
+    }
+    p.map(|(p, _)| ctx.resolve_path(&p))
+}
+
+/// Names seen so far, with their lines, so that a second use is an error naming the first.
+#[derive(Default)]
+struct Seen {
+    tenants: HashMap<String, usize>,
+    hosts: HashMap<String, usize>,
+}
+
+fn tenant_name(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_>,
+    tspan: &Range<usize>,
+    tpath: &str,
+    seen: &mut Seen,
+) -> String {
+    match get_str(ctx, t, tpath, "name") {
+        Some((n, nspan)) if valid_name(&n) => {
+            let line = ctx.position(nspan.start).0;
+            if let Some(first) = seen.tenants.insert(n.clone(), line) {
+                ctx.error(
+                    nspan,
+                    &join(tpath, "name"),
+                    format!("tenant `{n}` is listed twice (first on line {first})"),
+                    "give each tenant a unique name, or merge the two sections",
+                );
+            }
+            n
+        }
+        Some((n, nspan)) => {
+            ctx.error(
+                nspan,
+                &join(tpath, "name"),
+                format!("`{n}` is not a usable tenant name"),
+                "use letters, digits, '.', '-' or '_' (it names folders on the share)",
+            );
+            String::new()
+        }
+        None => {
+            ctx.error(
+                tspan.clone(),
+                tpath,
+                "the tenant has no name",
+                "add name = \"…\" to the [[tenant]] section",
+            );
+            String::new()
+        }
+    }
+}
+
+fn maintenance_window(ctx: &mut Ctx<'_>, t: &Table<'_>, tpath: &str) -> Option<MaintenanceWindow> {
+    let (text, wspan) = get_str(ctx, t, tpath, "maintenance_window")?;
+    match MaintenanceWindow::parse(&text) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            ctx.error(
+                wspan,
+                &join(tpath, "maintenance_window"),
+                e,
+                "write DAYS START-END ZONE, e.g. maintenance_window = \"Sat 22:00-02:00 Europe/London\"",
+            );
+            None
+        }
+    }
+}
+
+fn contacts(ctx: &mut Ctx<'_>, t: &Table<'_>, tpath: &str) -> Vec<String> {
+    let mut contacts = Vec::new();
+    let Some(v) = get(t, "contacts") else {
+        return contacts;
+    };
+    let Some(items) = v.get_ref().as_array() else {
+        ctx.error(
+            v.span(),
+            &join(tpath, "contacts"),
+            "expected a list of strings",
+            "write contacts = [\"ops@example.com\"]",
+        );
+        return contacts;
+    };
+    for item in items.iter() {
+        match item.get_ref().as_str() {
+            Some(s) => contacts.push(s.to_string()),
+            None => ctx.error(
+                item.span(),
+                &join(tpath, "contacts"),
+                "each contact must be a string",
+                "write contacts = [\"ops@example.com\"]",
+            ),
+        }
+    }
+    contacts
+}
+
+fn parse_tenant(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_>,
+    tspan: Range<usize>,
+    ti: usize,
+    defaults: &Defaults,
+    seen: &mut Seen,
+    default_known_hosts: Option<&PathBuf>,
+) -> Tenant {
+    let tpath = format!("tenant[{ti}]");
+    ctx.check_keys(t, &tpath, TENANT_KEYS);
+    let name = tenant_name(ctx, t, &tspan, &tpath, seen);
+    let maintenance_window = maintenance_window(ctx, t, &tpath);
+    let tenant_min_os = min_os(ctx, t, &tpath);
+    let contacts = contacts(ctx, t, &tpath);
+    let mut hosts = Vec::new();
+    let host_tables = get_tables(ctx, t, &tpath, "host", "tenant.host");
+    for (hi, (h, hspan)) in host_tables.into_iter().enumerate() {
+        let hpath = format!("{tpath}.host[{hi}]");
+        let Some(host) = parse_host(
+            ctx,
+            h,
+            hspan,
+            &hpath,
+            &name,
+            defaults,
+            tenant_min_os,
+            default_known_hosts,
+        ) else {
+            continue;
+        };
+        if let Some(first) = seen.hosts.insert(host.name.clone(), host.line) {
+            let nspan = get(h, "name").map(|v| v.span()).unwrap_or(0..0);
+            ctx.error(
+                nspan,
+                &join(&hpath, "name"),
+                format!(
+                    "host `{}` is listed twice (first on line {first})",
+                    host.name
+                ),
+                "host names must be unique across the inventory: rename one",
+            );
+        } else {
+            hosts.push(host);
+        }
+    }
+    Tenant {
+        name,
+        maintenance_window,
+        contacts,
+        min_os: tenant_min_os,
+        hosts,
+    }
 }
 
 /// `default_known_hosts` comes from the caller (the user's `~/.ssh/known_hosts`), because
@@ -781,23 +986,9 @@ pub(crate) fn parse_inventory(
         Some(t) => parse_defaults(&mut ctx, t),
         None => (Defaults::default(), None),
     };
-    let share = get_table(&mut ctx, root, "", "share").and_then(|t| {
-        ctx.check_keys(t, "share", SHARE_KEYS);
-        let p = get_str(&mut ctx, t, "share", "path");
-        if p.is_none() {
-            ctx.error(
-                0..0,
-                "share",
-                "the [share] section has no path",
-                "add path = \"/mnt/ecfleet-share\" under [share]",
-            );
-        }
-        p.map(|(p, _)| ctx.resolve_path(&p))
-    });
+    let share = parse_share(&mut ctx, root);
 
     let mut tenants = Vec::new();
-    let mut host_names: HashMap<String, usize> = HashMap::new();
-    let mut tenant_names: HashMap<String, usize> = HashMap::new();
     let tenant_tables = get_tables(&mut ctx, root, "", "tenant", "tenant");
     if tenant_tables.is_empty() && ctx.errors.is_empty() {
         ctx.error(
@@ -807,117 +998,18 @@ pub(crate) fn parse_inventory(
             "add a [[tenant]] section with at least one [[tenant.host]]",
         );
     }
+    let mut seen = Seen::default();
     for (ti, (t, tspan)) in tenant_tables.into_iter().enumerate() {
-        let tpath = format!("tenant[{ti}]");
-        ctx.check_keys(t, &tpath, TENANT_KEYS);
-        let name = match get_str(&mut ctx, t, &tpath, "name") {
-            Some((n, nspan)) if valid_name(&n) => {
-                let line = ctx.position(nspan.start).0;
-                if let Some(first) = tenant_names.insert(n.clone(), line) {
-                    ctx.error(
-                        nspan,
-                        &join(&tpath, "name"),
-                        format!("tenant `{n}` is listed twice (first on line {first})"),
-                        "give each tenant a unique name, or merge the two sections",
-                    );
-                }
-                n
-            }
-            Some((n, nspan)) => {
-                ctx.error(
-                    nspan,
-                    &join(&tpath, "name"),
-                    format!("`{n}` is not a usable tenant name"),
-                    "use letters, digits, '.', '-' or '_' (it names folders on the share)",
-                );
-                String::new()
-            }
-            None => {
-                ctx.error(
-                    tspan.clone(),
-                    &tpath,
-                    "the tenant has no name",
-                    "add name = \"…\" to the [[tenant]] section",
-                );
-                String::new()
-            }
-        };
-        let maintenance_window = get_str(&mut ctx, t, &tpath, "maintenance_window").and_then(
-            |(text, wspan)| match MaintenanceWindow::parse(&text) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    ctx.error(
-                        wspan,
-                        &join(&tpath, "maintenance_window"),
-                        e,
-                        "write DAYS START-END ZONE, e.g. maintenance_window = \"Sat 22:00-02:00 Europe/London\"",
-                    );
-                    None
-                }
-            },
+        let tenant = parse_tenant(
+            &mut ctx,
+            t,
+            tspan,
+            ti,
+            &defaults,
+            &mut seen,
+            default_known_hosts.as_ref(),
         );
-        let tenant_min_os = min_os(&mut ctx, t, &tpath);
-        let mut contacts = Vec::new();
-        if let Some(v) = get(t, "contacts") {
-            match v.get_ref().as_array() {
-                Some(items) => {
-                    for item in items.iter() {
-                        match item.get_ref().as_str() {
-                            Some(s) => contacts.push(s.to_string()),
-                            None => ctx.error(
-                                item.span(),
-                                &join(&tpath, "contacts"),
-                                "each contact must be a string",
-                                "write contacts = [\"ops@example.com\"]",
-                            ),
-                        }
-                    }
-                }
-                None => ctx.error(
-                    v.span(),
-                    &join(&tpath, "contacts"),
-                    "expected a list of strings",
-                    "write contacts = [\"ops@example.com\"]",
-                ),
-            }
-        }
-        let mut hosts = Vec::new();
-        let host_tables = get_tables(&mut ctx, t, &tpath, "host", "tenant.host");
-        for (hi, (h, hspan)) in host_tables.into_iter().enumerate() {
-            let hpath = format!("{tpath}.host[{hi}]");
-            if let Some(host) = parse_host(
-                &mut ctx,
-                h,
-                hspan,
-                &hpath,
-                &name,
-                &defaults,
-                tenant_min_os,
-                default_known_hosts.as_ref(),
-            ) {
-                if let Some(first) = host_names.insert(host.name.clone(), host.line) {
-                    let nspan = get(h, "name").map(|v| v.span()).unwrap_or(0..0);
-                    ctx.error(
-                        nspan,
-                        &join(&hpath, "name"),
-                        format!(
-                            "host `{}` is listed twice (first on line {first})",
-                            host.name
-                        ),
-                        "host names must be unique across the inventory: rename one",
-                    );
-                } else {
-                    hosts.push(host);
-                }
-            }
-        }
-        tenants.push(Tenant {
-            name,
-            maintenance_window,
-            contacts,
-            min_os: tenant_min_os,
-            hosts,
-        });
+        tenants.push(tenant);
     }
     if !ctx.errors.is_empty() {
         ctx.errors.sort_by_key(|e| (e.line, e.column));

@@ -172,7 +172,7 @@ fn tls(enforced: bool) -> Tls12Facts {
     }
 }
 
-fn runs(tenant: &str, staging: bool, failing_export: bool, seed: usize) -> Vec<MachineRun> {
+fn runs(tenant: &str, staging: bool, seed: usize) -> Vec<MachineRun> {
     let ad = format!("{tenant}.local");
     let aad = format!("{tenant}.onmicrosoft.com - AAD");
     let base = (seed % 20) as u32;
@@ -190,11 +190,7 @@ fn runs(tenant: &str, staging: bool, failing_export: bool, seed: usize) -> Vec<M
         run(&aad, "Delta Synchronization", 5),
     ];
     if !staging {
-        let mut export = run(&aad, "Export", 3);
-        if failing_export {
-            export.result = "completed-export-errors".into();
-        }
-        v.push(export);
+        v.push(run(&aad, "Export", 3));
         v.push(run(&ad, "Export", 2));
     }
     v
@@ -225,7 +221,6 @@ fn machine(
     seed: usize,
     p: &Picks,
 ) -> Machine {
-    let os = OSES[seed % OSES.len()];
     let behind = p.behind[seed % p.behind.len()];
     let version = match scenario {
         "current" => p.current,
@@ -236,12 +231,31 @@ fn machine(
         "v1-old" => EcVersion([1, 5, 30, 0]),
         _ => behind,
     };
+    let mut m = healthy_machine(name, tenant, version, role, seed);
+    m.host.scenario = scenario.into();
+    m.host.description = description(scenario).into();
+    apply_scenario(&mut m, scenario, p, behind);
+    m
+}
+
+/// A healthy host of the lab: `version` on a supported OS picked by `seed`, both readings
+/// agreeing, .NET 4.8, TLS 1.2 enforced, space to spare, its last runs successful, Health
+/// Agent running, a LocalDB well below its limits, the configuration file as installed, an AD
+/// and the Entra connector. The scenarios are changes to it.
+pub fn healthy_machine(
+    name: &str,
+    tenant: &str,
+    version: EcVersion,
+    role: Role,
+    seed: usize,
+) -> Machine {
+    let os = OSES[seed % OSES.len()];
     let staging = role == Role::Staging;
-    let mut m = Machine {
+    Machine {
         host: MachineHost {
             name: name.to_uppercase(),
-            scenario: scenario.into(),
-            description: description(scenario).into(),
+            scenario: "current".into(),
+            description: description("current").into(),
         },
         os: MachineOs {
             caption: os.0.into(),
@@ -284,7 +298,7 @@ fn machine(
             next_cycle_in_minutes: 1 + (seed % 29) as u32,
             ..MachineScheduler::default()
         },
-        runs: runs(tenant, staging, scenario == "sync-errors", seed),
+        runs: runs(tenant, staging, seed),
         auto_upgrade: Some(AutoUpgradeFacts {
             state: if seed.is_multiple_of(3) {
                 "Enabled"
@@ -321,7 +335,11 @@ fn machine(
         engine_config: MachineEngineConfig::default(),
         connectors: Some(connectors(tenant, seed)),
         faults: Faults::default(),
-    };
+    }
+}
+
+/// What makes a scenario: its changes to the healthy host.
+fn apply_scenario(m: &mut Machine, scenario: &str, p: &Picks, behind: EcVersion) {
     match scenario {
         "v1-2012r2" => {
             m.os = MachineOs {
@@ -369,6 +387,13 @@ fn machine(
             }
         }
         "config-edited" => m.engine_config.edited = true,
+        "sync-errors" => {
+            for r in &mut m.runs {
+                if r.run_profile == "Export" && r.connector.ends_with(" - AAD") {
+                    r.result = "completed-export-errors".into();
+                }
+            }
+        }
         "no-entra-connector" => {
             if let Some(list) = m.connectors.as_mut() {
                 list.retain(|c| c.identifier != ENTRA_CONNECTOR_ID);
@@ -383,7 +408,6 @@ fn machine(
         }
         _ => {}
     }
-    m
 }
 
 fn description(scenario: &str) -> &'static str {

@@ -233,10 +233,9 @@ pub struct PlanSettings<'a> {
 /// Makes the plan: a pure function of its inputs (only `generated_at` is left empty for the
 /// caller to stamp, so that the same inputs give the same document).
 pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSettings<'_>) -> Plan {
-    let target_version = settings.target.version;
     let cx = rules::Context {
         catalog: settings.catalog,
-        target: target_version,
+        target: settings.target.version,
         policy: &settings.policy,
         as_of: settings.as_of,
     };
@@ -255,16 +254,7 @@ pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSetti
     };
     let next_windows: Vec<Option<WindowTimes>> = tenant_names
         .iter()
-        .map(|name| {
-            let w = window_of(name)?;
-            let o = w.next_after(settings.reference_time);
-            Some(WindowTimes {
-                start: o.start.to_string(),
-                end: o.end.to_string(),
-                start_utc: o.start.timestamp(),
-                end_utc: o.end.timestamp(),
-            })
-        })
+        .map(|name| window_of(name).map(|w| WindowTimes::next(w, settings.reference_time)))
         .collect();
     let starts: Vec<Option<Timestamp>> = next_windows
         .iter()
@@ -288,52 +278,18 @@ pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSetti
     let mut hosts: Vec<PlannedHost> = inputs
         .iter()
         .zip(&waves)
-        .map(|(input, wave)| {
-            let facts = input.facts.as_ref().map_err(String::as_str);
-            let decision = rules::decide(
-                rules::HostInput {
-                    role: input.role,
-                    facts,
-                    min_os: input.min_os,
-                },
-                cx,
-            );
-            let basis = Basis::of(facts.ok());
-            PlannedHost {
-                tenant: input.tenant.clone(),
-                host: input.host.clone(),
-                role: input.role,
-                action: decision.action,
-                from: decision.from,
-                to: decision.to,
-                via: decision.via,
-                wave: *wave,
-                reasons: decision.reasons,
-                warnings: decision.warnings,
-                fingerprint: basis.fingerprint(),
-                basis,
-                facts_collected_at: facts.ok().map(|f| f.collected_at.clone()),
-            }
-        })
+        .map(|(input, wave)| PlannedHost::decide(input, *wave, cx))
         .collect();
     hosts.sort_by_cached_key(|h| (h.wave, tenant_index(&h.tenant), h.host.clone()));
     let tenants = tenant_names
         .iter()
         .zip(next_windows)
         .filter(|(name, _)| hosts.iter().any(|h| &h.tenant == *name))
-        .map(|(name, next)| {
-            let mut waves: Vec<u32> = hosts
-                .iter()
-                .filter(|h| &h.tenant == name)
-                .map(|h| h.wave)
-                .collect();
-            waves.dedup();
-            TenantPlan {
-                name: name.clone(),
-                maintenance_window: window_of(name).map(|w| w.text().to_string()),
-                next_window: next,
-                waves,
-            }
+        .map(|(name, next)| TenantPlan {
+            name: name.clone(),
+            maintenance_window: window_of(name).map(|w| w.text().to_string()),
+            next_window: next,
+            waves: waves_of(&hosts, name),
         })
         .collect();
     Plan {
@@ -354,6 +310,61 @@ pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSetti
         summary: Summary::of(&hosts),
         tenants,
         hosts,
+    }
+}
+
+/// The waves a tenant's hosts fall in (the hosts are in wave order).
+fn waves_of(hosts: &[PlannedHost], tenant: &str) -> Vec<u32> {
+    let mut waves: Vec<u32> = hosts
+        .iter()
+        .filter(|h| h.tenant == tenant)
+        .map(|h| h.wave)
+        .collect();
+    waves.dedup();
+    waves
+}
+
+impl WindowTimes {
+    /// The window open at `reference`, or the next one.
+    fn next(window: &MaintenanceWindow, reference: Timestamp) -> WindowTimes {
+        let o = window.next_after(reference);
+        WindowTimes {
+            start: o.start.to_string(),
+            end: o.end.to_string(),
+            start_utc: o.start.timestamp(),
+            end_utc: o.end.timestamp(),
+        }
+    }
+}
+
+impl PlannedHost {
+    /// The rules' decision for one host, with its fingerprint, in the given wave.
+    fn decide(input: &PlanInput, wave: u32, cx: rules::Context<'_>) -> PlannedHost {
+        let facts = input.facts.as_ref().map_err(String::as_str);
+        let decision = rules::decide(
+            rules::HostInput {
+                role: input.role,
+                facts,
+                min_os: input.min_os,
+            },
+            cx,
+        );
+        let basis = Basis::of(facts.ok());
+        PlannedHost {
+            tenant: input.tenant.clone(),
+            host: input.host.clone(),
+            role: input.role,
+            action: decision.action,
+            from: decision.from,
+            to: decision.to,
+            via: decision.via,
+            wave,
+            reasons: decision.reasons,
+            warnings: decision.warnings,
+            fingerprint: basis.fingerprint(),
+            basis,
+            facts_collected_at: facts.ok().map(|f| f.collected_at.clone()),
+        }
     }
 }
 

@@ -5,12 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ecfleet_proto::lab::{Machine, MachineConnector};
-use ecfleet_proto::{
-    ConnectorFacts, DatabaseFacts, DotNetFacts, ENTRA_CONNECTOR_ID, EcFacts, EngineConfigFacts,
-    Facts, OsFacts, RunResult, SchedulerFacts, ServiceFacts,
-};
-use jiff::{SignedDuration, Timestamp};
+use ecfleet_proto::Facts;
+use ecfleet_proto::lab::Machine;
+use jiff::Timestamp;
 
 pub enum LabOutput {
     Facts(Box<Facts>),
@@ -39,181 +36,14 @@ pub fn collect(root: &Path) -> Result<LabOutput, String> {
     ))))
 }
 
-fn minutes_before(now: Timestamp, minutes: u32) -> String {
-    (now - SignedDuration::from_mins(minutes as i64)).to_string()
-}
-
-/// Renders the simulated machine as the facts a real host would report at `now`.
+/// Renders the simulated machine as the facts a real host would report at `now`, with the
+/// machine's failing probes applied.
 pub fn facts_from_machine(m: &Machine, now: Timestamp) -> Facts {
-    let now = now.round(jiff::Unit::Second).unwrap_or(now);
-    let mut f = Facts::new("lab", env!("CARGO_PKG_VERSION"), now.to_string());
-    f.host_name = Some(m.host.name.clone());
-    f.os = Some(OsFacts {
-        caption: m.os.caption.clone(),
-        version: m.os.version.clone(),
-        build: m.os.build,
-        installation_type: m.os.installation_type.clone(),
-    });
-    f.dotnet = Some(DotNetFacts {
-        release: m.dotnet.release,
-    });
-    f.tls12 = Some(m.tls12.clone());
-    f.disk = Some(m.disk.clone());
-    f.uninstall = Some(m.uninstall.clone());
-    f.open_ui = Some(m.open_ui.clone());
-    match &m.ec {
-        Some(ec) => {
-            let engine = format!(r"{}\Bin\miiserver.exe", ec.install_dir);
-            f.ec = Some(EcFacts {
-                engine_path: Some(engine),
-                engine_file_version: Some(ec.engine_version.clone()),
-                engine_product_version: Some(ec.engine_version.clone()),
-                config_version: Some(ec.config_version.clone()),
-                wizard_version: ec.wizard_version.clone(),
-            });
-            f.adsync_service = Some(ServiceFacts {
-                name: "ADSync".into(),
-                display_name: Some("Microsoft Azure AD Sync".into()),
-                state: m.service.state.clone(),
-                start_mode: Some(m.service.start_mode.clone()),
-            });
-            let s = &m.scheduler;
-            f.scheduler = Some(SchedulerFacts {
-                sync_cycle_enabled: Some(s.sync_cycle_enabled),
-                staging_mode_enabled: Some(s.staging_mode_enabled),
-                scheduler_suspended: Some(s.scheduler_suspended),
-                sync_cycle_in_progress: Some(s.sync_cycle_in_progress),
-                maintenance_enabled: Some(s.maintenance_enabled),
-                next_sync_cycle_start_utc: Some(
-                    (now + SignedDuration::from_mins(s.next_cycle_in_minutes as i64)).to_string(),
-                ),
-                effective_interval_minutes: Some(s.interval_minutes),
-            });
-            let mut runs: Vec<RunResult> = m
-                .runs
-                .iter()
-                .map(|r| RunResult {
-                    connector: r.connector.clone(),
-                    run_profile: r.run_profile.clone(),
-                    result: r.result.clone(),
-                    start: Some(
-                        (now - SignedDuration::from_mins(r.age_minutes as i64)
-                            - SignedDuration::from_secs(r.duration_seconds as i64))
-                        .to_string(),
-                    ),
-                    end: Some(minutes_before(now, r.age_minutes)),
-                    complete: None,
-                })
-                .collect();
-            runs.sort_by(|a, b| b.end.cmp(&a.end));
-            f.run_history = Some(runs);
-            f.auto_upgrade = m.auto_upgrade.clone();
-            f.health_agent = Some(
-                m.health_agent
-                    .iter()
-                    .map(|h| ServiceFacts {
-                        name: h.name.clone(),
-                        display_name: Some(h.display_name.clone()),
-                        state: h.state.clone(),
-                        start_mode: Some(h.start_mode.clone()),
-                    })
-                    .collect(),
-            );
-            f.sync_rules = Some(m.sync_rules.clone());
-            f.database = Some(database(m, &ec.install_dir));
-            f.engine_config = Some(engine_config(m, &ec.install_dir, now));
-            f.connectors = Some(connectors(m.connectors.as_deref()));
-        }
-        None => {
-            f.adsync_service = Some(ServiceFacts {
-                name: "ADSync".into(),
-                display_name: None,
-                state: "NotFound".into(),
-                start_mode: None,
-            });
-            for probe in [
-                "ec",
-                "scheduler",
-                "run_history",
-                "auto_upgrade",
-                "sync_rules",
-                "database",
-                "engine_config",
-                "connectors",
-            ] {
-                f.probe_failed(probe, "The term 'Get-ADSyncScheduler' is not recognized: the ADSync module is not installed");
-            }
-        }
-    }
+    let mut f = m.facts_at(now, env!("CARGO_PKG_VERSION"));
     for probe in &m.faults.fail_probes {
         fail_probe(&mut f, probe);
     }
     f
-}
-
-fn database(m: &Machine, install_dir: &str) -> DatabaseFacts {
-    let db = &m.database;
-    if db.local_db {
-        DatabaseFacts {
-            local_db: true,
-            server: Some("(localdb)".into()),
-            instance: Some(r".\ADSync2019".into()),
-            data_file: Some(format!(r"{install_dir}\Data\ADSync2019\ADSync.mdf")),
-            data_file_bytes: Some(db.size_mb.saturating_mul(1 << 20)),
-        }
-    } else {
-        DatabaseFacts {
-            local_db: false,
-            server: Some(db.sql_server.clone()),
-            instance: None,
-            data_file: None,
-            data_file_bytes: None,
-        }
-    }
-}
-
-/// The engine was installed 90 days before collection; an edited configuration file was
-/// written 30 days later.
-fn engine_config(m: &Machine, install_dir: &str, now: Timestamp) -> EngineConfigFacts {
-    let installed = minutes_before(now, 90 * 24 * 60);
-    let written = if m.engine_config.edited {
-        minutes_before(now, 60 * 24 * 60)
-    } else {
-        installed.clone()
-    };
-    EngineConfigFacts {
-        path: format!(r"{install_dir}\Bin\miiserver.exe.config"),
-        edited_after_install: super::edited_after_install(&written, &installed),
-        last_write: Some(written),
-        engine_last_write: Some(installed),
-        diagnostic_source_redirect: m.engine_config.diagnostic_source_redirect,
-    }
-}
-
-/// The machine's connectors, or the usual pair: one AD forest and Microsoft Entra ID.
-fn connectors(listed: Option<&[MachineConnector]>) -> Vec<ConnectorFacts> {
-    match listed {
-        Some(list) => list
-            .iter()
-            .map(|c| ConnectorFacts {
-                name: c.name.clone(),
-                identifier: c.identifier.to_lowercase(),
-                connector_type: c.connector_type.clone(),
-            })
-            .collect(),
-        None => vec![
-            ConnectorFacts {
-                name: "contoso.com".into(),
-                identifier: "9a7b2c0e-6a1f-4f4e-8d0b-3c5e7f9a1b2d".into(),
-                connector_type: Some("AD".into()),
-            },
-            ConnectorFacts {
-                name: "contoso.onmicrosoft.com - AAD".into(),
-                identifier: ENTRA_CONNECTOR_ID.into(),
-                connector_type: Some("Extensible2".into()),
-            },
-        ],
-    }
 }
 
 /// Blanks one probe's facts and records the error, as a failing probe on Windows would.
@@ -247,6 +77,7 @@ fn fail_probe(f: &mut Facts, probe: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ecfleet_proto::ENTRA_CONNECTOR_ID;
 
     const MACHINE: &str = r#"
 [host]

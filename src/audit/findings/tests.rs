@@ -158,12 +158,12 @@ fn each_problem_raises_its_finding() {
         ),
         (
             "export-failed",
-            |f| f.run_history.as_mut().unwrap()[0].result = "completed-export-errors".into(),
+            |f| crate::testing::newest_run(f, "Export").result = "completed-export-errors".into(),
             Role::Active,
         ),
         (
             "delta-import-failed",
-            |f| f.run_history.as_mut().unwrap()[1].result = "no-start-connection".into(),
+            |f| crate::testing::newest_run(f, "Delta Import").result = "no-start-connection".into(),
             Role::Active,
         ),
         (

@@ -363,7 +363,10 @@ fn rows() -> Vec<Row> {
             ..row(
                 "last export failed",
                 "2.6.3.0",
-                |f| f.run_history.as_mut().unwrap()[0].result = "completed-export-errors".into(),
+                |f| {
+                    crate::testing::newest_run(f, "Export").result =
+                        "completed-export-errors".into()
+                },
                 Action::InPlace,
                 &["newer-build"],
             )
@@ -373,7 +376,10 @@ fn rows() -> Vec<Row> {
             ..row(
                 "LocalDB full (§7 #10) shows in the runs",
                 "2.6.3.0",
-                |f| f.run_history.as_mut().unwrap()[1].result = "stopped-database-disk-full".into(),
+                |f| {
+                    crate::testing::newest_run(f, "Delta Import").result =
+                        "stopped-database-disk-full".into()
+                },
                 Action::InPlace,
                 &["newer-build"],
             )

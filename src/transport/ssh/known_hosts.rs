@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -92,51 +92,56 @@ impl KnownHosts {
             revoked: HashMap::new(),
         };
         for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut fields = line.split_whitespace();
-            let mut first = fields.next().unwrap_or_default();
-            let (mut revoked, mut cert_authority) = (false, false);
-            if first == "@revoked" || first == "@cert-authority" {
-                revoked = first == "@revoked";
-                cert_authority = first == "@cert-authority";
-                first = fields.next().unwrap_or_default();
-            }
-            let _algorithm = fields.next();
-            // A key we cannot parse (an algorithm this build lacks) is kept as "some other key".
-            let key = fields
-                .next()
-                .and_then(|b64| russh::keys::parse_public_key_base64(b64).ok());
-            if revoked {
-                // OpenSSH: a revoked key "must not ever be accepted", whatever the order of lines.
-                if let Some(k) = &key {
-                    kh.revoked.entry(key_bytes(k)).or_insert(i + 1);
-                }
-                continue;
-            }
-            if cert_authority {
-                continue;
-            }
-            let index = kh.entries.len();
-            if first.split(',').all(is_plain) {
-                for name in first.split(',') {
-                    kh.by_name
-                        .entry(name.to_ascii_lowercase())
-                        .or_default()
-                        .push(index);
-                }
-            } else {
-                kh.scanned.push(index);
-            }
-            kh.entries.push(Entry {
-                line: i + 1,
-                patterns: first.to_string(),
-                key,
-            });
+            kh.push_line(i + 1, raw);
         }
         kh
+    }
+
+    /// Adds line number `number` of the file.
+    fn push_line(&mut self, number: usize, raw: &str) {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return;
+        }
+        let mut fields = line.split_whitespace();
+        let mut first = fields.next().unwrap_or_default();
+        let (mut revoked, mut cert_authority) = (false, false);
+        if first == "@revoked" || first == "@cert-authority" {
+            revoked = first == "@revoked";
+            cert_authority = first == "@cert-authority";
+            first = fields.next().unwrap_or_default();
+        }
+        let _algorithm = fields.next();
+        // A key we cannot parse (an algorithm this build lacks) is kept as "some other key".
+        let key = fields
+            .next()
+            .and_then(|b64| russh::keys::parse_public_key_base64(b64).ok());
+        if revoked {
+            // OpenSSH: a revoked key "must not ever be accepted", whatever the order of lines.
+            if let Some(k) = &key {
+                self.revoked.entry(key_bytes(k)).or_insert(number);
+            }
+            return;
+        }
+        if cert_authority {
+            return;
+        }
+        let index = self.entries.len();
+        if first.split(',').all(is_plain) {
+            for name in first.split(',') {
+                self.by_name
+                    .entry(name.to_ascii_lowercase())
+                    .or_default()
+                    .push(index);
+            }
+        } else {
+            self.scanned.push(index);
+        }
+        self.entries.push(Entry {
+            line: number,
+            patterns: first.to_string(),
+            key,
+        });
     }
 
     /// The entries for a host name, in file order.
@@ -194,23 +199,33 @@ impl KnownHosts {
     }
 }
 
-/// Serialises learning within this process; the file lock serialises processes.
-static LEARN_LOCK: Mutex<()> = Mutex::new(());
+/// What this process last saw of a known_hosts file it learned into: the file's length and
+/// modification time then, its parse, its line count and whether it ended with a newline. A
+/// learn re-reads the file only when another process changed it, so that a first run learning
+/// thousands of hosts does not re-parse the whole file once per host.
+struct Learned {
+    path: PathBuf,
+    stamp: (u64, Option<std::time::SystemTime>),
+    hosts: KnownHosts,
+    lines: usize,
+    ends_with_newline: bool,
+}
+
+/// Serialises learning within this process (the file lock serialises processes), and keeps
+/// what was learned per file.
+static LEARNED: Mutex<Vec<Learned>> = Mutex::new(Vec::new());
 
 /// How long learning waits for another process's lock on the file.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Records a newly accepted key, checked against the file as it is now (under both locks):
-/// `Trusted` when it was recorded (or already was), or the verdict that refuses it (another
-/// key was recorded for the host meanwhile, by this run or another process; or it is revoked).
-/// The line is appended in one write.
-pub fn learn(
-    path: &Path,
-    host: &str,
-    port: u16,
-    key: &PublicKey,
-) -> std::io::Result<HostKeyVerdict> {
-    let _guard = LEARN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+fn stamp(file: &std::fs::File) -> std::io::Result<(u64, Option<std::time::SystemTime>)> {
+    let meta = file.metadata()?;
+    Ok((meta.len(), meta.modified().ok()))
+}
+
+/// Opens the file for appending (created when missing; only a regular file) and takes its
+/// advisory lock, waiting up to [`LOCK_WAIT`] for another process.
+fn open_locked(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -224,7 +239,7 @@ pub fn learn(
             path.display()
         )));
     }
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
@@ -232,7 +247,7 @@ pub fn learn(
     let started = Instant::now();
     loop {
         match file.try_lock() {
-            Ok(()) => break,
+            Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(Duration::from_millis(10))
             }
@@ -246,21 +261,56 @@ pub fn learn(
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
     }
-    let text = crate::fsread::read_regular(path, MAX_KNOWN_HOSTS_BYTES)?;
-    let verdict = KnownHosts::parse(&String::from_utf8_lossy(&text)).check(host, port, key);
+}
+
+/// Records a newly accepted key, checked against the file as it is now (under both locks):
+/// `Trusted` when it was recorded (or already was), or the verdict that refuses it (another
+/// key was recorded for the host meanwhile, by this run or another process; or it is revoked).
+/// The line is appended in one write.
+pub fn learn(
+    path: &Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> std::io::Result<HostKeyVerdict> {
+    let mut learned = LEARNED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut file = open_locked(path)?;
+    let now = stamp(&file)?;
+    let known = learned
+        .iter()
+        .position(|l| l.path == path)
+        .filter(|&i| learned[i].stamp == now);
+    let index = match known {
+        Some(i) => i,
+        None => {
+            // First learn into this file, or another process changed it: read it as it is.
+            let text = crate::fsread::read_regular(path, MAX_KNOWN_HOSTS_BYTES)?;
+            let text = String::from_utf8_lossy(&text);
+            learned.retain(|l| l.path != path);
+            learned.push(Learned {
+                path: path.to_path_buf(),
+                stamp: now,
+                hosts: KnownHosts::parse(&text),
+                lines: text.lines().count(),
+                ends_with_newline: text.is_empty() || text.ends_with('\n'),
+            });
+            learned.len() - 1
+        }
+    };
+    let entry = &mut learned[index];
+    let verdict = entry.hosts.check(host, port, key);
     if verdict != HostKeyVerdict::Unknown {
         return Ok(verdict);
     }
-    let needs_newline = !text.is_empty() && !text.ends_with(b"\n");
     let openssh = key.to_openssh().map_err(std::io::Error::other)?;
-    let line = format!(
-        "{}{} {}\n",
-        if needs_newline { "\n" } else { "" },
-        host_pattern_name(host, port),
-        openssh
-    );
-    file.write_all(line.as_bytes())?;
+    let recorded = format!("{} {}", host_pattern_name(host, port), openssh);
+    let separator = if entry.ends_with_newline { "" } else { "\n" };
+    file.write_all(format!("{separator}{recorded}\n").as_bytes())?;
     file.sync_all()?;
+    entry.lines += 1;
+    entry.hosts.push_line(entry.lines, &recorded);
+    entry.ends_with_newline = true;
+    entry.stamp = stamp(&file)?;
     Ok(HostKeyVerdict::Trusted)
 }
 
@@ -469,6 +519,50 @@ mod tests {
         );
         assert_eq!(kh.check("other", 22, &key(KEY_B)), HostKeyVerdict::Trusted);
         assert!(fingerprint(&key(KEY_A)).starts_with("SHA256:"));
+    }
+
+    #[test]
+    fn learning_many_hosts_keeps_line_numbers_and_still_sees_other_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        for i in 0..300 {
+            let host = format!("10.2.{}.{}", i / 250, i % 250);
+            assert_eq!(
+                learn(&path, &host, 22, &key(KEY_A)).unwrap(),
+                HostKeyVerdict::Trusted
+            );
+            // What this run learned is checked from memory, with its line numbers.
+            assert_eq!(
+                learn(&path, &host, 22, &key(KEY_B)).unwrap(),
+                HostKeyVerdict::Changed { line: i + 1 }
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 300);
+        // Another process records a key meanwhile (no trailing newline): the next learn sees it.
+        let mut other = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        write!(other, "10.9.9.9 ssh-ed25519 {KEY_B}").unwrap();
+        drop(other);
+        assert_eq!(
+            learn(&path, "10.9.9.9", 22, &key(KEY_A)).unwrap(),
+            HostKeyVerdict::Changed { line: 301 }
+        );
+        assert_eq!(
+            learn(&path, "10.9.9.10", 22, &key(KEY_A)).unwrap(),
+            HostKeyVerdict::Trusted
+        );
+        let kh = KnownHosts::load(&path).unwrap();
+        assert_eq!(
+            kh.check("10.9.9.9", 22, &key(KEY_B)),
+            HostKeyVerdict::Trusted
+        );
+        assert_eq!(
+            kh.check("10.9.9.10", 22, &key(KEY_A)),
+            HostKeyVerdict::Trusted
+        );
+        assert_eq!(kh.entries.len(), 302, "one line each, none broken");
     }
 
     #[test]
