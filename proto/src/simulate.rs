@@ -5,7 +5,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::lab::{Machine, MachineConnector};
+use crate::lab::{Machine, MachineConnector, MachineEc};
 use crate::{
     ConnectorFacts, DatabaseFacts, DotNetFacts, ENTRA_CONNECTOR_ID, EcFacts, EngineConfigFacts,
     Facts, OsFacts, RunResult, SchedulerFacts, ServiceFacts,
@@ -41,90 +41,99 @@ fn facts_at(m: &Machine, now: Timestamp, agent_version: &str) -> Facts {
     f.uninstall = Some(m.uninstall.clone());
     f.open_ui = Some(m.open_ui.clone());
     match &m.ec {
-        Some(ec) => {
-            let engine = format!(r"{}\Bin\miiserver.exe", ec.install_dir);
-            f.ec = Some(EcFacts {
-                engine_path: Some(engine),
-                engine_file_version: Some(ec.engine_version.clone()),
-                engine_product_version: Some(ec.engine_version.clone()),
-                config_version: Some(ec.config_version.clone()),
-                wizard_version: ec.wizard_version.clone(),
-            });
-            f.adsync_service = Some(ServiceFacts {
-                name: "ADSync".into(),
-                display_name: Some("Microsoft Azure AD Sync".into()),
-                state: m.service.state.clone(),
-                start_mode: Some(m.service.start_mode.clone()),
-            });
-            let s = &m.scheduler;
-            f.scheduler = Some(SchedulerFacts {
-                sync_cycle_enabled: Some(s.sync_cycle_enabled),
-                staging_mode_enabled: Some(s.staging_mode_enabled),
-                scheduler_suspended: Some(s.scheduler_suspended),
-                sync_cycle_in_progress: Some(s.sync_cycle_in_progress),
-                maintenance_enabled: Some(s.maintenance_enabled),
-                next_sync_cycle_start_utc: Some(
-                    (now + SignedDuration::from_mins(s.next_cycle_in_minutes as i64)).to_string(),
-                ),
-                effective_interval_minutes: Some(s.interval_minutes),
-            });
-            let mut runs: Vec<RunResult> = m
-                .runs
-                .iter()
-                .map(|r| RunResult {
-                    connector: r.connector.clone(),
-                    run_profile: r.run_profile.clone(),
-                    result: r.result.clone(),
-                    start: Some(
-                        (now - SignedDuration::from_mins(r.age_minutes as i64)
-                            - SignedDuration::from_secs(r.duration_seconds as i64))
-                        .to_string(),
-                    ),
-                    end: Some(minutes_before(now, r.age_minutes)),
-                    complete: None,
-                })
-                .collect();
-            runs.sort_by(|a, b| b.end.cmp(&a.end));
-            f.run_history = Some(runs);
-            f.auto_upgrade = m.auto_upgrade.clone();
-            f.health_agent = Some(
-                m.health_agent
-                    .iter()
-                    .map(|h| ServiceFacts {
-                        name: h.name.clone(),
-                        display_name: Some(h.display_name.clone()),
-                        state: h.state.clone(),
-                        start_mode: Some(h.start_mode.clone()),
-                    })
-                    .collect(),
-            );
-            f.sync_rules = Some(m.sync_rules.clone());
-            f.database = Some(database(m, &ec.install_dir));
-            f.engine_config = Some(engine_config(m, &ec.install_dir, now));
-            f.connectors = Some(connectors(m.connectors.as_deref()));
-        }
-        None => {
-            f.adsync_service = Some(ServiceFacts {
-                name: "ADSync".into(),
-                display_name: None,
-                state: "NotFound".into(),
-                start_mode: None,
-            });
-            for probe in [
-                "ec",
-                "scheduler",
-                "run_history",
-                "auto_upgrade",
-                "sync_rules",
-                "database",
-                "engine_config",
-                "connectors",
-            ] {
-                f.probe_failed(probe, "The term 'Get-ADSyncScheduler' is not recognized: the ADSync module is not installed");
-            }
-        }
+        Some(ec) => installed(m, ec, now, &mut f),
+        None => not_installed(&mut f),
     }
     f
+}
+
+/// What an installed Entra Connect reports: versions, services, scheduler, runs and the rest.
+fn installed(m: &Machine, ec: &MachineEc, now: Timestamp, f: &mut Facts) {
+    let engine = format!(r"{}\Bin\miiserver.exe", ec.install_dir);
+    f.ec = Some(EcFacts {
+        engine_path: Some(engine),
+        engine_file_version: Some(ec.engine_version.clone()),
+        engine_product_version: Some(ec.engine_version.clone()),
+        config_version: Some(ec.config_version.clone()),
+        wizard_version: ec.wizard_version.clone(),
+    });
+    f.adsync_service = Some(ServiceFacts {
+        name: "ADSync".into(),
+        display_name: Some("Microsoft Azure AD Sync".into()),
+        state: m.service.state.clone(),
+        start_mode: Some(m.service.start_mode.clone()),
+    });
+    let s = &m.scheduler;
+    f.scheduler = Some(SchedulerFacts {
+        sync_cycle_enabled: Some(s.sync_cycle_enabled),
+        staging_mode_enabled: Some(s.staging_mode_enabled),
+        scheduler_suspended: Some(s.scheduler_suspended),
+        sync_cycle_in_progress: Some(s.sync_cycle_in_progress),
+        maintenance_enabled: Some(s.maintenance_enabled),
+        next_sync_cycle_start_utc: Some(
+            (now + SignedDuration::from_mins(s.next_cycle_in_minutes as i64)).to_string(),
+        ),
+        effective_interval_minutes: Some(s.interval_minutes),
+    });
+    let mut runs: Vec<RunResult> = m
+        .runs
+        .iter()
+        .map(|r| RunResult {
+            connector: r.connector.clone(),
+            run_profile: r.run_profile.clone(),
+            result: r.result.clone(),
+            start: Some(
+                (now - SignedDuration::from_mins(r.age_minutes as i64)
+                    - SignedDuration::from_secs(r.duration_seconds as i64))
+                .to_string(),
+            ),
+            end: Some(minutes_before(now, r.age_minutes)),
+            complete: None,
+        })
+        .collect();
+    runs.sort_by(|a, b| b.end.cmp(&a.end));
+    f.run_history = Some(runs);
+    f.auto_upgrade = m.auto_upgrade.clone();
+    f.health_agent = Some(
+        m.health_agent
+            .iter()
+            .map(|h| ServiceFacts {
+                name: h.name.clone(),
+                display_name: Some(h.display_name.clone()),
+                state: h.state.clone(),
+                start_mode: Some(h.start_mode.clone()),
+            })
+            .collect(),
+    );
+    f.sync_rules = Some(m.sync_rules.clone());
+    f.database = Some(database(m, &ec.install_dir));
+    f.engine_config = Some(engine_config(m, &ec.install_dir, now));
+    f.connectors = Some(connectors(m.connectors.as_deref()));
+}
+
+/// Without Entra Connect: no ADSync service, and every ADSync probe fails as on Windows.
+fn not_installed(f: &mut Facts) {
+    f.adsync_service = Some(ServiceFacts {
+        name: "ADSync".into(),
+        display_name: None,
+        state: "NotFound".into(),
+        start_mode: None,
+    });
+    for probe in [
+        "ec",
+        "scheduler",
+        "run_history",
+        "auto_upgrade",
+        "sync_rules",
+        "database",
+        "engine_config",
+        "connectors",
+    ] {
+        f.probe_failed(
+            probe,
+            "The term 'Get-ADSyncScheduler' is not recognized: the ADSync module is not installed",
+        );
+    }
 }
 
 fn database(m: &Machine, install_dir: &str) -> DatabaseFacts {

@@ -11,20 +11,7 @@ use ecfleet_proto::{
 use serde_json::Value;
 
 pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts, String> {
-    // PowerShell may print a BOM or warnings before the JSON; the document is the last line
-    // that starts with `{`.
-    let json = text
-        .lines()
-        .rev()
-        .map(|l| l.trim_start_matches('\u{feff}').trim())
-        .find(|l| l.starts_with('{'))
-        .ok_or_else(|| format!("the facts script printed no JSON: {}", excerpt(text)))?;
-    let doc: Value = serde_json::from_str(json).map_err(|e| {
-        format!(
-            "the facts script printed invalid JSON ({e}): {}",
-            excerpt(json)
-        )
-    })?;
+    let doc = document(text)?;
     let collected_at = str_of(&doc["collected_at"]).unwrap_or_default();
     let mut f = Facts::new("windows", agent_version, collected_at);
     for e in list(&doc["errors"]) {
@@ -32,8 +19,38 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
         let message = str_of(&e["message"]).unwrap_or_default();
         f.probe_failed(&probe, message);
     }
-    let failed = |f: &Facts, probe: &str| f.errors.iter().any(|e| e.probe == probe);
 
+    platform(&doc, &mut f);
+    installation(&doc, &mut f);
+    sync(&doc, &mut f);
+    sync_engine(&doc, &mut f);
+    Ok(f)
+}
+
+/// The JSON document: PowerShell may print a BOM or warnings before it, so it is the last line
+/// that starts with `{`.
+fn document(text: &str) -> Result<Value, String> {
+    let json = text
+        .lines()
+        .rev()
+        .map(|l| l.trim_start_matches('\u{feff}').trim())
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| format!("the facts script printed no JSON: {}", excerpt(text)))?;
+    serde_json::from_str(json).map_err(|e| {
+        format!(
+            "the facts script printed invalid JSON ({e}): {}",
+            excerpt(json)
+        )
+    })
+}
+
+/// Whether the script reported `probe` as failed (its facts stay null).
+fn failed(f: &Facts, probe: &str) -> bool {
+    f.errors.iter().any(|e| e.probe == probe)
+}
+
+/// The host name, OS, .NET, TLS 1.2 and the system drive.
+fn platform(doc: &Value, f: &mut Facts) {
     f.host_name = str_of(&doc["host_name"]);
     f.os = object(&doc["os"]).and_then(|os| {
         Some(OsFacts {
@@ -59,6 +76,10 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
             total_bytes: u64_of(&d["Size"]).unwrap_or(0),
         })
     });
+}
+
+/// The ADSync service, the versions and the uninstall entries.
+fn installation(doc: &Value, f: &mut Facts) {
     f.adsync_service = first(&doc["adsync_service"]).map(service);
     let engine = object(&doc["engine"]);
     let settings = object(&doc["global_settings"]);
@@ -71,7 +92,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
             wizard_version: version_of(&doc["wizard"]),
         });
     }
-    if !failed(&f, "uninstall") {
+    if !failed(f, "uninstall") {
         f.uninstall = Some(
             list(&doc["uninstall"])
                 .iter()
@@ -86,6 +107,11 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
                 .collect(),
         );
     }
+}
+
+/// The scheduler, run history, auto-upgrade, Health Agent, open windows and sync rules.
+fn sync(doc: &Value, f: &mut Facts) {
+    let settings = object(&doc["global_settings"]);
     f.scheduler = object(&doc["scheduler"]).map(|s| SchedulerFacts {
         sync_cycle_enabled: bool_of(&s["SyncCycleEnabled"]),
         staging_mode_enabled: bool_of(&s["StagingModeEnabled"]),
@@ -95,7 +121,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
         next_sync_cycle_start_utc: date_of(&s["NextSyncCycleStartTimeInUTC"]),
         effective_interval_minutes: minutes_of(&s["CurrentlyEffectiveSyncCycleInterval"]),
     });
-    if !failed(&f, "run_history") && !failed(&f, "adsync_module") {
+    if !failed(f, "run_history") && !failed(f, "adsync_module") {
         let mut runs: Vec<RunResult> = list(&doc["run_history"])
             .iter()
             .filter_map(|r| {
@@ -118,7 +144,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
             .and_then(|s| str_of(&s["AutoUpgradeSuspensionReason"]))
             .filter(|r| !r.is_empty()),
     });
-    if !failed(&f, "health_agent") {
+    if !failed(f, "health_agent") {
         f.health_agent = Some(
             list(&doc["health_agent"])
                 .iter()
@@ -127,7 +153,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
                 .collect(),
         );
     }
-    if !failed(&f, "open_ui") {
+    if !failed(f, "open_ui") {
         let names: Vec<String> = list(&doc["open_ui"])
             .iter()
             .filter_map(|v| str_of(v))
@@ -138,7 +164,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
             sync_service_manager: open("miisclient"),
         });
     }
-    if !failed(&f, "sync_rules") && !failed(&f, "adsync_module") {
+    if !failed(f, "sync_rules") && !failed(f, "adsync_module") {
         let mut rules = SyncRuleFacts::default();
         for r in list(&doc["sync_rules"]) {
             let standard = str_of(&r["ImmutableTag"]).is_some_and(|t| !t.is_empty());
@@ -155,6 +181,10 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
         }
         f.sync_rules = Some(rules);
     }
+}
+
+/// The database, the engine's configuration file and the connectors.
+fn sync_engine(doc: &Value, f: &mut Facts) {
     f.database = object(&doc["database"]).map(database);
     f.engine_config = object(&doc["engine_config"]).and_then(|c| {
         let last_write = date_of(&c["LastWriteTimeUtc"]);
@@ -172,7 +202,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
             diagnostic_source_redirect: bool_of(&c["DiagnosticSourceRedirect"]).unwrap_or(false),
         })
     });
-    if !failed(&f, "connectors") && !failed(&f, "adsync_module") {
+    if !failed(f, "connectors") && !failed(f, "adsync_module") {
         f.connectors = Some(
             list(&doc["connectors"])
                 .iter()
@@ -186,7 +216,6 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
                 .collect(),
         );
     }
-    Ok(f)
 }
 
 /// The sync Health Agent's services. The "Agent Updater" that cloud sync and pass-through
