@@ -9,10 +9,13 @@
 # Every contender does the same remote work (run the agent on each host and bring back its JSON)
 # with the same parallelism, against the same hosts; each run is checked for completeness (every
 # host answered) before its time counts. Figures are medians of $RUNS runs and are printed as
-# ratios against the best OpenSSH loop, measured in the same run. Then ecfleet's peak RSS is
-# measured auditing $RSS_HOSTS hosts.
+# ratios against the best OpenSSH loop, measured in the same run. ecfleet built at $BASELINE
+# (default: the revision before the foundation redesign of issue 8) runs too, against the same
+# hosts with the same agent, so that this tree is compared with it in the same run. Then
+# ecfleet's peak RSS is measured auditing $RSS_HOSTS hosts.
 #
-# Usage: bench/audit.sh            (HOSTS=200 RSS_HOSTS=1000 RUNS=3 PARALLEL=50 SSHD=8)
+# Usage: bench/audit.sh            (HOSTS=200 RSS_HOSTS=1000 RUNS=3 PARALLEL=50 SSHD=8
+#                                   BASELINE=c24a013; BASELINE= skips it)
 # Needs: openssh-server, openssh-client, python3, GNU time (/usr/bin/time). Run as any user that
 # sshd accepts keys for (root in CI containers works: PermitRootLogin prohibit-password).
 set -euo pipefail
@@ -27,11 +30,7 @@ AS_OF=${AS_OF:-2026-11-24}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-echo "== building (release)" >&2
-cargo build --release -q
-ecfleet=$root/target/release/ecfleet
-agent=$root/target/release/ecfleet-agent
-
+BASELINE=${BASELINE-c24a013}
 work=$(mktemp -d /tmp/ecfleet-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -40,9 +39,24 @@ cleanup() {
         return
     fi
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    git -C "$root" worktree remove --force "$work/baseline" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+if [ -n "$BASELINE" ]; then
+    echo "== building $BASELINE (release, in this tree's target directory)" >&2
+    git worktree add -q --detach "$work/baseline" "$BASELINE"
+    (cd "$work/baseline" && CARGO_TARGET_DIR="$root/target" cargo build --release -q -p ecfleet)
+    cp "$root/target/release/ecfleet" "$work/ecfleet-baseline"
+    # Cargo keys workspace crates by their path inside the workspace, so the baseline's
+    # artifacts look current to this tree; newer sources make it rebuild them.
+    find "$root/src" "$root/agent/src" "$root/proto/src" -name '*.rs' -exec touch {} +
+fi
+echo "== building (release)" >&2
+cargo build --release -q
+ecfleet=$root/target/release/ecfleet
+agent=$root/target/release/ecfleet-agent
 
 sshd_bin=/usr/sbin/sshd
 [ -x "$sshd_bin" ] || { echo "needs OpenSSH sshd: apt-get install -y openssh-server" >&2; exit 1; }
@@ -131,9 +145,10 @@ make_fleet() {
 # Each contender is run_X (timed) and check_X (untimed: did every host answer?).
 
 run_ecfleet() {
-    local dir=$1
-    "$ecfleet" audit -i "$dir/inventory.toml" --as-of "$AS_OF" --format json --no-progress \
-        --no-share --concurrency "$PARALLEL" > "$dir/ecfleet.json" 2> "$dir/ecfleet.err" || true
+    local dir=$1 bin=${3:-$ecfleet}
+    "$bin" audit -i "$dir/inventory.toml" --as-of "$AS_OF" --format json --no-progress \
+        --no-share --concurrency "$PARALLEL" --agent-dir "$(dirname "$agent")" \
+        > "$dir/ecfleet.json" 2> "$dir/ecfleet.err" || true
 }
 check_ecfleet() {
     local dir=$1 n=$2
@@ -262,6 +277,7 @@ run_ssh_loop "$work/f$HOSTS" "$HOSTS" default
 
 declare -A result
 result[ecfleet]=$(measure ecfleet "$work/f$HOSTS" "$HOSTS")
+[ -z "$BASELINE" ] || result[baseline]=$(measure ecfleet "$work/f$HOSTS" "$HOSTS" "$work/ecfleet-baseline")
 result[curve]=$(measure ssh_loop "$work/f$HOSTS" "$HOSTS" curve25519-sha256)
 result[default]=$(measure ssh_loop "$work/f$HOSTS" "$HOSTS" default)
 result[floor]=$(measure floor "$work/f$HOSTS" "$HOSTS")
@@ -300,6 +316,7 @@ run_ecfleet "$work/inproc"
 check_ecfleet "$work/inproc" "$HOSTS"
 declare -A inproc
 inproc[ecfleet]=$(measure ecfleet "$work/inproc" "$HOSTS")
+[ -z "$BASELINE" ] || inproc[baseline]=$(measure ecfleet "$work/inproc" "$HOSTS" "$work/ecfleet-baseline")
 inproc[curve]=$(measure ssh_loop "$work/inproc" "$HOSTS" curve25519-sha256)
 inproc[default]=$(measure ssh_loop "$work/inproc" "$HOSTS" default)
 inproc[floor]=$(measure floor "$work/inproc" "$HOSTS")
@@ -325,25 +342,31 @@ rss_run warm
 python3 - "$HOSTS" "$PARALLEL" "$RUNS" "$RSS_HOSTS" "$(tail -1 "$work/rss.cold")" \
     "$(tail -1 "$work/rss.warm")" "${result[ecfleet]}" "${result[curve]}" "${result[default]}" \
     "${result[ansible]:-}" "${result[floor]}" "${inproc[ecfleet]}" "${inproc[curve]}" \
-    "${inproc[default]}" "${inproc[ansible]:-}" "${inproc[floor]}" "$(nproc)" <<'EOF'
+    "${inproc[default]}" "${inproc[ansible]:-}" "${inproc[floor]}" "$(nproc)" \
+    "${result[baseline]:-}" "${inproc[baseline]:-}" "$BASELINE" <<'EOF'
 import sys
 hosts, par, runs, rss_hosts = sys.argv[1:5]
 cold, warm = (a.split() for a in sys.argv[5:7])
 cores = int(sys.argv[17])
-phases = [("behind OpenSSH sshd on loopback", sys.argv[7:12]),
-          ("behind the in-process lab server (cheap server side)", sys.argv[12:17])]
+baselines = sys.argv[18:20]
+baseline_rev = sys.argv[20]
+phases = [("behind OpenSSH sshd on loopback", sys.argv[7:12] + [baselines[0]]),
+          ("behind the in-process lab server (cheap server side)", sys.argv[12:17] + [baselines[1]])]
 def triple(v):
     if v.startswith("failed"):
         sys.exit("a contender did not read every host; see the messages above")
     return tuple(map(float, v.split()))
 n = int(hosts)
-for title, (e, c, d, a, f) in phases:
+for title, (e, c, d, a, f, b) in phases:
     rows = [("ecfleet audit", triple(e)),
             (f"xargs -P {par} ssh (curve25519)", triple(c)),
             (f"xargs -P {par} ssh (default KEX)", triple(d))]
     ansible = triple(a) if a else None
     if ansible:
         rows.append((f"ansible -m raw (forks {par})", ansible))
+    base = triple(b) if b else None
+    if base:
+        rows.append((f"ecfleet audit at {baseline_rev}", base))
     eco = rows[0][1]
     best = min(rows[1][1], rows[2][1])
     print(f"\n{hosts} lab hosts {title}, parallelism {par}, median of {runs} runs")
@@ -355,6 +378,9 @@ for title, (e, c, d, a, f) in phases:
     floor = triple(f)
     print(f"{'floor: the ssh loop running true':34} {floor[0]:7.2f} {n/floor[0]:8.0f} {'':17} "
           f"{floor[1]:17.2f} {floor[2] * 1000 / n:19.1f}")
+    if base:
+        print(f"this tree vs ecfleet at {baseline_rev}: {base[0]/eco[0]:.2f}x the speed, "
+              f"{base[1]/max(eco[1], 0.001):.2f}x less controller CPU (target: not slower, >= 1x)")
     print(f"ecfleet vs best OpenSSH loop: {best[0]/eco[0]:.2f}x the speed (target > 1x), "
           f"{best[1]/max(eco[1], 0.001):.1f}x less controller CPU")
     if ansible:
