@@ -29,6 +29,9 @@ pub enum Command {
     /// Per host: in-place, migrate, two-hop, up-to-date or blocked (with the fix), in waves by
     /// maintenance window, staging servers first; optionally saved as a plan file.
     Plan(PlanArgs),
+    /// Back up every selected host's sync configuration to the share (verified, never
+    /// overwritten), report configuration drift since the previous backup, apply retention.
+    Backup(BackupArgs),
     /// A simulated fleet on this machine.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -98,6 +101,34 @@ pub struct AuditArgs {
     /// Do not write the snapshot to the share.
     #[arg(long)]
     pub no_share: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TagArg {
+    Nightly,
+    PreUpgrade,
+}
+
+#[derive(Args, Clone)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormatArg,
+    /// Why the backup is taken: `nightly`, or `pre-upgrade` before an upgrade done by hand
+    /// (retention never removes those).
+    #[arg(long, value_enum, default_value = "nightly")]
+    pub tag: TagArg,
+    /// Keep this many nightly backups per host (default: the inventory's [backup] keep; none:
+    /// all).
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Keep the nightly backups of this many days (default: the inventory's [backup] keep_days).
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u32>,
+    /// How long one host's backup may take, gathering, fetching and storing (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub host_deadline: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

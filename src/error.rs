@@ -34,6 +34,8 @@ pub enum ErrorKind {
     Interrupted,
     /// Not started: the failure budget was spent.
     Skipped,
+    /// The central share could not be written, or what was written did not read back the same.
+    Share,
 }
 
 impl ErrorKind {
@@ -50,6 +52,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Skipped => "skipped",
+            ErrorKind::Share => "share",
         }
     }
 }
@@ -72,6 +75,8 @@ pub enum Phase {
     Agent,
     /// Before the host's work started (interrupted, budget spent).
     Schedule,
+    /// Fetching a backup from the host and storing it on the share.
+    Backup,
 }
 
 /// One host's failure.

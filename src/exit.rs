@@ -23,5 +23,12 @@ pub mod plan {
     pub const DETAILED_PENDING: u8 = 2;
 }
 
+/// `ecfleet backup`: 0 every selected host backed up and verified on the share; 2 some hosts
+/// could not be; 3 and 4 as for the audit.
+pub mod backup {
+    pub const OK: u8 = 0;
+    pub const FAILED_HOSTS: u8 = 2;
+}
+
 /// Interrupted twice (Ctrl-C): the run detached from the hosts still being worked on.
 pub const INTERRUPTED: u8 = 130;

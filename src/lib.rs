@@ -3,6 +3,7 @@
 //! way data flows are drawn in docs/design/architecture.md.
 
 pub mod audit;
+pub mod backup;
 pub mod catalog;
 pub mod checks;
 pub mod cli;

@@ -66,6 +66,7 @@ async fn run(command: Command) -> u8 {
     let no_progress = match &command {
         Command::Audit(a) => a.fleet.no_progress,
         Command::Plan(p) => p.fleet.no_progress,
+        Command::Backup(b) => b.fleet.no_progress,
         _ => false,
     };
     let cx = Context {
@@ -93,6 +94,7 @@ async fn run(command: Command) -> u8 {
         }
         Command::Audit(args) => command::audit::run(&args, &cx, &mut io).await,
         Command::Plan(args) => command::plan::run(&args, &cx, &mut io).await,
+        Command::Backup(args) => command::backup::run(&args, &cx, &mut io).await,
         Command::Lab(lab) => command::lab::run(lab, &cx, &mut io).await,
     }
 }

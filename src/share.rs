@@ -137,14 +137,23 @@ fn new_dir(parent: &Path, name: &str) -> Result<PathBuf, ShareError> {
     })
 }
 
+/// A temp file's name beside `path`: `.<name>.tmp-<pid>-<n>`, unique within this process too
+/// (two tasks writing the same name at once must not share one temp file), and recognised by
+/// [`Share::clean_stale_temp_files`] from its `.tmp-`.
+fn temp_path(dir: &Path, path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!(
+        ".{}.tmp-{}-{n}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ))
+}
+
 /// Atomic create: temp file, fsync, hard-link into place (fails if the name exists), fsync dir.
 pub fn write_new_file(path: &Path, data: &[u8]) -> Result<(), ShareError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
+    let tmp = temp_path(dir, path);
     let write = || -> std::io::Result<()> {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(data)?;
@@ -169,11 +178,7 @@ pub fn replace_file(path: &Path, data: &[u8]) -> Result<(), ShareError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
+    let tmp = temp_path(dir, path);
     let write = || -> std::io::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)

@@ -3,6 +3,7 @@
 //! It parses its own arguments to stay small: it ships to customer servers.
 
 mod backend;
+mod backup;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 
 const USAGE: &str =
     "usage: ecfleet-agent [--expect-sha256 HEX] facts [--backend windows|lab] [--lab-root DIR]
+       ecfleet-agent [--expect-sha256 HEX] backup [--out-dir DIR] [--backend windows|lab] [--lab-root DIR]
        ecfleet-agent --version";
 
 fn main() -> ExitCode {
@@ -85,16 +87,43 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         "facts" => {
             let backend = parse_backend(&args[1..])?;
-            let output = backend::collect_facts(&backend)?;
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(output.as_bytes())
-                .and_then(|_| stdout.write_all(b"\n"))
-                .and_then(|_| stdout.flush())
-                .map_err(|e| format!("cannot write the result: {e}"))
+            print_document(&backend::collect_facts(&backend)?)
+        }
+        "backup" => {
+            let (out_dir, rest) = take_option(&args[1..], "--out-dir")?;
+            let backend = parse_backend(&rest)?;
+            print_document(&backup::run(&backend, out_dir.map(PathBuf::from))?)
         }
         other => Err(format!("unknown command `{other}`\n{USAGE}")),
     }
+}
+
+fn print_document(output: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(output.as_bytes())
+        .and_then(|_| stdout.write_all(b"\n"))
+        .and_then(|_| stdout.flush())
+        .map_err(|e| format!("cannot write the result: {e}"))
+}
+
+/// `name VALUE` taken out of `args` (once), and the rest.
+fn take_option(args: &[String], name: &str) -> Result<(Option<String>, Vec<String>), String> {
+    let mut rest = Vec::new();
+    let mut value = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == name {
+            value = Some(
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?,
+            );
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    Ok((value, rest))
 }
 
 fn parse_backend(args: &[String]) -> Result<backend::Backend, String> {

@@ -40,8 +40,37 @@ pub struct Machine {
     /// The sync engine's connectors; absent: one AD connector and the Entra connector.
     #[serde(default)]
     pub connectors: Option<Vec<MachineConnector>>,
+    /// The custom sync rules a backup exports (the audit reads the counts in `[sync_rules]`).
+    #[serde(default)]
+    pub custom_rules: Vec<MachineRule>,
     #[serde(default)]
     pub faults: Faults,
+}
+
+/// A custom sync rule (no `ImmutableTag`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineRule {
+    pub identifier: String,
+    pub name: String,
+    /// The connector's name.
+    pub connector: String,
+    pub precedence: u32,
+    /// `Inbound` (default) or `Outbound`.
+    #[serde(default = "inbound")]
+    pub direction: String,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Scoping clauses, e.g. `["department EQUAL Sales"]`.
+    #[serde(default)]
+    pub scoping: Vec<String>,
+    /// Attribute flows, e.g. `["department -> extensionAttribute1 (Direct)"]`.
+    #[serde(default)]
+    pub attribute_flows: Vec<String>,
+}
+
+fn inbound() -> String {
+    "Inbound".to_string()
 }
 
 /// The sync engine's database. LocalDB by default, with a data file of `size_mb`.
@@ -81,6 +110,11 @@ pub struct MachineConnector {
     pub identifier: String,
     #[serde(default)]
     pub connector_type: Option<String>,
+    /// OUs synced from this connector's partition (AD connectors); a backup exports them.
+    #[serde(default)]
+    pub partition_inclusions: Vec<String>,
+    #[serde(default)]
+    pub partition_exclusions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -207,4 +241,6 @@ pub struct Faults {
     pub exit_code: Option<i32>,
     /// The agent prints this instead of JSON.
     pub garbage_output: Option<String>,
+    /// The configuration export fails on the host (`Get-ADSyncServerConfiguration` throws).
+    pub backup_fails: bool,
 }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod backup;
 pub mod lab;
 pub mod simulate;
 

@@ -4,6 +4,7 @@
 //! given, so it is tested without spawning the binary.
 
 pub mod audit;
+pub mod backup;
 pub mod lab;
 pub mod plan;
 

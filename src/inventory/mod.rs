@@ -146,6 +146,8 @@ pub struct Inventory {
     pub path: PathBuf,
     /// Central share (a local or mounted directory).
     pub share: Option<PathBuf>,
+    /// `[backup]`: how many nightly backups each host keeps on the share.
+    pub backup_retention: crate::backup::Retention,
     /// How many hosts are worked on at once.
     pub concurrency: usize,
     pub tenants: Vec<Tenant>,

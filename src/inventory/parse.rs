@@ -14,6 +14,7 @@ use super::{
     Host, HostTransport, Inventory, RemoteOs, Role, SecretRef, SshSettings, Tenant, TransportKind,
     WinRmSettings,
 };
+use crate::backup::Retention;
 use crate::platform::MinOs;
 use crate::window::MaintenanceWindow;
 
@@ -84,7 +85,8 @@ impl fmt::Display for InventoryErrors {
 
 impl std::error::Error for InventoryErrors {}
 
-const TOP_KEYS: &[&str] = &["defaults", "share", "tenant"];
+const TOP_KEYS: &[&str] = &["defaults", "share", "backup", "tenant"];
+const BACKUP_KEYS: &[&str] = &["keep", "keep_days"];
 const DEFAULT_KEYS: &[&str] = &[
     "user",
     "port",
@@ -804,6 +806,41 @@ fn parse_share(ctx: &mut Ctx<'_>, root: &Table<'_>) -> Option<PathBuf> {
     p.map(|(p, _)| ctx.resolve_path(&p))
 }
 
+/// `[backup]`: how many nightly backups each host keeps (docs/backup.md).
+fn parse_backup(ctx: &mut Ctx<'_>, root: &Table<'_>) -> Retention {
+    let Some(t) = get_table(ctx, root, "", "backup") else {
+        return Retention::default();
+    };
+    ctx.check_keys(t, "backup", BACKUP_KEYS);
+    let mut number = |key: &str, max: i64, fix: &str| match get_int(ctx, t, "backup", key) {
+        Some((n, _)) if (1..=max).contains(&n) => Some(n),
+        Some((n, span)) => {
+            ctx.error(
+                span,
+                &join("backup", key),
+                format!("{n} is out of range"),
+                fix,
+            );
+            None
+        }
+        None => None,
+    };
+    Retention {
+        keep: number(
+            "keep",
+            100_000,
+            "keep at least 1 backup per host (keep = 14)",
+        )
+        .map(|n| n as usize),
+        keep_days: number(
+            "keep_days",
+            36_500,
+            "keep backups at least 1 day (keep_days = 30)",
+        )
+        .map(|n| n as u32),
+    }
+}
+
 /// Names seen so far, with their lines, so that a second use is an error naming the first.
 #[derive(Default)]
 struct Seen {
@@ -987,6 +1024,7 @@ pub(crate) fn parse_inventory(
         None => (Defaults::default(), None),
     };
     let share = parse_share(&mut ctx, root);
+    let backup_retention = parse_backup(&mut ctx, root);
 
     let mut tenants = Vec::new();
     let tenant_tables = get_tables(&mut ctx, root, "", "tenant", "tenant");
@@ -1018,6 +1056,7 @@ pub(crate) fn parse_inventory(
     Ok(Inventory {
         path: file.to_path_buf(),
         share,
+        backup_retention,
         concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         tenants,
     })

@@ -204,13 +204,56 @@ fn connectors(tenant: &str, seed: usize) -> Vec<MachineConnector> {
             name: format!("{tenant}.local"),
             identifier: format!("{:08x}-5d5b-4b0e-9e84-{:012x}", 0x2f6b_1c3e + seed, seed),
             connector_type: Some("AD".into()),
+            partition_inclusions: vec![
+                format!("OU=Users,OU=Corp,DC={tenant},DC=local"),
+                format!("OU=Groups,OU=Corp,DC={tenant},DC=local"),
+            ],
+            partition_exclusions: vec![format!("OU=Service Accounts,OU=Corp,DC={tenant},DC=local")],
         },
         MachineConnector {
             name: format!("{tenant}.onmicrosoft.com - AAD"),
             identifier: ENTRA_CONNECTOR_ID.into(),
             connector_type: Some("Extensible2".into()),
+            ..MachineConnector::default()
         },
     ]
+}
+
+/// `count` custom sync rules on the tenant's AD connector, precedence 50 upwards.
+fn custom_rules(tenant: &str, seed: usize, count: usize) -> Vec<MachineRule> {
+    const RULES: [(&str, &str); 4] = [
+        (
+            "In from AD - User Department",
+            "department -> department (Direct)",
+        ),
+        (
+            "In from AD - User Office Location",
+            "physicalDeliveryOfficeName -> physicalDeliveryOfficeName (Direct)",
+        ),
+        (
+            "In from AD - Group Filter",
+            "cn -> cloudFiltered (Expression)",
+        ),
+        (
+            "In from AD - User Extension",
+            "extensionAttribute10 -> extensionAttribute10 (Direct)",
+        ),
+    ];
+    RULES
+        .iter()
+        .take(count)
+        .enumerate()
+        .map(|(i, (name, flow))| MachineRule {
+            identifier: format!("{:08x}-7a1c-4d2e-8f30-{:012x}", 0x5e1d_0000 + i, seed),
+            name: (*name).into(),
+            connector: format!("{tenant}.local"),
+            precedence: 50 + i as u32,
+            direction: "Inbound".into(),
+            disabled: false,
+            scoping: vec!["objectClass EQUAL user".into()],
+            attribute_flows: vec![(*flow).into()],
+        })
+        .collect()
 }
 
 fn machine(
@@ -328,6 +371,7 @@ pub fn healthy_machine(
             custom_rules: (seed % 4) as u32,
             custom_rules_outside_0_99: 0,
         },
+        custom_rules: custom_rules(tenant, seed, seed % 4),
         database: MachineDatabase {
             size_mb: 300 + (seed as u64 * 97) % 2500,
             ..MachineDatabase::default()

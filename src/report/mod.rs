@@ -2,11 +2,13 @@
 //! a writer so tests render into a `Vec<u8>`. stdout gets results; progress goes elsewhere.
 
 mod audit;
+mod backup;
 mod plan;
 pub mod progress;
 pub mod sanitize;
 
 pub use audit::{AuditFormat, render_audit};
+pub use backup::{BackupFormat, render_backup};
 pub use plan::{PlanFormat, render_plan};
 
 /// A table cell holding text that may come from a host: control characters escaped.

@@ -1,6 +1,7 @@
 //! The `lab` backend: facts from a simulated Windows host described by `<lab_root>/machine.toml`
 //! (format: `ecfleet_proto::lab::Machine`, documented in docs/lab.md). Injected faults (hang,
-//! failing probes, crash, garbage output) run through the same code path as real answers.
+//! failing probes, crash, garbage output) run through the same code path as real answers. The
+//! backup step's side is [`super::lab_backup`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +15,8 @@ pub enum LabOutput {
     Raw(String),
 }
 
-pub fn collect(root: &Path) -> Result<LabOutput, String> {
+/// The simulated machine, after the faults every step shares: a hang, then a crash.
+pub fn machine(root: &Path) -> Result<Machine, String> {
     let path = root.join("machine.toml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -27,6 +29,12 @@ pub fn collect(root: &Path) -> Result<LabOutput, String> {
         eprintln!("ecfleet-agent: simulated failure (faults.exit_code = {code})");
         std::process::exit(code);
     }
+    Ok(machine)
+}
+
+pub fn collect(root: &Path) -> Result<LabOutput, String> {
+    let machine = machine(root)?;
+    let faults = &machine.faults;
     if let Some(garbage) = &faults.garbage_output {
         return Ok(LabOutput::Raw(garbage.clone()));
     }

@@ -1,7 +1,8 @@
 //! Where facts come from: the real Windows host (`windows`) or a simulated one kept in a
 //! directory (`lab`). Both produce the same [`ecfleet_proto::Facts`] document.
 
-mod lab;
+pub mod lab;
+mod lab_backup;
 mod runner;
 mod windows;
 
@@ -31,4 +32,15 @@ pub fn collect_facts(backend: &Backend) -> Result<String, String> {
         },
     };
     serde_json::to_string(&facts).map_err(|e| format!("cannot encode facts: {e}"))
+}
+
+/// Gathers a configuration backup into `out` (see [`crate::backup`]).
+pub fn gather_backup(
+    backend: &Backend,
+    out: &std::path::Path,
+) -> Result<crate::backup::Gathered, String> {
+    match backend {
+        Backend::Windows => windows::backup::gather(out),
+        Backend::Lab(root) => lab_backup::gather(root, out),
+    }
 }

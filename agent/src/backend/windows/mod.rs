@@ -8,6 +8,7 @@
 //! it as UTF-8 (stdout would come in the OEM code page). See docs/agent.md for what a Group
 //! Policy execution policy of AllSigned does to the temporary script.
 
+pub mod backup;
 mod parse;
 
 use std::path::PathBuf;

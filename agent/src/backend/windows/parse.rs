@@ -29,7 +29,7 @@ pub fn facts_from_probe_output(text: &str, agent_version: &str) -> Result<Facts,
 
 /// The JSON document: PowerShell may print a BOM or warnings before it, so it is the last line
 /// that starts with `{`.
-fn document(text: &str) -> Result<Value, String> {
+pub(super) fn document(text: &str) -> Result<Value, String> {
     let json = text
         .lines()
         .rev()
@@ -259,7 +259,7 @@ fn excerpt(text: &str) -> String {
 }
 
 /// A list from what PowerShell emits for zero, one or many objects.
-fn list(v: &Value) -> Vec<&Value> {
+pub(super) fn list(v: &Value) -> Vec<&Value> {
     match v {
         Value::Null => Vec::new(),
         Value::Array(items) => items.iter().collect(),
@@ -271,11 +271,11 @@ fn first(v: &Value) -> Option<&Value> {
     list(v).into_iter().find(|x| x.is_object())
 }
 
-fn object(v: &Value) -> Option<&Value> {
+pub(super) fn object(v: &Value) -> Option<&Value> {
     v.is_object().then_some(v)
 }
 
-fn str_of(v: &Value) -> Option<String> {
+pub(super) fn str_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -283,7 +283,7 @@ fn str_of(v: &Value) -> Option<String> {
     }
 }
 
-fn u64_of(v: &Value) -> Option<u64> {
+pub(super) fn u64_of(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n
             .as_u64()
@@ -293,7 +293,7 @@ fn u64_of(v: &Value) -> Option<u64> {
     }
 }
 
-fn bool_of(v: &Value) -> Option<bool> {
+pub(super) fn bool_of(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
@@ -303,14 +303,14 @@ fn bool_of(v: &Value) -> Option<bool> {
 }
 
 /// A version string, without the build-lab suffix some FileVersion strings carry.
-fn version_of(v: &Value) -> Option<String> {
+pub(super) fn version_of(v: &Value) -> Option<String> {
     str_of(v)
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .filter(|s| !s.is_empty())
 }
 
 /// A TimeSpan as PS 5.1 serialises it (an object with TotalMinutes) or as a `hh:mm:ss` string.
-fn minutes_of(v: &Value) -> Option<u32> {
+pub(super) fn minutes_of(v: &Value) -> Option<u32> {
     match v {
         Value::Object(_) => v["TotalMinutes"].as_f64().map(|m| m.round() as u32),
         Value::String(s) => {

@@ -1,0 +1,246 @@
+//! The lab backend's `backup` step: the shapes a real host's backup has, generated from
+//! `machine.toml` (docs/lab.md): the wizard's policy JSON (`onpremisesDirectoryPolicy` with
+//! partition filters and rules, `azureDirectoryPolicy`), a server-configuration dump folder of
+//! XML files (connectors, sync rules, global settings), and ecfleet's reading of the
+//! configuration. `faults.backup_fails` makes the dump fail as `Get-ADSyncServerConfiguration`
+//! would.
+
+use std::path::Path;
+
+use ecfleet_proto::backup::{Configuration, Connector, Partition, SchedulerSettings, SyncRule};
+use ecfleet_proto::lab::{Machine, MachineConnector};
+use serde_json::json;
+
+use crate::backup::Gathered;
+
+pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
+    let m = super::lab::machine(root)?;
+    let Some(ec) = &m.ec else {
+        return Err(
+            "Entra Connect is not installed: there is no configuration to back up (the ADSync module is not installed)"
+                .into(),
+        );
+    };
+    let configuration = configuration(&m);
+    let policy = out.join(format!(
+        "Applied-SynchronizationPolicy-{}.json",
+        ec.engine_version.replace('.', "-")
+    ));
+    let text = serde_json::to_string_pretty(&policy_json(&configuration))
+        .map_err(|e| format!("cannot encode the policy: {e}"))?;
+    std::fs::write(&policy, text).map_err(|e| format!("cannot write {}: {e}", policy.display()))?;
+    let dump_dir = if m.faults.backup_fails {
+        Err("Get-ADSyncServerConfiguration : The operation failed because the sync engine did not answer (simulated: faults.backup_fails)".to_string())
+    } else {
+        write_dump(
+            &configuration,
+            &out.join("Exported-ServerConfiguration-lab"),
+        )
+    };
+    Ok(Gathered {
+        host_name: Some(m.host.name.clone()),
+        engine_version: Some(ec.engine_version.clone()),
+        applied_policy: Some(policy),
+        dump_dir,
+        configuration: Ok(configuration),
+    })
+}
+
+/// The machine's configuration as ecfleet reads it.
+pub fn configuration(m: &Machine) -> Configuration {
+    let listed: Vec<MachineConnector> = m.connectors.clone().unwrap_or_default();
+    let connectors = listed
+        .iter()
+        .map(|c| Connector {
+            identifier: c.identifier.to_lowercase(),
+            name: c.name.clone(),
+            connector_type: c.connector_type.clone(),
+            partitions: if c.partition_inclusions.is_empty() && c.partition_exclusions.is_empty() {
+                Vec::new()
+            } else {
+                vec![Partition {
+                    name: domain_dn(&c.name),
+                    selected: true,
+                    inclusions: c.partition_inclusions.clone(),
+                    exclusions: c.partition_exclusions.clone(),
+                }]
+            },
+        })
+        .collect();
+    let custom_rules = m
+        .custom_rules
+        .iter()
+        .map(|r| SyncRule {
+            identifier: r.identifier.to_lowercase(),
+            name: r.name.clone(),
+            direction: r.direction.clone(),
+            precedence: r.precedence,
+            connector: r.connector.clone(),
+            disabled: r.disabled,
+            scoping: r.scoping.clone(),
+            join: Vec::new(),
+            attribute_flows: r.attribute_flows.clone(),
+        })
+        .collect();
+    let mut global_settings = std::collections::BTreeMap::new();
+    if let Some(ec) = &m.ec {
+        global_settings.insert(
+            "Microsoft.Synchronize.ServerConfigurationVersion".into(),
+            ec.config_version.clone(),
+        );
+    }
+    global_settings.insert(
+        "Microsoft.Synchronize.StagingMode".into(),
+        m.scheduler.staging_mode_enabled.to_string(),
+    );
+    Configuration {
+        custom_rules,
+        customised_default_rules: Vec::new(),
+        connectors,
+        scheduler: SchedulerSettings {
+            interval_minutes: Some(m.scheduler.interval_minutes),
+            staging_mode_enabled: Some(m.scheduler.staging_mode_enabled),
+            sync_cycle_enabled: Some(m.scheduler.sync_cycle_enabled),
+        },
+        global_settings,
+    }
+}
+
+/// `contoso.local` → `DC=contoso,DC=local`.
+fn domain_dn(name: &str) -> String {
+    name.split('.')
+        .map(|part| format!("DC={part}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn rule_json(r: &SyncRule) -> serde_json::Value {
+    json!({
+        "name": r.name,
+        "identifier": r.identifier,
+        "precedence": r.precedence,
+        "direction": r.direction,
+        "disabled": r.disabled,
+        "scopingFilter": r.scoping,
+        "attributeFlowMappings": r.attribute_flows,
+    })
+}
+
+/// The wizard's JSON, in the shape DOMAIN.md §4 records.
+fn policy_json(c: &Configuration) -> serde_json::Value {
+    let on_premises: Vec<serde_json::Value> = c
+        .connectors
+        .iter()
+        .filter(|x| x.connector_type.as_deref() == Some("AD"))
+        .map(|x| {
+            json!({
+                "fullyQualifiedDomainName": x.name,
+                "partitionFilters": x.partitions.iter().map(|p| json!({
+                    "distinguishedName": p.name,
+                    "containerInclusions": p.inclusions,
+                    "containerExclusions": p.exclusions,
+                })).collect::<Vec<_>>(),
+                "customSynchronizationRules": c.custom_rules.iter()
+                    .filter(|r| r.connector == x.name).map(rule_json).collect::<Vec<_>>(),
+                "standardSynchronizationRules": [],
+            })
+        })
+        .collect();
+    json!({
+        "onpremisesDirectoryPolicy": on_premises,
+        "azureDirectoryPolicy": { "customSynchronizationRules": [], "standardSynchronizationRules": [] },
+    })
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The dump folder: one XML file per connector and per rule, and the global settings, as
+/// `Get-ADSyncServerConfiguration` lays them out.
+fn write_dump(c: &Configuration, dir: &Path) -> Result<std::path::PathBuf, String> {
+    let write = |relative: String, text: String| -> Result<(), String> {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    for x in &c.connectors {
+        let partitions: String = x
+            .partitions
+            .iter()
+            .map(|p| {
+                let list = |tag: &str, items: &[String]| {
+                    items
+                        .iter()
+                        .map(|i| format!("      <{tag}>{}</{tag}>\n", xml_escape(i)))
+                        .collect::<String>()
+                };
+                format!(
+                    "    <partition name=\"{}\" selected=\"{}\">\n{}{}    </partition>\n",
+                    xml_escape(&p.name),
+                    p.selected,
+                    list("inclusion", &p.inclusions),
+                    list("exclusion", &p.exclusions)
+                )
+            })
+            .collect();
+        write(
+            format!(
+                "Connectors/Connector_{{{}}}.xml",
+                x.identifier.to_uppercase()
+            ),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ma-data id=\"{}\" name=\"{}\" type=\"{}\">\n  <ma-partition-data>\n{partitions}  </ma-partition-data>\n</ma-data>\n",
+                xml_escape(&x.identifier),
+                xml_escape(&x.name),
+                xml_escape(x.connector_type.as_deref().unwrap_or(""))
+            ),
+        )?;
+    }
+    for r in &c.custom_rules {
+        let flows: String = r
+            .attribute_flows
+            .iter()
+            .map(|f| format!("  <attribute-flow>{}</attribute-flow>\n", xml_escape(f)))
+            .collect();
+        write(
+            format!(
+                "SynchronizationRules/SynchronizationRule_{{{}}}.xml",
+                r.identifier.to_uppercase()
+            ),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<synchronizationRule id=\"{}\" name=\"{}\" direction=\"{}\" precedence=\"{}\" connector=\"{}\" disabled=\"{}\">\n{flows}</synchronizationRule>\n",
+                xml_escape(&r.identifier),
+                xml_escape(&r.name),
+                xml_escape(&r.direction),
+                r.precedence,
+                xml_escape(&r.connector),
+                r.disabled
+            ),
+        )?;
+    }
+    let settings: String = c
+        .global_settings
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "  <parameter name=\"{}\">{}</parameter>\n",
+                xml_escape(k),
+                xml_escape(v)
+            )
+        })
+        .collect();
+    write(
+        "GlobalSettings/GlobalSettings.xml".into(),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<globalSettings>\n{settings}</globalSettings>\n"
+        ),
+    )?;
+    Ok(dir.to_path_buf())
+}

@@ -1,0 +1,413 @@
+//! `ecfleet backup`: phase 2 of the upgrade on its own, for every selected host, nightly and
+//! independent of upgrades (docs/backup.md). On the fleet engine, per host: the agent's
+//! `backup` step gathers the configuration on the host, the controller brings the files back
+//! through the session (never a write from the host to the share: over WinRM that is a second
+//! hop), checks each against the SHA-256 the host computed, and stores them on the share
+//! ([`store`]): written atomically, re-read and verified, never overwritten. Then the
+//! configuration is compared with the host's previous backup ([`drift`]) and retention is
+//! applied. `ecfleet run` calls [`back_up_host`] for its pre-upgrade backup.
+
+pub mod drift;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ecfleet_proto::backup::{BACKUP_KIND, BACKUP_SCHEMA_VERSION, BackupFile, BackupResult};
+use jiff::civil::Date;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::digest::hex;
+use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext, Unit};
+use crate::error::{ErrorKind, HostError, Phase};
+use crate::inventory::{Host, Inventory, Role};
+use crate::session::{Connector, HostSession};
+
+pub use drift::Drift;
+pub use store::{HostBackups, Retention, Tag};
+
+/// Version of the backup report (`ecfleet backup --format json`).
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// The largest wizard policy file fetched from a host.
+const MAX_POLICY_BYTES: u64 = 64 << 20;
+/// The largest server-configuration archive fetched from a host.
+const MAX_DUMP_BYTES: u64 = 1 << 30;
+
+pub struct BackupSettings {
+    pub tag: Tag,
+    pub share: PathBuf,
+    pub retention: Retention,
+    pub concurrency: usize,
+    /// Everything one host's backup may take (gather, fetch, store).
+    pub host_deadline: Duration,
+    /// The day the backups are named after (the controller's, UTC).
+    pub date: Date,
+    pub run_id: Option<String>,
+}
+
+/// One host's line in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostBackup {
+    pub tenant: String,
+    pub host: String,
+    pub role: Role,
+    pub address: String,
+    /// Backed up and verified on the share.
+    pub ok: bool,
+    pub error: Option<String>,
+    pub error_kind: Option<ErrorKind>,
+    pub duration_ms: u64,
+    /// The backup's name (`EntraConnect-config-2026-12-02-nightly`), its folder on the share.
+    pub backup: Option<String>,
+    pub path: Option<String>,
+    pub files: Vec<store::ManifestFile>,
+    pub engine_version: Option<String>,
+    pub warnings: Vec<String>,
+    /// What changed since the previous backup (null for a host's first backup).
+    pub drift: Option<Drift>,
+    /// Older nightly backups that retention removed.
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSummary {
+    pub hosts: usize,
+    pub backed_up: usize,
+    pub failed: usize,
+    /// Hosts whose configuration changed since their previous backup.
+    pub drifted: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub schema_version: u32,
+    pub kind: String,
+    pub generated_at: String,
+    pub inventory: String,
+    pub share: String,
+    pub tag: Tag,
+    pub retention: Retention,
+    pub summary: BackupSummary,
+    pub hosts: Vec<HostBackup>,
+}
+
+impl BackupReport {
+    /// 0 every host backed up; 2 some could not be (docs/exit-codes.md).
+    pub fn exit_code(&self) -> u8 {
+        if self.summary.failed > 0 {
+            crate::exit::backup::FAILED_HOSTS
+        } else {
+            crate::exit::backup::OK
+        }
+    }
+}
+
+/// A backup that was stored, and what it changed.
+pub struct Done {
+    pub stored: store::Stored,
+    pub drift: Option<Drift>,
+    pub removed: Vec<String>,
+}
+
+/// Backs up the given hosts on the fleet engine.
+pub async fn run(
+    inventory: &Inventory,
+    hosts: &[&Host],
+    settings: &BackupSettings,
+    connector: &Connector,
+    shutdown: Shutdown,
+    events: &EventSink,
+) -> BackupReport {
+    let engine_settings = EngineSettings {
+        concurrency: settings.concurrency,
+        host_deadline: settings.host_deadline,
+        failure_budget: FailureBudget::Unlimited,
+    };
+    let units = hosts
+        .iter()
+        .map(|h| Unit {
+            name: h.name.clone(),
+            wave: 1,
+            item: *h,
+        })
+        .collect();
+    let outcomes = engine::run(units, &engine_settings, shutdown, events, |host, ctx| {
+        back_up_host(host, connector, settings, ctx)
+    })
+    .await;
+    let rows: Vec<HostBackup> = hosts
+        .iter()
+        .zip(outcomes)
+        .map(|(host, o)| row(host, o.result, o.duration, &settings.share))
+        .collect();
+    let backed_up = rows.iter().filter(|r| r.ok).count();
+    BackupReport {
+        schema_version: REPORT_SCHEMA_VERSION,
+        kind: "ecfleet-backup-report".into(),
+        generated_at: {
+            let now = jiff::Timestamp::now();
+            now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+        },
+        inventory: inventory.path.display().to_string(),
+        share: settings.share.display().to_string(),
+        tag: settings.tag,
+        retention: settings.retention,
+        summary: BackupSummary {
+            hosts: rows.len(),
+            backed_up,
+            failed: rows.len() - backed_up,
+            drifted: rows
+                .iter()
+                .filter(|r| r.drift.as_ref().is_some_and(|d| !d.is_empty()))
+                .count(),
+        },
+        hosts: rows,
+    }
+}
+
+fn row(host: &Host, outcome: Result<Done, HostError>, took: Duration, share: &Path) -> HostBackup {
+    let mut r = HostBackup {
+        tenant: host.tenant.clone(),
+        host: host.name.clone(),
+        role: host.role,
+        address: host.endpoint(),
+        ok: false,
+        error: None,
+        error_kind: None,
+        duration_ms: took.as_millis() as u64,
+        backup: None,
+        path: None,
+        files: Vec::new(),
+        engine_version: None,
+        warnings: Vec::new(),
+        drift: None,
+        removed: Vec::new(),
+    };
+    match outcome {
+        Err(e) => {
+            r.error_kind = Some(e.kind);
+            r.error = Some(e.message);
+        }
+        Ok(done) => {
+            let m = done.stored.manifest;
+            r.ok = true;
+            r.path = Some(relative_to(&done.stored.dir, share));
+            r.backup = Some(m.name);
+            r.files = m.files;
+            r.engine_version = m.engine_version;
+            r.warnings = m.warnings;
+            r.drift = done.drift;
+            r.removed = done.removed;
+        }
+    }
+    r
+}
+
+fn relative_to(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn backup_error(kind: ErrorKind, message: impl Into<String>) -> HostError {
+    HostError::new(kind, Phase::Backup, message)
+}
+
+/// One host: gather on the host, fetch, verify, store, compare, prune.
+pub async fn back_up_host(
+    host: &Host,
+    connector: &Connector,
+    settings: &BackupSettings,
+    ctx: StepContext,
+) -> Result<Done, HostError> {
+    let mut session = HostSession::open(host, connector, ctx.deadline).await?;
+    let fetched = gather_and_fetch(&mut session).await;
+    session.close().await;
+    let (result, files) = fetched?;
+    let share = settings.share.clone();
+    let (tenant, name) = (host.tenant.clone(), host.name.clone());
+    let (tag, date, run_id, retention) = (
+        settings.tag,
+        settings.date,
+        settings.run_id.clone(),
+        settings.retention,
+    );
+    // The share is a file system (perhaps a slow mount): its work runs off the async threads.
+    let stored = tokio::task::spawn_blocking(move || {
+        store_and_compare(
+            &share, &tenant, &name, tag, date, run_id, retention, result, files,
+        )
+    });
+    let remaining = ctx
+        .deadline
+        .saturating_duration_since(tokio::time::Instant::now());
+    match tokio::time::timeout(remaining, stored).await {
+        Ok(Ok(Ok(done))) => Ok(done),
+        Ok(Ok(Err(e))) => Err(backup_error(ErrorKind::Share, e.to_string())),
+        Ok(Err(e)) => Err(backup_error(
+            ErrorKind::Share,
+            format!("storing the backup: {e}"),
+        )),
+        Err(_) => Err(backup_error(
+            ErrorKind::Timeout,
+            "the share did not take the backup before the host's deadline",
+        )),
+    }
+}
+
+/// The agent's `backup` step and its files, each checked against the host's SHA-256.
+async fn gather_and_fetch(
+    session: &mut HostSession<'_>,
+) -> Result<(BackupResult, Vec<store::NewFile>), HostError> {
+    let result: BackupResult = session.agent("backup", &[]).await?;
+    if result.kind != BACKUP_KIND || result.schema_version != BACKUP_SCHEMA_VERSION {
+        return Err(backup_error(
+            ErrorKind::Agent,
+            format!(
+                "the agent answered a {} document of schema {}, not an {BACKUP_KIND} of schema {BACKUP_SCHEMA_VERSION}",
+                crate::checks::shown(&result.kind),
+                result.schema_version
+            ),
+        ));
+    }
+    let failed = |part: &str| {
+        result
+            .errors
+            .iter()
+            .find(|e| e.probe == part)
+            .map(|e| crate::checks::shown(&e.message))
+            .unwrap_or_else(|| "no reason given".into())
+    };
+    let Some(dump) = &result.server_configuration else {
+        return Err(backup_error(
+            ErrorKind::Agent,
+            format!(
+                "the configuration export failed on the host: {}",
+                failed("server_configuration")
+            ),
+        ));
+    };
+    if result.configuration.is_none() {
+        return Err(backup_error(
+            ErrorKind::Agent,
+            format!(
+                "the configuration could not be read on the host: {}",
+                failed("configuration")
+            ),
+        ));
+    }
+    let mut files = vec![
+        fetch(
+            session,
+            dump,
+            store::Role::ServerConfiguration,
+            MAX_DUMP_BYTES,
+        )
+        .await?,
+    ];
+    if let Some(policy) = &result.applied_policy {
+        files.push(
+            fetch(
+                session,
+                policy,
+                store::Role::AppliedPolicy,
+                MAX_POLICY_BYTES,
+            )
+            .await?,
+        );
+    }
+    Ok((result, files))
+}
+
+async fn fetch(
+    session: &HostSession<'_>,
+    file: &BackupFile,
+    role: store::Role,
+    max: u64,
+) -> Result<store::NewFile, HostError> {
+    let data = session.get(&file.path, max).await?;
+    let actual = hex(&Sha256::digest(&data));
+    if !actual.eq_ignore_ascii_case(&file.sha256) || data.len() as u64 != file.size {
+        return Err(backup_error(
+            ErrorKind::Protocol,
+            format!(
+                "{} arrived as {} bytes with SHA-256 {actual}; the host reported {} bytes, {}",
+                crate::checks::shown(&file.path),
+                data.len(),
+                file.size,
+                crate::checks::shown(&file.sha256)
+            ),
+        ));
+    }
+    Ok(store::NewFile {
+        role,
+        data,
+        sha256: actual,
+        source_name: Some(file.source_name.clone()),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn store_and_compare(
+    share: &Path,
+    tenant: &str,
+    host: &str,
+    tag: Tag,
+    date: Date,
+    run_id: Option<String>,
+    retention: Retention,
+    result: BackupResult,
+    mut files: Vec<store::NewFile>,
+) -> Result<Done, crate::share::ShareError> {
+    let backups = HostBackups::new(share, tenant, host);
+    let previous = backups.newest();
+    let reading = serde_json::to_vec_pretty(&result).map_err(|e| crate::share::ShareError {
+        path: backups.dir.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    files.push(store::NewFile {
+        role: store::Role::Configuration,
+        sha256: hex(&Sha256::digest(&reading)),
+        data: reading,
+        source_name: None,
+    });
+    let mut warnings = Vec::new();
+    if result.applied_policy.is_none() {
+        warnings.push("the host has no Applied-SynchronizationPolicy-*.json from the wizard: a new server cannot import this backup; the server-configuration dump is complete".to_string());
+    }
+    let stored = backups.store(
+        store::Meta {
+            tenant,
+            host,
+            tag,
+            date,
+            collected_at: result.collected_at.clone(),
+            engine_version: result.engine_version.clone(),
+            run_id,
+            warnings,
+        },
+        files,
+    )?;
+    let drift = previous.and_then(|p| {
+        let before = read_configuration(&p)?;
+        let after = result.configuration.as_ref()?;
+        Some(drift::diff(&p.manifest.name, &before, after))
+    });
+    let removed = backups.prune(retention, date);
+    Ok(Done {
+        stored,
+        drift,
+        removed,
+    })
+}
+
+/// The configuration a stored backup recorded.
+pub fn read_configuration(stored: &store::Stored) -> Option<ecfleet_proto::backup::Configuration> {
+    let path = stored.path_of(store::Role::Configuration)?;
+    let bytes = crate::fsread::read_regular(&path, MAX_POLICY_BYTES).ok()?;
+    let result: BackupResult = serde_json::from_slice(&bytes).ok()?;
+    result.configuration
+}

@@ -1,0 +1,412 @@
+//! A host's backups on the central share: `tenants/<tenant>/<host>/backups/`, one backup as a
+//! set of files named `EntraConnect-config-YYYY-MM-DD-<tag>[-N].*` (docs/backup.md): the
+//! wizard's policy JSON (`.json`), the server-configuration dump (`.server-configuration.tar`),
+//! ecfleet's reading (`.ecfleet.json`), a `.sha256` beside each, and the manifest
+//! (`.manifest.json`), written last once every file was re-read from the share and matched
+//! its hash. A backup without a manifest is incomplete and is neither compared with nor
+//! counted. Files are created, never overwritten (a second backup of the day is `-2`, `-3` …),
+//! and retention never removes the newest backup or any `pre-upgrade` one.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::digest::hex;
+use crate::share::{ShareError, write_new_file};
+
+pub const MANIFEST_KIND: &str = "ecfleet-backup-manifest";
+pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
+
+/// Why the backup was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tag {
+    /// `ecfleet backup` (nightly, independent of upgrades).
+    Nightly,
+    /// Phase 2 of `ecfleet run`: retention never removes these.
+    PreUpgrade,
+}
+
+impl Tag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tag::Nightly => "nightly",
+            Tag::PreUpgrade => "pre-upgrade",
+        }
+    }
+}
+
+/// What a file of a backup holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The wizard's `Applied-SynchronizationPolicy-*.json`, byte for byte: what a new server
+    /// imports.
+    AppliedPolicy,
+    /// The `Get-ADSyncServerConfiguration` dump, as one tar archive.
+    ServerConfiguration,
+    /// ecfleet's reading of the configuration (drift is judged on it).
+    Configuration,
+}
+
+impl Role {
+    /// The file name's ending after the backup's base name.
+    fn suffix(self) -> &'static str {
+        match self {
+            Role::AppliedPolicy => ".json",
+            Role::ServerConfiguration => ".server-configuration.tar",
+            Role::Configuration => ".ecfleet.json",
+        }
+    }
+}
+
+/// One file to store: its content and the SHA-256 it must have (the host's, for fetched files).
+pub struct NewFile {
+    pub role: Role,
+    pub data: Vec<u8>,
+    pub sha256: String,
+    /// Its name on the host, for the manifest.
+    pub source_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub name: String,
+    pub role: Role,
+    pub size: u64,
+    pub sha256: String,
+    pub source_name: Option<String>,
+}
+
+/// The manifest, written last: its presence means every file is there and matched its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub kind: String,
+    pub name: String,
+    pub tenant: String,
+    pub host: String,
+    pub tag: Tag,
+    pub date: Date,
+    /// When the controller stored it (UTC).
+    pub created_at: String,
+    /// When the host gathered it (host clock).
+    pub collected_at: String,
+    pub engine_version: Option<String>,
+    /// The run it belongs to (`ecfleet run`), if any.
+    pub run_id: Option<String>,
+    pub files: Vec<ManifestFile>,
+    /// Every file was re-read from the share and matched its SHA-256.
+    pub verified: bool,
+    pub verified_at: String,
+    /// What the backup lacks (e.g. no wizard policy on the host).
+    pub warnings: Vec<String>,
+}
+
+/// A complete backup found on the share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    /// The `-N` of the day (1 for none).
+    pub number: u32,
+}
+
+impl Stored {
+    pub fn path_of(&self, role: Role) -> Option<PathBuf> {
+        self.manifest
+            .files
+            .iter()
+            .find(|f| f.role == role)
+            .map(|f| self.dir.join(&f.name))
+    }
+}
+
+/// What a new backup says about itself.
+pub struct Meta<'a> {
+    pub tenant: &'a str,
+    pub host: &'a str,
+    pub tag: Tag,
+    pub date: Date,
+    pub collected_at: String,
+    pub engine_version: Option<String>,
+    pub run_id: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// The backups of one host.
+pub struct HostBackups {
+    pub dir: PathBuf,
+}
+
+fn now_utc() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+}
+
+fn base_name(date: Date, tag: Tag, number: u32) -> String {
+    match number {
+        1 => format!("EntraConnect-config-{date}-{}", tag.as_str()),
+        n => format!("EntraConnect-config-{date}-{}-{n}", tag.as_str()),
+    }
+}
+
+/// `EntraConnect-config-2026-12-02-pre-upgrade-2.manifest.json` → (date, tag, 2).
+fn parse_manifest_name(name: &str) -> Option<(Date, Tag, u32)> {
+    let rest = name
+        .strip_prefix("EntraConnect-config-")?
+        .strip_suffix(".manifest.json")?;
+    let date: Date = rest.get(..10)?.parse().ok()?;
+    let rest = rest.get(10..)?.strip_prefix('-')?;
+    for tag in [Tag::PreUpgrade, Tag::Nightly] {
+        if let Some(after) = rest.strip_prefix(tag.as_str()) {
+            let number = match after.strip_prefix('-') {
+                None if after.is_empty() => 1,
+                Some(n) => n.parse().ok().filter(|n| *n >= 2)?,
+                None => return None,
+            };
+            return Some((date, tag, number));
+        }
+    }
+    None
+}
+
+fn share_error(path: &Path) -> impl Fn(std::io::Error) -> ShareError + '_ {
+    move |source| ShareError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl HostBackups {
+    pub fn new(share: &Path, tenant: &str, host: &str) -> Self {
+        HostBackups {
+            dir: share
+                .join("tenants")
+                .join(tenant)
+                .join(host)
+                .join("backups"),
+        }
+    }
+
+    /// Every complete, verified backup, oldest first (by date, then number).
+    pub fn list(&self) -> Vec<Stored> {
+        let mut out: Vec<Stored> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (_, _, number) = parse_manifest_name(&name)?;
+                let text = crate::fsread::read_regular(&e.path(), 1 << 20).ok()?;
+                let manifest: Manifest = serde_json::from_slice(&text).ok()?;
+                (manifest.kind == MANIFEST_KIND && manifest.verified).then(|| Stored {
+                    dir: self.dir.clone(),
+                    manifest,
+                    number,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (a.manifest.date, a.number, &a.manifest.created_at).cmp(&(
+                b.manifest.date,
+                b.number,
+                &b.manifest.created_at,
+            ))
+        });
+        out
+    }
+
+    /// The newest complete backup.
+    pub fn newest(&self) -> Option<Stored> {
+        self.list().pop()
+    }
+
+    /// Stores a new backup: claims the day's first free name (by creating its `.ecfleet.json`,
+    /// which fails if the name is taken, also by another process), writes the other files and
+    /// their `.sha256`, re-reads every file and checks its hash, then writes the manifest. On
+    /// any failure the files of this backup are removed again and nothing else is touched.
+    pub fn store(&self, meta: Meta<'_>, files: Vec<NewFile>) -> Result<Stored, ShareError> {
+        fs::create_dir_all(&self.dir).map_err(share_error(&self.dir))?;
+        let claim = files
+            .iter()
+            .position(|f| f.role == Role::Configuration)
+            .ok_or_else(|| ShareError {
+                path: self.dir.clone(),
+                source: std::io::Error::other(
+                    "a backup needs ecfleet's reading of the configuration",
+                ),
+            })?;
+        let (number, base) = self.claim(meta.date, meta.tag, &files[claim].data)?;
+        let written = self.write_rest(&base, claim, &files);
+        let result = written.and_then(|manifest_files| {
+            let manifest = Manifest {
+                schema_version: MANIFEST_SCHEMA_VERSION,
+                kind: MANIFEST_KIND.into(),
+                name: base.clone(),
+                tenant: meta.tenant.into(),
+                host: meta.host.into(),
+                tag: meta.tag,
+                date: meta.date,
+                created_at: now_utc(),
+                collected_at: meta.collected_at.clone(),
+                engine_version: meta.engine_version.clone(),
+                run_id: meta.run_id.clone(),
+                files: manifest_files,
+                verified: true,
+                verified_at: now_utc(),
+                warnings: meta.warnings.clone(),
+            };
+            let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ShareError {
+                path: self.dir.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            write_new_file(&self.dir.join(format!("{base}.manifest.json")), &json)?;
+            Ok(Stored {
+                dir: self.dir.clone(),
+                manifest,
+                number,
+            })
+        });
+        if result.is_err() {
+            self.remove_files(&base);
+        }
+        result
+    }
+
+    /// Creates `<base>.ecfleet.json` under the day's first free number.
+    fn claim(&self, date: Date, tag: Tag, data: &[u8]) -> Result<(u32, String), ShareError> {
+        for number in 1..10_000 {
+            let base = base_name(date, tag, number);
+            let path = self
+                .dir
+                .join(format!("{base}{}", Role::Configuration.suffix()));
+            match write_new_file(&path, data) {
+                Ok(()) => return Ok((number, base)),
+                Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ShareError {
+            path: self.dir.clone(),
+            source: std::io::Error::other("10,000 backups on one day: none more"),
+        })
+    }
+
+    /// Writes every file but the claimed one, then every `.sha256`, and verifies them all.
+    fn write_rest(
+        &self,
+        base: &str,
+        claimed: usize,
+        files: &[NewFile],
+    ) -> Result<Vec<ManifestFile>, ShareError> {
+        let mut out = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let name = format!("{base}{}", f.role.suffix());
+            let path = self.dir.join(&name);
+            if i != claimed {
+                write_new_file(&path, &f.data)?;
+            }
+            let sums = format!("{}  {name}\n", f.sha256);
+            write_new_file(&self.dir.join(format!("{name}.sha256")), sums.as_bytes())?;
+            verify(&path, &f.sha256)?;
+            out.push(ManifestFile {
+                name,
+                role: f.role,
+                size: f.data.len() as u64,
+                sha256: f.sha256.clone(),
+                source_name: f.source_name.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes the files of one backup: the manifest first (so a crash leaves an incomplete
+    /// backup, never a complete-looking one with files missing), the claim file last.
+    fn remove_files(&self, base: &str) {
+        let _ = fs::remove_file(self.dir.join(format!("{base}.manifest.json")));
+        for role in [
+            Role::AppliedPolicy,
+            Role::ServerConfiguration,
+            Role::Configuration,
+        ] {
+            let name = format!("{base}{}", role.suffix());
+            let _ = fs::remove_file(self.dir.join(format!("{name}.sha256")));
+            if role != Role::Configuration {
+                let _ = fs::remove_file(self.dir.join(&name));
+            }
+        }
+        let _ = fs::remove_file(
+            self.dir
+                .join(format!("{base}{}", Role::Configuration.suffix())),
+        );
+    }
+
+    /// Applies `retention` on `today`: returns the names of the backups removed. Never removes
+    /// the newest backup, any `pre-upgrade` one, or anything incomplete.
+    pub fn prune(&self, retention: Retention, today: Date) -> Vec<String> {
+        let all = self.list();
+        let Some(newest) = all.last().map(|s| s.manifest.name.clone()) else {
+            return Vec::new();
+        };
+        let nightly: Vec<&Stored> = all
+            .iter()
+            .filter(|s| s.manifest.tag == Tag::Nightly)
+            .collect();
+        let mut removed = Vec::new();
+        for (i, s) in nightly.iter().enumerate() {
+            let from_newest = nightly.len() - 1 - i;
+            if s.manifest.name == newest || retention.keeps(from_newest, s.manifest.date, today) {
+                continue;
+            }
+            self.remove_files(&s.manifest.name);
+            removed.push(s.manifest.name.clone());
+        }
+        removed
+    }
+}
+
+/// Re-reads a stored file and checks its SHA-256.
+fn verify(path: &Path, expected: &str) -> Result<(), ShareError> {
+    let data = fs::read(path).map_err(share_error(path))?;
+    let actual = hex(&Sha256::digest(&data));
+    if actual.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(ShareError {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "read back with SHA-256 {actual}, expected {expected}"
+            )),
+        })
+    }
+}
+
+/// How many nightly backups a host keeps: the newest `keep`, and/or those of the last
+/// `keep_days` days (a backup either rule keeps stays). Neither: all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub keep: Option<usize>,
+    pub keep_days: Option<u32>,
+}
+
+impl Retention {
+    /// Whether the nightly backup `from_newest` places from the newest (0 = newest), of `date`,
+    /// stays.
+    fn keeps(&self, from_newest: usize, date: Date, today: Date) -> bool {
+        let by_count = self.keep.map(|n| from_newest < n);
+        let by_age = self
+            .keep_days
+            .map(|d| (today - date).get_days() <= d as i32);
+        match (by_count, by_age) {
+            (None, None) => true,
+            (a, b) => a.unwrap_or(false) || b.unwrap_or(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
