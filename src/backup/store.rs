@@ -192,7 +192,8 @@ impl HostBackups {
         }
     }
 
-    /// Every complete, verified backup, oldest first (by date, then number).
+    /// Every complete, verified backup, oldest first (by when it was stored, then by date and
+    /// number: a name can come back after retention removed the backup that had it).
     pub fn list(&self) -> Vec<Stored> {
         let mut out: Vec<Stored> = fs::read_dir(&self.dir)
             .into_iter()
@@ -211,10 +212,10 @@ impl HostBackups {
             })
             .collect();
         out.sort_by(|a, b| {
-            (a.manifest.date, a.number, &a.manifest.created_at).cmp(&(
+            (&a.manifest.created_at, a.manifest.date, a.number).cmp(&(
+                &b.manifest.created_at,
                 b.manifest.date,
                 b.number,
-                &b.manifest.created_at,
             ))
         });
         out
@@ -277,9 +278,26 @@ impl HostBackups {
         result
     }
 
-    /// Creates `<base>.ecfleet.json` under the day's first free number.
+    /// Creates `<base>.ecfleet.json` under the first number above every one the day's backups
+    /// of this tag have used (complete or not), so that a newer backup never takes a lower
+    /// number than an older one that is still there.
     fn claim(&self, date: Date, tag: Tag, data: &[u8]) -> Result<(u32, String), ShareError> {
-        for number in 1..10_000 {
+        let prefix = base_name(date, tag, 1);
+        let highest = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let rest = name.strip_prefix(&prefix)?;
+                match rest.strip_prefix('-') {
+                    Some(n) => n.split('.').next()?.parse::<u32>().ok(),
+                    None => rest.starts_with('.').then_some(1),
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        for number in highest + 1..highest + 10_000 {
             let base = base_name(date, tag, number);
             let path = self
                 .dir

@@ -244,3 +244,121 @@ fn write_dump(c: &Configuration, dir: &Path) -> Result<std::path::PathBuf, Strin
     )?;
     Ok(dir.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+
+    const MACHINE: &str = r#"
+[host]
+name = "T02-BEHIND"
+[os]
+caption = "Microsoft Windows Server 2022 Standard"
+version = "10.0.20348"
+build = 20348
+[disk]
+system_drive = "C:"
+free_bytes = 60000000000
+total_bytes = 127000000000
+[ec]
+engine_version = "2.4.18.0"
+config_version = "2.4.18.0"
+[[connectors]]
+name = "tenant02.local"
+identifier = "2F6B1C3E-5D5B-4B0E-9E84-000000000002"
+connector_type = "AD"
+partition_inclusions = ["OU=Users,OU=Corp,DC=tenant02,DC=local"]
+[[connectors]]
+name = "tenant02.onmicrosoft.com - AAD"
+identifier = "b891884f-051e-4a83-95af-2544101c9083"
+connector_type = "Extensible2"
+[[custom_rules]]
+identifier = "5E1D0000-7A1C-4D2E-8F30-000000000002"
+name = "In from AD - User <Department> & Office"
+connector = "tenant02.local"
+precedence = 50
+"#;
+
+    fn lab(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("machine.toml"), text).unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        (dir, out)
+    }
+
+    #[test]
+    fn a_lab_backup_has_the_policy_the_dump_and_the_configuration() {
+        let (dir, out) = lab(MACHINE);
+        let backend = Backend::Lab(dir.path().to_path_buf());
+        let gathered = gather(dir.path(), &out).unwrap();
+        let now: jiff::Timestamp = "2026-12-02T01:00:00Z".parse().unwrap();
+        let result = crate::backup::assemble(&backend, gathered, &out, now).unwrap();
+        assert_eq!(result.kind, "ecfleet-backup");
+        assert_eq!(result.engine_version.as_deref(), Some("2.4.18.0"));
+        let config = result.configuration.unwrap();
+        assert_eq!(
+            config.custom_rules[0].identifier,
+            "5e1d0000-7a1c-4d2e-8f30-000000000002"
+        );
+        assert_eq!(
+            config.connectors[0].partitions[0].name,
+            "DC=tenant02,DC=local"
+        );
+        // The policy is the wizard's shape, importable JSON.
+        let policy = result.applied_policy.unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&policy.path).unwrap()).unwrap();
+        let ad = &json["onpremisesDirectoryPolicy"][0];
+        assert_eq!(ad["fullyQualifiedDomainName"], "tenant02.local");
+        assert_eq!(ad["customSynchronizationRules"][0]["precedence"], 50);
+        // The dump is one archive of XML files, its folder gone, its hash the file's.
+        let dump = result.server_configuration.unwrap();
+        assert!(!out.join("Exported-ServerConfiguration-lab").exists());
+        let listed = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(&dump.path)
+            .output()
+            .unwrap();
+        let names = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            names.contains("Connectors/Connector_{2F6B1C3E-5D5B-4B0E-9E84-000000000002}.xml"),
+            "{names}"
+        );
+        assert!(names.contains("SynchronizationRules/SynchronizationRule_{5E1D0000-7A1C-4D2E-8F30-000000000002}.xml"), "{names}");
+        use sha2::Digest;
+        let bytes = std::fs::read(&dump.path).unwrap();
+        let sha: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!((dump.sha256, dump.size), (sha, bytes.len() as u64));
+        // Names with XML's special characters are escaped in the dump.
+        let rule = std::process::Command::new("tar")
+            .arg("-xOf")
+            .arg(&dump.path)
+            .arg("SynchronizationRules/SynchronizationRule_{5E1D0000-7A1C-4D2E-8F30-000000000002}.xml")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&rule.stdout).contains("User &lt;Department&gt; &amp; Office")
+        );
+    }
+
+    #[test]
+    fn a_failing_export_and_a_host_without_entra_connect_say_why() {
+        let (dir, out) = lab(&format!("{MACHINE}\n[faults]\nbackup_fails = true\n"));
+        let gathered = gather(dir.path(), &out).unwrap();
+        assert!(
+            gathered
+                .dump_dir
+                .unwrap_err()
+                .contains("faults.backup_fails")
+        );
+        let without_ec = MACHINE.split("[ec]").next().unwrap();
+        let (dir, out) = lab(without_ec);
+        let err = gather(dir.path(), &out).err().unwrap();
+        assert!(err.contains("not installed"), "{err}");
+    }
+}

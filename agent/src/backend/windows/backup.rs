@@ -173,16 +173,14 @@ mod tests {
         let g = gathered_from_output(&fixture("backup-windows.json")).unwrap();
         assert_eq!(g.host_name.as_deref(), Some("EC01"));
         assert_eq!(g.engine_version.as_deref(), Some("2.4.18.0"));
-        assert!(
-            g.applied_policy
-                .unwrap()
-                .ends_with(r"Applied-SynchronizationPolicy-2026-10-02-081512.json")
+        // Windows paths: compared as text (on this Linux build a `\` is no separator).
+        let policy = g.applied_policy.unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            policy,
+            r"C:\ProgramData\AADConnect\Applied-SynchronizationPolicy-2026-10-02-081512.json"
         );
-        assert!(
-            g.dump_dir
-                .unwrap()
-                .ends_with("Exported-ServerConfiguration")
-        );
+        let dump = g.dump_dir.unwrap().to_string_lossy().into_owned();
+        assert!(dump.ends_with(r"\Exported-ServerConfiguration"), "{dump}");
         let c = g.configuration.unwrap();
         // One custom rule came as a single object, not a list (PS 5.1 unrolls one-item arrays).
         assert_eq!(c.custom_rules.len(), 2);
