@@ -76,37 +76,42 @@ impl Share {
         })
     }
 
-    /// Removes temp files (`.NAME.tmp-PID`) that a killed ecfleet left in the snapshot
+    /// Removes temp files (`.NAME.tmp-PID-N`) that a killed ecfleet left in the snapshot
     /// directories more than a day ago; a live writer's temp file is minutes old at most.
     pub fn clean_stale_temp_files(&self) -> usize {
-        let day = std::time::Duration::from_secs(24 * 3600);
-        let mut removed = 0;
         let Ok(dirs) = fs::read_dir(self.root.join("audits")) else {
             return 0;
         };
-        for dir in dirs.filter_map(|e| e.ok()).map(|e| e.path()) {
-            let Ok(files) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for f in files.filter_map(|e| e.ok()) {
-                let name = f.file_name().to_string_lossy().into_owned();
-                let stale = f
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > day);
-                if name.starts_with('.')
-                    && name.contains(".tmp-")
-                    && stale
-                    && fs::remove_file(f.path()).is_ok()
-                {
-                    removed += 1;
-                }
-            }
-        }
-        removed
+        dirs.filter_map(|e| e.ok())
+            .map(|e| clean_stale_temp_files_in(&e.path()))
+            .sum()
     }
+}
+
+/// Removes the temp files in `dir` that a killed writer left there more than a day ago.
+pub fn clean_stale_temp_files_in(dir: &Path) -> usize {
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let Ok(files) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for f in files.filter_map(|e| e.ok()) {
+        let name = f.file_name().to_string_lossy().into_owned();
+        let stale = f
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        if name.starts_with('.')
+            && name.contains(".tmp-")
+            && stale
+            && fs::remove_file(f.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn err(path: &Path) -> impl FnOnce(std::io::Error) -> ShareError + '_ {

@@ -232,6 +232,7 @@ impl HostBackups {
     /// any failure the files of this backup are removed again and nothing else is touched.
     pub fn store(&self, meta: Meta<'_>, files: Vec<NewFile>) -> Result<Stored, ShareError> {
         fs::create_dir_all(&self.dir).map_err(share_error(&self.dir))?;
+        crate::share::clean_stale_temp_files_in(&self.dir);
         let claim = files
             .iter()
             .position(|f| f.role == Role::Configuration)

@@ -265,11 +265,24 @@ fn a_backup_after_retention_never_takes_a_lower_number_and_newest_is_the_newest(
     let share = tempfile::tempdir().unwrap();
     let b = HostBackups::new(share.path(), "contoso", "ec01");
     let today: Date = "2026-12-02".parse().unwrap();
-    b.store(meta(Tag::Nightly, "2026-12-02"), files("1")).unwrap();
-    b.store(meta(Tag::Nightly, "2026-12-02"), files("2")).unwrap();
-    let removed = b.prune(Retention { keep: Some(1), keep_days: None }, today);
+    b.store(meta(Tag::Nightly, "2026-12-02"), files("1"))
+        .unwrap();
+    b.store(meta(Tag::Nightly, "2026-12-02"), files("2"))
+        .unwrap();
+    let removed = b.prune(
+        Retention {
+            keep: Some(1),
+            keep_days: None,
+        },
+        today,
+    );
     assert_eq!(removed, vec!["EntraConnect-config-2026-12-02-nightly"]);
-    let third = b.store(meta(Tag::Nightly, "2026-12-02"), files("3")).unwrap();
-    assert_eq!(third.manifest.name, "EntraConnect-config-2026-12-02-nightly-3");
+    let third = b
+        .store(meta(Tag::Nightly, "2026-12-02"), files("3"))
+        .unwrap();
+    assert_eq!(
+        third.manifest.name,
+        "EntraConnect-config-2026-12-02-nightly-3"
+    );
     assert_eq!(b.newest().unwrap().manifest.name, third.manifest.name);
 }
