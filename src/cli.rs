@@ -32,6 +32,9 @@ pub enum Command {
     /// Back up every selected host's sync configuration to the share (verified, never
     /// overwritten), report configuration drift since the previous backup, apply retention.
     Backup(BackupArgs),
+    /// Put the installer on every selected host ahead of the window (verified by SHA-256 on the
+    /// host, and its Microsoft signature on Windows); only what a host lacks is sent.
+    Stage(StageArgs),
     /// A simulated fleet on this machine.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -128,6 +131,23 @@ pub struct BackupArgs {
     pub keep_days: Option<u32>,
     /// How long one host's backup may take, gathering, fetching and storing (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub host_deadline: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormatArg,
+    /// The installer (AzureADConnect.msi).
+    #[arg(long, value_name = "PATH")]
+    pub msi: PathBuf,
+    /// Refuse the installer unless its SHA-256 is this.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// How long one host may take, facts, transfer and check (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub host_deadline: u64,
 }
 

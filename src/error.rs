@@ -77,6 +77,8 @@ pub enum Phase {
     Schedule,
     /// Fetching a backup from the host and storing it on the share.
     Backup,
+    /// Sending the installer to the host and checking it there.
+    Stage,
 }
 
 /// One host's failure.

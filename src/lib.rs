@@ -23,6 +23,7 @@ pub mod report;
 pub mod session;
 pub mod settings;
 pub mod share;
+pub mod stage;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod transport;

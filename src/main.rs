@@ -67,6 +67,7 @@ async fn run(command: Command) -> u8 {
         Command::Audit(a) => a.fleet.no_progress,
         Command::Plan(p) => p.fleet.no_progress,
         Command::Backup(b) => b.fleet.no_progress,
+        Command::Stage(s) => s.fleet.no_progress,
         _ => false,
     };
     let cx = Context {
@@ -95,6 +96,7 @@ async fn run(command: Command) -> u8 {
         Command::Audit(args) => command::audit::run(&args, &cx, &mut io).await,
         Command::Plan(args) => command::plan::run(&args, &cx, &mut io).await,
         Command::Backup(args) => command::backup::run(&args, &cx, &mut io).await,
+        Command::Stage(args) => command::stage::run(&args, &cx, &mut io).await,
         Command::Lab(lab) => command::lab::run(lab, &cx, &mut io).await,
     }
 }

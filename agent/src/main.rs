@@ -4,6 +4,7 @@
 
 mod backend;
 mod backup;
+mod stage;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: ecfleet-agent [--expect-sha256 HEX] facts [--backend windows|lab] [--lab-root DIR]
        ecfleet-agent [--expect-sha256 HEX] backup [--out-dir DIR] [--backend windows|lab] [--lab-root DIR]
+       ecfleet-agent [--expect-sha256 HEX] stage --path FILE --sha256 HEX --size BYTES [--backend …]
        ecfleet-agent --version";
 
 fn main() -> ExitCode {
@@ -93,6 +95,25 @@ fn run(args: &[String]) -> Result<(), String> {
             let (out_dir, rest) = take_option(&args[1..], "--out-dir")?;
             let backend = parse_backend(&rest)?;
             print_document(&backup::run(&backend, out_dir.map(PathBuf::from))?)
+        }
+        "stage" => {
+            let (path, rest) = take_option(&args[1..], "--path")?;
+            let (sha256, rest) = take_option(&rest, "--sha256")?;
+            let (size, rest) = take_option(&rest, "--size")?;
+            let backend = parse_backend(&rest)?;
+            let missing = |name: &str| format!("stage needs {name}\n{USAGE}");
+            let request = stage::Request {
+                path: PathBuf::from(path.ok_or_else(|| missing("--path"))?),
+                sha256: sha256.ok_or_else(|| missing("--sha256"))?,
+                size: size
+                    .ok_or_else(|| missing("--size"))?
+                    .parse()
+                    .map_err(|_| format!("--size takes a number of bytes\n{USAGE}"))?,
+            };
+            let result = stage::check(&backend, &request)?;
+            print_document(
+                &serde_json::to_string(&result).map_err(|e| format!("cannot encode: {e}"))?,
+            )
         }
         other => Err(format!("unknown command `{other}`\n{USAGE}")),
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub mod backup;
 pub mod lab;
 pub mod simulate;
+pub mod stage;
 
 /// Version of the [`Facts`] document. Bump on any change that an older controller would misread.
 pub const FACTS_SCHEMA_VERSION: u32 = 1;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backup;
 pub mod lab;
 pub mod plan;
+pub mod stage;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -6,10 +6,12 @@ mod backup;
 mod plan;
 pub mod progress;
 pub mod sanitize;
+mod stage;
 
 pub use audit::{AuditFormat, render_audit};
 pub use backup::{BackupFormat, render_backup};
 pub use plan::{PlanFormat, render_plan};
+pub use stage::render_stage;
 
 /// A table cell holding text that may come from a host: control characters escaped.
 fn cell(text: impl AsRef<str>) -> comfy_table::Cell {

@@ -105,6 +105,32 @@ impl<'a> HostSession<'a> {
             .map_err(host_error(Phase::Provision))
     }
 
+    /// Sends the part of `file` that `path` on the host lacks ([`Connection::put_from`]);
+    /// returns the bytes sent.
+    pub async fn put_from(&self, file: &Payload, path: &str) -> Result<u64, HostError> {
+        self.conn
+            .put_from(file, path, self.remaining())
+            .await
+            .map_err(host_error(Phase::Stage))
+    }
+
+    /// Where a file of content `sha256` is staged on the host: `staged\<sha256 prefix>\name`
+    /// in the agent's folder (`C:\ProgramData\ecfleet`, or `<lab_root>/.ecfleet`).
+    pub async fn staged_path(&mut self, sha256: &str, name: &str) -> Result<String, HostError> {
+        let shell = self.shell().await?;
+        let agent = agent::agent_path(shell, self.host.lab_root.as_deref())
+            .map_err(|m| HostError::new(ErrorKind::Unsupported, Phase::Stage, m))?;
+        let dir = agent
+            .rsplit_once(['/', '\\'])
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_default();
+        let staged = shell.join(
+            &shell.join(&dir, "staged"),
+            &crate::stage::staged_folder(sha256),
+        );
+        Ok(shell.join(&staged, name))
+    }
+
     pub async fn get(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>, HostError> {
         self.conn
             .get(path, max_bytes, self.remaining())

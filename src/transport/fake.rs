@@ -139,6 +139,14 @@ impl Connection for FakeConnection {
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         Box::pin(async { Ok(()) })
     }
+    fn put_from<'a>(
+        &'a self,
+        file: &'a Payload,
+        _path: &'a str,
+        _limit: Duration,
+    ) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(async move { Ok(file.data.len() as u64) })
+    }
     fn get<'a>(
         &'a self,
         path: &'a str,

@@ -103,6 +103,18 @@ pub trait Connection: Send + Sync {
         mode: Option<u32>,
         limit: Duration,
     ) -> BoxFuture<'a, Result<(), TransportError>>;
+    /// Writes the part of `file` that the host's copy at `path` lacks, for large files sent
+    /// once per content (the installer): an existing file no longer than `file` is taken as its
+    /// beginning (a transfer cut short) and the rest is written after it; a longer one is
+    /// started again. No rename and no check: whoever verifies the content (the agent, by
+    /// SHA-256) moves it into place, and a wrong beginning fails that check. Returns the bytes
+    /// sent.
+    fn put_from<'a>(
+        &'a self,
+        file: &'a Payload,
+        path: &'a str,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<u64, TransportError>>;
     /// Reads a whole file of at most `max_bytes`.
     fn get<'a>(
         &'a self,

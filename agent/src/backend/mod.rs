@@ -44,3 +44,15 @@ pub fn gather_backup(
         Backend::Lab(root) => lab_backup::gather(root, out),
     }
 }
+
+/// The installer's Authenticode signature: checked on Windows (`Get-AuthenticodeSignature`);
+/// a lab host has none to check.
+pub fn signature(
+    backend: &Backend,
+    path: &std::path::Path,
+) -> Result<Option<ecfleet_proto::stage::Signature>, String> {
+    match backend {
+        Backend::Windows => windows::signature(path).map(Some),
+        Backend::Lab(_) => Ok(None),
+    }
+}

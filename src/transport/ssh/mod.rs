@@ -416,19 +416,7 @@ impl SshConnection {
         let sftp_err = |message: String| err(ErrorKind::Refused, format!("sftp {path}: {message}"));
         let run = async {
             let sftp = self.sftp().await?;
-            let mut dir = String::new();
-            let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-            for (i, part) in parent.split('/').enumerate() {
-                if i > 0 || part.is_empty() {
-                    dir.push('/');
-                }
-                dir.push_str(part);
-                if part.is_empty() || part.ends_with(':') {
-                    continue;
-                }
-                // Exists already, most of the time; a real failure shows at create() below.
-                let _ = sftp.create_dir(dir.clone()).await;
-            }
+            create_parents(&sftp, &path).await;
             let tmp = format!("{path}.ecfleet-partial");
             let mut remote = sftp
                 .create(tmp.clone())
@@ -455,6 +443,61 @@ impl SshConnection {
                 .map_err(|e| sftp_err(format!("cannot rename {tmp} into place: {e}")))?;
             let _ = sftp.close().await;
             Ok(())
+        };
+        within(
+            limit,
+            || format!("upload to {} on {}", path, self.name),
+            run,
+        )
+        .await
+    }
+
+    /// [`Connection::put_from`] over SFTP: the remote file's size says how much already
+    /// arrived; the rest is written from there (russh-sftp pipelines the writes).
+    pub async fn upload_resuming(
+        &self,
+        file: &Payload,
+        path: &str,
+        limit: Duration,
+    ) -> Result<u64, TransportError> {
+        use russh_sftp::protocol::OpenFlags;
+        use tokio::io::AsyncSeekExt;
+        let path = sftp_path(path);
+        let sftp_err = |message: String| err(ErrorKind::Refused, format!("sftp {path}: {message}"));
+        let run = async {
+            let sftp = self.sftp().await?;
+            create_parents(&sftp, &path).await;
+            let have = match sftp.metadata(path.clone()).await {
+                Ok(meta) => meta.size.unwrap_or(0),
+                Err(_) => 0,
+            };
+            let total = file.data.len() as u64;
+            let (from, flags) = if have <= total {
+                (have, OpenFlags::CREATE | OpenFlags::WRITE)
+            } else {
+                (
+                    0,
+                    OpenFlags::CREATE | OpenFlags::WRITE | OpenFlags::TRUNCATE,
+                )
+            };
+            let mut remote = sftp
+                .open_with_flags(path.clone(), flags)
+                .await
+                .map_err(|e| sftp_err(format!("cannot open for writing: {e}")))?;
+            remote
+                .seek(std::io::SeekFrom::Start(from))
+                .await
+                .map_err(|e| sftp_err(format!("cannot seek to {from}: {e}")))?;
+            remote
+                .write_all(&file.data[from as usize..])
+                .await
+                .map_err(|e| sftp_err(format!("write failed: {e}")))?;
+            remote
+                .shutdown()
+                .await
+                .map_err(|e| sftp_err(format!("write failed: {e}")))?;
+            let _ = sftp.close().await;
+            Ok(total - from)
         };
         within(
             limit,
@@ -541,6 +584,14 @@ impl Connection for SshConnection {
         // SFTP cannot ask the host for a hash; the agent's self-check is what skips uploads.
         Box::pin(self.upload(file, path, mode, limit))
     }
+    fn put_from<'a>(
+        &'a self,
+        file: &'a Payload,
+        path: &'a str,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(self.upload_resuming(file, path, limit))
+    }
     fn get<'a>(
         &'a self,
         path: &'a str,
@@ -551,6 +602,23 @@ impl Connection for SshConnection {
     }
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(SshConnection::close(*self))
+    }
+}
+
+/// Creates the missing parent directories of `path` (they exist already, most of the time; a
+/// real failure shows when the file itself is created).
+async fn create_parents(sftp: &SftpSession, path: &str) {
+    let mut dir = String::new();
+    let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    for (i, part) in parent.split('/').enumerate() {
+        if i > 0 || part.is_empty() {
+            dir.push('/');
+        }
+        dir.push_str(part);
+        if part.is_empty() || part.ends_with(':') {
+            continue;
+        }
+        let _ = sftp.create_dir(dir.clone()).await;
     }
 }
 

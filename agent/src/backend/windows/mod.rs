@@ -70,6 +70,33 @@ pub fn collect() -> Result<Facts, String> {
     )
 }
 
+/// `Get-AuthenticodeSignature` on `path`: its status and signer subject.
+pub fn signature(path: &std::path::Path) -> Result<ecfleet_proto::stage::Signature, String> {
+    let script = format!(
+        "$s = Get-AuthenticodeSignature -LiteralPath '{}'; [string]$s.Status; [string]$s.SignerCertificate.Subject",
+        path.display().to_string().replace('\'', "''")
+    );
+    let mut command = Command::new(powershell_path(std::env::var("SystemRoot").ok()));
+    command.args(["-NoProfile", "-NonInteractive", "-Command", &script]);
+    let finished = run_with_deadline(command, Duration::from_secs(60)).map_err(|e| {
+        format!("{e}; checking the installer's signature needs Windows PowerShell 5.1")
+    })?;
+    parse_signature(&String::from_utf8_lossy(&finished.stdout))
+}
+
+/// The two lines the signature command prints: status, then the signer's subject.
+fn parse_signature(text: &str) -> Result<ecfleet_proto::stage::Signature, String> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let status = lines
+        .next()
+        .ok_or("Get-AuthenticodeSignature printed nothing")?
+        .to_string();
+    Ok(ecfleet_proto::stage::Signature {
+        status,
+        signer: lines.next().map(str::to_string),
+    })
+}
+
 /// The facts from what the script left: its result file (ASCII JSON, read as UTF-8), else its
 /// stdout. stderr is kept in the error when there is no document, and its last lines are added
 /// to the facts' errors when there is one (a warning that did not stop the script).
@@ -106,6 +133,17 @@ fn interpret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signature_is_microsoft_only_when_valid_and_signed_by_microsoft() {
+        let s = parse_signature("Valid\r\nCN=Microsoft Corporation, O=Microsoft Corporation, L=Redmond, S=Washington, C=US\r\n").unwrap();
+        assert!(s.is_microsoft());
+        let s = parse_signature("NotSigned\r\n\r\n").unwrap();
+        assert!(!s.is_microsoft() && s.signer.is_none());
+        let s = parse_signature("Valid\nCN=Contoso Ltd, O=Contoso Ltd\n").unwrap();
+        assert!(!s.is_microsoft());
+        assert!(parse_signature("").is_err());
+    }
 
     #[test]
     fn powershell_is_started_by_its_full_path() {
