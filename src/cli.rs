@@ -35,6 +35,9 @@ pub enum Command {
     /// Put the installer on every selected host ahead of the window (verified by SHA-256 on the
     /// host, and its Microsoft signature on Windows); only what a host lacks is sent.
     Stage(StageArgs),
+    /// The in-place upgrade, phase by phase (preflight, backup, stage and the operator's
+    /// upgrade, verify), for the plan's in-place hosts, in its waves.
+    Run(RunArgs),
     /// A simulated fleet on this machine.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -132,6 +135,36 @@ pub struct BackupArgs {
     /// How long one host's backup may take, gathering, fetching and storing (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub host_deadline: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormatArg,
+    /// The plan to run (`ecfleet plan --out`); without it the selected hosts are planned now
+    /// against --msi.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// The installer to upgrade with; its version must be the plan's target.
+    #[arg(long, value_name = "PATH")]
+    pub msi: PathBuf,
+    /// Refuse the installer unless its SHA-256 is this (a plan made with --msi pins it too).
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Stop starting hosts once this many (N) or this share (P%) of them failed.
+    #[arg(long, value_name = "N|P%")]
+    pub max_failures: Option<String>,
+    /// Upgrade outside the tenants' maintenance windows too.
+    #[arg(long)]
+    pub ignore_windows: bool,
+    /// Do not ask before starting (unattended runs).
+    #[arg(long)]
+    pub yes: bool,
+    /// Phase deadlines and watch settings (default: the built-in playbooks/in-place-upgrade.toml).
+    #[arg(long, value_name = "FILE")]
+    pub playbook: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]

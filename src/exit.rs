@@ -30,5 +30,15 @@ pub mod backup {
     pub const FAILED_HOSTS: u8 = 2;
 }
 
+/// `ecfleet run`: 0 every host upgraded in place was verified; 1 some failed (a phase failed,
+/// refused, operator timeout, version mismatch); 2 none failed but some are waiting (not
+/// started: interrupted, budget spent); 3 invalid input or the run refused as a whole; 4 the
+/// controller failed.
+pub mod run {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const WAITING: u8 = 2;
+}
+
 /// Interrupted twice (Ctrl-C): the run detached from the hosts still being worked on.
 pub const INTERRUPTED: u8 = 130;

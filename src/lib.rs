@@ -20,6 +20,7 @@ pub mod msi;
 pub mod plan;
 pub mod platform;
 pub mod report;
+pub mod run;
 pub mod session;
 pub mod settings;
 pub mod share;

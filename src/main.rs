@@ -68,6 +68,7 @@ async fn run(command: Command) -> u8 {
         Command::Plan(p) => p.fleet.no_progress,
         Command::Backup(b) => b.fleet.no_progress,
         Command::Stage(s) => s.fleet.no_progress,
+        Command::Run(r) => r.fleet.no_progress,
         _ => false,
     };
     let cx = Context {
@@ -97,6 +98,7 @@ async fn run(command: Command) -> u8 {
         Command::Plan(args) => command::plan::run(&args, &cx, &mut io).await,
         Command::Backup(args) => command::backup::run(&args, &cx, &mut io).await,
         Command::Stage(args) => command::stage::run(&args, &cx, &mut io).await,
+        Command::Run(args) => command::run::run(&args, &cx, &mut io).await,
         Command::Lab(lab) => command::lab::run(lab, &cx, &mut io).await,
     }
 }

@@ -12,11 +12,23 @@ use sha2::{Digest, Sha256};
 fn lab_msi(dir: &Path, mib: u64) -> (PathBuf, Vec<u8>) {
     let path = dir.join("AzureADConnect.msi");
     let out = ecfleet()
-        .args(["lab", "msi", "--version", "2.6.91.0", "--size-mb", &mib.to_string(), "--out"])
+        .args([
+            "lab",
+            "msi",
+            "--version",
+            "2.6.91.0",
+            "--size-mb",
+            &mib.to_string(),
+            "--out",
+        ])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let data = std::fs::read(&path).unwrap();
     (path, data)
 }
@@ -38,7 +50,10 @@ fn stage(inventory: &Path, msi: &Path, extra: &[&str]) -> (i32, serde_json::Valu
 }
 
 fn staged_file(fleet: &Fleet, host: &str, data: &[u8]) -> PathBuf {
-    let sha: String = Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String = Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     fleet
         .host_dir(host)
         .join(".ecfleet/staged")
@@ -105,14 +120,33 @@ fn a_host_without_room_is_refused_before_any_byte_moves_and_a_wrong_pin_is_refus
     let full = &fleet.hosts[0].0;
     let machine = fleet.host_dir(full).join("machine.toml");
     let text = std::fs::read_to_string(&machine).unwrap();
-    let free_line = text.lines().find(|l| l.starts_with("free_bytes")).unwrap().to_string();
-    std::fs::write(&machine, text.replace(&free_line, "free_bytes = 1073741824")).unwrap();
+    let free_line = text
+        .lines()
+        .find(|l| l.starts_with("free_bytes"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &machine,
+        text.replace(&free_line, "free_bytes = 1073741824"),
+    )
+    .unwrap();
     let (code, report, stderr) = stage(&inventory, &msi, &[]);
     assert_eq!(code, 2, "{stderr}\n{report:#}");
-    let host = report["hosts"].as_array().unwrap().iter().find(|h| h["host"] == full.as_str()).unwrap();
+    let host = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == full.as_str())
+        .unwrap();
     assert_eq!(host["error_kind"], "refused");
-    assert!(host["error"].as_str().unwrap().contains("1.0 GiB free"), "{host:#}");
-    assert!(!staged_file(&fleet, full, &data).parent().unwrap().exists(), "nothing was sent");
+    assert!(
+        host["error"].as_str().unwrap().contains("1.0 GiB free"),
+        "{host:#}"
+    );
+    assert!(
+        !staged_file(&fleet, full, &data).parent().unwrap().exists(),
+        "nothing was sent"
+    );
     assert_eq!(report["summary"]["staged"], 1);
 
     let (code, _, stderr) = stage(&inventory, &msi, &["--sha256", &"0".repeat(64)]);

@@ -14,6 +14,8 @@ const USAGE: &str =
     "usage: ecfleet-agent [--expect-sha256 HEX] facts [--backend windows|lab] [--lab-root DIR]
        ecfleet-agent [--expect-sha256 HEX] backup [--out-dir DIR] [--backend windows|lab] [--lab-root DIR]
        ecfleet-agent [--expect-sha256 HEX] stage --path FILE --sha256 HEX --size BYTES [--backend …]
+       ecfleet-agent [--expect-sha256 HEX] handoff --installer FILE --version VERSION [--backend …]
+       ecfleet-agent [--expect-sha256 HEX] restart-adsync [--backend …]
        ecfleet-agent --version";
 
 fn main() -> ExitCode {
@@ -111,6 +113,25 @@ fn run(args: &[String]) -> Result<(), String> {
                     .map_err(|_| format!("--size takes a number of bytes\n{USAGE}"))?,
             };
             let result = stage::check(&backend, &request)?;
+            print_document(
+                &serde_json::to_string(&result).map_err(|e| format!("cannot encode: {e}"))?,
+            )
+        }
+        "handoff" => {
+            let (installer, rest) = take_option(&args[1..], "--installer")?;
+            let (version, rest) = take_option(&rest, "--version")?;
+            let backend = parse_backend(&rest)?;
+            let installer =
+                installer.ok_or_else(|| format!("handoff needs --installer\n{USAGE}"))?;
+            let version = version.ok_or_else(|| format!("handoff needs --version\n{USAGE}"))?;
+            let result = backend::handoff(&backend, std::path::Path::new(&installer), &version)?;
+            print_document(
+                &serde_json::to_string(&result).map_err(|e| format!("cannot encode: {e}"))?,
+            )
+        }
+        "restart-adsync" => {
+            let backend = parse_backend(&args[1..])?;
+            let result = backend::restart_adsync(&backend)?;
             print_document(
                 &serde_json::to_string(&result).map_err(|e| format!("cannot encode: {e}"))?,
             )

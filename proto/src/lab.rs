@@ -43,8 +43,36 @@ pub struct Machine {
     /// The custom sync rules a backup exports (the audit reads the counts in `[sync_rules]`).
     #[serde(default)]
     pub custom_rules: Vec<MachineRule>,
+    /// Where the wizard's MFA sign-in page is a Trusted Site.
+    #[serde(default)]
+    pub wizard_sign_in: MachineSignIn,
+    #[serde(default)]
+    pub operator: MachineOperator,
+    /// The last upgrade the lab's operator ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<MachineUpgrade>,
     #[serde(default)]
     pub faults: Faults,
+}
+
+/// `https://secure.aadcdn.microsoftonline-p.com` in Trusted Sites: by policy, and/or for these
+/// loaded profiles. Default: the local Administrator's profile has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineSignIn {
+    pub trusted_by_policy: bool,
+    pub trusted_for_profiles: Vec<String>,
+    pub loaded_profiles: u32,
+}
+
+impl Default for MachineSignIn {
+    fn default() -> Self {
+        MachineSignIn {
+            trusted_by_policy: false,
+            trusted_for_profiles: vec!["S-1-5-21-3623811015-3361044348-30300820-500".into()],
+            loaded_profiles: 2,
+        }
+    }
 }
 
 /// A custom sync rule (no `ImmutableTag`).
@@ -215,9 +243,43 @@ pub struct MachineRun {
     pub run_profile: String,
     pub result: String,
     /// Minutes between the run's end and the collection of facts.
+    #[serde(default)]
     pub age_minutes: u32,
     #[serde(default)]
     pub duration_seconds: u32,
+    /// A run of the first cycle after an upgrade: it ends this many seconds after
+    /// `[upgrade] completed_at` (and is not shown before then) instead of `age_minutes` ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_upgrade_seconds: Option<u32>,
+}
+
+/// The last upgrade the lab's operator ran on this host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineUpgrade {
+    pub from: String,
+    pub to: String,
+    /// RFC 3339 UTC, the host's clock.
+    pub completed_at: String,
+}
+
+/// How the lab plays the operator of phase 3 (docs/lab.md): after `ecfleet run` hands the
+/// upgrade to the operator, the simulated wizard runs `delay_seconds` later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineOperator {
+    /// The operator runs the wizard (false: never finishes, e.g. an MFA prompt that hangs).
+    pub acts: bool,
+    pub delay_seconds: u64,
+}
+
+impl Default for MachineOperator {
+    fn default() -> Self {
+        MachineOperator {
+            acts: true,
+            delay_seconds: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -243,4 +305,7 @@ pub struct Faults {
     pub garbage_output: Option<String>,
     /// The configuration export fails on the host (`Get-ADSyncServerConfiguration` throws).
     pub backup_fails: bool,
+    /// After an upgrade the configuration version stays at the old build: `fixed-by-restart`
+    /// (one ADSync restart fixes it) or `sticky` (it does not).
+    pub config_version_lags: Option<String>,
 }

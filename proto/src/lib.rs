@@ -11,6 +11,7 @@ pub mod backup;
 pub mod lab;
 pub mod simulate;
 pub mod stage;
+pub mod upgrade;
 
 /// Version of the [`Facts`] document. Bump on any change that an older controller would misread.
 pub const FACTS_SCHEMA_VERSION: u32 = 1;
@@ -64,6 +65,8 @@ pub struct Facts {
     pub engine_config: Option<EngineConfigFacts>,
     /// The sync engine's connectors (`Get-ADSyncConnector`).
     pub connectors: Option<Vec<ConnectorFacts>>,
+    /// Whether the wizard's MFA sign-in page is a Trusted Site (DOMAIN.md §5, §7 #7).
+    pub trusted_sites: Option<TrustedSitesFacts>,
     /// One entry per probe that failed.
     pub errors: Vec<ProbeError>,
 }
@@ -187,6 +190,19 @@ pub struct AutoUpgradeFacts {
     /// `Enabled`, `Disabled` or `Suspended`.
     pub state: String,
     pub suspension_reason: Option<String>,
+}
+
+/// Where `https://secure.aadcdn.microsoftonline-p.com` (the wizard's MFA sign-in page) is a
+/// Trusted Site (zone 2): by a zone-map policy, or in the loaded user profiles. Without it the
+/// wizard's MFA prompt can hang (DOMAIN.md §5, §7 #7).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrustedSitesFacts {
+    /// The Site to Zone Assignment List policy (HKLM) puts it in zone 2.
+    pub policy: bool,
+    /// The loaded profiles (SIDs) whose ZoneMap puts it in zone 2.
+    pub profiles: Vec<String>,
+    /// How many loaded profiles were examined.
+    pub profiles_checked: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

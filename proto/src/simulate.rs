@@ -40,6 +40,11 @@ fn facts_at(m: &Machine, now: Timestamp, agent_version: &str) -> Facts {
     f.disk = Some(m.disk.clone());
     f.uninstall = Some(m.uninstall.clone());
     f.open_ui = Some(m.open_ui.clone());
+    f.trusted_sites = Some(crate::TrustedSitesFacts {
+        policy: m.wizard_sign_in.trusted_by_policy,
+        profiles: m.wizard_sign_in.trusted_for_profiles.clone(),
+        profiles_checked: m.wizard_sign_in.loaded_profiles,
+    });
     match &m.ec {
         Some(ec) => installed(m, ec, now, &mut f),
         None => not_installed(&mut f),
@@ -75,20 +80,27 @@ fn installed(m: &Machine, ec: &MachineEc, now: Timestamp, f: &mut Facts) {
         ),
         effective_interval_minutes: Some(s.interval_minutes),
     });
+    let upgraded: Option<Timestamp> = m.upgrade.as_ref().and_then(|u| u.completed_at.parse().ok());
     let mut runs: Vec<RunResult> = m
         .runs
         .iter()
-        .map(|r| RunResult {
-            connector: r.connector.clone(),
-            run_profile: r.run_profile.clone(),
-            result: r.result.clone(),
-            start: Some(
-                (now - SignedDuration::from_mins(r.age_minutes as i64)
-                    - SignedDuration::from_secs(r.duration_seconds as i64))
-                .to_string(),
-            ),
-            end: Some(minutes_before(now, r.age_minutes)),
-            complete: None,
+        .filter_map(|r| {
+            let end = match (r.after_upgrade_seconds, upgraded) {
+                (Some(after), Some(at)) => at + SignedDuration::from_secs(after as i64),
+                (Some(_), None) => return None,
+                (None, _) => now - SignedDuration::from_mins(r.age_minutes as i64),
+            };
+            // A run of the cycle after the upgrade has not happened yet.
+            (end <= now).then(|| RunResult {
+                connector: r.connector.clone(),
+                run_profile: r.run_profile.clone(),
+                result: r.result.clone(),
+                start: Some(
+                    (end - SignedDuration::from_secs(r.duration_seconds as i64)).to_string(),
+                ),
+                end: Some(end.to_string()),
+                complete: None,
+            })
         })
         .collect();
     runs.sort_by(|a, b| b.end.cmp(&a.end));

@@ -224,9 +224,20 @@ pub async fn back_up_host(
     ctx: StepContext,
 ) -> Result<Done, HostError> {
     let mut session = HostSession::open(host, connector, ctx.deadline).await?;
-    let fetched = gather_and_fetch(&mut session).await;
+    let done = back_up_in_session(&mut session, host, settings, ctx.deadline).await;
     session.close().await;
-    let (result, files) = fetched?;
+    done
+}
+
+/// [`back_up_host`] over a session that is already open (`ecfleet run`'s phase 2), by
+/// `deadline`.
+pub async fn back_up_in_session(
+    session: &mut HostSession<'_>,
+    host: &Host,
+    settings: &BackupSettings,
+    deadline: tokio::time::Instant,
+) -> Result<Done, HostError> {
+    let (result, files) = gather_and_fetch(session).await?;
     let share = settings.share.clone();
     let (tenant, name) = (host.tenant.clone(), host.name.clone());
     let (tag, date, run_id, retention) = (
@@ -241,9 +252,7 @@ pub async fn back_up_host(
             &share, &tenant, &name, tag, date, run_id, retention, result, files,
         )
     });
-    let remaining = ctx
-        .deadline
-        .saturating_duration_since(tokio::time::Instant::now());
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     match tokio::time::timeout(remaining, stored).await {
         Ok(Ok(Ok(done))) => Ok(done),
         Ok(Ok(Err(e))) => Err(backup_error(ErrorKind::Share, e.to_string())),

@@ -65,6 +65,7 @@ pub fn assess(facts: &Facts, limits: &Limits<'_>) -> Assessment {
     prerequisites::disk(facts, limits, &mut checks);
     prerequisites::open_ui(facts, &mut checks);
     prerequisites::engine_config_for_target(facts, limits, &mut checks);
+    prerequisites::sign_in(facts, &mut checks);
     sync::scheduler(facts, limits.role, &mut checks);
     sync::run_history(facts, limits, &mut checks);
     sync::health_agent(facts, installed, &mut checks);

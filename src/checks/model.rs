@@ -61,6 +61,7 @@ pub enum Code {
     LocalDbLarge,
     EngineConfigEdited,
     EntraConnectorMissing,
+    MfaSiteNotTrusted,
 }
 
 impl Code {
@@ -104,6 +105,7 @@ impl Code {
         Code::LocalDbLarge,
         Code::EngineConfigEdited,
         Code::EntraConnectorMissing,
+        Code::MfaSiteNotTrusted,
     ];
 
     /// The code in JSON and tables (the audit's finding code).
@@ -147,6 +149,7 @@ impl Code {
             Code::LocalDbLarge => "localdb-large",
             Code::EngineConfigEdited => "engine-config-edited",
             Code::EntraConnectorMissing => "entra-connector-missing",
+            Code::MfaSiteNotTrusted => "mfa-site-not-trusted",
         }
     }
 

@@ -1,6 +1,6 @@
 //! Checks of what an upgrade needs from the server (DOMAIN.md §3): the OS and its edition, .NET
-//! Framework, TLS 1.2 for .NET and SCHANNEL, free disk, no Entra Connect window open, and an
-//! engine configuration the target can start with.
+//! Framework, TLS 1.2 for .NET and SCHANNEL, free disk, no Entra Connect window open, an
+//! engine configuration the target can start with, and a wizard sign-in that will not hang.
 
 use ecfleet_proto::Facts;
 
@@ -144,6 +144,29 @@ pub(super) fn engine_config_for_target(facts: &Facts, limits: &Limits<'_>, out: 
             format!("{} was edited after the install and has no System.Diagnostics.DiagnosticSource redirect: the sync engine of {target} would not start (FileLoadException)", config.path),
             format!("{REDIRECT_FIX}; or choose a target of 2.6.84.0 or newer, which merges the file"),
             &["engine_config"],
+        ));
+    }
+}
+
+/// The site the wizard's MFA sign-in loads; outside Trusted Sites its prompt can hang.
+pub const MFA_SITE: &str = "https://secure.aadcdn.microsoftonline-p.com";
+
+/// The wizard's MFA page in Trusted Sites, by policy or for some loaded profile (DOMAIN.md §5,
+/// §7 #7). Information for the audit (sync is not affected); the plan warns before a window.
+pub(super) fn sign_in(facts: &Facts, out: &mut Vec<Check>) {
+    let Some(t) = &facts.trusted_sites else {
+        return;
+    };
+    if !t.policy && t.profiles.is_empty() {
+        out.push(Check::new(
+            Code::MfaSiteNotTrusted,
+            Severity::Info,
+            format!(
+                "{MFA_SITE} is not a Trusted Site, neither by policy nor in the {} loaded user profile(s): the upgrade wizard's MFA sign-in can hang",
+                t.profiles_checked
+            ),
+            "add it to Trusted Sites for the account that will run the wizard (Internet Options → Security → Trusted sites), or for everyone by Group Policy (Site to Zone Assignment List, value 2)",
+            &["trusted_sites"],
         ));
     }
 }

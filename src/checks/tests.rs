@@ -65,6 +65,11 @@ fn everything_wrong() -> Facts {
     config.edited_after_install = true;
     config.diagnostic_source_redirect = false;
     f.connectors = Some(Vec::new());
+    f.trusted_sites = Some(TrustedSitesFacts {
+        policy: false,
+        profiles: vec![],
+        profiles_checked: 3,
+    });
     f
 }
 
@@ -197,4 +202,30 @@ fn audit_and_plan_render_the_same_check() {
         .unwrap();
     assert_eq!(reason.message, finding.message);
     assert_eq!(reason.fix.as_deref(), Some(finding.fix.as_str()));
+}
+
+#[test]
+fn the_mfa_page_must_be_trusted_by_policy_or_for_some_profile() {
+    let catalog = Catalog::embedded();
+    let mut facts = crate::testing::healthy_facts("2.6.91.0");
+    assert!(!assess(&facts, &limits(&catalog, None)).has(Code::MfaSiteNotTrusted));
+    let t = facts.trusted_sites.as_mut().unwrap();
+    t.profiles.clear();
+    let found = assess(&facts, &limits(&catalog, None));
+    let check = found.find(Code::MfaSiteNotTrusted).unwrap();
+    assert_eq!(
+        check.severity,
+        Severity::Info,
+        "sync is not affected: no audit warning"
+    );
+    assert!(
+        check
+            .message
+            .contains("secure.aadcdn.microsoftonline-p.com")
+    );
+    facts.trusted_sites.as_mut().unwrap().policy = true;
+    assert!(!assess(&facts, &limits(&catalog, None)).has(Code::MfaSiteNotTrusted));
+    // Not read (an older agent): unknown, not untrusted.
+    facts.trusted_sites = None;
+    assert!(!assess(&facts, &limits(&catalog, None)).has(Code::MfaSiteNotTrusted));
 }

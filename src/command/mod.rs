@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backup;
 pub mod lab;
 pub mod plan;
+pub mod run;
 pub mod stage;
 
 use std::io::Write;
@@ -111,6 +112,17 @@ pub(super) struct Reporters {
 impl Reporters {
     pub(super) fn sink(&self) -> &EventSink {
         &self.sink
+    }
+
+    /// Also prints notices (operator instructions) on stderr when no progress bar does.
+    pub(super) fn with_notices(mut self, io: &Io<'_>) -> Self {
+        if !io.progress {
+            self.tasks.push(tokio::spawn(progress::notices(
+                self.sink.add(),
+                std::io::stderr(),
+            )));
+        }
+        self
     }
 
     pub(super) async fn finish(self) {

@@ -44,6 +44,13 @@ pub enum Event {
     RunFinished {
         failures: usize,
     },
+    /// Something a person must see or do now about a host (the operator's instructions, a
+    /// host's progress through a long phase). Printed above the progress bar; never host output
+    /// unescaped.
+    Notice {
+        host: String,
+        message: String,
+    },
 }
 
 /// Where events go: every reporter's channel (none: they are dropped).

@@ -182,6 +182,7 @@ fn runs(tenant: &str, staging: bool, seed: usize) -> Vec<MachineRun> {
         result: "success".into(),
         age_minutes: base + age,
         duration_seconds: 20 + (seed % 40) as u32,
+        after_upgrade_seconds: None,
     };
     let mut v = vec![
         run(&ad, "Delta Import", 9),
@@ -372,6 +373,9 @@ pub fn healthy_machine(
             custom_rules_outside_0_99: 0,
         },
         custom_rules: custom_rules(tenant, seed, seed % 4),
+        wizard_sign_in: Default::default(),
+        operator: Default::default(),
+        upgrade: None,
         database: MachineDatabase {
             size_mb: 300 + (seed as u64 * 97) % 2500,
             ..MachineDatabase::default()

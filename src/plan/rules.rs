@@ -424,6 +424,7 @@ const WARNING_CHECKS: &[Code] = &[
     Code::HealthAgentStopped,
     Code::SyncCycleDisabled,
     Code::SchedulerSuspended,
+    Code::MfaSiteNotTrusted,
 ];
 
 /// Warnings: they do not block, but the operator must see them.

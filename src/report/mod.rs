@@ -5,12 +5,14 @@ mod audit;
 mod backup;
 mod plan;
 pub mod progress;
+mod run_report;
 pub mod sanitize;
 mod stage;
 
 pub use audit::{AuditFormat, render_audit};
 pub use backup::{BackupFormat, render_backup};
 pub use plan::{PlanFormat, render_plan};
+pub use run_report::render_run;
 pub use stage::render_stage;
 
 /// A table cell holding text that may come from a host: control characters escaped.

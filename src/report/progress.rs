@@ -28,10 +28,23 @@ pub async fn draw(mut events: UnboundedReceiver<Event>) {
             Event::Detached { hosts } => {
                 bar.println(format!("detached from {hosts} hosts still being worked on"))
             }
+            Event::Notice { host, message } => {
+                bar.println(format!("{host}: {}", super::sanitize::terminal_safe(&message)))
+            }
             _ => {}
         }
     }
     bar.finish_and_clear();
+}
+
+/// Prints the notices (operator instructions and the like) when no progress bar does.
+pub async fn notices(mut events: UnboundedReceiver<Event>, mut out: impl std::io::Write) {
+    while let Some(event) = events.recv().await {
+        if let Event::Notice { host, message } = event {
+            let _ = writeln!(out, "{host}: {}", super::sanitize::terminal_safe(&message));
+            let _ = out.flush();
+        }
+    }
 }
 
 /// Writes every event as one JSON line (for machines following a run).

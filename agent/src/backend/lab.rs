@@ -33,7 +33,7 @@ pub fn machine(root: &Path) -> Result<Machine, String> {
 }
 
 pub fn collect(root: &Path) -> Result<LabOutput, String> {
-    let machine = machine(root)?;
+    let machine = super::lab_operator::apply_due_upgrade(root, machine(root)?)?;
     let faults = &machine.faults;
     if let Some(garbage) = &faults.garbage_output {
         return Ok(LabOutput::Raw(garbage.clone()));
@@ -74,6 +74,7 @@ fn fail_probe(f: &mut Facts, probe: &str) {
         "database" => f.database = None,
         "engine_config" => f.engine_config = None,
         "connectors" => f.connectors = None,
+        "trusted_sites" => f.trusted_sites = None,
         _ => {
             f.probe_failed(probe, "unknown probe named in faults.fail_probes");
             return;

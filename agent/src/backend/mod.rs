@@ -3,6 +3,7 @@
 
 pub mod lab;
 mod lab_backup;
+mod lab_operator;
 mod runner;
 mod windows;
 
@@ -54,5 +55,26 @@ pub fn signature(
     match backend {
         Backend::Windows => windows::signature(path).map(Some),
         Backend::Lab(_) => Ok(None),
+    }
+}
+
+/// Records that the operator was asked to run `installer` (version `version`); on a lab host the
+/// lab's operator is scheduled too.
+pub fn handoff(
+    backend: &Backend,
+    installer: &std::path::Path,
+    version: &str,
+) -> Result<ecfleet_proto::upgrade::HandoffResult, String> {
+    match backend {
+        Backend::Windows => windows::handoff(installer),
+        Backend::Lab(root) => lab_operator::handoff(root, installer, version),
+    }
+}
+
+/// Restarts the ADSync service (once; the controller decides when).
+pub fn restart_adsync(backend: &Backend) -> Result<ecfleet_proto::upgrade::RestartResult, String> {
+    match backend {
+        Backend::Windows => windows::restart_adsync(),
+        Backend::Lab(root) => lab_operator::restart_adsync(root),
     }
 }

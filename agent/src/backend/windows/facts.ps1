@@ -221,6 +221,35 @@ Probe 'connectors' {
         @{ n = 'Type'; e = { [string]$_.Type } }
 }
 
+# The wizard's MFA page in Trusted Sites (zone 2), else its sign-in can hang (DOMAIN.md §5, §7 #7):
+# by the Site to Zone Assignment List policy, or in the ZoneMap of each loaded user hive.
+Probe 'trusted_sites' {
+    $site = 'https://secure.aadcdn.microsoftonline-p.com'
+    $zone2 = { param($v) $null -ne $v -and [string]$v -eq '2' }
+    $policy = $false
+    foreach ($root in 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\CurrentVersion\Internet Settings\ZoneMapKey',
+                      'HKLM:\SOFTWARE\WOW6432Node\Policies\Microsoft\Windows\CurrentVersion\Internet Settings\ZoneMapKey') {
+        foreach ($name in $site, 'https://*.microsoftonline-p.com', '*.microsoftonline-p.com', 'microsoftonline-p.com') {
+            if (& $zone2 (RegValue $root $name)) { $policy = $true }
+        }
+    }
+    $checked = 0
+    $profiles = @()
+    foreach ($hive in @(Get-ChildItem -LiteralPath 'Registry::HKEY_USERS' | Where-Object { $_.PSChildName -match '^S-1-5-21-[\d-]+$' })) {
+        $checked++
+        $zm = "Registry::HKEY_USERS\$($hive.PSChildName)\Software\Microsoft\Windows\CurrentVersion\Internet Settings\ZoneMap"
+        foreach ($map in 'Domains', 'EscDomains') {
+            $sub = "$zm\$map\microsoftonline-p.com"
+            if ((& $zone2 (RegValue "$sub\secure.aadcdn" 'https')) -or (& $zone2 (RegValue "$sub\secure.aadcdn" '*')) -or
+                (& $zone2 (RegValue $sub 'https')) -or (& $zone2 (RegValue $sub '*'))) {
+                $profiles += $hive.PSChildName
+                break
+            }
+        }
+    }
+    [ordered]@{ Policy = $policy; Profiles = @($profiles); ProfilesChecked = $checked }
+}
+
 $out['errors'] = $errs
 $json = $out | ConvertTo-Json -Depth 6 -Compress
 # ASCII only: everything above 0x7E as \uXXXX (JSON's own escape), so no code page can break it.

@@ -70,6 +70,38 @@ pub fn collect() -> Result<Facts, String> {
     )
 }
 
+/// The hand-off on a Windows host: the operator runs the installer; the agent only notes the
+/// time (the host's clock) and whether the installer is where the operator is told to look.
+pub fn handoff(
+    installer: &std::path::Path,
+) -> Result<ecfleet_proto::upgrade::HandoffResult, String> {
+    let now = jiff::Timestamp::now();
+    Ok(ecfleet_proto::upgrade::HandoffResult {
+        kind: ecfleet_proto::upgrade::HANDOFF_KIND.into(),
+        at: now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
+        installer_present: installer.is_file(),
+    })
+}
+
+/// `Restart-Service ADSync`, then whether it runs.
+pub fn restart_adsync() -> Result<ecfleet_proto::upgrade::RestartResult, String> {
+    let mut command = Command::new(powershell_path(std::env::var("SystemRoot").ok()));
+    command.args([
+        "-NoProfile",
+        "-NonInteractive",
+        "-Command",
+        "Restart-Service -Name ADSync -ErrorAction Stop; [string](Get-Service -Name ADSync).Status",
+    ]);
+    let finished = run_with_deadline(command, Duration::from_secs(300))?;
+    let out = String::from_utf8_lossy(&finished.stdout).trim().to_string();
+    let err = String::from_utf8_lossy(&finished.stderr).trim().to_string();
+    Ok(ecfleet_proto::upgrade::RestartResult {
+        kind: ecfleet_proto::upgrade::RESTART_KIND.into(),
+        running: finished.status.success() && out.lines().last() == Some("Running"),
+        message: if err.is_empty() { out } else { err },
+    })
+}
+
 /// `Get-AuthenticodeSignature` on `path`: its status and signer subject.
 pub fn signature(path: &std::path::Path) -> Result<ecfleet_proto::stage::Signature, String> {
     let script = format!(

@@ -183,8 +183,17 @@ fn sync(doc: &Value, f: &mut Facts) {
     }
 }
 
-/// The database, the engine's configuration file and the connectors.
+/// The database, the engine's configuration file, the connectors, and the wizard's sign-in
+/// page among the Trusted Sites.
 fn sync_engine(doc: &Value, f: &mut Facts) {
+    f.trusted_sites = object(&doc["trusted_sites"]).map(|t| ecfleet_proto::TrustedSitesFacts {
+        policy: bool_of(&t["Policy"]).unwrap_or(false),
+        profiles: list(&t["Profiles"])
+            .into_iter()
+            .filter_map(str_of)
+            .collect(),
+        profiles_checked: u64_of(&t["ProfilesChecked"]).unwrap_or(0) as u32,
+    });
     f.database = object(&doc["database"]).map(database);
     f.engine_config = object(&doc["engine_config"]).and_then(|c| {
         let last_write = date_of(&c["LastWriteTimeUtc"]);
@@ -398,9 +407,28 @@ mod tests {
     }
 
     #[test]
+    fn trusted_sites_by_policy_or_by_no_profile_at_all() {
+        let by_policy = fixture("half-upgraded-single-objects.json")
+            .trusted_sites
+            .unwrap();
+        assert!(by_policy.policy && by_policy.profiles.is_empty());
+        let nowhere = fixture("localized-utc10.json").trusted_sites.unwrap();
+        assert!(!nowhere.policy && nowhere.profiles.is_empty());
+        assert_eq!(nowhere.profiles_checked, 1);
+        // An older script's output has no such probe: unknown, not "untrusted".
+        assert!(fixture("access-denied.json").trusted_sites.is_none());
+    }
+
+    #[test]
     fn a_healthy_server_2022_host_parses_completely() {
         let f = fixture("healthy-2022.json");
         assert!(f.errors.is_empty(), "{:?}", f.errors);
+        // One profile (a single string, not a list) has the sign-in page in Trusted Sites.
+        let t = f.trusted_sites.clone().unwrap();
+        assert_eq!(
+            (t.policy, t.profiles.len(), t.profiles_checked),
+            (false, 1, 2)
+        );
         let os = f.os.unwrap();
         assert_eq!(
             (os.build, os.installation_type.as_deref()),

@@ -1,0 +1,269 @@
+//! `ecfleet run`: the plan (from a file, or made now for the selected hosts) → the installer →
+//! a new ledger on the share → the phases on the engine → the report (docs/run.md).
+
+use std::io::IsTerminal;
+
+use super::{Context, Io, discover_agents, load_inventory, select_hosts};
+use crate::cli::{PlanFormatArg, RunArgs};
+use crate::engine::FailureBudget;
+use crate::exit::audit as exit;
+use crate::plan::{self, Action, Plan, PlanPolicy};
+use crate::report::render_run;
+use crate::run::{self, RunPlaybook, ledger};
+use crate::session::Connector;
+use crate::stage::Installer;
+use crate::transport;
+
+/// `--max-failures`: `N` hosts or `P%` of them.
+pub fn parse_budget(text: Option<&str>) -> Result<FailureBudget, String> {
+    let Some(t) = text else {
+        return Ok(FailureBudget::Unlimited);
+    };
+    let bad = || format!("--max-failures {t}: give a number of hosts (3) or a share (10%)");
+    match t.trim().strip_suffix('%') {
+        Some(p) => p
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 100)
+            .map(FailureBudget::Percent)
+            .ok_or_else(bad),
+        None => t
+            .trim()
+            .parse()
+            .map(FailureBudget::Count)
+            .map_err(|_| bad()),
+    }
+}
+
+fn load_plan(path: &std::path::Path) -> Result<Plan, String> {
+    let bytes = crate::fsread::read_regular(path, 256 << 20)
+        .map_err(|e| format!("cannot read the plan {}: {e}", path.display()))?;
+    let plan: Plan = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not an ecfleet plan: {e}", path.display()))?;
+    if plan.kind != plan::PLAN_KIND || plan.schema_version != plan::PLAN_SCHEMA_VERSION {
+        return Err(format!(
+            "{} is a {} document of schema {}, not an {} of schema {}",
+            path.display(),
+            plan.kind,
+            plan.schema_version,
+            plan::PLAN_KIND,
+            plan::PLAN_SCHEMA_VERSION
+        ));
+    }
+    Ok(plan)
+}
+
+/// The installer must be what the plan targets (its version, and its hash when the plan has
+/// one).
+fn check_installer(plan: &Plan, installer: &Installer) -> Result<(), String> {
+    if plan.target.version != installer.version {
+        return Err(format!(
+            "the plan upgrades to {} but {} is {}: give the plan's installer, or plan again with --msi",
+            plan.target.version,
+            installer.info.path.display(),
+            installer.version
+        ));
+    }
+    if let Some(sha) = &plan.target.sha256
+        && !sha.eq_ignore_ascii_case(&installer.payload.sha256)
+    {
+        return Err(format!(
+            "the plan was made with an installer of SHA-256 {sha}; {} is {}",
+            installer.info.path.display(),
+            installer.payload.sha256
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
+    match prepare_and_run(args, cx, io).await {
+        Ok(code) => code,
+        Err((code, message)) => io.error(code, message),
+    }
+}
+
+async fn prepare_and_run(
+    args: &RunArgs,
+    cx: &Context,
+    io: &mut Io<'_>,
+) -> Result<u8, (u8, String)> {
+    let input = |e: String| (exit::INVALID_INPUT, e);
+    let inventory = load_inventory(&args.fleet.inventory, cx).map_err(input)?;
+    let share = inventory.share.clone().ok_or_else(|| {
+        input(format!(
+            "{}: a run keeps its ledger and backups on the central share, and the inventory names none: add [share] path",
+            inventory.path.display()
+        ))
+    })?;
+    let playbook = match &args.playbook {
+        Some(p) => RunPlaybook::load(p).map_err(input)?,
+        None => RunPlaybook::embedded(),
+    };
+    let budget = parse_budget(args.max_failures.as_deref()).map_err(input)?;
+    let settings = super::audit::resolve(
+        &args.fleet,
+        &inventory,
+        PlanPolicy::embedded().audit_playbook(),
+        cx,
+        io,
+    )
+    .map_err(input)?;
+    let installer = Installer::load(&args.msi, args.sha256.as_deref()).map_err(input)?;
+    let agents =
+        discover_agents(args.fleet.agent_dir.as_deref(), cx).map_err(|e| (exit::FAILURE, e))?;
+    let connector = Connector::new(
+        transport::Connector::new(args.fleet.accept_new_host_keys),
+        agents,
+    );
+    let selected =
+        select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants).map_err(input)?;
+    let mut plan = match &args.plan {
+        Some(path) => load_plan(path).map_err(input)?,
+        None => {
+            plan_now(
+                &inventory, &selected, &settings, &installer, &connector, cx, io,
+            )
+            .await?
+        }
+    };
+    check_installer(&plan, &installer).map_err(input)?;
+    if args.plan.is_some() && (!args.fleet.hosts.is_empty() || !args.fleet.tenants.is_empty()) {
+        plan.hosts
+            .retain(|h| selected.iter().any(|s| s.name == h.host));
+    }
+    let upgrading = plan
+        .hosts
+        .iter()
+        .filter(|h| h.action == Action::InPlace)
+        .count();
+    let _ = writeln!(
+        io.err,
+        "run: {} of {} hosts to upgrade in place to {} ({}); the others are not touched",
+        upgrading,
+        plan.hosts.len(),
+        installer.version,
+        plan.summary.line()
+    );
+    if !args.yes && !confirm(io).await {
+        return Err((
+            exit::INVALID_INPUT,
+            "not confirmed: nothing was done (give --yes for unattended runs)".into(),
+        ));
+    }
+    let run_id = ledger::new_run_id();
+    let header = serde_json::json!({
+        "schema_version": 1,
+        "kind": "ecfleet-run",
+        "run_id": run_id,
+        "started_at": jiff::Timestamp::now().to_string(),
+        "inventory": inventory.path.display().to_string(),
+        "inventory_sha256": crate::digest::sha256_hex(&std::fs::read(&inventory.path).unwrap_or_default()),
+        "plan": args.plan.as_ref().map(|p| p.display().to_string()),
+        "plan_sha256": args.plan.as_ref().and_then(|p| std::fs::read(p).ok()).map(|b| crate::digest::sha256_hex(&b)),
+        "installer": installer.info,
+        "arguments": std::env::args().skip(1).collect::<Vec<_>>(),
+        "controller": { "pid": std::process::id(), "version": env!("CARGO_PKG_VERSION") },
+    });
+    let ledger = ledger::Ledger::create(&share, &run_id, &header)
+        .map_err(|e| (exit::FAILURE, format!("cannot start the run's ledger: {e}")))?;
+    let _ = writeln!(io.err, "run {run_id}: ledger {}", ledger.dir.display());
+    let reporters = super::reporters(io, args.fleet.events.as_deref()).map_err(input)?;
+    let reporters = reporters.with_notices(io);
+    let report = run::run(
+        run::RunInputs {
+            run_id: &run_id,
+            inventory: &inventory,
+            plan: &plan,
+            installer: &installer,
+            playbook: &playbook,
+            share: &share,
+            catalog: &settings.catalog,
+            today: cx.today,
+            concurrency: settings.concurrency,
+            failure_budget: budget,
+            connector: &connector,
+            ledger: &ledger,
+            ignore_windows: args.ignore_windows,
+        },
+        cx.shutdown.clone(),
+        reporters.sink(),
+    )
+    .await;
+    reporters.finish().await;
+    if let Err(e) = ledger.finish(&report) {
+        let _ = writeln!(io.err, "warning: the run's summary was not written: {e}");
+    }
+    let json = matches!(args.format, PlanFormatArg::Json);
+    render_run(&report, json, io.color, io.out)
+        .map_err(|e| (exit::FAILURE, format!("cannot write the report: {e}")))?;
+    Ok(super::unless_detached(&cx.shutdown, report.exit_code()))
+}
+
+/// No plan file: plan the selected hosts now, against the installer.
+async fn plan_now(
+    inventory: &crate::inventory::Inventory,
+    selected: &[&crate::inventory::Host],
+    settings: &crate::audit::AuditSettings,
+    installer: &Installer,
+    connector: &Connector,
+    cx: &Context,
+    io: &mut Io<'_>,
+) -> Result<Plan, (u8, String)> {
+    let target = plan::target::resolve(
+        &settings.catalog,
+        settings.as_of,
+        plan::target::TargetRequest::Msi {
+            path: &installer.info.path,
+            sha256: Some(&installer.payload.sha256),
+        },
+    )
+    .map_err(|e| (exit::INVALID_INPUT, e.to_string()))?;
+    let reporters = super::reporters(io, None).map_err(|e| (exit::INVALID_INPUT, e))?;
+    let report =
+        super::audit::gather(inventory, selected, settings, connector, cx, reporters).await;
+    let inputs: Vec<plan::PlanInput> = selected
+        .iter()
+        .zip(report.hosts)
+        .map(|(h, row)| {
+            plan::PlanInput::for_host(h, row.facts.ok_or_else(|| row.error.unwrap_or_default()))
+        })
+        .collect();
+    let mut made = plan::build(
+        &plan::TenantWindow::of(inventory),
+        &inputs,
+        plan::PlanSettings {
+            catalog: &settings.catalog,
+            target,
+            policy: PlanPolicy::embedded(),
+            as_of: settings.as_of,
+            reference_time: plan::reference_time(settings.as_of, jiff::Timestamp::now()),
+            inventory_path: inventory.path.display().to_string(),
+            facts_source: plan::FactsSource {
+                kind: "live".into(),
+                path: None,
+                audit_generated_at: None,
+            },
+        },
+    );
+    made.generated_at = jiff::Timestamp::now().to_string();
+    Ok(made)
+}
+
+/// Asks on the terminal; anything but `y`/`yes` (or no terminal) is no.
+async fn confirm(io: &mut Io<'_>) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    let _ = write!(io.err, "Proceed? [y/N] ");
+    let _ = io.err.flush();
+    let line = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    });
+    match tokio::time::timeout(std::time::Duration::from_secs(600), line).await {
+        Ok(Ok(Ok(answer))) => matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+        _ => false,
+    }
+}

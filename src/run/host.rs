@@ -1,0 +1,467 @@
+//! One host's way through the four phases (docs/run.md), on one engine step:
+//!
+//! 1. **preflight**: fresh facts; the plan's fingerprint must still match (else `refused`, with
+//!    the fields that changed), and the rules must still say `in-place`; the baseline readings
+//!    are recorded.
+//! 2. **backup**: the pre-upgrade backup, fetched and verified on the share. The gate: nothing
+//!    below runs without it.
+//! 3. **stage**, then **upgrade**: the installer staged and verified on the host; an active
+//!    server waits for its tenant's staging server to have passed phase 4; then the operator is
+//!    told exactly what to do, and the host is watched (fresh sessions, so a reboot or a dropped
+//!    connection only delays the watch) until the new version is in place. At the deadline the
+//!    host is `operator-timeout`: never interrupted.
+//! 4. **verify**: engine version = target; the configuration version agrees (else ADSync is
+//!    restarted once); a successful Delta Import and, off staging, Export that started after the
+//!    host was last seen on the old version.
+
+use std::time::Duration;
+
+use ecfleet_proto::Facts;
+use ecfleet_proto::upgrade::{HandoffResult, RestartResult};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::{HostOutcome, HostRecord, PhaseRecord, RunContext};
+use crate::backup::{self, BackupSettings, Tag};
+use crate::catalog::EcVersion;
+use crate::checks::{self, is_export, is_import};
+use crate::engine::{Event, StepContext};
+use crate::error::{ErrorKind, HostError};
+use crate::inventory::{Host, Role};
+use crate::plan::{Action, Basis, PlannedHost, rules};
+use crate::session::HostSession;
+
+/// A phase's end: the host goes on, or stops with an outcome and why.
+type PhaseResult<T> = Result<T, (HostOutcome, String)>;
+
+fn failed(e: HostError) -> (HostOutcome, String) {
+    let outcome = match e.kind {
+        ErrorKind::Interrupted => HostOutcome::Interrupted,
+        _ => HostOutcome::Failed,
+    };
+    (outcome, e.message)
+}
+
+fn now() -> String {
+    let t = jiff::Timestamp::now();
+    t.round(jiff::Unit::Second).unwrap_or(t).to_string()
+}
+
+/// Everything one host's phases share.
+struct Walk<'c, 'h> {
+    host: &'h Host,
+    planned: &'h PlannedHost,
+    cx: &'c RunContext<'c>,
+    ctx: &'c StepContext,
+    record: HostRecord,
+}
+
+impl Walk<'_, '_> {
+    fn notice(&self, message: impl Into<String>) {
+        self.cx.events.send(Event::Notice {
+            host: self.host.name.clone(),
+            message: message.into(),
+        });
+    }
+
+    /// Starts a phase: ledger event, record.
+    fn start(&mut self, phase: &str) {
+        self.record.phases.push(PhaseRecord {
+            phase: phase.into(),
+            started_at: now(),
+            ended_at: None,
+            outcome: None,
+            detail: None,
+        });
+        self.cx.log(self.host, phase, "start", None, None);
+        self.cx.save(&self.record);
+    }
+
+    /// Ends the current phase with `outcome` and `detail`.
+    fn end(&mut self, outcome: &str, detail: Option<String>) {
+        if let Some(p) = self.record.phases.last_mut() {
+            p.ended_at = Some(now());
+            p.outcome = Some(outcome.into());
+            p.detail = detail.clone();
+            let phase = p.phase.clone();
+            self.cx.log(self.host, &phase, "end", Some(outcome), detail);
+        }
+        self.cx.save(&self.record);
+    }
+
+    /// Runs phase `name` within `limit`, recording its end.
+    async fn phase<T>(
+        &mut self,
+        name: &str,
+        limit: Duration,
+        work: impl Future<Output = PhaseResult<T>>,
+    ) -> PhaseResult<T> {
+        self.start(name);
+        let until = self.ctx.deadline.min(Instant::now() + limit);
+        let result = match tokio::time::timeout_at(until, work).await {
+            Ok(r) => r,
+            Err(_) => Err((
+                HostOutcome::Failed,
+                format!("{name} did not finish within {} s", limit.as_secs()),
+            )),
+        };
+        match &result {
+            Ok(_) => self.end("ok", None),
+            Err((outcome, why)) => self.end(outcome.as_str(), Some(why.clone())),
+        }
+        result
+    }
+}
+
+/// Runs the four phases on one in-place host. The record always comes back (also when a phase
+/// failed): it is what the ledger and the report show.
+pub async fn upgrade_host(
+    host: &Host,
+    planned: &PlannedHost,
+    cx: &RunContext<'_>,
+    ctx: StepContext,
+) -> HostRecord {
+    let record = HostRecord::new(host, planned);
+    let mut walk = Walk {
+        host,
+        planned,
+        cx,
+        ctx: &ctx,
+        record,
+    };
+    let outcome = walk_phases(&mut walk).await;
+    let (outcome, message) = match outcome {
+        Ok(()) => (
+            HostOutcome::Verified,
+            format!("verified on {}", walk.cx.target),
+        ),
+        Err(e) => e,
+    };
+    walk.record.outcome = outcome;
+    walk.record.message = message;
+    walk.record.finished_at = Some(now());
+    if outcome == HostOutcome::Verified {
+        cx.staging_verified(host);
+    }
+    walk.cx.save(&walk.record);
+    walk.record
+}
+
+async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
+    let d = w.cx.playbook.deadlines.clone();
+    let (host, cx) = (w.host, w.cx);
+    let mut session = HostSession::open(host, cx.connector, w.ctx.deadline)
+        .await
+        .map_err(failed)?;
+    let facts = {
+        let s = &mut session;
+        w.phase(
+            "preflight",
+            Duration::from_secs(d.preflight),
+            preflight(s, w.planned, cx),
+        )
+        .await?
+    };
+    w.record.baseline = Some(checks::Readings::of(&facts).into());
+    let settings = BackupSettings {
+        tag: Tag::PreUpgrade,
+        share: cx.share.to_path_buf(),
+        retention: backup::Retention::default(),
+        concurrency: 1,
+        host_deadline: Duration::from_secs(d.backup),
+        date: cx.today,
+        run_id: Some(cx.run_id.to_string()),
+    };
+    let deadline = Instant::now() + Duration::from_secs(d.backup);
+    let done = {
+        let s = &mut session;
+        w.phase("backup", Duration::from_secs(d.backup), async {
+            backup::back_up_in_session(s, host, &settings, deadline)
+                .await
+                .map_err(|e| {
+                    (
+                        HostOutcome::Failed,
+                        format!("no verified backup, so no upgrade: {}", e.message),
+                    )
+                })
+        })
+        .await?
+    };
+    if let Some(why) = cx.window_closed(host) {
+        session.close().await;
+        w.record.backup = Some(format!(
+            "{}/{}",
+            done.stored.dir.display(),
+            done.stored.manifest.name
+        ));
+        return Err((HostOutcome::Deferred, why));
+    }
+    w.record.backup = Some(format!(
+        "{}/{}",
+        done.stored.dir.display(),
+        done.stored.manifest.name
+    ));
+    let (free, drive) = facts
+        .disk
+        .as_ref()
+        .map(|d| (Some(d.free_bytes), d.system_drive.clone()))
+        .unwrap_or((None, "the system drive".into()));
+    let staged = {
+        let s = &mut session;
+        w.phase("stage", Duration::from_secs(d.stage), async {
+            crate::stage::stage(s, cx.installer, free, &drive)
+                .await
+                .map_err(failed)
+        })
+        .await?
+    };
+    w.record.staged = Some(staged.path.clone());
+    if host.role == Role::Active
+        && let Some(why) = cx.staging_not_verified(host)
+    {
+        session.close().await;
+        return Err((HostOutcome::Refused, why));
+    }
+    let handoff: HandoffResult = session
+        .agent(
+            "handoff",
+            &[
+                "--installer",
+                &staged.path,
+                "--version",
+                &cx.target.to_string(),
+            ],
+        )
+        .await
+        .map_err(failed)?;
+    session.close().await;
+    let instructions = operator_instructions(host, &staged.path, cx.target);
+    w.record.operator = Some(instructions.clone());
+    w.notice(instructions);
+    let last_old = {
+        let limit = Duration::from_secs(d.upgrade);
+        w.phase(
+            "upgrade",
+            limit,
+            watch_upgrade(w.host, w.cx, handoff.at.clone()),
+        )
+        .await
+        .map_err(|(o, why)| match o {
+            HostOutcome::Failed => (HostOutcome::OperatorTimeout, why),
+            other => (other, why),
+        })?
+    };
+    w.notice(format!("{} is in place; verifying", cx.target));
+    w.phase(
+        "verify",
+        Duration::from_secs(d.verify),
+        verify(w.host, w.cx, last_old),
+    )
+    .await
+}
+
+/// Phase 1: facts, the fingerprint, the rules.
+async fn preflight(
+    session: &mut HostSession<'_>,
+    planned: &PlannedHost,
+    cx: &RunContext<'_>,
+) -> PhaseResult<Facts> {
+    let facts: Facts = session.agent("facts", &[]).await.map_err(failed)?;
+    let basis = Basis::of(Some(&facts));
+    if basis.fingerprint() != planned.fingerprint {
+        let changed = planned.basis.differences(&basis);
+        return Err((
+            HostOutcome::Refused,
+            format!(
+                "the host changed since the plan was made ({}): plan again",
+                changed.join("; ")
+            ),
+        ));
+    }
+    let decision = rules::decide(
+        rules::HostInput {
+            role: planned.role,
+            facts: Ok(&facts),
+            min_os: None,
+        },
+        rules::Context {
+            catalog: cx.catalog,
+            target: cx.target,
+            policy: &cx.plan.policy,
+            as_of: cx.today,
+        },
+    );
+    if decision.action != Action::InPlace {
+        let reasons: Vec<String> = decision
+            .reasons
+            .iter()
+            .map(|r| match &r.fix {
+                Some(fix) => format!("{} ({}; fix: {fix})", r.code, r.message),
+                None => format!("{} ({})", r.code, r.message),
+            })
+            .collect();
+        return Err((
+            HostOutcome::Refused,
+            format!(
+                "the host is now {}: {}",
+                decision.action.as_str(),
+                reasons.join("; ")
+            ),
+        ));
+    }
+    Ok(facts)
+}
+
+/// What the operator must do on the host, exactly.
+pub fn operator_instructions(host: &Host, installer: &str, target: EcVersion) -> String {
+    format!(
+        "on {} (tenant {}): sign in to the server, right-click {installer} → Run as administrator; \
+sign in as Global Administrator or Hybrid Identity Administrator (assigned directly); keep \
+'Start the synchronization process when configuration completes' ticked; choose Upgrade. \
+If the installer offers a fresh install instead of an upgrade, STOP and do not proceed. \
+ecfleet watches the host until {target} is in place.",
+        host.name, host.tenant
+    )
+}
+
+/// Fresh facts in a fresh session (the host may be rebooting: that is an answer to wait on).
+async fn look(host: &Host, cx: &RunContext<'_>, limit: Duration) -> Result<Facts, HostError> {
+    let deadline = Instant::now() + limit;
+    let mut session = HostSession::open(host, cx.connector, deadline).await?;
+    let facts = session.agent::<Facts>("facts", &[]).await;
+    session.close().await;
+    facts
+}
+
+fn engine_build(facts: &Facts) -> Option<EcVersion> {
+    checks::engine_version(facts).and_then(|v| v.parse().ok())
+}
+
+/// Phase 3's watch: until the engine runs the target. Returns the host's clock when it was
+/// last seen on the old version (runs that started after it count for verify).
+async fn watch_upgrade(
+    host: &Host,
+    cx: &RunContext<'_>,
+    handed_off_at: String,
+) -> PhaseResult<String> {
+    let poll = Duration::from_secs(cx.playbook.watch.poll_seconds);
+    let mut last_old = handed_off_at;
+    let mut said = String::new();
+    loop {
+        let state = match look(host, cx, poll.max(Duration::from_secs(30))).await {
+            Ok(facts) if engine_build(&facts) == Some(cx.target) => return Ok(last_old),
+            Ok(facts) => {
+                last_old = facts.collected_at.clone();
+                let suspended = facts
+                    .scheduler
+                    .as_ref()
+                    .and_then(|s| s.scheduler_suspended)
+                    .unwrap_or(false);
+                let wizard = facts.open_ui.as_ref().is_some_and(|u| u.wizard);
+                if wizard || suspended {
+                    "upgrade running (wizard open or scheduler suspended)"
+                } else {
+                    "waiting for operator"
+                }
+            }
+            Err(e) if e.kind == ErrorKind::Interrupted => return Err(failed(e)),
+            Err(_) => "not answering (rebooting?)",
+        };
+        if state != said {
+            said = state.to_string();
+            cx.events.send(Event::Notice {
+                host: host.name.clone(),
+                message: state.to_string(),
+            });
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Phase 4: versions agree (one ADSync restart allowed), then a successful import and export
+/// that started after `last_old`.
+async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResult<()> {
+    let poll = Duration::from_secs(cx.playbook.watch.poll_seconds);
+    let mut restarted = false;
+    let since: jiff::Timestamp = last_old.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    loop {
+        let facts = match look(host, cx, poll.max(Duration::from_secs(30))).await {
+            Ok(f) => f,
+            Err(e) if e.kind == ErrorKind::Interrupted => return Err(failed(e)),
+            Err(_) => {
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+        };
+        let readings = checks::Readings::of(&facts);
+        if readings.engine_build() != Some(cx.target) {
+            return Err((
+                HostOutcome::Failed,
+                format!(
+                    "the engine reads {} after the upgrade, not {}",
+                    readings.engine.as_deref().unwrap_or("nothing"),
+                    cx.target
+                ),
+            ));
+        }
+        if readings.config_build() != Some(cx.target) {
+            if restarted || !cx.playbook.verify.restart_adsync_once {
+                return Err((
+                    HostOutcome::VersionMismatch,
+                    format!(
+                        "the configuration version is {} but the engine is {}{}: rerun the wizard and choose Upgrade; the pre-upgrade backup is on the share",
+                        readings.config.as_deref().unwrap_or("unreadable"),
+                        cx.target,
+                        if restarted {
+                            ", also after one ADSync restart"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            restarted = true;
+            restart_adsync(host, cx).await.map_err(failed)?;
+            continue;
+        }
+        let staging = checks::sync::staging_mode(&facts, host.role);
+        let after = |pred: fn(&str) -> bool| {
+            facts.run_history.iter().flatten().any(|r| {
+                pred(&r.run_profile)
+                    && r.result == "success"
+                    && r.start
+                        .as_deref()
+                        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                        .is_some_and(|s| s >= since)
+            })
+        };
+        if after(is_import) && (staging || after(is_export)) {
+            return Ok(());
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+async fn restart_adsync(host: &Host, cx: &RunContext<'_>) -> Result<RestartResult, HostError> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut session = HostSession::open(host, cx.connector, deadline).await?;
+    let r = session.agent::<RestartResult>("restart-adsync", &[]).await;
+    session.close().await;
+    r
+}
+
+/// The versions as a host record shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    pub engine: Option<String>,
+    pub config: Option<String>,
+}
+
+impl From<checks::Readings> for Baseline {
+    fn from(r: checks::Readings) -> Self {
+        Baseline {
+            engine: r.engine,
+            config: r.config,
+        }
+    }
+}

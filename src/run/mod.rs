@@ -1,0 +1,455 @@
+//! `ecfleet run`: the in-place upgrade, phase by phase, across the fleet (docs/run.md). The plan
+//! says which hosts and in which waves (staging servers a wave before their tenant's active
+//! server); the fleet engine runs the waves with the failure budget; each in-place host walks
+//! the four phases ([`host`]); everything is written to the run's ledger on the share as it
+//! happens ([`ledger`]). Hosts the plan does not upgrade in place are never touched.
+
+pub mod host;
+pub mod ledger;
+pub mod playbook;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, EcVersion};
+use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, Unit};
+use crate::error::{ErrorKind, HostError, Phase};
+use crate::inventory::{Host, Inventory, Role};
+use crate::plan::{Action, Plan, PlannedHost};
+use crate::session::Connector;
+use crate::stage::Installer;
+
+pub use playbook::RunPlaybook;
+
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// How a host's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostOutcome {
+    /// On the target, the versions agree, the first syncs since the upgrade succeeded.
+    Verified,
+    /// A phase failed; the record says which and why.
+    Failed,
+    /// Not upgraded: its facts changed since the plan, it is no longer an in-place host, or its
+    /// tenant's staging server did not pass verification.
+    Refused,
+    /// The operator did not finish within the upgrade deadline (the upgrade was not touched).
+    OperatorTimeout,
+    /// The configuration version still disagrees with the engine's (after one ADSync restart).
+    VersionMismatch,
+    /// The plan does not upgrade it in place (`migrate`, `two-hop`, `blocked`, `up-to-date`).
+    Untouched,
+    /// Not started: the failure budget was spent.
+    Skipped,
+    /// Not started or stopped at a safe point: the run was interrupted.
+    Interrupted,
+    /// Its tenant's maintenance window is closed: phases 1 and 2 ran, phase 3 did not; the
+    /// message says when the window opens.
+    Deferred,
+}
+
+impl HostOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostOutcome::Verified => "verified",
+            HostOutcome::Failed => "failed",
+            HostOutcome::Refused => "refused",
+            HostOutcome::OperatorTimeout => "operator-timeout",
+            HostOutcome::VersionMismatch => "version-mismatch",
+            HostOutcome::Untouched => "untouched",
+            HostOutcome::Skipped => "skipped",
+            HostOutcome::Interrupted => "interrupted",
+            HostOutcome::Deferred => "deferred",
+        }
+    }
+
+    fn is_failure(self) -> bool {
+        matches!(
+            self,
+            HostOutcome::Failed
+                | HostOutcome::Refused
+                | HostOutcome::OperatorTimeout
+                | HostOutcome::VersionMismatch
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseRecord {
+    /// `preflight`, `backup`, `stage`, `upgrade`, `verify`.
+    pub phase: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// `ok`, or the host's outcome when the phase ended it.
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// One host's record: in the ledger (`hosts/<tenant>/<host>.json`) and in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostRecord {
+    pub tenant: String,
+    pub host: String,
+    pub role: Role,
+    pub action: Action,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub wave: u32,
+    pub outcome: HostOutcome,
+    pub message: String,
+    pub phases: Vec<PhaseRecord>,
+    /// The versions before the upgrade.
+    pub baseline: Option<host::Baseline>,
+    /// The verified pre-upgrade backup (its folder and name).
+    pub backup: Option<String>,
+    /// Where the verified installer is on the host.
+    pub staged: Option<String>,
+    /// What the operator was told to do.
+    pub operator: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl HostRecord {
+    fn new(host: &Host, planned: &PlannedHost) -> Self {
+        HostRecord {
+            tenant: host.tenant.clone(),
+            host: host.name.clone(),
+            role: host.role,
+            action: planned.action,
+            from: planned.from.clone(),
+            to: planned.to.clone(),
+            wave: planned.wave,
+            outcome: HostOutcome::Interrupted,
+            message: "in progress".into(),
+            phases: Vec::new(),
+            baseline: None,
+            backup: None,
+            staged: None,
+            operator: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// What every host's phases share.
+pub struct RunContext<'a> {
+    pub run_id: &'a str,
+    pub plan: &'a Plan,
+    pub target: EcVersion,
+    pub installer: &'a Installer,
+    pub playbook: &'a RunPlaybook,
+    pub share: &'a Path,
+    pub catalog: &'a Catalog,
+    pub today: Date,
+    pub connector: &'a Connector,
+    pub events: &'a EventSink,
+    pub ledger: &'a ledger::Ledger,
+    /// Each tenant's maintenance window; `None` with `--ignore-windows`.
+    pub windows: Option<HashMap<String, crate::window::MaintenanceWindow>>,
+    /// Per tenant: its staging hosts in this run and whether each passed phase 4.
+    staging: Mutex<HashMap<String, Vec<(String, bool)>>>,
+    /// Ledger writes that failed (the run goes on; the report says so).
+    ledger_errors: Mutex<Vec<String>>,
+    /// Each host's final record, by host name.
+    records: Mutex<HashMap<String, HostRecord>>,
+}
+
+#[derive(Serialize)]
+struct LedgerEvent<'a> {
+    at: String,
+    tenant: &'a str,
+    host: &'a str,
+    phase: &'a str,
+    event: &'a str,
+    outcome: Option<&'a str>,
+    detail: Option<String>,
+}
+
+impl RunContext<'_> {
+    /// Why phase 3 may not start now on `host`: its tenant's window is closed (and when it
+    /// opens).
+    fn window_closed(&self, host: &Host) -> Option<String> {
+        let window = self.windows.as_ref()?.get(&host.tenant)?;
+        let now = jiff::Timestamp::now();
+        let next = window.next_after(now);
+        (next.start.timestamp() > now).then(|| {
+            format!(
+                "the maintenance window ({}) is closed; it opens {}: run again then, or use --ignore-windows",
+                window.text(),
+                next.start
+            )
+        })
+    }
+
+    fn log(
+        &self,
+        host: &Host,
+        phase: &str,
+        event: &str,
+        outcome: Option<&str>,
+        detail: Option<String>,
+    ) {
+        let e = LedgerEvent {
+            at: {
+                let t = jiff::Timestamp::now();
+                t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string()
+            },
+            tenant: &host.tenant,
+            host: &host.name,
+            phase,
+            event,
+            outcome,
+            detail,
+        };
+        if let Err(err) = self.ledger.event(&e) {
+            self.ledger_error(err.to_string());
+        }
+    }
+
+    fn save(&self, record: &HostRecord) {
+        if let Err(err) = self.ledger.host(&record.tenant, &record.host, record) {
+            self.ledger_error(err.to_string());
+        }
+    }
+
+    fn ledger_error(&self, message: String) {
+        self.ledger_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
+    }
+
+    fn staging_verified(&self, host: &Host) {
+        let mut staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = staging.get_mut(&host.tenant) {
+            for (name, ok) in list.iter_mut() {
+                if *name == host.name {
+                    *ok = true;
+                }
+            }
+        }
+    }
+
+    /// Why an active host may not start its upgrade yet: its tenant's staging server in this
+    /// run did not pass phase 4.
+    fn staging_not_verified(&self, host: &Host) -> Option<String> {
+        let staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        let pending: Vec<&str> = staging
+            .get(&host.tenant)?
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        (!pending.is_empty()).then(|| {
+            format!(
+                "the tenant's staging server {} did not pass verification in this run: the active server is not upgraded before it",
+                pending.join(", ")
+            )
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub hosts: usize,
+    pub verified: usize,
+    pub failed: usize,
+    pub untouched: usize,
+    pub waiting: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub kind: String,
+    pub run_id: String,
+    /// The ledger's folder on the share.
+    pub ledger: String,
+    pub target: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub summary: RunSummary,
+    pub hosts: Vec<HostRecord>,
+    /// Ledger writes that failed (the share was unwritable for a while).
+    pub ledger_errors: Vec<String>,
+}
+
+impl RunReport {
+    /// 0 every upgraded host verified; 1 some failed; 2 some waiting (interrupted, skipped).
+    pub fn exit_code(&self) -> u8 {
+        if self.summary.failed > 0 {
+            crate::exit::run::FAILED
+        } else if self.summary.waiting > 0 {
+            crate::exit::run::WAITING
+        } else {
+            crate::exit::run::OK
+        }
+    }
+}
+
+pub struct RunInputs<'a> {
+    pub run_id: &'a str,
+    pub inventory: &'a Inventory,
+    pub plan: &'a Plan,
+    pub installer: &'a Installer,
+    pub playbook: &'a RunPlaybook,
+    pub share: &'a Path,
+    pub catalog: &'a Catalog,
+    pub today: Date,
+    pub concurrency: usize,
+    pub failure_budget: FailureBudget,
+    pub connector: &'a Connector,
+    pub ledger: &'a ledger::Ledger,
+    pub ignore_windows: bool,
+}
+
+/// Runs the plan's in-place hosts on the engine, in the plan's waves.
+pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) -> RunReport {
+    let started_at = jiff::Timestamp::now();
+    let hosts: Vec<(&Host, &PlannedHost)> = inputs
+        .plan
+        .hosts
+        .iter()
+        .filter_map(|p| {
+            inputs
+                .inventory
+                .hosts()
+                .find(|h| h.name == p.host)
+                .map(|h| (h, p))
+        })
+        .collect();
+    let upgrading: Vec<(&Host, &PlannedHost)> = hosts
+        .iter()
+        .copied()
+        .filter(|(_, p)| p.action == Action::InPlace)
+        .collect();
+    let mut staging: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+    for (h, _) in upgrading.iter().filter(|(h, _)| h.role == Role::Staging) {
+        staging
+            .entry(h.tenant.clone())
+            .or_default()
+            .push((h.name.clone(), false));
+    }
+    let cx = RunContext {
+        run_id: inputs.run_id,
+        plan: inputs.plan,
+        target: inputs.installer.version,
+        installer: inputs.installer,
+        playbook: inputs.playbook,
+        share: inputs.share,
+        catalog: inputs.catalog,
+        today: inputs.today,
+        connector: inputs.connector,
+        events,
+        ledger: inputs.ledger,
+        windows: (!inputs.ignore_windows).then(|| {
+            inputs
+                .inventory
+                .tenants
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), t.maintenance_window.clone()?)))
+                .collect()
+        }),
+        staging: Mutex::new(staging),
+        ledger_errors: Mutex::new(Vec::new()),
+        records: Mutex::new(HashMap::new()),
+    };
+    let settings = EngineSettings {
+        concurrency: inputs.concurrency,
+        host_deadline: inputs.playbook.host_deadline(),
+        failure_budget: inputs.failure_budget,
+    };
+    let units = upgrading
+        .iter()
+        .map(|(h, p)| Unit {
+            name: h.name.clone(),
+            wave: p.wave,
+            item: (*h, *p),
+        })
+        .collect();
+    let outcomes = engine::run(units, &settings, shutdown, events, |(h, p), ctx| {
+        let cx = &cx;
+        async move {
+            let record = host::upgrade_host(h, p, cx, ctx).await;
+            let failed = record.outcome.is_failure().then(|| record.message.clone());
+            cx.records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(h.name.clone(), record);
+            match failed {
+                // The failure budget counts these.
+                Some(message) => Err(HostError::new(ErrorKind::Refused, Phase::Agent, message)),
+                None => Ok(()),
+            }
+        }
+    })
+    .await;
+    let mut by_host = std::mem::take(&mut *cx.records.lock().unwrap_or_else(|e| e.into_inner()));
+    for ((h, p), o) in upgrading.iter().zip(outcomes) {
+        if by_host.contains_key(&h.name) {
+            continue;
+        }
+        // Never started: the budget was spent, or the run was interrupted.
+        let mut r = HostRecord::new(h, p);
+        if let Err(e) = o.result {
+            r.outcome = match e.kind {
+                ErrorKind::Skipped => HostOutcome::Skipped,
+                ErrorKind::Interrupted => HostOutcome::Interrupted,
+                _ => HostOutcome::Failed,
+            };
+            r.message = e.message;
+        }
+        cx.save(&r);
+        by_host.insert(h.name.clone(), r);
+    }
+    let records: Vec<HostRecord> = hosts
+        .iter()
+        .map(|(h, p)| {
+            by_host.remove(&h.name).unwrap_or_else(|| {
+                let mut r = HostRecord::new(h, p);
+                r.outcome = HostOutcome::Untouched;
+                r.message = format!("the plan says {}: not touched", p.action.as_str());
+                r
+            })
+        })
+        .collect();
+    let count = |f: fn(HostOutcome) -> bool| records.iter().filter(|r| f(r.outcome)).count();
+    let finished = jiff::Timestamp::now();
+    RunReport {
+        schema_version: REPORT_SCHEMA_VERSION,
+        kind: "ecfleet-run-report".into(),
+        run_id: inputs.run_id.into(),
+        ledger: inputs.ledger.dir.display().to_string(),
+        target: inputs.installer.version.to_string(),
+        started_at: started_at
+            .round(jiff::Unit::Second)
+            .unwrap_or(started_at)
+            .to_string(),
+        finished_at: finished
+            .round(jiff::Unit::Second)
+            .unwrap_or(finished)
+            .to_string(),
+        summary: RunSummary {
+            hosts: records.len(),
+            verified: count(|o| o == HostOutcome::Verified),
+            failed: count(HostOutcome::is_failure),
+            untouched: count(|o| o == HostOutcome::Untouched),
+            waiting: count(|o| {
+                matches!(
+                    o,
+                    HostOutcome::Skipped | HostOutcome::Interrupted | HostOutcome::Deferred
+                )
+            }),
+        },
+        hosts: records,
+        ledger_errors: cx
+            .ledger_errors
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+    }
+}
