@@ -1,0 +1,287 @@
+//! `ecfleet run` end to end: a lab fleet behind real OpenSSH sshd, a real MSI, the real binary
+//! and agent, the ledger and backups on a real share. What stands in: the lab backend plays the
+//! Windows host and the operator (the simulated wizard runs seconds after the hand-off).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// A playbook for tests: the same phases, deadlines in seconds, a one-second watch.
+const FAST: &str = "schema_version = 1\n[deadlines]\npreflight = 60\nbackup = 60\nstage = 60\nupgrade = 8\nverify = 20\n[watch]\npoll_seconds = 1\n[verify]\nrestart_adsync_once = true\n";
+
+struct Night {
+    fleet: Fleet,
+    inventory: PathBuf,
+    msi: PathBuf,
+    plan: PathBuf,
+    playbook: PathBuf,
+}
+
+fn night(hosts: usize, sshds: usize) -> Night {
+    let fleet = Fleet::new(hosts, sshds);
+    let inventory = fleet.write_inventory("");
+    let dir = fleet.dir.path().to_path_buf();
+    let msi = dir.join("AzureADConnect.msi");
+    let out = ecfleet()
+        .args([
+            "lab",
+            "msi",
+            "--version",
+            "2.6.91.0",
+            "--size-mb",
+            "1",
+            "--out",
+        ])
+        .arg(&msi)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let playbook = dir.join("fast.toml");
+    std::fs::write(&playbook, FAST).unwrap();
+    Night {
+        fleet,
+        inventory,
+        msi,
+        plan: dir.join("tonight.json"),
+        playbook,
+    }
+}
+
+impl Night {
+    fn plan(&self) {
+        let out = ecfleet()
+            .args(["plan", "--as-of", "2026-11-24", "--agent-dir"])
+            .arg(agent_dir())
+            .arg("-i")
+            .arg(&self.inventory)
+            .arg("--msi")
+            .arg(&self.msi)
+            .arg("--out")
+            .arg(&self.plan)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn run(&self) -> (i32, serde_json::Value, String) {
+        let out = ecfleet()
+            .args([
+                "run",
+                "--yes",
+                "--ignore-windows",
+                "--format",
+                "json",
+                "--as-of",
+                "2026-11-24",
+                "--agent-dir",
+            ])
+            .arg(agent_dir())
+            .arg("-i")
+            .arg(&self.inventory)
+            .arg("--plan")
+            .arg(&self.plan)
+            .arg("--msi")
+            .arg(&self.msi)
+            .arg("--playbook")
+            .arg(&self.playbook)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "run JSON: {e}\n{}\n{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), json, stderr)
+    }
+
+    fn machine(&self, host: &str) -> PathBuf {
+        self.fleet.host_dir(host).join("machine.toml")
+    }
+
+    fn edit(&self, host: &str, from: &str, to: &str) {
+        let path = self.machine(host);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{host}: no `{from}` in machine.toml");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+}
+
+fn record<'a>(report: &'a serde_json::Value, host: &str) -> &'a serde_json::Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} not in the report"))
+}
+
+fn events(ledger: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(ledger.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn at(events: &[serde_json::Value], host: &str, phase: &str, event: &str) -> String {
+    events
+        .iter()
+        .find(|e| e["host"] == host && e["phase"] == phase && e["event"] == event)
+        .unwrap_or_else(|| panic!("no {event} of {phase} for {host}"))["at"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_night_upgrades_what_it_may_backs_up_first_and_touches_nothing_else() {
+    let n = night(9, 2);
+    n.plan();
+    let before: Vec<(String, String)> = n
+        .fleet
+        .hosts
+        .iter()
+        .map(|(h, _)| (h.clone(), std::fs::read_to_string(n.machine(h)).unwrap()))
+        .collect();
+    // The backup of one in-place host fails; another's configuration version lags for good.
+    n.edit(
+        "t03-retiring",
+        "backup_fails = false",
+        "backup_fails = true",
+    );
+    n.edit(
+        "t04-sync-stopped",
+        "[faults]",
+        "[faults]\nconfig_version_lags = \"sticky\"",
+    );
+    let (code, report, stderr) = n.run();
+    assert_eq!(code, 1, "some failed\n{stderr}\n{report:#}");
+
+    // The staging server and its active server: verified, the staging one first.
+    for host in ["t02-staging", "t02-behind"] {
+        let r = record(&report, host);
+        assert_eq!(r["outcome"], "verified", "{host}: {r:#}");
+        assert!(
+            r["backup"].as_str().unwrap().ends_with("-pre-upgrade"),
+            "{r:#}"
+        );
+        let text = std::fs::read_to_string(n.machine(host)).unwrap();
+        assert!(
+            text.contains("engine_version = \"2.6.91.0\""),
+            "{host} was upgraded"
+        );
+    }
+    let ledger = PathBuf::from(report["ledger"].as_str().unwrap());
+    let ev = events(&ledger);
+    assert!(
+        at(&ev, "t02-staging", "verify", "end") < at(&ev, "t02-behind", "stage", "start"),
+        "the staging server's phase 4 ended before the active server's phase 3 began"
+    );
+
+    // The gate: no verified backup, so nothing staged and no upgrade.
+    let gated = record(&report, "t03-retiring");
+    assert_eq!(gated["outcome"], "failed");
+    assert!(
+        gated["message"]
+            .as_str()
+            .unwrap()
+            .contains("no verified backup"),
+        "{gated:#}"
+    );
+    assert!(
+        !n.fleet
+            .host_dir("t03-retiring")
+            .join(".ecfleet/staged")
+            .exists()
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| e["host"] == "t03-retiring" && e["phase"] == "stage")
+    );
+    assert!(
+        !n.fleet
+            .host_dir("t03-retiring")
+            .join(".ecfleet/lab-operator.json")
+            .exists()
+    );
+
+    // A configuration version that one restart does not fix.
+    let lagging = record(&report, "t04-sync-stopped");
+    assert_eq!(lagging["outcome"], "version-mismatch", "{lagging:#}");
+    assert!(
+        lagging["message"]
+            .as_str()
+            .unwrap()
+            .contains("after one ADSync restart")
+    );
+
+    // Hosts the plan does not upgrade in place are untouched, to the byte.
+    for (host, text) in &before {
+        let r = record(&report, host);
+        if r["action"] != "in-place" {
+            assert_eq!(r["outcome"], "untouched", "{host}");
+            assert_eq!(
+                &std::fs::read_to_string(n.machine(host)).unwrap(),
+                text,
+                "{host} changed"
+            );
+        }
+    }
+    // The ledger: run.json, a host record each, the summary; the lock let go.
+    assert!(ledger.join("run.json").exists() && ledger.join("summary.json").exists());
+    assert!(!ledger.join("lock").exists());
+    assert!(ledger.join("hosts/tenant02/t02-behind.json").exists());
+}
+
+#[test]
+fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
+    let n = night(4, 1);
+    n.plan();
+    // After the plan: someone changes .NET on one host; the operator of another never finishes;
+    // a third host's configuration version lags until ADSync is restarted once.
+    n.edit("t03-retiring", "release = ", "release = 533320\n#");
+    n.edit(
+        "t02-behind",
+        "[operator]\nacts = true",
+        "[operator]\nacts = false",
+    );
+    n.edit(
+        "t02-staging",
+        "[faults]",
+        "[faults]\nconfig_version_lags = \"fixed-by-restart\"",
+    );
+    let (code, report, stderr) = n.run();
+    assert_eq!(code, 1, "{stderr}\n{report:#}");
+    let refused = record(&report, "t03-retiring");
+    assert_eq!(refused["outcome"], "refused");
+    let why = refused["message"].as_str().unwrap();
+    assert!(
+        why.contains("dotnet_release") && why.contains("plan again"),
+        "{why}"
+    );
+    assert_eq!(
+        record(&report, "t02-staging")["outcome"],
+        "verified",
+        "fixed by one restart"
+    );
+    let waited = record(&report, "t02-behind");
+    assert_eq!(waited["outcome"], "operator-timeout", "{waited:#}");
+    assert!(
+        waited["operator"]
+            .as_str()
+            .unwrap()
+            .contains("Run as administrator")
+    );
+    assert!(
+        stderr.contains("t02-behind: on t02-behind (tenant tenant02)"),
+        "the operator was told: {stderr}"
+    );
+}
