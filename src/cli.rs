@@ -145,8 +145,12 @@ pub struct RunArgs {
     pub format: PlanFormatArg,
     /// The plan to run (`ecfleet plan --out`); without it the selected hosts are planned now
     /// against --msi.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub plan: Option<PathBuf>,
+    /// Carry on a run whose controller stopped (`latest`, or its id): every host from its last
+    /// completed phase; hosts handed to the operator are watched, never handed off again.
+    #[arg(long, value_name = "RUN-ID|latest")]
+    pub resume: Option<String>,
     /// The installer to upgrade with; its version must be the plan's target.
     #[arg(long, value_name = "PATH")]
     pub msi: PathBuf,

@@ -285,3 +285,147 @@ fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
         "the operator was told: {stderr}"
     );
 }
+
+fn latest_run(n: &Night) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(n.fleet.dir.path().join("share/runs"))
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+fn count(ledger: &Path, phase: &str, event: &str) -> usize {
+    std::fs::read_to_string(ledger.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["phase"] == phase && e["event"] == event)
+        .count()
+}
+
+impl Night {
+    fn run_command(&self, resume: bool) -> std::process::Command {
+        let mut c = ecfleet();
+        c.args([
+            "run",
+            "--yes",
+            "--ignore-windows",
+            "--format",
+            "json",
+            "--as-of",
+            "2026-11-24",
+            "--agent-dir",
+        ])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(&self.inventory)
+        .arg("--msi")
+        .arg(&self.msi)
+        .arg("--playbook")
+        .arg(&self.playbook)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+        if resume {
+            c.args(["--resume", "latest"]);
+        } else {
+            c.arg("--plan").arg(&self.plan);
+        }
+        c
+    }
+}
+
+#[test]
+fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup_twice() {
+    let n = night(6, 2);
+    n.plan();
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(&n.plan).unwrap()).unwrap();
+    let in_place: Vec<String> = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["action"] == "in-place")
+        .map(|h| h["host"].as_str().unwrap().to_string())
+        .collect();
+    assert!(in_place.len() >= 3, "{in_place:?}");
+    for h in &in_place {
+        n.edit(h, "delay_seconds = 2", "delay_seconds = 3");
+    }
+    // SIGKILL the controller as soon as a phase starts: backup, stage, the operator's wait, verify.
+    for (i, phase) in ["backup", "stage", "upgrade", "verify"].iter().enumerate() {
+        let before = latest_run(&n)
+            .map(|l| count(&l, phase, "start"))
+            .unwrap_or(0);
+        let mut child = n.run_command(i > 0).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let started = latest_run(&n)
+                .map(|l| count(&l, phase, "start"))
+                .unwrap_or(0);
+            if started > before || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{phase} never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = n.run_command(true).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let ledger = latest_run(&n).unwrap();
+    let run_id = ledger.file_name().unwrap().to_string_lossy().into_owned();
+    let ev = events(&ledger);
+    let starts = ev.iter().filter(|e| e["event"] == "start").count();
+    let ends = ev.iter().filter(|e| e["event"] == "end").count();
+    assert!(
+        starts > ends,
+        "the kills left phases open ({starts} starts, {ends} ends)"
+    );
+    for host in &in_place {
+        assert_eq!(record(&report, host)["outcome"], "verified", "{host}");
+        for phase in ["preflight", "backup", "stage", "upgrade", "verify"] {
+            let done = ev
+                .iter()
+                .filter(|e| {
+                    e["host"] == host.as_str() && e["phase"] == phase && e["outcome"] == "ok"
+                })
+                .count();
+            assert_eq!(done, 1, "{host}: {phase} completed {done} times");
+        }
+        let handoffs = ev
+            .iter()
+            .filter(|e| e["host"] == host.as_str() && e["event"] == "handoff")
+            .count();
+        assert_eq!(
+            handoffs, 1,
+            "{host}: handed to the operator {handoffs} times"
+        );
+        // Exactly one pre-upgrade backup of this run, never overwritten.
+        let tenant = record(&report, host)["tenant"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let dir = n
+            .fleet
+            .dir
+            .path()
+            .join("share/tenants")
+            .join(&tenant)
+            .join(host)
+            .join("backups");
+        let mine: Vec<serde_json::Value> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .filter(|m: &serde_json::Value| m["run_id"] == run_id.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1, "{host}: {mine:#?}");
+    }
+    assert!(!ledger.join("lock").exists());
+}

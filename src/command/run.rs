@@ -1,6 +1,7 @@
 //! `ecfleet run`: the plan (from a file, or made now for the selected hosts) → the installer →
 //! a new ledger on the share → the phases on the engine → the report (docs/run.md).
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use super::{Context, Io, discover_agents, load_inventory, select_hosts};
@@ -119,16 +120,85 @@ async fn prepare_and_run(
     );
     let selected =
         select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants).map_err(input)?;
-    let mut plan = match &args.plan {
-        Some(path) => load_plan(path).map_err(input)?,
+    let (ledger, plan, previous) = match &args.resume {
+        Some(which) => {
+            let ledger = ledger::Ledger::resume(&share, which).map_err(input)?;
+            let (plan, previous) = resumed(&ledger, &installer).map_err(input)?;
+            let _ = writeln!(
+                io.err,
+                "run {}: resumed ({} hosts have a record); ledger {}",
+                ledger.run_id(),
+                previous.len(),
+                ledger.dir.display()
+            );
+            (ledger, plan, previous)
+        }
         None => {
-            plan_now(
-                &inventory, &selected, &settings, &installer, &connector, cx, io,
-            )
-            .await?
+            let plan = match &args.plan {
+                Some(path) => load_plan(path).map_err(input)?,
+                None => {
+                    plan_now(
+                        &inventory, &selected, &settings, &installer, &connector, cx, io,
+                    )
+                    .await?
+                }
+            };
+            new_run(args, &inventory, plan, &selected, &installer, &share, io).await?
         }
     };
-    check_installer(&plan, &installer).map_err(input)?;
+    let run_id = ledger.run_id();
+    let reporters = super::reporters(io, args.fleet.events.as_deref()).map_err(input)?;
+    let reporters = reporters.with_notices(io);
+    let report = run::run(
+        run::RunInputs {
+            run_id: &run_id,
+            inventory: &inventory,
+            plan: &plan,
+            installer: &installer,
+            playbook: &playbook,
+            share: &share,
+            catalog: &settings.catalog,
+            today: cx.today,
+            concurrency: settings.concurrency,
+            failure_budget: budget,
+            connector: &connector,
+            ledger: &ledger,
+            ignore_windows: args.ignore_windows,
+            previous,
+        },
+        cx.shutdown.clone(),
+        reporters.sink(),
+    )
+    .await;
+    reporters.finish().await;
+    if cx.shutdown.level() == crate::engine::Level::Detach {
+        let _ = ledger.event(&serde_json::json!({
+            "at": jiff::Timestamp::now().to_string(),
+            "event": "detached",
+            "detail": format!("the controller let go of the hosts still in progress: ecfleet run --resume {run_id}"),
+        }));
+    }
+    if let Err(e) = ledger.finish(&report) {
+        let _ = writeln!(io.err, "warning: the run's summary was not written: {e}");
+    }
+    let json = matches!(args.format, PlanFormatArg::Json);
+    render_run(&report, json, io.color, io.out)
+        .map_err(|e| (exit::FAILURE, format!("cannot write the report: {e}")))?;
+    Ok(super::unless_detached(&cx.shutdown, report.exit_code()))
+}
+
+/// A new run: the plan checked against the installer and narrowed to the selection, shown and
+/// confirmed, then its ledger created.
+async fn new_run(
+    args: &RunArgs,
+    inventory: &crate::inventory::Inventory,
+    mut plan: Plan,
+    selected: &[&crate::inventory::Host],
+    installer: &Installer,
+    share: &std::path::Path,
+    io: &mut Io<'_>,
+) -> Result<(ledger::Ledger, Plan, HashMap<String, run::HostRecord>), (u8, String)> {
+    check_installer(&plan, installer).map_err(|e| (exit::INVALID_INPUT, e))?;
     if args.plan.is_some() && (!args.fleet.hosts.is_empty() || !args.fleet.tenants.is_empty()) {
         plan.hosts
             .retain(|h| selected.iter().any(|s| s.name == h.host));
@@ -153,52 +223,71 @@ async fn prepare_and_run(
         ));
     }
     let run_id = ledger::new_run_id();
-    let header = serde_json::json!({
+    let header = header(&run_id, inventory, args, installer);
+    let ledger = ledger::Ledger::create(share, &run_id, &header, &plan)
+        .map_err(|e| (exit::FAILURE, format!("cannot start the run's ledger: {e}")))?;
+    let _ = writeln!(io.err, "run {run_id}: ledger {}", ledger.dir.display());
+    Ok((ledger, plan, HashMap::new()))
+}
+
+/// `run.json` for a new run: who ran what, when.
+fn header(
+    run_id: &str,
+    inventory: &crate::inventory::Inventory,
+    args: &RunArgs,
+    installer: &Installer,
+) -> serde_json::Value {
+    let sha_of = |p: &std::path::Path| std::fs::read(p).ok().map(|b| crate::digest::sha256_hex(&b));
+    serde_json::json!({
         "schema_version": 1,
         "kind": "ecfleet-run",
         "run_id": run_id,
         "started_at": jiff::Timestamp::now().to_string(),
         "inventory": inventory.path.display().to_string(),
-        "inventory_sha256": crate::digest::sha256_hex(&std::fs::read(&inventory.path).unwrap_or_default()),
+        "inventory_sha256": sha_of(&inventory.path),
         "plan": args.plan.as_ref().map(|p| p.display().to_string()),
-        "plan_sha256": args.plan.as_ref().and_then(|p| std::fs::read(p).ok()).map(|b| crate::digest::sha256_hex(&b)),
+        "plan_sha256": args.plan.as_deref().and_then(sha_of),
         "installer": installer.info,
         "arguments": std::env::args().skip(1).collect::<Vec<_>>(),
         "controller": { "pid": std::process::id(), "version": env!("CARGO_PKG_VERSION") },
-    });
-    let ledger = ledger::Ledger::create(&share, &run_id, &header)
-        .map_err(|e| (exit::FAILURE, format!("cannot start the run's ledger: {e}")))?;
-    let _ = writeln!(io.err, "run {run_id}: ledger {}", ledger.dir.display());
-    let reporters = super::reporters(io, args.fleet.events.as_deref()).map_err(input)?;
-    let reporters = reporters.with_notices(io);
-    let report = run::run(
-        run::RunInputs {
-            run_id: &run_id,
-            inventory: &inventory,
-            plan: &plan,
-            installer: &installer,
-            playbook: &playbook,
-            share: &share,
-            catalog: &settings.catalog,
-            today: cx.today,
-            concurrency: settings.concurrency,
-            failure_budget: budget,
-            connector: &connector,
-            ledger: &ledger,
-            ignore_windows: args.ignore_windows,
-        },
-        cx.shutdown.clone(),
-        reporters.sink(),
-    )
-    .await;
-    reporters.finish().await;
-    if let Err(e) = ledger.finish(&report) {
-        let _ = writeln!(io.err, "warning: the run's summary was not written: {e}");
+    })
+}
+
+/// A resumed run's plan (as the ledger kept it) and each host's record; the installer must be
+/// the one the run started with.
+fn resumed(
+    ledger: &ledger::Ledger,
+    installer: &Installer,
+) -> Result<(Plan, HashMap<String, run::HostRecord>), String> {
+    let plan_bytes = ledger
+        .read("plan.json")
+        .ok_or_else(|| format!("{} has no plan.json", ledger.dir.display()))?;
+    let plan: Plan = serde_json::from_slice(&plan_bytes)
+        .map_err(|e| format!("{}/plan.json: {e}", ledger.dir.display()))?;
+    check_installer(&plan, installer)?;
+    let header: serde_json::Value = ledger
+        .read("run.json")
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some(sha) = header["installer"]["sha256"].as_str()
+        && !sha.eq_ignore_ascii_case(&installer.payload.sha256)
+    {
+        return Err(format!(
+            "run {} started with the installer of SHA-256 {sha}; {} is {}: give that installer",
+            ledger.run_id(),
+            installer.info.path.display(),
+            installer.payload.sha256
+        ));
     }
-    let json = matches!(args.format, PlanFormatArg::Json);
-    render_run(&report, json, io.color, io.out)
-        .map_err(|e| (exit::FAILURE, format!("cannot write the report: {e}")))?;
-    Ok(super::unless_detached(&cx.shutdown, report.exit_code()))
+    let mut previous = HashMap::new();
+    for h in &plan.hosts {
+        if let Some(bytes) = ledger.read(&format!("hosts/{}/{}.json", h.tenant, h.host))
+            && let Ok(record) = serde_json::from_slice::<run::HostRecord>(&bytes)
+        {
+            previous.insert(h.host.clone(), record);
+        }
+    }
+    Ok((plan, previous))
 }
 
 /// No plan file: plan the selected hosts now, against the installer.

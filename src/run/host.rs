@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ecfleet_proto::Facts;
 use ecfleet_proto::upgrade::{HandoffResult, RestartResult};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{HostOutcome, HostRecord, PhaseRecord, RunContext};
@@ -120,8 +120,9 @@ pub async fn upgrade_host(
     planned: &PlannedHost,
     cx: &RunContext<'_>,
     ctx: StepContext,
+    earlier: Option<HostRecord>,
 ) -> HostRecord {
-    let record = HostRecord::new(host, planned);
+    let record = earlier.unwrap_or_else(|| HostRecord::new(host, planned));
     let mut walk = Walk {
         host,
         planned,
@@ -150,72 +151,113 @@ pub async fn upgrade_host(
 async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     let d = w.cx.playbook.deadlines.clone();
     let (host, cx) = (w.host, w.cx);
+    if w.record.handed_off_at.is_none() {
+        before_handoff(w).await?;
+    } else {
+        // Re-attached to a host already handed to the operator: watch, never hand off again.
+        w.notice(format!(
+            "still handed to the operator (since {}): watching",
+            w.record.handed_off_at.clone().unwrap_or_default()
+        ));
+    }
+    if !w.record.done("upgrade") {
+        let from = w
+            .record
+            .last_old_seen
+            .clone()
+            .or(w.record.handed_off_at.clone())
+            .unwrap_or_default();
+        let last_old = w
+            .phase(
+                "upgrade",
+                Duration::from_secs(d.upgrade),
+                watch_upgrade(host, cx, from),
+            )
+            .await
+            .map_err(|(o, why)| match o {
+                HostOutcome::Failed => (HostOutcome::OperatorTimeout, why),
+                other => (other, why),
+            })?;
+        w.record.last_old_seen = Some(last_old);
+        cx.save(&w.record);
+        w.notice(format!("{} is in place; verifying", cx.target));
+    }
+    let since = w.record.last_old_seen.clone().unwrap_or_default();
+    w.phase(
+        "verify",
+        Duration::from_secs(d.verify),
+        verify(host, cx, since),
+    )
+    .await
+}
+
+/// Phases 1, 2 and 3's staging, each unless a run before this one (`--resume`) completed it;
+/// then the hand-off.
+async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
+    let d = w.cx.playbook.deadlines.clone();
+    let (host, cx) = (w.host, w.cx);
     let mut session = HostSession::open(host, cx.connector, w.ctx.deadline)
         .await
         .map_err(failed)?;
-    let facts = {
+    let facts = if w.record.done("preflight") {
+        // Only for the free space staging needs; preflight is not done twice.
+        session.agent::<Facts>("facts", &[]).await.ok()
+    } else {
         let s = &mut session;
-        w.phase(
-            "preflight",
-            Duration::from_secs(d.preflight),
-            preflight(s, w.planned, cx),
-        )
-        .await?
+        let facts = w
+            .phase(
+                "preflight",
+                Duration::from_secs(d.preflight),
+                preflight(s, w.planned, cx),
+            )
+            .await?;
+        w.record.baseline = Some(checks::Readings::of(&facts).into());
+        Some(facts)
     };
-    w.record.baseline = Some(checks::Readings::of(&facts).into());
-    let settings = BackupSettings {
-        tag: Tag::PreUpgrade,
-        share: cx.share.to_path_buf(),
-        retention: backup::Retention::default(),
-        concurrency: 1,
-        host_deadline: Duration::from_secs(d.backup),
-        date: cx.today,
-        run_id: Some(cx.run_id.to_string()),
-    };
-    let deadline = Instant::now() + Duration::from_secs(d.backup);
-    let done = {
-        let s = &mut session;
-        w.phase("backup", Duration::from_secs(d.backup), async {
-            backup::back_up_in_session(s, host, &settings, deadline)
-                .await
-                .map_err(|e| {
-                    (
-                        HostOutcome::Failed,
-                        format!("no verified backup, so no upgrade: {}", e.message),
-                    )
-                })
-        })
-        .await?
-    };
+    if !w.record.done("backup") {
+        let done = {
+            let s = &mut session;
+            w.phase(
+                "backup",
+                Duration::from_secs(d.backup),
+                pre_upgrade_backup(s, host, cx),
+            )
+            .await?
+        };
+        w.record.backup = Some(done);
+        cx.save(&w.record);
+    }
     if let Some(why) = cx.window_closed(host) {
         session.close().await;
-        w.record.backup = Some(format!(
-            "{}/{}",
-            done.stored.dir.display(),
-            done.stored.manifest.name
-        ));
         return Err((HostOutcome::Deferred, why));
     }
-    w.record.backup = Some(format!(
-        "{}/{}",
-        done.stored.dir.display(),
-        done.stored.manifest.name
-    ));
-    let (free, drive) = facts
-        .disk
-        .as_ref()
+    if w.ctx.stopping() {
+        session.close().await;
+        return Err((
+            HostOutcome::Interrupted,
+            "stopped before phase 3 (Ctrl-C): carry on with --resume".into(),
+        ));
+    }
+    let disk = facts.as_ref().and_then(|f| f.disk.as_ref());
+    let (free, drive) = disk
         .map(|d| (Some(d.free_bytes), d.system_drive.clone()))
         .unwrap_or((None, "the system drive".into()));
-    let staged = {
+    let staged = if w.record.done("stage")
+        && let Some(path) = w.record.staged.clone()
+    {
+        path
+    } else {
         let s = &mut session;
-        w.phase("stage", Duration::from_secs(d.stage), async {
-            crate::stage::stage(s, cx.installer, free, &drive)
-                .await
-                .map_err(failed)
-        })
-        .await?
+        let staged = w
+            .phase("stage", Duration::from_secs(d.stage), async {
+                crate::stage::stage(s, cx.installer, free, &drive)
+                    .await
+                    .map_err(failed)
+            })
+            .await?;
+        w.record.staged = Some(staged.path.clone());
+        staged.path
     };
-    w.record.staged = Some(staged.path.clone());
     if host.role == Role::Active
         && let Some(why) = cx.staging_not_verified(host)
     {
@@ -225,39 +267,53 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     let handoff: HandoffResult = session
         .agent(
             "handoff",
-            &[
-                "--installer",
-                &staged.path,
-                "--version",
-                &cx.target.to_string(),
-            ],
+            &["--installer", &staged, "--version", &cx.target.to_string()],
         )
         .await
         .map_err(failed)?;
     session.close().await;
-    let instructions = operator_instructions(host, &staged.path, cx.target);
+    let instructions = operator_instructions(host, &staged, cx.target);
     w.record.operator = Some(instructions.clone());
+    w.record.handed_off_at = Some(handoff.at);
+    cx.save(&w.record);
+    cx.log(host, "upgrade", "handoff", None, Some(instructions.clone()));
     w.notice(instructions);
-    let last_old = {
-        let limit = Duration::from_secs(d.upgrade);
-        w.phase(
-            "upgrade",
-            limit,
-            watch_upgrade(w.host, w.cx, handoff.at.clone()),
-        )
-        .await
-        .map_err(|(o, why)| match o {
-            HostOutcome::Failed => (HostOutcome::OperatorTimeout, why),
-            other => (other, why),
-        })?
+    Ok(())
+}
+
+/// Phase 2: this run's pre-upgrade backup. A backup of this run that is already complete on
+/// the share (the controller died after storing it) is taken as it is, never taken twice.
+async fn pre_upgrade_backup(
+    session: &mut HostSession<'_>,
+    host: &Host,
+    cx: &RunContext<'_>,
+) -> PhaseResult<String> {
+    let backups = backup::HostBackups::new(cx.share, &host.tenant, &host.name);
+    let name = |s: &backup::store::Stored| format!("{}/{}", s.dir.display(), s.manifest.name);
+    if let Some(s) = backups.list().into_iter().find(|s| {
+        s.manifest.tag == Tag::PreUpgrade && s.manifest.run_id.as_deref() == Some(cx.run_id)
+    }) {
+        return Ok(name(&s));
+    }
+    let settings = BackupSettings {
+        tag: Tag::PreUpgrade,
+        share: cx.share.to_path_buf(),
+        retention: backup::Retention::default(),
+        concurrency: 1,
+        host_deadline: Duration::from_secs(cx.playbook.deadlines.backup),
+        date: cx.today,
+        run_id: Some(cx.run_id.to_string()),
     };
-    w.notice(format!("{} is in place; verifying", cx.target));
-    w.phase(
-        "verify",
-        Duration::from_secs(d.verify),
-        verify(w.host, w.cx, last_old),
-    )
-    .await
+    let deadline = Instant::now() + Duration::from_secs(cx.playbook.deadlines.backup);
+    backup::back_up_in_session(session, host, &settings, deadline)
+        .await
+        .map(|done| name(&done.stored))
+        .map_err(|e| {
+            (
+                HostOutcome::Failed,
+                format!("no verified backup, so no upgrade: {}", e.message),
+            )
+        })
 }
 
 /// Phase 1: facts, the fingerprint, the rules.
@@ -451,7 +507,7 @@ async fn restart_adsync(host: &Host, cx: &RunContext<'_>) -> Result<RestartResul
 }
 
 /// The versions as a host record shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baseline {
     pub engine: Option<String>,
     pub config: Option<String>,

@@ -37,11 +37,13 @@ pub fn new_run_id() -> String {
 }
 
 impl Ledger {
-    /// Creates `runs/<run_id>/` (it must not exist), takes its lock and writes `run.json`.
+    /// Creates `runs/<run_id>/` (it must not exist), takes its lock and writes `run.json` and
+    /// the plan being run (`plan.json`, so that a resumed run never depends on the plan file).
     pub fn create(
         share: &Path,
         run_id: &str,
         header: &impl Serialize,
+        plan: &impl Serialize,
     ) -> Result<Ledger, ShareError> {
         let runs = share.join("runs");
         fs::create_dir_all(&runs).map_err(share_error(&runs))?;
@@ -58,6 +60,11 @@ impl Ledger {
             source: std::io::Error::other(e),
         })?;
         write_new_file(&dir.join("run.json"), &json)?;
+        let plan = serde_json::to_vec_pretty(plan).map_err(|e| ShareError {
+            path: dir.join("plan.json"),
+            source: std::io::Error::other(e),
+        })?;
+        write_new_file(&dir.join("plan.json"), &plan)?;
         let events_path = dir.join("events.jsonl");
         let events = OpenOptions::new()
             .create_new(true)
@@ -68,6 +75,79 @@ impl Ledger {
             dir,
             events: Mutex::new(events),
         })
+    }
+
+    /// Opens an existing run to carry it on (`--resume`): `latest` is the newest run on the
+    /// share. Its lock is taken over only when the controller that held it is gone (same
+    /// machine: its process no longer exists); another live controller is an error.
+    pub fn resume(share: &Path, which: &str) -> Result<Ledger, String> {
+        let runs = share.join("runs");
+        let id = if which == "latest" {
+            let mut ids: Vec<String> = fs::read_dir(&runs)
+                .map_err(|e| format!("no runs on the share ({}): {e}", runs.display()))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("run.json").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            ids.sort();
+            ids.pop()
+                .ok_or_else(|| format!("no runs in {}", runs.display()))?
+        } else {
+            which.to_string()
+        };
+        if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
+            return Err(format!("--resume {which}: not a run id"));
+        }
+        let dir = runs.join(&id);
+        if !dir.join("run.json").is_file() {
+            return Err(format!(
+                "--resume {which}: no run {} on the share",
+                dir.display()
+            ));
+        }
+        let lock = dir.join("lock");
+        if let Ok(text) = fs::read_to_string(&lock) {
+            let pid = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["pid"].as_u64());
+            if let Some(pid) = pid
+                && pid as u32 != std::process::id()
+                && process_alive(pid as u32)
+            {
+                return Err(format!(
+                    "run {id} is being driven by another controller (process {pid}); wait for it or stop it first"
+                ));
+            }
+        }
+        let taken = format!(
+            "{{\"pid\": {}, \"started_at\": \"{}\", \"resumed\": true}}\n",
+            std::process::id(),
+            jiff::Timestamp::now()
+        );
+        replace_file(&lock, taken.as_bytes()).map_err(|e| e.to_string())?;
+        let events_path = dir.join("events.jsonl");
+        let events = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&events_path)
+            .map_err(|e| format!("cannot append to {}: {e}", events_path.display()))?;
+        Ok(Ledger {
+            dir,
+            events: Mutex::new(events),
+        })
+    }
+
+    /// The run's id (its folder's name).
+    pub fn run_id(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A JSON file of the run (`run.json`, `plan.json`, a host's record), if it is there.
+    pub fn read(&self, relative: &str) -> Option<Vec<u8>> {
+        crate::fsread::read_regular(&self.dir.join(relative), 256 << 20).ok()
     }
 
     /// Appends one event as a line, flushed and synced before this returns.
@@ -114,6 +194,13 @@ impl Ledger {
     }
 }
 
+/// Whether a process with this id exists on this machine.
+fn process_alive(pid: u32) -> bool {
+    // kill(pid, 0) delivers nothing; it only says whether the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +245,33 @@ mod tests {
                 .unwrap();
         assert_eq!(host["again"], true);
         assert!(dir.join("summary.json").exists() && dir.join("run.json").exists());
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_resumed_only_when_its_controller_is_gone() {
+        let share = tempfile::tempdir().unwrap();
+        let plan = serde_json::json!({});
+        let a = Ledger::create(share.path(), "20261202T010000Z-0001", &plan, &plan).unwrap();
+        a.event(&serde_json::json!({"n": 1})).unwrap();
+        // This process holds it: resuming it here is taking it over (as after a crash).
+        let lock = a.dir.join("lock");
+        // A live other process (pid 1) holds it: refused.
+        std::fs::write(&lock, "{\"pid\": 1}").unwrap();
+        let err = Ledger::resume(share.path(), "latest").err().unwrap();
+        assert!(err.contains("another controller"), "{err}");
+        // A dead one: taken over, and events are appended after the old ones.
+        std::fs::write(&lock, "{\"pid\": 4194303}").unwrap();
+        let b = Ledger::resume(share.path(), "latest").unwrap();
+        assert_eq!(b.run_id(), "20261202T010000Z-0001");
+        b.event(&serde_json::json!({"n": 2})).unwrap();
+        let events = std::fs::read_to_string(b.dir.join("events.jsonl")).unwrap();
+        assert_eq!(events.lines().count(), 2);
+        assert!(Ledger::resume(share.path(), "../etc").is_err());
+        assert!(Ledger::resume(share.path(), "20991231T000000Z-ffff").is_err());
     }
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use jiff::civil::Date;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, EcVersion};
 use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, Unit};
@@ -28,7 +28,7 @@ pub use playbook::RunPlaybook;
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// How a host's run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostOutcome {
     /// On the target, the versions agree, the first syncs since the upgrade succeeded.
@@ -68,6 +68,11 @@ impl HostOutcome {
         }
     }
 
+    /// Whether the host's run is over (a resumed run leaves it as it is).
+    pub fn is_final(self) -> bool {
+        self.is_failure() || matches!(self, HostOutcome::Verified | HostOutcome::Untouched)
+    }
+
     fn is_failure(self) -> bool {
         matches!(
             self,
@@ -79,7 +84,7 @@ impl HostOutcome {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseRecord {
     /// `preflight`, `backup`, `stage`, `upgrade`, `verify`.
     pub phase: String,
@@ -91,7 +96,7 @@ pub struct PhaseRecord {
 }
 
 /// One host's record: in the ledger (`hosts/<tenant>/<host>.json`) and in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostRecord {
     pub tenant: String,
     pub host: String,
@@ -111,6 +116,14 @@ pub struct HostRecord {
     pub staged: Option<String>,
     /// What the operator was told to do.
     pub operator: Option<String>,
+    /// When the upgrade was handed to the operator (the host's clock): from then on a resumed
+    /// run only watches; it never hands off a second time.
+    #[serde(default)]
+    pub handed_off_at: Option<String>,
+    /// When the host was last seen on the old version (the host's clock): syncs that started
+    /// after it count for verify.
+    #[serde(default)]
+    pub last_old_seen: Option<String>,
     pub finished_at: Option<String>,
 }
 
@@ -131,8 +144,33 @@ impl HostRecord {
             backup: None,
             staged: None,
             operator: None,
+            handed_off_at: None,
+            last_old_seen: None,
             finished_at: None,
         }
+    }
+
+    /// Whether `phase` ended well (a resumed run does not do it again).
+    pub fn done(&self, phase: &str) -> bool {
+        self.phases
+            .iter()
+            .any(|p| p.phase == phase && p.outcome.as_deref() == Some("ok"))
+    }
+
+    /// A record picked up by `--resume`: a phase the killed controller left open is closed as
+    /// `interrupted`.
+    fn resumed(mut self) -> Self {
+        let now = {
+            let t = jiff::Timestamp::now();
+            t.round(jiff::Unit::Second).unwrap_or(t).to_string()
+        };
+        for p in self.phases.iter_mut().filter(|p| p.ended_at.is_none()) {
+            p.ended_at = Some(now.clone());
+            p.outcome = Some("interrupted".into());
+            p.detail = Some("the controller stopped; carried on by --resume".into());
+        }
+        self.outcome = HostOutcome::Interrupted;
+        self
     }
 }
 
@@ -306,6 +344,8 @@ pub struct RunInputs<'a> {
     pub connector: &'a Connector,
     pub ledger: &'a ledger::Ledger,
     pub ignore_windows: bool,
+    /// `--resume`: each host's record as the earlier controller left it.
+    pub previous: HashMap<String, HostRecord>,
 }
 
 /// Runs the plan's in-place hosts on the engine, in the plan's waves.
@@ -328,13 +368,33 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         .copied()
         .filter(|(_, p)| p.action == Action::InPlace)
         .collect();
+    let mut previous = inputs.previous;
     let mut staging: HashMap<String, Vec<(String, bool)>> = HashMap::new();
     for (h, _) in upgrading.iter().filter(|(h, _)| h.role == Role::Staging) {
+        let verified = previous
+            .get(&h.name)
+            .is_some_and(|r| r.outcome == HostOutcome::Verified);
         staging
             .entry(h.tenant.clone())
             .or_default()
-            .push((h.name.clone(), false));
+            .push((h.name.clone(), verified));
     }
+    // A resumed run leaves finished hosts as they are and carries on the others.
+    let finished: HashMap<String, HostRecord> = upgrading
+        .iter()
+        .filter_map(|(h, _)| {
+            let r = previous.get(&h.name)?;
+            (r.outcome.is_final() && r.finished_at.is_some()).then(|| (h.name.clone(), r.clone()))
+        })
+        .collect();
+    let upgrading: Vec<(&Host, &PlannedHost, Option<HostRecord>)> = upgrading
+        .into_iter()
+        .filter(|(h, _)| !finished.contains_key(&h.name))
+        .map(|(h, p)| {
+            let earlier = previous.remove(&h.name).map(HostRecord::resumed);
+            (h, p, earlier)
+        })
+        .collect();
     let cx = RunContext {
         run_id: inputs.run_id,
         plan: inputs.plan,
@@ -366,36 +426,43 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
     };
     let units = upgrading
         .iter()
-        .map(|(h, p)| Unit {
+        .map(|(h, p, earlier)| Unit {
             name: h.name.clone(),
             wave: p.wave,
-            item: (*h, *p),
+            item: (*h, *p, earlier.clone()),
         })
         .collect();
-    let outcomes = engine::run(units, &settings, shutdown, events, |(h, p), ctx| {
-        let cx = &cx;
-        async move {
-            let record = host::upgrade_host(h, p, cx, ctx).await;
-            let failed = record.outcome.is_failure().then(|| record.message.clone());
-            cx.records
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(h.name.clone(), record);
-            match failed {
-                // The failure budget counts these.
-                Some(message) => Err(HostError::new(ErrorKind::Refused, Phase::Agent, message)),
-                None => Ok(()),
+    let outcomes = engine::run(
+        units,
+        &settings,
+        shutdown,
+        events,
+        |(h, p, earlier), ctx| {
+            let cx = &cx;
+            async move {
+                let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
+                let failed = record.outcome.is_failure().then(|| record.message.clone());
+                cx.records
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(h.name.clone(), record);
+                match failed {
+                    // The failure budget counts these.
+                    Some(message) => Err(HostError::new(ErrorKind::Refused, Phase::Agent, message)),
+                    None => Ok(()),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     let mut by_host = std::mem::take(&mut *cx.records.lock().unwrap_or_else(|e| e.into_inner()));
-    for ((h, p), o) in upgrading.iter().zip(outcomes) {
+    by_host.extend(finished);
+    for ((h, p, earlier), o) in upgrading.iter().zip(outcomes) {
         if by_host.contains_key(&h.name) {
             continue;
         }
         // Never started: the budget was spent, or the run was interrupted.
-        let mut r = HostRecord::new(h, p);
+        let mut r = earlier.clone().unwrap_or_else(|| HostRecord::new(h, p));
         if let Err(e) = o.result {
             r.outcome = match e.kind {
                 ErrorKind::Skipped => HostOutcome::Skipped,
