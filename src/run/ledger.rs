@@ -209,11 +209,14 @@ mod tests {
     fn a_ledger_is_created_once_appended_to_and_finished() {
         let share = tempfile::tempdir().unwrap();
         let id = new_run_id();
-        let ledger = Ledger::create(share.path(), &id, &serde_json::json!({"run_id": id})).unwrap();
+        let plan = serde_json::json!({"kind": "ecfleet-plan"});
+        let header = serde_json::json!({"run_id": id});
+        let ledger = Ledger::create(share.path(), &id, &header, &plan).unwrap();
         assert!(
-            Ledger::create(share.path(), &id, &serde_json::json!({})).is_err(),
+            Ledger::create(share.path(), &id, &header, &plan).is_err(),
             "one run per id"
         );
+        assert!(ledger.read("plan.json").is_some());
         ledger
             .event(&serde_json::json!({"host": "ec01", "phase": "backup"}))
             .unwrap();
