@@ -38,9 +38,23 @@ pub enum Command {
     /// The in-place upgrade, phase by phase (preflight, backup, stage and the operator's
     /// upgrade, verify), for the plan's in-place hosts, in its waves.
     Run(RunArgs),
+    /// Show a run from its ledger on the share (finished, in progress, or stopped).
+    Report(ReportArgs),
     /// A simulated fleet on this machine.
     #[command(subcommand)]
     Lab(LabCommand),
+}
+
+#[derive(Args, Clone)]
+pub struct ReportArgs {
+    /// The run's id, or `latest`.
+    #[arg(value_name = "RUN-ID|latest")]
+    pub run: String,
+    /// The inventory whose share holds the run.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormatArg,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +177,12 @@ pub struct RunArgs {
     /// Upgrade outside the tenants' maintenance windows too.
     #[arg(long)]
     pub ignore_windows: bool,
+    /// Upgrade the first N hosts (in plan order) first, and the rest only when they all pass.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub canary: Option<u32>,
+    /// Go on after a canary that did not all pass.
+    #[arg(long, requires = "canary")]
+    pub continue_after_canary: bool,
     /// Do not ask before starting (unattended runs).
     #[arg(long)]
     pub yes: bool,

@@ -429,3 +429,56 @@ fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup
     }
     assert!(!ledger.join("lock").exists());
 }
+
+#[test]
+fn a_canary_that_fails_stops_the_rest_and_the_report_shows_the_run_again() {
+    let n = night(6, 1);
+    n.plan();
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(&n.plan).unwrap()).unwrap();
+    let in_place: Vec<String> = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["action"] == "in-place")
+        .map(|h| h["host"].as_str().unwrap().to_string())
+        .collect();
+    // The canary is the first in-place host in plan order; its backup fails.
+    let canary = &in_place[0];
+    n.edit(canary, "backup_fails = false", "backup_fails = true");
+    let out = n
+        .run_command(false)
+        .args(["--canary", "1"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(record(&report, canary)["outcome"], "failed");
+    for host in &in_place[1..] {
+        let r = record(&report, host);
+        assert_eq!(r["outcome"], "skipped", "{host}: {r:#}");
+        let why = r["message"].as_str().unwrap();
+        assert!(why.contains(&format!("canary ({canary})")), "{why}");
+        let text = std::fs::read_to_string(n.machine(host)).unwrap();
+        assert!(!text.contains("[upgrade]"), "{host} was not upgraded");
+    }
+    // `ecfleet report latest` re-renders the run from the share.
+    let shown = ecfleet()
+        .args(["report", "latest", "--format", "json", "-i"])
+        .arg(&n.inventory)
+        .output()
+        .unwrap();
+    assert_eq!(shown.status.code(), Some(1));
+    let again: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(again["run_id"], report["run_id"]);
+    assert_eq!(again["summary"], report["summary"]);
+    let table = ecfleet()
+        .args(["report", "latest", "-i"])
+        .arg(&n.inventory)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("t03-retiring") && text.contains("no verified backup"),
+        "{text}"
+    );
+}

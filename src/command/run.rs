@@ -165,6 +165,8 @@ async fn prepare_and_run(
             ledger: &ledger,
             ignore_windows: args.ignore_windows,
             previous,
+            canary: args.canary.map(|n| n as usize),
+            continue_after_canary: args.continue_after_canary,
         },
         cx.shutdown.clone(),
         reporters.sink(),
@@ -355,4 +357,30 @@ async fn confirm(io: &mut Io<'_>) -> bool {
         Ok(Ok(Ok(answer))) => matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
         _ => false,
     }
+}
+
+/// `ecfleet report RUN-ID|latest`: a run from its ledger.
+pub fn report(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
+    let inventory = match load_inventory(&args.inventory, cx) {
+        Ok(i) => i,
+        Err(e) => return io.error(exit::INVALID_INPUT, e),
+    };
+    let Some(share) = inventory.share.clone() else {
+        return io.error(
+            exit::INVALID_INPUT,
+            format!(
+                "{}: the inventory names no [share]",
+                inventory.path.display()
+            ),
+        );
+    };
+    let report = match ledger::find(&share, &args.run).and_then(|d| run::report_from_ledger(&d)) {
+        Ok(r) => r,
+        Err(e) => return io.error(exit::INVALID_INPUT, e),
+    };
+    let json = matches!(args.format, PlanFormatArg::Json);
+    if let Err(e) = render_run(&report, json, io.color, io.out) {
+        return io.error(exit::FAILURE, format!("cannot write the report: {e}"));
+    }
+    report.exit_code()
 }

@@ -81,30 +81,11 @@ impl Ledger {
     /// share. Its lock is taken over only when the controller that held it is gone (same
     /// machine: its process no longer exists); another live controller is an error.
     pub fn resume(share: &Path, which: &str) -> Result<Ledger, String> {
-        let runs = share.join("runs");
-        let id = if which == "latest" {
-            let mut ids: Vec<String> = fs::read_dir(&runs)
-                .map_err(|e| format!("no runs on the share ({}): {e}", runs.display()))?
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().join("run.json").is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            ids.sort();
-            ids.pop()
-                .ok_or_else(|| format!("no runs in {}", runs.display()))?
-        } else {
-            which.to_string()
-        };
-        if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
-            return Err(format!("--resume {which}: not a run id"));
-        }
-        let dir = runs.join(&id);
-        if !dir.join("run.json").is_file() {
-            return Err(format!(
-                "--resume {which}: no run {} on the share",
-                dir.display()
-            ));
-        }
+        let dir = find(share, which)?;
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let lock = dir.join("lock");
         if let Ok(text) = fs::read_to_string(&lock) {
             let pid = serde_json::from_str::<serde_json::Value>(&text)
@@ -192,6 +173,32 @@ impl Ledger {
         let lock = self.dir.join("lock");
         fs::remove_file(&lock).map_err(share_error(&lock))
     }
+}
+
+/// The folder of run `which` (an id, or `latest`: the newest) on the share.
+pub fn find(share: &Path, which: &str) -> Result<PathBuf, String> {
+    let runs = share.join("runs");
+    let id = if which == "latest" {
+        let mut ids: Vec<String> = fs::read_dir(&runs)
+            .map_err(|e| format!("no runs on the share ({}): {e}", runs.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("run.json").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids.pop()
+            .ok_or_else(|| format!("no runs in {}", runs.display()))?
+    } else {
+        which.to_string()
+    };
+    if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
+        return Err(format!("{which}: not a run id"));
+    }
+    let dir = runs.join(&id);
+    if !dir.join("run.json").is_file() {
+        return Err(format!("no run {} on the share", dir.display()));
+    }
+    Ok(dir)
 }
 
 /// Whether a process with this id exists on this machine.

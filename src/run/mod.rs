@@ -130,9 +130,17 @@ pub struct HostRecord {
 impl HostRecord {
     fn new(host: &Host, planned: &PlannedHost) -> Self {
         HostRecord {
-            tenant: host.tenant.clone(),
-            host: host.name.clone(),
             role: host.role,
+            ..HostRecord::from_plan(planned)
+        }
+    }
+
+    /// A record with what the plan says of a host.
+    fn from_plan(planned: &PlannedHost) -> Self {
+        HostRecord {
+            tenant: planned.tenant.clone(),
+            host: planned.host.clone(),
+            role: planned.role,
             action: planned.action,
             from: planned.from.clone(),
             to: planned.to.clone(),
@@ -292,7 +300,7 @@ impl RunContext<'_> {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSummary {
     pub hosts: usize,
     pub verified: usize,
@@ -301,7 +309,7 @@ pub struct RunSummary {
     pub waiting: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     pub schema_version: u32,
     pub kind: String,
@@ -346,31 +354,44 @@ pub struct RunInputs<'a> {
     pub ignore_windows: bool,
     /// `--resume`: each host's record as the earlier controller left it.
     pub previous: HashMap<String, HostRecord>,
+    /// `--canary N`: the first N hosts first; the rest only when they all passed.
+    pub canary: Option<usize>,
+    pub continue_after_canary: bool,
 }
 
-/// Runs the plan's in-place hosts on the engine, in the plan's waves.
-pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) -> RunReport {
-    let started_at = jiff::Timestamp::now();
-    let hosts: Vec<(&Host, &PlannedHost)> = inputs
-        .plan
+/// A host of the plan, with its inventory entry.
+type Planned<'a> = (&'a Host, &'a PlannedHost);
+/// A host to work on, with what an earlier controller left of it (`--resume`).
+type Pending<'a> = (&'a Host, &'a PlannedHost, Option<HostRecord>);
+
+/// Which hosts this run works on.
+struct Selection<'a> {
+    /// Every planned host found in the inventory, in plan order.
+    hosts: Vec<Planned<'a>>,
+    /// In-place hosts a resumed run finds finished: left as they are.
+    finished: HashMap<String, HostRecord>,
+    /// In-place hosts to work on, in plan order.
+    pending: Vec<Pending<'a>>,
+    /// Per tenant: its staging hosts and whether each was verified already.
+    staging: HashMap<String, Vec<(String, bool)>>,
+}
+
+fn select<'a>(
+    inventory: &'a Inventory,
+    plan: &'a Plan,
+    mut previous: HashMap<String, HostRecord>,
+) -> Selection<'a> {
+    let hosts: Vec<Planned<'a>> = plan
         .hosts
         .iter()
-        .filter_map(|p| {
-            inputs
-                .inventory
-                .hosts()
-                .find(|h| h.name == p.host)
-                .map(|h| (h, p))
-        })
+        .filter_map(|p| inventory.hosts().find(|h| h.name == p.host).map(|h| (h, p)))
         .collect();
-    let upgrading: Vec<(&Host, &PlannedHost)> = hosts
+    let in_place = hosts
         .iter()
         .copied()
-        .filter(|(_, p)| p.action == Action::InPlace)
-        .collect();
-    let mut previous = inputs.previous;
+        .filter(|(_, p)| p.action == Action::InPlace);
     let mut staging: HashMap<String, Vec<(String, bool)>> = HashMap::new();
-    for (h, _) in upgrading.iter().filter(|(h, _)| h.role == Role::Staging) {
+    for (h, _) in in_place.clone().filter(|(h, _)| h.role == Role::Staging) {
         let verified = previous
             .get(&h.name)
             .is_some_and(|r| r.outcome == HostOutcome::Verified);
@@ -379,22 +400,67 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
             .or_default()
             .push((h.name.clone(), verified));
     }
-    // A resumed run leaves finished hosts as they are and carries on the others.
-    let finished: HashMap<String, HostRecord> = upgrading
-        .iter()
+    let finished: HashMap<String, HostRecord> = in_place
+        .clone()
         .filter_map(|(h, _)| {
             let r = previous.get(&h.name)?;
             (r.outcome.is_final() && r.finished_at.is_some()).then(|| (h.name.clone(), r.clone()))
         })
         .collect();
-    let upgrading: Vec<(&Host, &PlannedHost, Option<HostRecord>)> = upgrading
-        .into_iter()
+    let pending = in_place
         .filter(|(h, _)| !finished.contains_key(&h.name))
-        .map(|(h, p)| {
-            let earlier = previous.remove(&h.name).map(HostRecord::resumed);
-            (h, p, earlier)
+        .map(|(h, p)| (h, p, previous.remove(&h.name).map(HostRecord::resumed)))
+        .collect();
+    Selection {
+        hosts,
+        finished,
+        pending,
+        staging,
+    }
+}
+
+/// Runs `pending` on the engine in their plan waves; each host's record goes to `cx.records`.
+async fn drive(
+    cx: &RunContext<'_>,
+    pending: &[Pending<'_>],
+    settings: &EngineSettings,
+    shutdown: Shutdown,
+) -> Vec<engine::Outcome<()>> {
+    let units = pending
+        .iter()
+        .map(|(h, p, earlier)| Unit {
+            name: h.name.clone(),
+            wave: p.wave,
+            item: (*h, *p, earlier.clone()),
         })
         .collect();
+    engine::run(
+        units,
+        settings,
+        shutdown,
+        cx.events,
+        |(h, p, earlier), ctx| async move {
+            let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
+            let failed = record.outcome.is_failure().then(|| record.message.clone());
+            cx.records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(h.name.clone(), record);
+            match failed {
+                // The failure budget counts these.
+                Some(message) => Err(HostError::new(ErrorKind::Refused, Phase::Agent, message)),
+                None => Ok(()),
+            }
+        },
+    )
+    .await
+}
+
+/// Runs the plan's in-place hosts on the engine, in the plan's waves; with a canary, its first
+/// `canary` hosts first, and the rest only when they all passed (or `continue_after_canary`).
+pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) -> RunReport {
+    let started_at = jiff::Timestamp::now();
+    let selection = select(inputs.inventory, inputs.plan, inputs.previous);
     let cx = RunContext {
         run_id: inputs.run_id,
         plan: inputs.plan,
@@ -415,7 +481,7 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
                 .filter_map(|t| Some((t.name.clone(), t.maintenance_window.clone()?)))
                 .collect()
         }),
-        staging: Mutex::new(staging),
+        staging: Mutex::new(selection.staging),
         ledger_errors: Mutex::new(Vec::new()),
         records: Mutex::new(HashMap::new()),
     };
@@ -424,44 +490,63 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         host_deadline: inputs.playbook.host_deadline(),
         failure_budget: inputs.failure_budget,
     };
-    let units = upgrading
-        .iter()
-        .map(|(h, p, earlier)| Unit {
-            name: h.name.clone(),
-            wave: p.wave,
-            item: (*h, *p, earlier.clone()),
-        })
-        .collect();
-    let outcomes = engine::run(
-        units,
-        &settings,
-        shutdown,
-        events,
-        |(h, p, earlier), ctx| {
-            let cx = &cx;
-            async move {
-                let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
-                let failed = record.outcome.is_failure().then(|| record.message.clone());
-                cx.records
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(h.name.clone(), record);
-                match failed {
-                    // The failure budget counts these.
-                    Some(message) => Err(HostError::new(ErrorKind::Refused, Phase::Agent, message)),
-                    None => Ok(()),
-                }
-            }
-        },
+    let pending = &selection.pending;
+    let split = inputs.canary.map(|n| n.min(pending.len())).unwrap_or(0);
+    let mut outcomes = drive(&cx, &pending[..split], &settings, shutdown.clone()).await;
+    let canary_failed: Vec<String> = {
+        let records = cx.records.lock().unwrap_or_else(|e| e.into_inner());
+        pending[..split]
+            .iter()
+            .filter(|(h, _, _)| {
+                records
+                    .get(&h.name)
+                    .is_none_or(|r| r.outcome != HostOutcome::Verified)
+            })
+            .map(|(h, _, _)| h.name.clone())
+            .collect()
+    };
+    if canary_failed.is_empty() || inputs.continue_after_canary {
+        outcomes.extend(drive(&cx, &pending[split..], &settings, shutdown).await);
+    } else {
+        let why = format!(
+            "not started: the canary ({}) did not all pass; give --continue-after-canary to go on anyway",
+            canary_failed.join(", ")
+        );
+        outcomes.extend(pending[split..].iter().map(|_| engine::Outcome {
+            result: Err(HostError::new(
+                ErrorKind::Skipped,
+                Phase::Schedule,
+                why.clone(),
+            )),
+            duration: std::time::Duration::ZERO,
+        }));
+    }
+    report(
+        &cx,
+        &selection.hosts,
+        selection.finished,
+        pending,
+        outcomes,
+        started_at,
     )
-    .await;
+}
+
+/// The report from every host's record (and the engine's word for hosts that never started).
+fn report(
+    cx: &RunContext<'_>,
+    hosts: &[Planned<'_>],
+    finished: HashMap<String, HostRecord>,
+    pending: &[Pending<'_>],
+    outcomes: Vec<engine::Outcome<()>>,
+    started_at: jiff::Timestamp,
+) -> RunReport {
     let mut by_host = std::mem::take(&mut *cx.records.lock().unwrap_or_else(|e| e.into_inner()));
     by_host.extend(finished);
-    for ((h, p, earlier), o) in upgrading.iter().zip(outcomes) {
+    for ((h, p, earlier), o) in pending.iter().zip(outcomes) {
         if by_host.contains_key(&h.name) {
             continue;
         }
-        // Never started: the budget was spent, or the run was interrupted.
+        // Never started: the budget was spent, the canary failed, or the run was interrupted.
         let mut r = earlier.clone().unwrap_or_else(|| HostRecord::new(h, p));
         if let Err(e) = o.result {
             r.outcome = match e.kind {
@@ -485,23 +570,29 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
             })
         })
         .collect();
-    let count = |f: fn(HostOutcome) -> bool| records.iter().filter(|r| f(r.outcome)).count();
-    let finished = jiff::Timestamp::now();
+    let stamp = |t: jiff::Timestamp| t.round(jiff::Unit::Second).unwrap_or(t).to_string();
     RunReport {
         schema_version: REPORT_SCHEMA_VERSION,
         kind: "ecfleet-run-report".into(),
-        run_id: inputs.run_id.into(),
-        ledger: inputs.ledger.dir.display().to_string(),
-        target: inputs.installer.version.to_string(),
-        started_at: started_at
-            .round(jiff::Unit::Second)
-            .unwrap_or(started_at)
-            .to_string(),
-        finished_at: finished
-            .round(jiff::Unit::Second)
-            .unwrap_or(finished)
-            .to_string(),
-        summary: RunSummary {
+        run_id: cx.run_id.into(),
+        ledger: cx.ledger.dir.display().to_string(),
+        target: cx.target.to_string(),
+        started_at: stamp(started_at),
+        finished_at: stamp(jiff::Timestamp::now()),
+        summary: RunSummary::of(&records),
+        hosts: records,
+        ledger_errors: cx
+            .ledger_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    }
+}
+
+impl RunSummary {
+    pub fn of(records: &[HostRecord]) -> RunSummary {
+        let count = |f: fn(HostOutcome) -> bool| records.iter().filter(|r| f(r.outcome)).count();
+        RunSummary {
             hosts: records.len(),
             verified: count(|o| o == HostOutcome::Verified),
             failed: count(HostOutcome::is_failure),
@@ -512,11 +603,58 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
                     HostOutcome::Skipped | HostOutcome::Interrupted | HostOutcome::Deferred
                 )
             }),
-        },
-        hosts: records,
-        ledger_errors: cx
-            .ledger_errors
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner()),
+        }
     }
+}
+
+/// A run as its ledger has it (`ecfleet report`): the summary when the run finished, else the
+/// plan and the host records so far (a run in progress, or whose controller died).
+pub fn report_from_ledger(dir: &Path) -> Result<RunReport, String> {
+    let read = |name: &str| crate::fsread::read_regular(&dir.join(name), 256 << 20).ok();
+    if let Some(bytes) = read("summary.json") {
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}/summary.json: {e}", dir.display()));
+    }
+    let plan: Plan = read("plan.json")
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| format!("{} is not a run's ledger (no plan.json)", dir.display()))?;
+    let header: serde_json::Value = read("run.json")
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let records: Vec<HostRecord> = plan
+        .hosts
+        .iter()
+        .map(|p| {
+            read(&format!("hosts/{}/{}.json", p.tenant, p.host))
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_else(|| HostRecord {
+                    outcome: if p.action == Action::InPlace {
+                        HostOutcome::Interrupted
+                    } else {
+                        HostOutcome::Untouched
+                    },
+                    message: if p.action == Action::InPlace {
+                        "not started yet".into()
+                    } else {
+                        format!("the plan says {}: not touched", p.action.as_str())
+                    },
+                    ..HostRecord::from_plan(p)
+                })
+        })
+        .collect();
+    Ok(RunReport {
+        schema_version: REPORT_SCHEMA_VERSION,
+        kind: "ecfleet-run-report".into(),
+        run_id: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ledger: dir.display().to_string(),
+        target: plan.target.version.to_string(),
+        started_at: header["started_at"].as_str().unwrap_or_default().to_string(),
+        finished_at: String::new(),
+        summary: RunSummary::of(&records),
+        hosts: records,
+        ledger_errors: vec!["the run has no summary yet: in progress, or its controller stopped (ecfleet run --resume)".into()],
+    })
 }
