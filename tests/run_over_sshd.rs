@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 /// A playbook for tests: the same phases, deadlines in seconds, a one-second watch.
-const FAST: &str = "schema_version = 1\n[deadlines]\npreflight = 60\nbackup = 60\nstage = 60\nupgrade = 8\nverify = 20\n[watch]\npoll_seconds = 1\n[verify]\nrestart_adsync_once = true\n";
+const FAST: &str = "schema_version = 1\n[deadlines]\npreflight = 60\nbackup = 60\nstage = 60\nupgrade = 12\nverify = 20\n[watch]\npoll_seconds = 1\n[verify]\nrestart_adsync_once = true\n";
 
 struct Night {
     fleet: Fleet,
@@ -481,4 +481,76 @@ fn a_canary_that_fails_stops_the_rest_and_the_report_shows_the_run_again() {
         text.contains("t03-retiring") && text.contains("no verified backup"),
         "{text}"
     );
+}
+
+#[test]
+fn the_things_that_bite_end_in_their_outcomes_with_evidence() {
+    let n = night(6, 2);
+    // The staging server's Health Agent is disabled (before the plan: it is in the fingerprint)
+    // and it restarts at the end of its upgrade: verified, with the way to re-enable the agent.
+    // Its tenant's active server hits customised default rules that break the exports; two
+    // others: a half-removing installer and an ADSync that will not start.
+    n.edit(
+        "t02-staging",
+        "display_name = \"Microsoft Entra Connect Health Agent\"\nstate = \"Running\"",
+        "display_name = \"Microsoft Entra Connect Health Agent\"\nstate = \"Stopped\"",
+    );
+    n.plan();
+    n.edit("t02-staging", "reboot_seconds = 0", "reboot_seconds = 3");
+    n.edit(
+        "t02-behind",
+        "rules_conflict_after_upgrade = false",
+        "rules_conflict_after_upgrade = true",
+    );
+    n.edit(
+        "t03-retiring",
+        "[faults]",
+        "[faults]\ninstaller_fails = \"25019\"",
+    );
+    n.edit(
+        "t04-sync-stopped",
+        "adsync_stops_after_upgrade = false",
+        "adsync_stops_after_upgrade = true",
+    );
+    let (code, report, stderr) = n.run();
+    assert_eq!(code, 1, "{stderr}\n{report:#}");
+    let staging = record(&report, "t02-staging");
+    assert_eq!(staging["outcome"], "verified", "{staging:#}");
+    let warning = staging["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("Register-MicrosoftEntraConnectHealthAgent"),
+        "{warning}"
+    );
+    assert!(
+        stderr.contains("t02-staging: not answering (rebooting?)"),
+        "{stderr}"
+    );
+    let conflict = record(&report, "t02-behind");
+    assert_eq!(conflict["outcome"], "failed", "{conflict:#}");
+    let why = conflict["message"].as_str().unwrap();
+    assert!(why.contains("completed-export-errors"), "{conflict:#}");
+    let half = record(&report, "t03-retiring");
+    assert_eq!(half["outcome"], "failed");
+    assert!(
+        half["message"].as_str().unwrap().contains("half-removed"),
+        "{half:#}"
+    );
+    let stopped = record(&report, "t04-sync-stopped");
+    assert_eq!(stopped["outcome"], "failed");
+    assert!(
+        stopped["message"]
+            .as_str()
+            .unwrap()
+            .contains("nor after one restart"),
+        "{stopped:#}"
+    );
+    // Every failed host has its pre-upgrade backup named in its record.
+    for h in ["t02-behind", "t03-retiring", "t04-sync-stopped"] {
+        assert!(
+            record(&report, h)["backup"]
+                .as_str()
+                .unwrap()
+                .ends_with("-pre-upgrade")
+        );
+    }
 }

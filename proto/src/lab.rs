@@ -308,4 +308,15 @@ pub struct Faults {
     /// After an upgrade the configuration version stays at the old build: `fixed-by-restart`
     /// (one ADSync restart fixes it) or `sticky` (it does not).
     pub config_version_lags: Option<String>,
+    /// The installer fails when the lab's operator runs it: `1603` (it rolls back: the old
+    /// version stays) or `25019` (it leaves a half-removed install: no ADSync service, the
+    /// uninstall entries still there; DOMAIN.md §7 #4).
+    pub installer_fails: Option<String>,
+    /// After the upgrade the ADSync service does not start (and no restart helps).
+    pub adsync_stops_after_upgrade: bool,
+    /// Customised default rules conflict after the upgrade: the first exports end
+    /// `completed-export-errors`.
+    pub rules_conflict_after_upgrade: bool,
+    /// The host restarts at the end of the upgrade and answers nothing for this many seconds.
+    pub reboot_seconds: u64,
 }

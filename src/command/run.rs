@@ -123,14 +123,7 @@ async fn prepare_and_run(
     let (ledger, plan, previous) = match &args.resume {
         Some(which) => {
             let ledger = ledger::Ledger::resume(&share, which).map_err(input)?;
-            let (plan, previous) = resumed(&ledger, &installer).map_err(input)?;
-            let _ = writeln!(
-                io.err,
-                "run {}: resumed ({} hosts have a record); ledger {}",
-                ledger.run_id(),
-                previous.len(),
-                ledger.dir.display()
-            );
+            let (plan, previous) = resumed(&ledger, &installer, io).map_err(input)?;
             (ledger, plan, previous)
         }
         None => {
@@ -260,6 +253,7 @@ fn header(
 fn resumed(
     ledger: &ledger::Ledger,
     installer: &Installer,
+    io: &mut Io<'_>,
 ) -> Result<(Plan, HashMap<String, run::HostRecord>), String> {
     let plan_bytes = ledger
         .read("plan.json")
@@ -289,6 +283,13 @@ fn resumed(
             previous.insert(h.host.clone(), record);
         }
     }
+    let _ = writeln!(
+        io.err,
+        "run {}: resumed ({} hosts have a record); ledger {}",
+        ledger.run_id(),
+        previous.len(),
+        ledger.dir.display()
+    );
     Ok((plan, previous))
 }
 

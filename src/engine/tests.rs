@@ -10,16 +10,16 @@ use bytes::Bytes;
 
 use super::*;
 use crate::inventory::Host;
-use crate::session::{AgentBuild, AgentBuilds, Connector, HostSession};
+use crate::session::{AgentBuild, AgentBuilds, Connector, HostSession, LazyBuild};
 use crate::transport::fake::{FakeHost, FakeNetwork};
 use crate::transport::{self, Payload};
 
 fn agents() -> AgentBuilds {
     AgentBuilds {
-        linux: Some(AgentBuild {
+        linux: Some(LazyBuild::ready(AgentBuild {
             path: "ecfleet-agent".into(),
             payload: Payload::new(Bytes::from_static(b"fake agent")),
-        }),
+        })),
         windows: None,
     }
 }
@@ -27,7 +27,7 @@ fn agents() -> AgentBuilds {
 /// A fleet of fake hosts: `behave(i)` says how host `i` behaves.
 fn fleet(n: usize, behave: impl Fn(usize) -> FakeHost) -> (Vec<Host>, Connector) {
     let agents = agents();
-    let mut network = FakeNetwork::new(agents.linux.as_ref().unwrap().sha256());
+    let mut network = FakeNetwork::new(agents.linux.as_ref().unwrap().get().unwrap().sha256());
     let hosts: Vec<Host> = (0..n)
         .map(|i| crate::testing::lab_host(&format!("h{i:03}"), "t"))
         .collect();

@@ -32,6 +32,15 @@ pub const SCENARIOS: &[&str] = &[
     "localdb-full",
     "config-edited",
     "no-entra-connector",
+    // What bites during `ecfleet run` (docs/lab.md): healthy for an audit, in-place in a plan.
+    "installer-fails",
+    "versions-lag",
+    "versions-lag-sticky",
+    "adsync-wont-start",
+    "rules-conflict",
+    "mfa-hangs",
+    "reboot-mid-upgrade",
+    "backup-fails",
 ];
 
 /// The lab's maintenance windows, spread over the tenants so that a plan has several waves.
@@ -435,6 +444,14 @@ fn apply_scenario(m: &mut Machine, scenario: &str, p: &Picks, behind: EcVersion)
             }
         }
         "config-edited" => m.engine_config.edited = true,
+        "installer-fails" => m.faults.installer_fails = Some("25019".into()),
+        "versions-lag" => m.faults.config_version_lags = Some("fixed-by-restart".into()),
+        "versions-lag-sticky" => m.faults.config_version_lags = Some("sticky".into()),
+        "adsync-wont-start" => m.faults.adsync_stops_after_upgrade = true,
+        "rules-conflict" => m.faults.rules_conflict_after_upgrade = true,
+        "mfa-hangs" => m.operator.acts = false,
+        "reboot-mid-upgrade" => m.faults.reboot_seconds = 30,
+        "backup-fails" => m.faults.backup_fails = true,
         "sync-errors" => {
             for r in &mut m.runs {
                 if r.run_profile == "Export" && r.connector.ends_with(" - AAD") {
@@ -480,6 +497,14 @@ fn description(scenario: &str) -> &'static str {
             "miiserver.exe.config edited after the install, no DiagnosticSource redirect"
         }
         "no-entra-connector" => "the Microsoft Entra ID connector is missing",
+        "installer-fails" => "the installer fails with 25019 and leaves a half-removed install",
+        "versions-lag" => "after the upgrade the configuration version lags until ADSync restarts",
+        "versions-lag-sticky" => "after the upgrade the configuration version lags for good",
+        "adsync-wont-start" => "ADSync does not start after the upgrade",
+        "rules-conflict" => "customised default rules conflict: exports fail after the upgrade",
+        "mfa-hangs" => "the wizard's MFA sign-in hangs: the operator never finishes",
+        "reboot-mid-upgrade" => "the host restarts at the end of the upgrade (30 s)",
+        "backup-fails" => "the configuration export fails",
         _ => "",
     }
 }

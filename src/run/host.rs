@@ -173,22 +173,24 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
                 Duration::from_secs(d.upgrade),
                 watch_upgrade(host, cx, from),
             )
-            .await
-            .map_err(|(o, why)| match o {
-                HostOutcome::Failed => (HostOutcome::OperatorTimeout, why),
-                other => (other, why),
-            })?;
+            .await?;
         w.record.last_old_seen = Some(last_old);
         cx.save(&w.record);
         w.notice(format!("{} is in place; verifying", cx.target));
     }
     let since = w.record.last_old_seen.clone().unwrap_or_default();
-    w.phase(
-        "verify",
-        Duration::from_secs(d.verify),
-        verify(host, cx, since),
-    )
-    .await
+    let warnings = w
+        .phase(
+            "verify",
+            Duration::from_secs(d.verify),
+            verify(host, cx, since),
+        )
+        .await?;
+    for warning in &warnings {
+        w.notice(warning.clone());
+    }
+    w.record.warnings = warnings;
+    Ok(())
 }
 
 /// Phases 1, 2 and 3's staging, each unless a run before this one (`--resume`) completed it;
@@ -401,11 +403,31 @@ async fn watch_upgrade(
     handed_off_at: String,
 ) -> PhaseResult<String> {
     let poll = Duration::from_secs(cx.playbook.watch.poll_seconds);
+    // Report a moment before the phase's own deadline, with what was seen last.
+    let limit = Duration::from_secs(cx.playbook.deadlines.upgrade);
+    let until = Instant::now() + limit.saturating_sub(poll + Duration::from_secs(2));
     let mut last_old = handed_off_at;
     let mut said = String::new();
     loop {
+        if Instant::now() >= until {
+            return Err((
+                HostOutcome::OperatorTimeout,
+                format!(
+                    "{} was not in place within {} s of the hand-off (last seen: {}); the upgrade was not touched: it may be waiting at a sign-in, or half done",
+                    cx.target,
+                    limit.as_secs(),
+                    if said.is_empty() { "nothing" } else { said.as_str() }
+                ),
+            ));
+        }
         let state = match look(host, cx, poll.max(Duration::from_secs(30))).await {
             Ok(facts) if engine_build(&facts) == Some(cx.target) => return Ok(last_old),
+            Ok(facts) if !checks::install::installed(&facts) => {
+                return Err((
+                    HostOutcome::Failed,
+                    "the sync engine is gone since the hand-off: the installer left a half-removed install (MSI 25019/1603, DOMAIN.md §7 #4); remove the stale product, reinstall and import the pre-upgrade backup".into(),
+                ));
+            }
             Ok(facts) => {
                 last_old = facts.collected_at.clone();
                 let suspended = facts
@@ -434,68 +456,167 @@ async fn watch_upgrade(
     }
 }
 
-/// Phase 4: versions agree (one ADSync restart allowed), then a successful import and export
-/// that started after `last_old`.
-async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResult<()> {
+/// Phase 4: ADSync runs and the versions agree (one ADSync restart allowed for either), then a
+/// successful import and export that started after `last_old`. Returns what the operator should
+/// still look at (a Health Agent left disabled). At the deadline it says what it saw last.
+async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResult<Vec<String>> {
     let poll = Duration::from_secs(cx.playbook.watch.poll_seconds);
+    // Give up a moment before the phase's own deadline, so that the report says what was seen.
+    let limit = Duration::from_secs(cx.playbook.deadlines.verify);
+    let until = Instant::now() + limit.saturating_sub(poll + Duration::from_secs(2));
     let mut restarted = false;
+    let mut seen = String::from("the host did not answer");
     let since: jiff::Timestamp = last_old.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     loop {
+        if Instant::now() >= until {
+            return Err((
+                HostOutcome::Failed,
+                format!(
+                    "no successful Delta Import and Export since the upgrade within {} s: {seen}",
+                    cx.playbook.deadlines.verify
+                ),
+            ));
+        }
         let facts = match look(host, cx, poll.max(Duration::from_secs(30))).await {
             Ok(f) => f,
             Err(e) if e.kind == ErrorKind::Interrupted => return Err(failed(e)),
-            Err(_) => {
+            Err(e) => {
+                seen = format!("the host did not answer ({})", e.message);
                 tokio::time::sleep(poll).await;
                 continue;
             }
         };
-        let readings = checks::Readings::of(&facts);
-        if readings.engine_build() != Some(cx.target) {
-            return Err((
-                HostOutcome::Failed,
-                format!(
-                    "the engine reads {} after the upgrade, not {}",
-                    readings.engine.as_deref().unwrap_or("nothing"),
-                    cx.target
-                ),
-            ));
-        }
-        if readings.config_build() != Some(cx.target) {
-            if restarted || !cx.playbook.verify.restart_adsync_once {
-                return Err((
-                    HostOutcome::VersionMismatch,
-                    format!(
-                        "the configuration version is {} but the engine is {}{}: rerun the wizard and choose Upgrade; the pre-upgrade backup is on the share",
-                        readings.config.as_deref().unwrap_or("unreadable"),
-                        cx.target,
-                        if restarted {
-                            ", also after one ADSync restart"
-                        } else {
-                            ""
-                        }
-                    ),
-                ));
+        match judge(host, cx, &facts, since, restarted) {
+            Judged::Verified(warnings) => return Ok(warnings),
+            Judged::Failed(outcome, why) => return Err((outcome, why)),
+            Judged::Restart => {
+                restarted = true;
+                let r = restart_adsync(host, cx).await.map_err(failed)?;
+                if !r.running {
+                    return Err((
+                        HostOutcome::Failed,
+                        format!(
+                            "ADSync is not running after the upgrade, nor after one restart: {} (check the Application log; restore from the pre-upgrade backup if needed)",
+                            crate::checks::shown(&r.message)
+                        ),
+                    ));
+                }
             }
-            restarted = true;
-            restart_adsync(host, cx).await.map_err(failed)?;
-            continue;
+            Judged::Waiting(what) => {
+                seen = what;
+                tokio::time::sleep(poll).await;
+            }
         }
-        let staging = checks::sync::staging_mode(&facts, host.role);
-        let after = |pred: fn(&str) -> bool| {
-            facts.run_history.iter().flatten().any(|r| {
-                pred(&r.run_profile)
-                    && r.result == "success"
-                    && r.start
-                        .as_deref()
-                        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-                        .is_some_and(|s| s >= since)
-            })
-        };
-        if after(is_import) && (staging || after(is_export)) {
-            return Ok(());
-        }
-        tokio::time::sleep(poll).await;
     }
+}
+
+enum Judged {
+    Verified(Vec<String>),
+    Failed(HostOutcome, String),
+    /// Restart ADSync once and look again.
+    Restart,
+    /// Not yet; what was seen.
+    Waiting(String),
+}
+
+/// One look at the host during verify.
+fn judge(
+    host: &Host,
+    cx: &RunContext<'_>,
+    facts: &Facts,
+    since: jiff::Timestamp,
+    restarted: bool,
+) -> Judged {
+    let readings = checks::Readings::of(facts);
+    if readings.engine_build() != Some(cx.target) {
+        return Judged::Failed(
+            HostOutcome::Failed,
+            format!(
+                "the engine reads {} after the upgrade, not {}",
+                readings.engine.as_deref().unwrap_or("nothing"),
+                cx.target
+            ),
+        );
+    }
+    let adsync_running = facts
+        .adsync_service
+        .as_ref()
+        .is_none_or(|s| s.state == "Running");
+    let versions_agree = readings.config_build() == Some(cx.target);
+    if !adsync_running || !versions_agree {
+        if !restarted && cx.playbook.verify.restart_adsync_once {
+            return Judged::Restart;
+        }
+        if !versions_agree {
+            return Judged::Failed(
+                HostOutcome::VersionMismatch,
+                format!(
+                    "the configuration version is {} but the engine is {}{}: rerun the wizard and choose Upgrade; the pre-upgrade backup is on the share",
+                    readings.config.as_deref().unwrap_or("unreadable"),
+                    cx.target,
+                    if restarted {
+                        ", also after one ADSync restart"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+    }
+    let staging = checks::sync::staging_mode(facts, host.role);
+    let since_upgrade: Vec<&ecfleet_proto::RunResult> = facts
+        .run_history
+        .iter()
+        .flatten()
+        .filter(|r| {
+            r.start
+                .as_deref()
+                .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|s| s >= since)
+        })
+        .collect();
+    let ok = |pred: fn(&str) -> bool| {
+        since_upgrade
+            .iter()
+            .any(|r| pred(&r.run_profile) && r.result == "success")
+    };
+    if ok(is_import) && (staging || ok(is_export)) {
+        return Judged::Verified(health_warnings(facts));
+    }
+    let failures: Vec<String> = since_upgrade
+        .iter()
+        .filter(|r| r.result != "success")
+        .map(|r| format!("{} on {} ended {}", r.run_profile, r.connector, r.result))
+        .collect();
+    Judged::Waiting(if failures.is_empty() {
+        format!(
+            "{} runs since the upgrade, none of them yet the import and export it needs",
+            since_upgrade.len()
+        )
+    } else {
+        format!(
+            "since the upgrade: {} (sync rules incompatible? DOMAIN.md §7 #6)",
+            crate::checks::shown(&failures.join("; "))
+        )
+    })
+}
+
+/// A Health Agent left disabled after the upgrade, with the documented way back.
+fn health_warnings(facts: &Facts) -> Vec<String> {
+    let stopped: Vec<&str> = facts
+        .health_agent
+        .iter()
+        .flatten()
+        .filter(|s| s.state != "Running")
+        .map(|s| s.name.as_str())
+        .collect();
+    if stopped.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "Health Agent not running after the upgrade ({}): on the host run Register-MicrosoftEntraConnectHealthAgent -AttributeFiltering $true -StagingMode (Get-ADSyncScheduler).StagingModeEnabled (a Global Administrator sign-in), then start the services",
+        crate::checks::shown(&stopped.join(", "))
+    )]
 }
 
 async fn restart_adsync(host: &Host, cx: &RunContext<'_>) -> Result<RestartResult, HostError> {

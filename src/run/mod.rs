@@ -124,6 +124,10 @@ pub struct HostRecord {
     /// after it count for verify.
     #[serde(default)]
     pub last_old_seen: Option<String>,
+    /// What the operator should still look at after a verified upgrade (a Health Agent left
+    /// disabled, with the command that re-enables it).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     pub finished_at: Option<String>,
 }
 
@@ -154,6 +158,7 @@ impl HostRecord {
             operator: None,
             handed_off_at: None,
             last_old_seen: None,
+            warnings: Vec::new(),
             finished_at: None,
         }
     }

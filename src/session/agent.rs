@@ -34,11 +34,46 @@ impl AgentBuild {
     }
 }
 
+/// An agent build found on disk, read the first time a host needs it: a fleet without Windows
+/// hosts never reads the Windows build (24 MB in a debug build), and every host shares the one
+/// copy once it is read.
+#[derive(Clone)]
+pub struct LazyBuild {
+    path: PathBuf,
+    loaded: std::sync::Arc<std::sync::OnceLock<Option<AgentBuild>>>,
+}
+
+impl LazyBuild {
+    pub fn at(path: PathBuf) -> Self {
+        LazyBuild {
+            path,
+            loaded: Default::default(),
+        }
+    }
+
+    /// A build already in memory (tests).
+    pub fn ready(build: AgentBuild) -> Self {
+        let loaded = std::sync::OnceLock::new();
+        let _ = loaded.set(Some(build.clone()));
+        LazyBuild {
+            path: build.path,
+            loaded: std::sync::Arc::new(loaded),
+        }
+    }
+
+    /// The build, read now if it was not yet; `None` when it cannot be read.
+    pub fn get(&self) -> Option<&AgentBuild> {
+        self.loaded
+            .get_or_init(|| AgentBuild::load(&self.path).ok())
+            .as_ref()
+    }
+}
+
 /// The Linux and Windows agent builds, either of which may be missing.
 #[derive(Clone, Default)]
 pub struct AgentBuilds {
-    pub linux: Option<AgentBuild>,
-    pub windows: Option<AgentBuild>,
+    pub linux: Option<LazyBuild>,
+    pub windows: Option<LazyBuild>,
 }
 
 impl AgentBuilds {
@@ -74,7 +109,7 @@ impl AgentBuilds {
             dirs.iter()
                 .map(|d| d.join(name))
                 .find(|p| p.is_file())
-                .and_then(|p| AgentBuild::load(&p).ok())
+                .map(LazyBuild::at)
         };
         AgentBuilds {
             linux: find("ecfleet-agent"),
@@ -84,9 +119,9 @@ impl AgentBuilds {
 
     pub fn for_shell(&self, shell: RemoteShell) -> Option<&AgentBuild> {
         if shell.is_windows() {
-            self.windows.as_ref()
+            self.windows.as_ref()?.get()
         } else {
-            self.linux.as_ref()
+            self.linux.as_ref()?.get()
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-pub use agent::{AgentBuild, AgentBuilds};
+pub use agent::{AgentBuild, AgentBuilds, LazyBuild};
 pub use shell::RemoteShell;
 
 use crate::error::{ErrorKind, HostError, Phase};

@@ -29,11 +29,14 @@ pub fn machine(root: &Path) -> Result<Machine, String> {
         eprintln!("ecfleet-agent: simulated failure (faults.exit_code = {code})");
         std::process::exit(code);
     }
+    super::lab_operator::refuse_while_rebooting(&machine)?;
     Ok(machine)
 }
 
 pub fn collect(root: &Path) -> Result<LabOutput, String> {
     let machine = super::lab_operator::apply_due_upgrade(root, machine(root)?)?;
+    // An upgrade that ends in a restart: the host stops answering from that moment.
+    super::lab_operator::refuse_while_rebooting(&machine)?;
     let faults = &machine.faults;
     if let Some(garbage) = &faults.garbage_output {
         return Ok(LabOutput::Raw(garbage.clone()));

@@ -78,6 +78,12 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
     if at < due {
         return Ok(m);
     }
+    if let Some(code) = m.faults.installer_fails.clone() {
+        installer_failed(&mut m, &code);
+        write_machine(root, &m)?;
+        let _ = std::fs::remove_file(&path);
+        return Ok(m);
+    }
     let Some(ec) = m.ec.as_mut() else {
         return Ok(m);
     };
@@ -95,9 +101,46 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
         completed_at: at.to_string(),
     });
     m.runs = first_cycle(&m);
+    if m.faults.adsync_stops_after_upgrade {
+        m.service.state = "Stopped".into();
+        m.runs.clear();
+    }
+    if m.faults.rules_conflict_after_upgrade {
+        for r in m.runs.iter_mut().filter(|r| r.run_profile == "Export") {
+            r.result = "completed-export-errors".into();
+        }
+        m.sync_rules.customised_default_rules = m.sync_rules.customised_default_rules.max(1);
+    }
     write_machine(root, &m)?;
     let _ = std::fs::remove_file(&path);
     Ok(m)
+}
+
+/// The installer failed: `1603` rolls back (nothing changes); `25019` leaves the engine half
+/// removed: no ADSync service and no engine, the uninstall entries still there.
+fn installer_failed(m: &mut Machine, code: &str) {
+    if code == "25019" {
+        m.ec = None;
+        m.service.state = "NotFound".into();
+        m.runs.clear();
+    }
+}
+
+/// A host restarting after its upgrade answers nothing for `faults.reboot_seconds`.
+pub fn refuse_while_rebooting(m: &Machine) -> Result<(), String> {
+    let (Some(upgrade), seconds) = (&m.upgrade, m.faults.reboot_seconds) else {
+        return Ok(());
+    };
+    if seconds == 0 {
+        return Ok(());
+    }
+    let Ok(done) = upgrade.completed_at.parse::<Timestamp>() else {
+        return Ok(());
+    };
+    if now() < done + SignedDuration::from_secs(seconds as i64) {
+        return Err("the host is restarting (simulated: faults.reboot_seconds)".into());
+    }
+    Ok(())
 }
 
 /// The first sync cycle after the upgrade, seconds after it, on every connector.
@@ -130,15 +173,21 @@ fn first_cycle(m: &Machine) -> Vec<MachineRun> {
 pub fn restart_adsync(root: &Path) -> Result<RestartResult, String> {
     let mut m = super::lab::machine(root)?;
     let fixed = m.faults.config_version_lags.as_deref() == Some("fixed-by-restart");
+    // A service that does not start after the upgrade does not start on a restart either.
     if fixed && let Some(ec) = m.ec.as_mut() {
         ec.config_version = ec.engine_version.clone();
         m.faults.config_version_lags = None;
         write_machine(root, &m)?;
     }
+    let running = m.service.state == "Running";
     Ok(RestartResult {
         kind: RESTART_KIND.into(),
-        running: m.service.state == "Running",
-        message: "Restart-Service ADSync (simulated)".into(),
+        running,
+        message: if running {
+            "Restart-Service ADSync (simulated)".into()
+        } else {
+            "Restart-Service : Service 'Microsoft Azure AD Sync (ADSync)' cannot be started (simulated: faults.adsync_stops_after_upgrade)".into()
+        },
     })
 }
 
