@@ -558,14 +558,18 @@ mod tests {
 
     #[test]
     fn every_named_scenario_is_present_once_the_fleet_is_big_enough() {
-        let fleet = fleet(20, &Catalog::embedded(), "2026-11-24".parse().unwrap());
+        let fleet = fleet(30, &Catalog::embedded(), "2026-11-24".parse().unwrap());
         for s in SCENARIOS {
             assert!(fleet.iter().any(|h| h.scenario == *s), "{s} missing");
         }
         let mut names: Vec<&str> = fleet.iter().map(|h| h.name.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 20, "names are unique");
+        assert_eq!(names.len(), 30, "names are unique");
+        // The first 18 keep their names and order (scripts and docs name them).
+        assert_eq!(SCENARIOS[17], "no-entra-connector");
+        let run = fleet.iter().find(|h| h.scenario == "mfa-hangs").unwrap();
+        assert!(!run.machine.operator.acts);
         let staging = fleet.iter().find(|h| h.scenario == "staging").unwrap();
         assert_eq!(staging.role, Role::Staging);
         assert!(

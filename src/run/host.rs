@@ -416,7 +416,11 @@ async fn watch_upgrade(
                     "{} was not in place within {} s of the hand-off (last seen: {}); the upgrade was not touched: it may be waiting at a sign-in, or half done",
                     cx.target,
                     limit.as_secs(),
-                    if said.is_empty() { "nothing" } else { said.as_str() }
+                    if said.is_empty() {
+                        "nothing"
+                    } else {
+                        said.as_str()
+                    }
                 ),
             ));
         }
