@@ -370,6 +370,25 @@ async fn preflight(
     Ok(facts)
 }
 
+/// Checks whose message the operator needs before running the wizard (DOMAIN.md §7 #7).
+fn before_the_wizard(facts: &Facts, host: &Host, cx: &RunContext<'_>) -> Vec<String> {
+    let limits = checks::Limits {
+        catalog: cx.catalog,
+        as_of: cx.today,
+        retiring_days: cx.plan.policy.retiring_days,
+        min_free_gib: cx.plan.policy.min_free_gib,
+        max_sync_age_hours: f64::INFINITY,
+        role: host.role,
+        target: Some(cx.target),
+    };
+    checks::assess(facts, &limits)
+        .checks
+        .into_iter()
+        .filter(|c| c.code == checks::Code::MfaSiteNotTrusted)
+        .map(|c| format!("{}; fix: {}", c.message, c.fix))
+        .collect()
+}
+
 /// What the operator must do on the host, exactly.
 pub fn operator_instructions(host: &Host, installer: &str, target: EcVersion) -> String {
     format!(

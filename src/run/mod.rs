@@ -569,8 +569,22 @@ fn report(
         .map(|(h, p)| {
             by_host.remove(&h.name).unwrap_or_else(|| {
                 let mut r = HostRecord::new(h, p);
-                r.outcome = HostOutcome::Untouched;
-                r.message = format!("the plan says {}: not touched", p.action.as_str());
+                if p.action == Action::TwoHop {
+                    // Not run yet: refused, clearly, rather than silently left alone.
+                    r.outcome = HostOutcome::Refused;
+                    r.message = format!(
+                        "a two-hop host ({} → {} → {}): runs take one hop; run it to {} first (plan with --target {}), then to {}",
+                        p.from.as_deref().unwrap_or("?"),
+                        p.via.as_deref().unwrap_or("?"),
+                        p.to.as_deref().unwrap_or("?"),
+                        p.via.as_deref().unwrap_or("?"),
+                        p.via.as_deref().unwrap_or("?"),
+                        p.to.as_deref().unwrap_or("?")
+                    );
+                } else {
+                    r.outcome = HostOutcome::Untouched;
+                    r.message = format!("the plan says {}: not touched", p.action.as_str());
+                }
                 r
             })
         })
