@@ -263,6 +263,12 @@ fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
         "[faults]",
         "[faults]\nconfig_version_lags = \"fixed-by-restart\"",
     );
+    // And on it the wizard's MFA page is a Trusted Site nowhere: the operator is warned.
+    n.edit(
+        "t02-staging",
+        "trusted_for_profiles = [\"S-1-5-21-3623811015-3361044348-30300820-500\"]",
+        "trusted_for_profiles = []",
+    );
     let (code, report, stderr) = n.run();
     assert_eq!(code, 1, "{stderr}\n{report:#}");
     let refused = record(&report, "t03-retiring");
@@ -272,10 +278,12 @@ fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
         why.contains("dotnet_release") && why.contains("plan again"),
         "{why}"
     );
-    assert_eq!(
-        record(&report, "t02-staging")["outcome"],
-        "verified",
-        "fixed by one restart"
+    let staging = record(&report, "t02-staging");
+    assert_eq!(staging["outcome"], "verified", "fixed by one restart");
+    let warning = staging["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("secure.aadcdn.microsoftonline-p.com") && warning.contains("Trusted"),
+        "{staging:#}"
     );
     let waited = record(&report, "t02-behind");
     assert_eq!(waited["outcome"], "operator-timeout", "{waited:#}");

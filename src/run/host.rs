@@ -189,7 +189,7 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     for warning in &warnings {
         w.notice(warning.clone());
     }
-    w.record.warnings = warnings;
+    w.record.warnings.extend(warnings);
     Ok(())
 }
 
@@ -214,6 +214,11 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             )
             .await?;
         w.record.baseline = Some(checks::Readings::of(&facts).into());
+        // What the operator must know before the wizard: an MFA sign-in that can hang.
+        for warning in before_the_wizard(&facts, host, cx) {
+            w.notice(warning.clone());
+            w.record.warnings.push(warning);
+        }
         Some(facts)
     };
     if !w.record.done("backup") {
