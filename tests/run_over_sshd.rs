@@ -70,28 +70,7 @@ impl Night {
     }
 
     fn run(&self) -> (i32, serde_json::Value, String) {
-        let out = ecfleet()
-            .args([
-                "run",
-                "--yes",
-                "--ignore-windows",
-                "--format",
-                "json",
-                "--as-of",
-                "2026-11-24",
-                "--agent-dir",
-            ])
-            .arg(agent_dir())
-            .arg("-i")
-            .arg(&self.inventory)
-            .arg("--plan")
-            .arg(&self.plan)
-            .arg("--msi")
-            .arg(&self.msi)
-            .arg("--playbook")
-            .arg(&self.playbook)
-            .output()
-            .unwrap();
+        let out = self.run_command(false).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
@@ -336,9 +315,7 @@ impl Night {
         .arg("--msi")
         .arg(&self.msi)
         .arg("--playbook")
-        .arg(&self.playbook)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+        .arg(&self.playbook);
         if resume {
             c.args(["--resume", "latest"]);
         } else {
@@ -369,7 +346,12 @@ fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup
         let before = latest_run(&n)
             .map(|l| count(&l, phase, "start"))
             .unwrap_or(0);
-        let mut child = n.run_command(i > 0).spawn().unwrap();
+        let mut child = n
+            .run_command(i > 0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let started = latest_run(&n)

@@ -4,6 +4,7 @@
 
 mod backend;
 mod backup;
+mod digest;
 mod stage;
 
 use std::io::Write;
@@ -51,28 +52,12 @@ fn main() -> ExitCode {
 /// Compares the SHA-256 of this executable with `expected` (hex, any case). `Ok` and `Err`
 /// both carry what this copy is.
 fn self_check(expected: &str) -> Result<String, String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
     let unreadable = |e: std::io::Error| format!("unreadable ({e})");
     let exe = std::env::current_exe().map_err(unreadable)?;
     let mut file = std::fs::File::open(&exe).map_err(unreadable)?;
     // Streamed through one small buffer: reading the whole file into memory first costs a page
     // fault per 4 KiB and was most of the check's time (bench/agent-self-check.sh).
-    let mut hasher = Sha256::new();
-    let mut buffer = [0u8; 64 * 1024];
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buffer[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(unreadable(e)),
-        }
-    }
-    let actual: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let (actual, _) = digest::sha256_reader(&mut file).map_err(unreadable)?;
     if actual.eq_ignore_ascii_case(expected.trim()) {
         Ok(actual)
     } else {

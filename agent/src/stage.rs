@@ -5,13 +5,11 @@
 //! hashed again on every check (it may have been replaced since). On Windows the signature is
 //! checked too ([`crate::backend::signature`]).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ecfleet_proto::stage::{
     PARTIAL_SUFFIX, STAGE_KIND, STAGE_SCHEMA_VERSION, StageResult, StageState,
 };
-use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
 
@@ -23,24 +21,7 @@ pub struct Request {
 }
 
 fn sha256_of(path: &Path) -> Result<String, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    crate::digest::sha256_file(path).map(|(hex, _)| hex)
 }
 
 fn size_of(path: &Path) -> Option<u64> {
@@ -111,6 +92,8 @@ fn remove(path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use sha2::{Digest, Sha256};
 
     fn request(dir: &Path, data: &[u8]) -> Request {
         Request {

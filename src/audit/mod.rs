@@ -13,7 +13,7 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext, Unit};
+use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext};
 use crate::error::{ErrorKind, HostError, Phase};
 use crate::inventory::{Host, Inventory, Role};
 use crate::session::{Connector, HostSession};
@@ -122,14 +122,7 @@ pub async fn run(
         host_deadline: Duration::from_secs(settings.playbook.host_deadline_secs),
         failure_budget: FailureBudget::Unlimited,
     };
-    let units = hosts
-        .iter()
-        .map(|h| Unit {
-            name: h.name.clone(),
-            wave: 1,
-            item: *h,
-        })
-        .collect();
+    let units = engine::one_wave(hosts.iter().copied(), |h| h.name.clone());
     let outcomes = engine::run(units, &engine_settings, shutdown, events, |host, ctx| {
         collect_facts(host, connector, ctx)
     })

@@ -19,7 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::digest::hex;
-use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext, Unit};
+use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext};
 use crate::error::{ErrorKind, HostError, Phase};
 use crate::inventory::{Host, Inventory, Role};
 use crate::session::{Connector, HostSession};
@@ -125,14 +125,7 @@ pub async fn run(
         host_deadline: settings.host_deadline,
         failure_budget: FailureBudget::Unlimited,
     };
-    let units = hosts
-        .iter()
-        .map(|h| Unit {
-            name: h.name.clone(),
-            wave: 1,
-            item: *h,
-        })
-        .collect();
+    let units = engine::one_wave(hosts.iter().copied(), |h| h.name.clone());
     let outcomes = engine::run(units, &engine_settings, shutdown, events, |host, ctx| {
         back_up_host(host, connector, settings, ctx)
     })

@@ -102,6 +102,49 @@ fn discover_agents(agent_dir: Option<&Path>, cx: &Context) -> Result<AgentBuilds
 
 /// An event sink drawing a progress bar on stderr while the engine runs (or none), and the
 /// task that draws it.
+/// What a fleet command has once its inputs are read: how many hosts at once, the selected
+/// hosts, a connector with the agent builds, and the reporters of its events.
+pub(super) struct Fleet<'a> {
+    pub concurrency: usize,
+    pub selected: Vec<&'a Host>,
+    pub connector: crate::session::Connector,
+    pub reporters: Reporters,
+}
+
+/// Resolves a fleet command's common flags against its inventory; an error carries its exit
+/// code.
+pub(super) fn fleet<'a>(
+    args: &crate::cli::FleetArgs,
+    inventory: &'a Inventory,
+    cx: &Context,
+    io: &mut Io<'_>,
+) -> Result<Fleet<'a>, (u8, String)> {
+    let input = |e: String| (exit::audit::INVALID_INPUT, e);
+    let (concurrency, warning) = crate::settings::concurrency(
+        args.concurrency,
+        cx.env.concurrency.as_deref(),
+        inventory.concurrency,
+        cx.open_files,
+    )
+    .map_err(input)?;
+    if let Some(w) = warning {
+        let _ = writeln!(io.err, "warning: {w}");
+    }
+    let selected = select_hosts(inventory, &args.hosts, &args.tenants).map_err(input)?;
+    let agents =
+        discover_agents(args.agent_dir.as_deref(), cx).map_err(|e| (exit::audit::FAILURE, e))?;
+    let reporters = reporters(io, args.events.as_deref()).map_err(input)?;
+    Ok(Fleet {
+        concurrency,
+        selected,
+        connector: crate::session::Connector::new(
+            crate::transport::Connector::new(args.accept_new_host_keys),
+            agents,
+        ),
+        reporters,
+    })
+}
+
 /// The reporters of a fleet command's engine events: the progress bar (on a terminal) and,
 /// with `--events FILE`, JSON Lines. Finishing drops the sink and waits for them to drain.
 pub(super) struct Reporters {

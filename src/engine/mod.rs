@@ -58,6 +58,22 @@ pub struct Unit<T> {
     pub item: T,
 }
 
+/// Every item in one wave, named by `name`: for the runs that have no waves (audit, backup,
+/// stage).
+pub fn one_wave<T>(
+    items: impl IntoIterator<Item = T>,
+    name: impl Fn(&T) -> String,
+) -> Vec<Unit<T>> {
+    items
+        .into_iter()
+        .map(|item| Unit {
+            name: name(&item),
+            wave: 1,
+            item,
+        })
+        .collect()
+}
+
 /// What a host's work sees of the run: its deadline and the shutdown signal.
 pub struct StepContext {
     pub deadline: Instant,

@@ -8,7 +8,7 @@ use ecfleet_proto::Facts;
 use serde::Serialize;
 
 use super::{Installer, Staged};
-use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext, Unit};
+use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext};
 use crate::error::{ErrorKind, HostError};
 use crate::inventory::Host;
 use crate::session::{Connector, HostSession};
@@ -75,14 +75,7 @@ pub async fn run(
         host_deadline,
         failure_budget: FailureBudget::Unlimited,
     };
-    let units = hosts
-        .iter()
-        .map(|h| Unit {
-            name: h.name.clone(),
-            wave: 1,
-            item: *h,
-        })
-        .collect();
+    let units = engine::one_wave(hosts.iter().copied(), |h| h.name.clone());
     let outcomes = engine::run(units, &settings, shutdown, events, |host, ctx| {
         stage_host(host, installer, connector, ctx)
     })

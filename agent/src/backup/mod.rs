@@ -14,7 +14,6 @@ use ecfleet_proto::backup::{
     BACKUP_KIND, BACKUP_SCHEMA_VERSION, BackupFile, BackupResult, Configuration,
 };
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
 
@@ -134,33 +133,14 @@ pub fn assemble(
     })
 }
 
-/// Size and SHA-256 of a file in the out folder, read in 64 KiB pieces.
+/// Size and SHA-256 of a file in the out folder.
 fn describe(path: &Path, source_name: String) -> Result<BackupFile, String> {
-    use std::io::Read;
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buffer[..n]);
-    }
+    let (sha256, size) = crate::digest::sha256_file(path)?;
     Ok(BackupFile {
         path: path.to_string_lossy().into_owned(),
         source_name,
         size,
-        sha256: hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        sha256,
     })
 }
 

@@ -4,14 +4,12 @@
 //! fixture output (agent/tests/fixtures/backup-*.json) on any platform.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use ecfleet_proto::backup::{Configuration, Connector, Partition, SchedulerSettings, SyncRule};
 use serde_json::Value;
 
 use super::parse::{bool_of, document, list, minutes_of, object, str_of, u64_of, version_of};
-use crate::backend::runner::run_with_deadline;
 use crate::backup::Gathered;
 
 const SCRIPT: &str = include_str!("backup.ps1");
@@ -24,40 +22,20 @@ pub fn gather(out: &Path) -> Result<Gathered, String> {
     let script = out.join("ecfleet-backup.ps1");
     let result = out.join("ecfleet-backup-result.json");
     let dump = out.join("Exported-ServerConfiguration");
-    let mut bytes = vec![0xEF, 0xBB, 0xBF];
-    bytes.extend_from_slice(SCRIPT.as_bytes());
-    std::fs::write(&script, bytes)
-        .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
-    let mut command = Command::new(super::powershell_path(std::env::var("SystemRoot").ok()));
-    command
-        .args([
-            "-NoProfile",
-            "-NonInteractive",
-            "-ExecutionPolicy",
-            "Bypass",
-            "-File",
-        ])
-        .arg(&script)
-        .arg("-OutFile")
-        .arg(&result)
-        .arg("-DumpDir")
-        .arg(&dump);
-    let finished = run_with_deadline(command, SCRIPT_DEADLINE);
-    let _ = std::fs::remove_file(&script);
-    let written = std::fs::read(&result);
-    let _ = std::fs::remove_file(&result);
-    let finished =
-        finished.map_err(|e| format!("{e}; the windows backend needs Windows PowerShell 5.1"))?;
-    let text = match written {
-        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => {
-            return Err(format!(
-                "the backup script wrote no result: {}",
-                String::from_utf8_lossy(&finished.stderr).trim()
-            ));
-        }
+    let (written, finished) = super::run_script(
+        SCRIPT,
+        &script,
+        &result,
+        &[("-DumpDir", &dump)],
+        SCRIPT_DEADLINE,
+    )?;
+    let Some(bytes) = written else {
+        return Err(format!(
+            "the backup script wrote no result: {}",
+            String::from_utf8_lossy(&finished.stderr).trim()
+        ));
     };
-    gathered_from_output(&text)
+    gathered_from_output(&String::from_utf8_lossy(&bytes))
 }
 
 /// What the script's JSON says: where the policy and the dump are, and the configuration.

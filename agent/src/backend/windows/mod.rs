@@ -39,11 +39,28 @@ pub fn collect() -> Result<Facts, String> {
     let id = std::process::id();
     let script = temp.join(format!("ecfleet-facts-{id}.ps1"));
     let result = temp.join(format!("ecfleet-facts-{id}.json"));
-    // UTF-8 with a byte-order mark, so Windows PowerShell 5.1 does not read it as ANSI.
+    let (written, finished) = run_script(SCRIPT, &script, &result, &[], SCRIPT_DEADLINE)?;
+    interpret(
+        written,
+        &finished.stdout,
+        &finished.stderr,
+        finished.status.success(),
+    )
+}
+
+/// Writes `text` to `script` (UTF-8 with a byte-order mark, so Windows PowerShell 5.1 does not
+/// read it as ANSI), runs it with `-OutFile result` and `extra` arguments under `deadline`, and
+/// returns what it wrote to `result` (then removed, with the script) and how it ended.
+pub(super) fn run_script(
+    text: &str,
+    script: &std::path::Path,
+    result: &std::path::Path,
+    extra: &[(&str, &std::path::Path)],
+    deadline: Duration,
+) -> Result<(Option<Vec<u8>>, super::runner::Finished), String> {
     let mut bytes = vec![0xEF, 0xBB, 0xBF];
-    bytes.extend_from_slice(SCRIPT.as_bytes());
-    std::fs::write(&script, bytes)
-        .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    bytes.extend_from_slice(text.as_bytes());
+    std::fs::write(script, bytes).map_err(|e| format!("cannot write {}: {e}", script.display()))?;
     let mut command = Command::new(powershell_path(std::env::var("SystemRoot").ok()));
     command
         .args([
@@ -53,21 +70,19 @@ pub fn collect() -> Result<Facts, String> {
             "Bypass",
             "-File",
         ])
-        .arg(&script)
+        .arg(script)
         .arg("-OutFile")
-        .arg(&result);
-    let finished = run_with_deadline(command, SCRIPT_DEADLINE);
-    let _ = std::fs::remove_file(&script);
-    let written = std::fs::read(&result);
-    let _ = std::fs::remove_file(&result);
+        .arg(result);
+    for (name, value) in extra {
+        command.arg(name).arg(value);
+    }
+    let finished = run_with_deadline(command, deadline);
+    let _ = std::fs::remove_file(script);
+    let written = std::fs::read(result).ok().filter(|b| !b.is_empty());
+    let _ = std::fs::remove_file(result);
     let finished =
         finished.map_err(|e| format!("{e}; the windows backend needs Windows PowerShell 5.1"))?;
-    interpret(
-        written.ok(),
-        &finished.stdout,
-        &finished.stderr,
-        finished.status.success(),
-    )
+    Ok((written, finished))
 }
 
 /// The hand-off on a Windows host: the operator runs the installer; the agent only notes the
