@@ -64,7 +64,7 @@ pub enum MsiError {
 const PRODUCT_NAMES: &[&str] = &["azure ad connect", "entra connect"];
 
 /// What the lab's installers carry. The real wizard MSI's UpgradeCode is not documented; this is
-/// one of the codes the wizard itself looks up (DOMAIN.md §2, marked [?] there).
+/// one of the codes the wizard itself looks up (docs/design/DOMAIN.md §2, marked [?] there).
 pub const LAB_UPGRADE_CODE: &str = "{DC9E604E-37B0-4EFC-B429-21721CF49D0D}";
 pub const LAB_PRODUCT_NAME: &str = "Microsoft Entra Connect";
 

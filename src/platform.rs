@@ -1,5 +1,5 @@
 //! Windows Server releases as Entra Connect cares about them: build numbers and names
-//! (DOMAIN.md §3.1), the V2 floor, and the `min_os` policy value (a name like `"2019"` or a build
+//! (docs/design/DOMAIN.md §3.1), the V2 floor, and the `min_os` policy value (a name like `"2019"` or a build
 //! number like `17763`).
 
 use std::fmt;
@@ -17,7 +17,7 @@ pub const SERVER_RELEASES: &[(&str, u32)] = &[
 /// Entra Connect V2 needs Server 2016 or newer.
 pub const MIN_OS_BUILD_V2: u32 = 14393;
 
-/// .NET Framework 4.7.2 (`Release` value); the gate for current builds (DOMAIN.md §3.2).
+/// .NET Framework 4.7.2 (`Release` value); the gate for current builds (docs/design/DOMAIN.md §3.2).
 pub const MIN_DOTNET_RELEASE: u32 = 461808;
 
 /// The Server release name for a build, e.g. `"2019"`, or `None` for a build not in the table.

@@ -310,7 +310,7 @@ pub struct Faults {
     pub config_version_lags: Option<String>,
     /// The installer fails when the lab's operator runs it: `1603` (it rolls back: the old
     /// version stays) or `25019` (it leaves a half-removed install: no ADSync service, the
-    /// uninstall entries still there; DOMAIN.md §7 #4).
+    /// uninstall entries still there; docs/design/DOMAIN.md §7 #4).
     pub installer_fails: Option<String>,
     /// After the upgrade the ADSync service does not start (and no restart helps).
     pub adsync_stops_after_upgrade: bool,

@@ -61,11 +61,11 @@ pub struct Facts {
     /// The sync engine's database: LocalDB or full SQL, and the LocalDB data file's size.
     pub database: Option<DatabaseFacts>,
     /// `miiserver.exe.config`: edited since the install, and whether it redirects
-    /// `System.Diagnostics.DiagnosticSource` (DOMAIN.md §7 #11).
+    /// `System.Diagnostics.DiagnosticSource` (docs/design/DOMAIN.md §7 #11).
     pub engine_config: Option<EngineConfigFacts>,
     /// The sync engine's connectors (`Get-ADSyncConnector`).
     pub connectors: Option<Vec<ConnectorFacts>>,
-    /// Whether the wizard's MFA sign-in page is a Trusted Site (DOMAIN.md §5, §7 #7).
+    /// Whether the wizard's MFA sign-in page is a Trusted Site (docs/design/DOMAIN.md §5, §7 #7).
     pub trusted_sites: Option<TrustedSitesFacts>,
     /// One entry per probe that failed.
     pub errors: Vec<ProbeError>,
@@ -194,7 +194,7 @@ pub struct AutoUpgradeFacts {
 
 /// Where `https://secure.aadcdn.microsoftonline-p.com` (the wizard's MFA sign-in page) is a
 /// Trusted Site (zone 2): by a zone-map policy, or in the loaded user profiles. Without it the
-/// wizard's MFA prompt can hang (DOMAIN.md §5, §7 #7).
+/// wizard's MFA prompt can hang (docs/design/DOMAIN.md §5, §7 #7).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrustedSitesFacts {
     /// The Site to Zone Assignment List policy (HKLM) puts it in zone 2.
@@ -223,7 +223,7 @@ pub struct SyncRuleFacts {
     pub custom_rules_outside_0_99: u32,
 }
 
-/// The sync engine's database (DOMAIN.md §3.4). SQL Server Express LocalDB stops at 10 GB a
+/// The sync engine's database (docs/design/DOMAIN.md §3.4). SQL Server Express LocalDB stops at 10 GB a
 /// database; auto-upgrade refuses from 8 GB.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseFacts {
@@ -255,7 +255,7 @@ pub struct EngineConfigFacts {
     pub diagnostic_source_redirect: bool,
 }
 
-/// The Microsoft Entra ID connector's fixed identifier (DOMAIN.md §7 #12).
+/// The Microsoft Entra ID connector's fixed identifier (docs/design/DOMAIN.md §7 #12).
 pub const ENTRA_CONNECTOR_ID: &str = "b891884f-051e-4a83-95af-2544101c9083";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Checks of the installation itself: failed probes, whether Entra Connect is there (or half
 //! removed), the ADSync service, the two version readings and the installed build's support
-//! verdict (DOMAIN.md §1, §2, §7 #4, #5).
+//! verdict (docs/design/DOMAIN.md §1, §2, §7 #4, #5).
 
 use ecfleet_proto::Facts;
 
@@ -89,7 +89,7 @@ pub(super) fn installation(facts: &Facts, out: &mut Vec<Check>) {
                     entry.display_name,
                     entry.display_version.as_deref().unwrap_or("")
                 ),
-                "remove the stale product (msiexec /x {ProductCode} /qn, reboot; DOMAIN.md §7 #4) before installing",
+                "remove the stale product (msiexec /x {ProductCode} /qn, reboot; docs/design/DOMAIN.md §7 #4) before installing",
                 &["ec", "adsync_service", "uninstall"],
             ),
             None => Check::new(
@@ -113,7 +113,7 @@ pub(super) fn installation(facts: &Facts, out: &mut Vec<Check>) {
                 "the ADSync service is {}: nothing syncs, and the configuration cannot be exported",
                 svc.state
             ),
-            "start it (Start-Service ADSync); if it stops again, check the Application log (LocalDB, DOMAIN.md §7 #9, #10)",
+            "start it (Start-Service ADSync); if it stops again, check the Application log (LocalDB, docs/design/DOMAIN.md §7 #9, #10)",
             &["adsync_service"],
         ));
     }

@@ -1,4 +1,4 @@
-//! One set of checks: every condition of DOMAIN.md §3 and §7 that a host's facts can show is
+//! One set of checks: every condition of docs/design/DOMAIN.md §3 and §7 that a host's facts can show is
 //! judged here once, as a pure function of the facts and the [`Limits`] (catalog, date,
 //! thresholds, role, target), into typed [`Check`]s. The audit renders them as findings, the
 //! plan as reasons and warnings (choosing which block), the plan's fingerprint reads the same

@@ -1,4 +1,4 @@
-//! What a check is: a stable [`Code`] for one condition of DOMAIN.md §3 and §7, its
+//! What a check is: a stable [`Code`] for one condition of docs/design/DOMAIN.md §3 and §7, its
 //! [`Severity`], a message naming what was seen, a fix, and the facts it rests on. The audit
 //! renders checks as findings, the plan as reasons and warnings, and `run` will use them for its
 //! preflight and verify, so a condition is judged in one place only.

@@ -1,4 +1,4 @@
-//! Checks of what an upgrade needs from the server (DOMAIN.md §3): the OS and its edition, .NET
+//! Checks of what an upgrade needs from the server (docs/design/DOMAIN.md §3): the OS and its edition, .NET
 //! Framework, TLS 1.2 for .NET and SCHANNEL, free disk, no Entra Connect window open, an
 //! engine configuration the target can start with, and a wizard sign-in that will not hang.
 
@@ -131,7 +131,7 @@ pub(super) fn open_ui(facts: &Facts, out: &mut Vec<Check>) {
 }
 
 /// An edited `miiserver.exe.config` without the DiagnosticSource redirect stops the sync engine
-/// of a target from 2.5.190.0 up to 2.6.84.0 (DOMAIN.md §7 #11); judged only against a target.
+/// of a target from 2.5.190.0 up to 2.6.84.0 (docs/design/DOMAIN.md §7 #11); judged only against a target.
 pub(super) fn engine_config_for_target(facts: &Facts, limits: &Limits<'_>, out: &mut Vec<Check>) {
     let Some(target) = limits.target else { return };
     if let Some(config) = edited_engine_config(facts)
@@ -151,7 +151,7 @@ pub(super) fn engine_config_for_target(facts: &Facts, limits: &Limits<'_>, out: 
 /// The site the wizard's MFA sign-in loads; outside Trusted Sites its prompt can hang.
 pub const MFA_SITE: &str = "https://secure.aadcdn.microsoftonline-p.com";
 
-/// The wizard's MFA page in Trusted Sites, by policy or for some loaded profile (DOMAIN.md §5,
+/// The wizard's MFA page in Trusted Sites, by policy or for some loaded profile (docs/design/DOMAIN.md §5,
 /// §7 #7). Information for the audit (sync is not affected); the plan warns before a window.
 pub(super) fn sign_in(facts: &Facts, out: &mut Vec<Check>) {
     let Some(t) = &facts.trusted_sites else {

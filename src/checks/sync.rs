@@ -1,4 +1,4 @@
-//! Checks of how the server syncs (DOMAIN.md §3.4, §4, §7): the scheduler and staging mode
+//! Checks of how the server syncs (docs/design/DOMAIN.md §3.4, §4, §7): the scheduler and staging mode
 //! against the inventory's role, the newest runs of each connector, the Health Agent,
 //! auto-upgrade and edited sync rules.
 
@@ -170,7 +170,7 @@ pub(super) fn sync_rules(facts: &Facts, out: &mut Vec<Check>) {
                 "{} custom sync rule(s) have a precedence outside 0–99",
                 rules.custom_rules_outside_0_99
             ),
-            "renumber custom rules into 0–99 (DOMAIN.md §4, §7 #6)",
+            "renumber custom rules into 0–99 (docs/design/DOMAIN.md §4, §7 #6)",
             &["sync_rules"],
         ));
     }

@@ -1,4 +1,4 @@
-//! Checks of the sync engine's own state (DOMAIN.md §3.4, §7 #10–#12): the LocalDB database
+//! Checks of the sync engine's own state (docs/design/DOMAIN.md §3.4, §7 #10–#12): the LocalDB database
 //! against its 8 GB and 10 GB limits, an edited `miiserver.exe.config`, and the Microsoft Entra
 //! ID connector. Pure functions of the facts, shared by the checks and the plan's fingerprint.
 
@@ -84,7 +84,7 @@ pub fn localdb_state(facts: &Facts) -> Option<LocalDbState<'_>> {
 }
 
 /// The fix for a LocalDB that is large or full.
-pub const LOCALDB_FIX: &str = "purge the run history and shorten PurgeRunHistoryInterval (Set-ADSyncScheduler), then shrink the database; or move to a full SQL Server (DOMAIN.md §7 #10)";
+pub const LOCALDB_FIX: &str = "purge the run history and shorten PurgeRunHistoryInterval (Set-ADSyncScheduler), then shrink the database; or move to a full SQL Server (docs/design/DOMAIN.md §7 #10)";
 
 /// `miiserver.exe.config` when someone edited it after the install.
 pub fn edited_engine_config(facts: &Facts) -> Option<&EngineConfigFacts> {
@@ -95,7 +95,7 @@ pub fn edited_engine_config(facts: &Facts) -> Option<&EngineConfigFacts> {
 }
 
 /// Targets that load `System.Diagnostics.DiagnosticSource` 6.0.0.1 without merging an edited
-/// configuration file: 2.5.190.0 up to, not including, 2.6.84.0 (DOMAIN.md §7 #11).
+/// configuration file: 2.5.190.0 up to, not including, 2.6.84.0 (docs/design/DOMAIN.md §7 #11).
 pub fn target_needs_redirect(target: EcVersion) -> bool {
     target >= EcVersion([2, 5, 190, 0]) && target < EcVersion([2, 6, 84, 0])
 }
@@ -164,7 +164,7 @@ pub(super) fn checks(facts: &Facts, out: &mut Vec<Check>) {
             Code::EntraConnectorMissing,
             Severity::Critical,
             format!("the Microsoft Entra ID connector ({ENTRA_CONNECTOR_ID}) is missing: nothing reaches Entra, and the upgrade wizard fails at its start"),
-            "unsupported configuration: uninstall Entra Connect and install it clean, importing the configuration backup (DOMAIN.md §7 #12)",
+            "unsupported configuration: uninstall Entra Connect and install it clean, importing the configuration backup (docs/design/DOMAIN.md §7 #12)",
             &["connectors"],
         ));
     }

@@ -2,7 +2,7 @@
 //! the reasons, the fixes and the warnings. One pure, deterministic function of the host's facts
 //! (or why there are none), its role and OS policy, the catalog, the target, the policy and the
 //! date; no I/O. The conditions are the shared [`checks`](crate::checks); these rules choose which
-//! of them block, which migrate and which only warn, following the field procedure (DOMAIN.md
+//! of them block, which migrate and which only warn, following the field procedure (docs/design/DOMAIN.md
 //! §1, §3, §5, §7). Every code is listed in docs/json-output.md.
 
 use ecfleet_proto::Facts;

@@ -375,7 +375,7 @@ async fn preflight(
     Ok(facts)
 }
 
-/// Checks whose message the operator needs before running the wizard (DOMAIN.md §7 #7).
+/// Checks whose message the operator needs before running the wizard (docs/design/DOMAIN.md §7 #7).
 fn before_the_wizard(facts: &Facts, host: &Host, cx: &RunContext<'_>) -> Vec<String> {
     let limits = checks::Limits {
         catalog: cx.catalog,
@@ -453,7 +453,7 @@ async fn watch_upgrade(
             Ok(facts) if !checks::install::installed(&facts) => {
                 return Err((
                     HostOutcome::Failed,
-                    "the sync engine is gone since the hand-off: the installer left a half-removed install (MSI 25019/1603, DOMAIN.md §7 #4); remove the stale product, reinstall and import the pre-upgrade backup".into(),
+                    "the sync engine is gone since the hand-off: the installer left a half-removed install (MSI 25019/1603, docs/design/DOMAIN.md §7 #4); remove the stale product, reinstall and import the pre-upgrade backup".into(),
                 ));
             }
             Ok(facts) => {
@@ -623,7 +623,7 @@ fn judge(
         )
     } else {
         format!(
-            "since the upgrade: {} (sync rules incompatible? DOMAIN.md §7 #6)",
+            "since the upgrade: {} (sync rules incompatible? docs/design/DOMAIN.md §7 #6)",
             crate::checks::shown(&failures.join("; "))
         )
     })

@@ -22,7 +22,7 @@ use crate::msi::MsiInfo;
 use crate::session::HostSession;
 use crate::transport::Payload;
 
-/// Room a host needs beyond the installer: the wizard unpacks and installs (DOMAIN.md §3.4).
+/// Room a host needs beyond the installer: the wizard unpacks and installs (docs/design/DOMAIN.md §3.4).
 pub const HEADROOM_BYTES: u64 = 2 << 30;
 
 /// The installer, read once, verified as Entra Connect, shared by every host's transfer.

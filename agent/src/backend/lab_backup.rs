@@ -126,7 +126,7 @@ fn rule_json(r: &SyncRule) -> serde_json::Value {
     })
 }
 
-/// The wizard's JSON, in the shape DOMAIN.md §4 records.
+/// The wizard's JSON, in the shape docs/design/DOMAIN.md §4 records.
 fn policy_json(c: &Configuration) -> serde_json::Value {
     let on_premises: Vec<serde_json::Value> = c
         .connectors

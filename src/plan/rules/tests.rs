@@ -1,5 +1,5 @@
 //! Table-driven tests of the decision rules: every row of issue #3's table and every failure mode
-//! of DOMAIN.md §7 that facts can show, each as a change to one healthy host.
+//! of docs/design/DOMAIN.md §7 that facts can show, each as a change to one healthy host.
 
 use ecfleet_proto::*;
 
@@ -223,7 +223,7 @@ fn rows() -> Vec<Row> {
             Action::Blocked,
             &["sync-in-progress"],
         ),
-        // DOMAIN.md §7 failure modes facts can show, beyond the table.
+        // docs/design/DOMAIN.md §7 failure modes facts can show, beyond the table.
         row(
             "ADSync service stopped (LocalDB trouble, §7 #9/#10)",
             "2.6.3.0",
@@ -407,7 +407,7 @@ fn rows() -> Vec<Row> {
                 &["at-target"],
             )
         },
-        // DOMAIN.md §7 #10–#12: the sync engine's own state.
+        // docs/design/DOMAIN.md §7 #10–#12: the sync engine's own state.
         row(
             "LocalDB at its 10 GB limit",
             "2.6.3.0",

@@ -43,7 +43,7 @@ Part 'engine_version' {
     [string](Get-Item -LiteralPath (Join-Path $base 'Bin\miiserver.exe')).VersionInfo.ProductVersion
 }
 
-# The wizard writes one after every change it makes (DOMAIN.md §4): the newest is what a new
+# The wizard writes one after every change it makes (docs/design/DOMAIN.md §4): the newest is what a new
 # server imports. Changes made in PowerShell or the Rules Editor are not in it: the dump has them.
 Part 'applied_policy' {
     $dir = Join-Path $env:ProgramData 'AADConnect'

@@ -101,7 +101,7 @@ Probe 'engine' {
     [ordered]@{ Path = $path; FileVersion = $info.FileVersion; ProductVersion = $info.ProductVersion }
 }
 
-# The database: LocalDB stops at 10 GB and auto-upgrade refuses from 8 GB (DOMAIN.md §3.4).
+# The database: LocalDB stops at 10 GB and auto-upgrade refuses from 8 GB (docs/design/DOMAIN.md §3.4).
 Probe 'database' {
     $params = 'HKLM:\SYSTEM\CurrentControlSet\Services\ADSync\Parameters'
     if (-not (Test-Path -LiteralPath $params)) { throw "$params does not exist" }
@@ -221,7 +221,7 @@ Probe 'connectors' {
         @{ n = 'Type'; e = { [string]$_.Type } }
 }
 
-# The wizard's MFA page in Trusted Sites (zone 2), else its sign-in can hang (DOMAIN.md §5, §7 #7):
+# The wizard's MFA page in Trusted Sites (zone 2), else its sign-in can hang (docs/design/DOMAIN.md §5, §7 #7):
 # by the Site to Zone Assignment List policy, or in the ZoneMap of each loaded user hive.
 Probe 'trusted_sites' {
     $site = 'https://secure.aadcdn.microsoftonline-p.com'
