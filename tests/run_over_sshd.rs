@@ -549,3 +549,44 @@ fn the_things_that_bite_end_in_their_outcomes_with_evidence() {
         );
     }
 }
+
+/// What `ecfleet run` makes of each lab scenario (docs/lab.md, docs/run.md).
+fn expected_outcome(scenario: &str, action: &str) -> &'static str {
+    match (scenario, action) {
+        ("backup-fails" | "installer-fails" | "adsync-wont-start" | "rules-conflict", _) => {
+            "failed"
+        }
+        ("versions-lag-sticky", _) => "version-mismatch",
+        ("mfa-hangs", _) => "operator-timeout",
+        (_, "two-hop") => "refused",
+        (_, "in-place") => "verified",
+        _ => "untouched",
+    }
+}
+
+#[test]
+fn a_26_host_night_ends_every_scenario_in_its_documented_outcome() {
+    let n = night(26, 3);
+    n.plan();
+    let (code, report, stderr) = n.run();
+    assert_eq!(code, 1, "{stderr}");
+    let hosts = report["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 26);
+    for h in hosts {
+        let name = h["host"].as_str().unwrap();
+        let scenario = &name[name.find('-').unwrap() + 1..];
+        let want = expected_outcome(scenario, h["action"].as_str().unwrap());
+        assert_eq!(h["outcome"], want, "{name}: {h:#}");
+        if want != "verified" && want != "untouched" {
+            assert!(
+                !h["message"].as_str().unwrap().is_empty(),
+                "{name}: evidence"
+            );
+        }
+    }
+    assert!(
+        report["summary"]["verified"].as_u64().unwrap() >= 8,
+        "{:#}",
+        report["summary"]
+    );
+}

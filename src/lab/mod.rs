@@ -1,6 +1,7 @@
 //! The lab: a simulated fleet on this machine. `init` writes one directory per host
 //! (`DIR/hosts/<name>/machine.toml`); `up` also serves them over SSH in-process (russh, loopback,
-//! a host key per host, a generated client key and known_hosts) and writes `DIR/inventory.toml`.
+//! a host key per host, a generated client key and known_hosts) and writes `DIR/inventory.toml`
+//! and a playbook for `ecfleet run` with lab-sized deadlines (`DIR/run-playbook.toml`).
 //! The same host directories work behind a real sshd through `lab_root`.
 
 pub mod scenarios;
@@ -154,7 +155,8 @@ pub fn inventory_text(
 }
 
 /// Starts `n` lab hosts served in-process on 127.0.0.1 (ports from `port_base`, or any free
-/// port when 0), writes `dir/inventory.toml` and returns its path plus a future serving them.
+/// port when 0), writes `dir/inventory.toml` (and `dir/run-playbook.toml`) and returns its path
+/// plus a future serving them.
 pub async fn up(
     dir: &Path,
     n: usize,
@@ -223,5 +225,27 @@ pub async fn up(
         &dir.join("share"),
     );
     std::fs::write(&inventory, text).map_err(io(&inventory))?;
+    let playbook = dir.join("run-playbook.toml");
+    std::fs::write(&playbook, LAB_RUN_PLAYBOOK).map_err(io(&playbook))?;
     Ok((inventory, served, client.public_key().clone()))
 }
+
+/// `ecfleet run --playbook DIR/run-playbook.toml` on the lab: the lab's operator acts within
+/// seconds, so minutes are enough for a host that will never finish (docs/lab.md).
+pub const LAB_RUN_PLAYBOOK: &str =
+    "# ecfleet run's phases for the lab (docs/run.md): the lab's operator acts within seconds.
+schema_version = 1
+
+[deadlines]
+preflight = 60
+backup = 60
+stage = 120
+upgrade = 40
+verify = 40
+
+[watch]
+poll_seconds = 1
+
+[verify]
+restart_adsync_once = true
+";

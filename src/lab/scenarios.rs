@@ -450,7 +450,7 @@ fn apply_scenario(m: &mut Machine, scenario: &str, p: &Picks, behind: EcVersion)
         "adsync-wont-start" => m.faults.adsync_stops_after_upgrade = true,
         "rules-conflict" => m.faults.rules_conflict_after_upgrade = true,
         "mfa-hangs" => m.operator.acts = false,
-        "reboot-mid-upgrade" => m.faults.reboot_seconds = 30,
+        "reboot-mid-upgrade" => m.faults.reboot_seconds = 5,
         "backup-fails" => m.faults.backup_fails = true,
         "sync-errors" => {
             for r in &mut m.runs {
@@ -503,7 +503,7 @@ fn description(scenario: &str) -> &'static str {
         "adsync-wont-start" => "ADSync does not start after the upgrade",
         "rules-conflict" => "customised default rules conflict: exports fail after the upgrade",
         "mfa-hangs" => "the wizard's MFA sign-in hangs: the operator never finishes",
-        "reboot-mid-upgrade" => "the host restarts at the end of the upgrade (30 s)",
+        "reboot-mid-upgrade" => "the host restarts at the end of the upgrade (5 s)",
         "backup-fails" => "the configuration export fails",
         _ => "",
     }
