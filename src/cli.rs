@@ -175,8 +175,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N|P%")]
     pub max_failures: Option<String>,
     /// Upgrade outside the tenants' maintenance windows too.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wait_for_window")]
     pub ignore_windows: bool,
+    /// A host whose window is closed waits for it to open (after its preflight and backup)
+    /// instead of being deferred.
+    #[arg(long)]
+    pub wait_for_window: bool,
     /// Upgrade the first N hosts (in plan order) first, and the rest only when they all pass.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub canary: Option<u32>,

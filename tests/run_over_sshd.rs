@@ -590,3 +590,86 @@ fn a_26_host_night_ends_every_scenario_in_its_documented_outcome() {
         report["summary"]
     );
 }
+
+/// `daily HH:MM-HH:MM UTC` opening at the next minute (between 1 and 60 s from now).
+fn window_opening_soon() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let start = (now / 60 + 1) * 60;
+    let hm = |t: u64| format!("{:02}:{:02}", (t / 3600) % 24, (t / 60) % 60);
+    format!("daily {}-{} UTC", hm(start), hm(start + 3600))
+}
+
+#[test]
+fn a_closed_window_defers_phase_3_or_is_waited_for() {
+    let n = night(3, 1);
+    // t02's tenant gets a window that opens at the next minute.
+    let text = std::fs::read_to_string(&n.inventory).unwrap();
+    let text = text.replacen(
+        "name = \"tenant02\"\n",
+        &format!(
+            "name = \"tenant02\"\nmaintenance_window = \"{}\"\n",
+            window_opening_soon()
+        ),
+        1,
+    );
+    std::fs::write(&n.inventory, text).unwrap();
+    n.plan();
+    let windowed = |report: &serde_json::Value| -> Vec<(String, String)> {
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["tenant"] == "tenant02")
+            .map(|h| {
+                (
+                    h["host"].as_str().unwrap().to_string(),
+                    h["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // Without --ignore-windows: backed up, then deferred with the opening time; exit 2.
+    // The same command as the other tests, less --ignore-windows.
+    let args: Vec<String> = n
+        .run_command(false)
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| a != "--ignore-windows")
+        .collect();
+    let mut c = ecfleet();
+    c.args(&args);
+    let out = c.output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    for (host, outcome) in windowed(&report) {
+        assert_eq!(outcome, "deferred", "{host}");
+        let r = record(&report, &host);
+        assert!(r["message"].as_str().unwrap().contains("it opens"), "{r:#}");
+        assert!(
+            r["backup"].as_str().unwrap().ends_with("-pre-upgrade"),
+            "phases 1-2 ran"
+        );
+        assert!(
+            !std::fs::read_to_string(n.machine(&host))
+                .unwrap()
+                .contains("[upgrade]")
+        );
+    }
+    // With --wait-for-window: it waits for the window, then upgrades.
+    let mut c = ecfleet();
+    c.args(&args).arg("--wait-for-window");
+    let out = c.output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
+    assert!(
+        stderr.contains("waiting for the maintenance window"),
+        "{stderr}"
+    );
+    for (host, outcome) in windowed(&report) {
+        assert_eq!(outcome, "verified", "{host}");
+    }
+}

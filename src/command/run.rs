@@ -157,6 +157,7 @@ async fn prepare_and_run(
             connector: &connector,
             ledger: &ledger,
             ignore_windows: args.ignore_windows,
+            wait_for_window: args.wait_for_window,
             previous,
             canary: args.canary.map(|n| n as usize),
             continue_after_canary: args.continue_after_canary,

@@ -234,9 +234,16 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         w.record.backup = Some(done);
         cx.save(&w.record);
     }
-    if let Some(why) = cx.window_closed(host) {
+    if let Some((opens, why)) = cx.window_closed(host) {
         session.close().await;
-        return Err((HostOutcome::Deferred, why));
+        if !cx.wait_for_window {
+            return Err((HostOutcome::Deferred, why));
+        }
+        wait_for_window(w, opens).await?;
+        // A fresh session once the window is open: the last one may have idled out.
+        session = HostSession::open(host, cx.connector, w.ctx.deadline)
+            .await
+            .map_err(failed)?;
     }
     if w.ctx.stopping() {
         session.close().await;
@@ -286,6 +293,32 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     cx.log(host, "upgrade", "handoff", None, Some(instructions.clone()));
     w.notice(instructions);
     Ok(())
+}
+
+/// `--wait-for-window`: until the tenant's window opens (a Ctrl-C stops the wait: the host is
+/// `interrupted` before phase 3).
+async fn wait_for_window(w: &Walk<'_, '_>, opens: jiff::Timestamp) -> PhaseResult<()> {
+    w.notice(format!(
+        "waiting for the maintenance window: it opens {opens}"
+    ));
+    w.cx.log(w.host, "window", "wait", None, Some(opens.to_string()));
+    loop {
+        let left = opens.duration_since(jiff::Timestamp::now());
+        if left.is_zero() || left.is_negative() {
+            w.cx.log(w.host, "window", "open", None, None);
+            return Ok(());
+        }
+        if w.ctx.stopping() {
+            return Err((
+                HostOutcome::Interrupted,
+                "stopped while waiting for the maintenance window (Ctrl-C): carry on with --resume"
+                    .into(),
+            ));
+        }
+        let step =
+            Duration::from_secs(left.as_secs().clamp(0, 1) as u64).max(Duration::from_millis(200));
+        tokio::time::sleep(step).await;
+    }
 }
 
 /// Phase 2: this run's pre-upgrade backup. A backup of this run that is already complete on

@@ -202,6 +202,8 @@ pub struct RunContext<'a> {
     pub ledger: &'a ledger::Ledger,
     /// Each tenant's maintenance window; `None` with `--ignore-windows`.
     pub windows: Option<HashMap<String, crate::window::MaintenanceWindow>>,
+    /// `--wait-for-window`: a host whose window is closed waits for it instead of `deferred`.
+    pub wait_for_window: bool,
     /// Per tenant: its staging hosts in this run and whether each passed phase 4.
     staging: Mutex<HashMap<String, Vec<(String, bool)>>>,
     /// Ledger writes that failed (the run goes on; the report says so).
@@ -224,17 +226,43 @@ struct LedgerEvent<'a> {
 impl RunContext<'_> {
     /// Why phase 3 may not start now on `host`: its tenant's window is closed (and when it
     /// opens).
-    fn window_closed(&self, host: &Host) -> Option<String> {
+    fn window_closed(&self, host: &Host) -> Option<(jiff::Timestamp, String)> {
         let window = self.windows.as_ref()?.get(&host.tenant)?;
         let now = jiff::Timestamp::now();
         let next = window.next_after(now);
         (next.start.timestamp() > now).then(|| {
-            format!(
-                "the maintenance window ({}) is closed; it opens {}: run again then, or use --ignore-windows",
-                window.text(),
-                next.start
+            (
+                next.start.timestamp(),
+                format!(
+                    "the maintenance window ({}) is closed; it opens {}: run again then, or use --wait-for-window or --ignore-windows",
+                    window.text(),
+                    next.start
+                ),
             )
         })
+    }
+
+    /// With `--wait-for-window`: how much longer than the phases a host may take, the wait for
+    /// the latest window to open (at most 8 days: every window opens within a week).
+    fn longest_wait(&self) -> std::time::Duration {
+        if !self.wait_for_window {
+            return std::time::Duration::ZERO;
+        }
+        let now = jiff::Timestamp::now();
+        let latest = self
+            .windows
+            .iter()
+            .flat_map(|w| w.values())
+            .map(|w| {
+                w.next_after(now)
+                    .start
+                    .timestamp()
+                    .duration_since(now)
+                    .as_secs()
+            })
+            .max()
+            .unwrap_or(0);
+        std::time::Duration::from_secs(latest.clamp(0, 8 * 86_400) as u64 + 60)
     }
 
     fn log(
@@ -357,6 +385,7 @@ pub struct RunInputs<'a> {
     pub connector: &'a Connector,
     pub ledger: &'a ledger::Ledger,
     pub ignore_windows: bool,
+    pub wait_for_window: bool,
     /// `--resume`: each host's record as the earlier controller left it.
     pub previous: HashMap<String, HostRecord>,
     /// `--canary N`: the first N hosts first; the rest only when they all passed.
@@ -486,13 +515,14 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
                 .filter_map(|t| Some((t.name.clone(), t.maintenance_window.clone()?)))
                 .collect()
         }),
+        wait_for_window: inputs.wait_for_window,
         staging: Mutex::new(selection.staging),
         ledger_errors: Mutex::new(Vec::new()),
         records: Mutex::new(HashMap::new()),
     };
     let settings = EngineSettings {
         concurrency: inputs.concurrency,
-        host_deadline: inputs.playbook.host_deadline(),
+        host_deadline: inputs.playbook.host_deadline() + cx.longest_wait(),
         failure_budget: inputs.failure_budget,
     };
     let pending = &selection.pending;
