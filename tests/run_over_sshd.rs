@@ -568,6 +568,12 @@ fn expected_outcome(scenario: &str, action: &str) -> &'static str {
 fn a_26_host_night_ends_every_scenario_in_its_documented_outcome() {
     let n = night(26, 3);
     n.plan();
+    let before: std::collections::HashMap<String, String> = n
+        .fleet
+        .hosts
+        .iter()
+        .map(|(h, _)| (h.clone(), std::fs::read_to_string(n.machine(h)).unwrap()))
+        .collect();
     let (code, report, stderr) = n.run();
     assert_eq!(code, 1, "{stderr}");
     let hosts = report["hosts"].as_array().unwrap();
@@ -589,6 +595,39 @@ fn a_26_host_night_ends_every_scenario_in_its_documented_outcome() {
         "{:#}",
         report["summary"]
     );
+    // Hosts the run does not upgrade are untouched to the byte.
+    for h in hosts.iter().filter(|h| h["action"] != "in-place") {
+        let name = h["host"].as_str().unwrap();
+        assert_eq!(
+            &std::fs::read_to_string(n.machine(name)).unwrap(),
+            &before[name],
+            "{name}"
+        );
+    }
+    // In every tenant with a staging server, its phase 4 ended before the active's phase 3.
+    let ev = events(&PathBuf::from(report["ledger"].as_str().unwrap()));
+    for staging in hosts
+        .iter()
+        .filter(|h| h["role"] == "staging" && h["outcome"] == "verified")
+    {
+        let tenant = &staging["tenant"];
+        let verified = at(&ev, staging["host"].as_str().unwrap(), "verify", "end");
+        for active in hosts
+            .iter()
+            .filter(|h| &h["tenant"] == tenant && h["role"] == "active")
+        {
+            let name = active["host"].as_str().unwrap();
+            if let Some(e) = ev
+                .iter()
+                .find(|e| e["host"] == name && e["phase"] == "stage")
+            {
+                assert!(
+                    verified.as_str() < e["at"].as_str().unwrap(),
+                    "{name} staged first"
+                );
+            }
+        }
+    }
 }
 
 /// `daily HH:MM-HH:MM UTC` opening at the next minute (between 1 and 60 s from now).

@@ -213,7 +213,7 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
                 preflight(s, w.planned, cx),
             )
             .await?;
-        w.record.baseline = Some(checks::Readings::of(&facts).into());
+        w.record.baseline = Some(Baseline::of(&facts));
         // What the operator must know before the wizard: an MFA sign-in that can hang.
         for warning in before_the_wizard(&facts, host, cx) {
             w.notice(warning.clone());
@@ -642,7 +642,13 @@ fn judge(
             .any(|r| pred(&r.run_profile) && r.result == "success")
     };
     if ok(is_import) && (staging || ok(is_export)) {
-        return Judged::Verified(health_warnings(facts));
+        let mut notes = health_warnings(facts);
+        if staging {
+            notes.push(
+                "staging server: it never exports, so the Delta Export check does not apply (a successful Delta Import since the upgrade was required)".into(),
+            );
+        }
+        return Judged::Verified(notes);
     }
     let failures: Vec<String> = since_upgrade
         .iter()
@@ -688,18 +694,23 @@ async fn restart_adsync(host: &Host, cx: &RunContext<'_>) -> Result<RestartResul
     r
 }
 
-/// The versions as a host record shows them.
+/// The three version readings before the upgrade, as a host record shows them: the sync
+/// engine's, the configuration's, and the wizard's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baseline {
     pub engine: Option<String>,
     pub config: Option<String>,
+    #[serde(default)]
+    pub wizard: Option<String>,
 }
 
-impl From<checks::Readings> for Baseline {
-    fn from(r: checks::Readings) -> Self {
+impl Baseline {
+    fn of(facts: &Facts) -> Self {
+        let r = checks::Readings::of(facts);
         Baseline {
             engine: r.engine,
             config: r.config,
+            wizard: facts.ec.as_ref().and_then(|e| e.wizard_version.clone()),
         }
     }
 }
