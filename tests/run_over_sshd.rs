@@ -276,6 +276,11 @@ fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
         stderr.contains("t02-behind: on t02-behind (tenant tenant02)"),
         "the operator was told: {stderr}"
     );
+    assert!(
+        stderr
+            .contains("t02-staging: Application log: \"Upgrade succeeded from 2.6.1.0 to 2.6.91.0"),
+        "the upgrade's event is shown: {stderr}"
+    );
 }
 
 fn latest_run(n: &Night) -> Option<PathBuf> {

@@ -261,6 +261,11 @@ pub struct MachineUpgrade {
     pub to: String,
     /// RFC 3339 UTC, the host's clock.
     pub completed_at: String,
+    /// The Application log's event for it (id 300: success).
+    #[serde(default)]
+    pub event_id: u32,
+    #[serde(default)]
+    pub event_message: String,
 }
 
 /// How the lab plays the operator of phase 3 (docs/lab.md): after `ecfleet run` hands the

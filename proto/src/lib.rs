@@ -67,6 +67,9 @@ pub struct Facts {
     pub connectors: Option<Vec<ConnectorFacts>>,
     /// Whether the wizard's MFA sign-in page is a Trusted Site (docs/design/DOMAIN.md §5, §7 #7).
     pub trusted_sites: Option<TrustedSitesFacts>,
+    /// An upgrade in progress or just done: the installer running, the upgrade's events in the
+    /// Application log (docs/design/DOMAIN.md §5 "Where to look").
+    pub upgrade_activity: Option<UpgradeActivity>,
     /// One entry per probe that failed.
     pub errors: Vec<ProbeError>,
 }
@@ -190,6 +193,25 @@ pub struct AutoUpgradeFacts {
     /// `Enabled`, `Disabled` or `Suspended`.
     pub state: String,
     pub suspension_reason: Option<String>,
+}
+
+/// What shows an upgrade on the host while `ecfleet run` watches it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeActivity {
+    /// `msiexec.exe` running `AzureADConnect.msi`, or the installer's own process.
+    pub installer_running: bool,
+    /// Application log events of source "Microsoft Entra Connect Upgrade" (older: "Azure AD
+    /// Connect Upgrade") of the last day, newest first.
+    pub events: Vec<UpgradeEvent>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeEvent {
+    /// RFC 3339 UTC.
+    pub time: String,
+    pub id: u32,
+    /// The message's first line.
+    pub message: String,
 }
 
 /// Where `https://secure.aadcdn.microsoftonline-p.com` (the wizard's MFA sign-in page) is a

@@ -40,6 +40,19 @@ fn facts_at(m: &Machine, now: Timestamp, agent_version: &str) -> Facts {
     f.disk = Some(m.disk.clone());
     f.uninstall = Some(m.uninstall.clone());
     f.open_ui = Some(m.open_ui.clone());
+    f.upgrade_activity = Some(crate::UpgradeActivity {
+        installer_running: false,
+        events: m
+            .upgrade
+            .iter()
+            .filter(|u| u.event_id != 0)
+            .map(|u| crate::UpgradeEvent {
+                time: u.completed_at.clone(),
+                id: u.event_id,
+                message: u.event_message.clone(),
+            })
+            .collect(),
+    });
     f.trusted_sites = Some(crate::TrustedSitesFacts {
         policy: m.wizard_sign_in.trusted_by_policy,
         profiles: m.wizard_sign_in.trusted_for_profiles.clone(),

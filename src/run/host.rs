@@ -482,7 +482,20 @@ async fn watch_upgrade(
             ));
         }
         let state = match look(host, cx, poll.max(Duration::from_secs(30))).await {
-            Ok(facts) if engine_build(&facts) == Some(cx.target) => return Ok(last_old),
+            Ok(facts) if engine_build(&facts) == Some(cx.target) => {
+                if let Some(event) = facts.upgrade_activity.iter().flat_map(|a| &a.events).next() {
+                    cx.events.send(Event::Notice {
+                        host: host.name.clone(),
+                        message: format!(
+                            "Application log: {} ({}, event {})",
+                            crate::checks::shown(&event.message),
+                            event.time,
+                            event.id
+                        ),
+                    });
+                }
+                return Ok(last_old);
+            }
             Ok(facts) if !checks::install::installed(&facts) => {
                 return Err((
                     HostOutcome::Failed,
@@ -497,8 +510,12 @@ async fn watch_upgrade(
                     .and_then(|s| s.scheduler_suspended)
                     .unwrap_or(false);
                 let wizard = facts.open_ui.as_ref().is_some_and(|u| u.wizard);
-                if wizard || suspended {
-                    "upgrade running (wizard open or scheduler suspended)"
+                let installer = facts
+                    .upgrade_activity
+                    .as_ref()
+                    .is_some_and(|a| a.installer_running);
+                if installer || wizard || suspended {
+                    "upgrade running (installer or wizard running, or scheduler suspended)"
                 } else {
                     "waiting for operator"
                 }

@@ -78,6 +78,7 @@ fn fail_probe(f: &mut Facts, probe: &str) {
         "engine_config" => f.engine_config = None,
         "connectors" => f.connectors = None,
         "trusted_sites" => f.trusted_sites = None,
+        "upgrade_activity" => f.upgrade_activity = None,
         _ => {
             f.probe_failed(probe, "unknown probe named in faults.fail_probes");
             return;

@@ -96,6 +96,11 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
     m.scheduler.scheduler_suspended = false;
     m.open_ui.wizard = false;
     m.upgrade = Some(MachineUpgrade {
+        event_message: format!(
+            "Upgrade succeeded from {from} to {} (simulated)",
+            scheduled.version
+        ),
+        event_id: 300,
         from,
         to: scheduled.version,
         completed_at: at.to_string(),

@@ -221,6 +221,25 @@ Probe 'connectors' {
         @{ n = 'Type'; e = { [string]$_.Type } }
 }
 
+# An upgrade under way or just done: the installer's processes, and the upgrade's own events in the
+# Application log (docs/design/DOMAIN.md §5: source "Microsoft Entra Connect Upgrade", older builds
+# "Azure AD Connect Upgrade", ids 300-399), of the last day.
+Probe 'upgrade_activity' {
+    $installer = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'msiexec.exe' OR Name = 'AzureADConnect.exe'" |
+        Where-Object { $_.Name -eq 'AzureADConnect.exe' -or $_.CommandLine -match 'AzureADConnect\.msi' }).Count -gt 0
+    $since = (Get-Date).AddDays(-1)
+    $events = @()
+    foreach ($source in 'Microsoft Entra Connect Upgrade', 'Azure AD Connect Upgrade') {
+        try {
+            $events += @(Get-WinEvent -FilterHashtable @{ LogName = 'Application'; ProviderName = $source; StartTime = $since } -MaxEvents 20 -ErrorAction Stop |
+                ForEach-Object { [ordered]@{ Time = (IsoUtc $_.TimeCreated); Id = $_.Id; Message = ([string]$_.Message -split "`r?`n")[0] } })
+        } catch [System.Exception] {
+            if ($_.FullyQualifiedErrorId -notmatch 'NoMatchingEventsFound|NoMatchingLogsFound|NoMatchingProvidersFound') { throw }
+        }
+    }
+    [ordered]@{ InstallerRunning = $installer; Events = @($events) }
+}
+
 # The wizard's MFA page in Trusted Sites (zone 2), else its sign-in can hang (docs/design/DOMAIN.md §5, §7 #7):
 # by the Site to Zone Assignment List policy, or in the ZoneMap of each loaded user hive.
 Probe 'trusted_sites' {

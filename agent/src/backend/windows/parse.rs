@@ -186,6 +186,23 @@ fn sync(doc: &Value, f: &mut Facts) {
 /// The database, the engine's configuration file, the connectors, and the wizard's sign-in
 /// page among the Trusted Sites.
 fn sync_engine(doc: &Value, f: &mut Facts) {
+    f.upgrade_activity = object(&doc["upgrade_activity"]).map(|u| {
+        let mut events: Vec<ecfleet_proto::UpgradeEvent> = list(&u["Events"])
+            .into_iter()
+            .filter_map(|e| {
+                Some(ecfleet_proto::UpgradeEvent {
+                    time: date_of(&e["Time"])?,
+                    id: u64_of(&e["Id"])? as u32,
+                    message: str_of(&e["Message"]).unwrap_or_default(),
+                })
+            })
+            .collect();
+        events.sort_by(|a, b| b.time.cmp(&a.time));
+        ecfleet_proto::UpgradeActivity {
+            installer_running: bool_of(&u["InstallerRunning"]).unwrap_or(false),
+            events,
+        }
+    });
     f.trusted_sites = object(&doc["trusted_sites"]).map(|t| ecfleet_proto::TrustedSitesFacts {
         policy: bool_of(&t["Policy"]).unwrap_or(false),
         profiles: list(&t["Profiles"])
@@ -404,6 +421,21 @@ mod tests {
             .join(name);
         let text = std::fs::read_to_string(&path).unwrap();
         facts_from_probe_output(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn upgrade_activity_is_read_newest_first_and_a_lone_event_is_a_list() {
+        let running = fixture("half-upgraded-single-objects.json")
+            .upgrade_activity
+            .unwrap();
+        assert!(running.installer_running);
+        assert_eq!(running.events[0].message, "UpgradeFailedRollbackSuccess");
+        assert_eq!(running.events[0].id, 302);
+        let done = fixture("localized-utc10.json").upgrade_activity.unwrap();
+        assert!(!done.installer_running);
+        assert_eq!(done.events.len(), 1);
+        assert_eq!(done.events[0].time, "2026-11-24T09:12:00Z");
+        assert!(fixture("access-denied.json").upgrade_activity.is_none());
     }
 
     #[test]
