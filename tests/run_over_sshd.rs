@@ -227,8 +227,12 @@ fn a_night_upgrades_what_it_may_backs_up_first_and_touches_nothing_else() {
 
 #[test]
 fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
-    let n = night(4, 1);
+    let n = night(5, 1);
     n.plan();
+    // One more host hangs (its agent answers nothing for 30 s): its preflight deadline (5 s
+    // here) ends it, and the rest of the run is not held up.
+    n.edit("t04-sync-stopped", "hang_seconds = 0", "hang_seconds = 30");
+    std::fs::write(&n.playbook, FAST.replace("preflight = 60", "preflight = 5")).unwrap();
     // After the plan: someone changes .NET on one host; the operator of another never finishes;
     // a third host's configuration version lags until ADSync is restarted once.
     n.edit("t03-retiring", "release = ", "release = 533320\n#");
@@ -263,6 +267,15 @@ fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
     assert!(
         warning.contains("secure.aadcdn.microsoftonline-p.com") && warning.contains("Trusted"),
         "{staging:#}"
+    );
+    let hung = record(&report, "t04-sync-stopped");
+    assert_eq!(hung["outcome"], "failed", "{hung:#}");
+    assert!(
+        hung["message"]
+            .as_str()
+            .unwrap()
+            .contains("preflight did not finish within 5 s"),
+        "{hung:#}"
     );
     let waited = record(&report, "t02-behind");
     assert_eq!(waited["outcome"], "operator-timeout", "{waited:#}");
