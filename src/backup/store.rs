@@ -91,7 +91,7 @@ pub struct Manifest {
     pub host: String,
     pub tag: Tag,
     pub date: Date,
-    /// When the controller stored it (UTC).
+    /// When the controller stored it (UTC, to the nanosecond: it orders a host's backups).
     pub created_at: String,
     /// When the host gathered it (host clock).
     pub collected_at: String,
@@ -211,12 +211,11 @@ impl HostBackups {
                 })
             })
             .collect();
+        // By the instant stored (to the nanosecond: two backups of one host within a second
+        // must not tie), then by date and number.
+        let stored = |s: &Stored| s.manifest.created_at.parse::<jiff::Timestamp>().ok();
         out.sort_by(|a, b| {
-            (&a.manifest.created_at, a.manifest.date, a.number).cmp(&(
-                &b.manifest.created_at,
-                b.manifest.date,
-                b.number,
-            ))
+            (stored(a), a.manifest.date, a.number).cmp(&(stored(b), b.manifest.date, b.number))
         });
         out
     }
@@ -253,7 +252,7 @@ impl HostBackups {
                 host: meta.host.into(),
                 tag: meta.tag,
                 date: meta.date,
-                created_at: now_utc(),
+                created_at: jiff::Timestamp::now().to_string(),
                 collected_at: meta.collected_at.clone(),
                 engine_version: meta.engine_version.clone(),
                 run_id: meta.run_id.clone(),

@@ -179,14 +179,24 @@ impl Ledger {
 pub fn find(share: &Path, which: &str) -> Result<PathBuf, String> {
     let runs = share.join("runs");
     let id = if which == "latest" {
-        let mut ids: Vec<String> = fs::read_dir(&runs)
+        // The run started last (run.json's `started_at`, to the nanosecond: two runs can share
+        // an id's second), then by id.
+        let mut runs_found: Vec<(Option<jiff::Timestamp>, String)> = fs::read_dir(&runs)
             .map_err(|e| format!("no runs on the share ({}): {e}", runs.display()))?
             .filter_map(|e| e.ok())
             .filter(|e| e.path().join("run.json").is_file())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .map(|e| {
+                let started = crate::fsread::read_regular(&e.path().join("run.json"), 1 << 20)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v["started_at"].as_str()?.parse().ok());
+                (started, e.file_name().to_string_lossy().into_owned())
+            })
             .collect();
-        ids.sort();
-        ids.pop()
+        runs_found.sort();
+        runs_found
+            .pop()
+            .map(|(_, id)| id)
             .ok_or_else(|| format!("no runs in {}", runs.display()))?
     } else {
         which.to_string()

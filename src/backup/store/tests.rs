@@ -177,15 +177,18 @@ fn manifest_names_parse_with_both_tags_and_numbers() {
 fn retention_keeps_the_newest_and_every_pre_upgrade_backup() {
     let share = tempfile::tempdir().unwrap();
     let b = HostBackups::new(share.path(), "contoso", "ec01");
+    // Five nights, and an upgrade after the second (stored in that order, as time goes).
     for day in 1..=5 {
         b.store(
             meta(Tag::Nightly, &format!("2026-11-0{day}")),
             files(&day.to_string()),
         )
         .unwrap();
+        if day == 2 {
+            b.store(meta(Tag::PreUpgrade, "2026-11-02"), files("pre"))
+                .unwrap();
+        }
     }
-    b.store(meta(Tag::PreUpgrade, "2026-11-02"), files("pre"))
-        .unwrap();
     let today: Date = "2026-11-05".parse().unwrap();
     // Keep two nightly backups: the three oldest go; the pre-upgrade one stays.
     let removed = b.prune(
@@ -285,4 +288,22 @@ fn a_backup_after_retention_never_takes_a_lower_number_and_newest_is_the_newest(
         "EntraConnect-config-2026-12-02-nightly-3"
     );
     assert_eq!(b.newest().unwrap().manifest.name, third.manifest.name);
+}
+
+#[test]
+fn backups_within_one_second_are_ordered_by_when_they_were_stored() {
+    let share = tempfile::tempdir().unwrap();
+    let b = HostBackups::new(share.path(), "contoso", "ec01");
+    // A nightly, then a pre-upgrade one of the same day, within the same second: the newest is
+    // the pre-upgrade one, whatever the tags and numbers say.
+    b.store(meta(Tag::Nightly, "2026-12-02"), files("1"))
+        .unwrap();
+    let pre = b
+        .store(meta(Tag::PreUpgrade, "2026-12-02"), files("2"))
+        .unwrap();
+    assert_eq!(b.newest().unwrap().manifest.name, pre.manifest.name);
+    let again = b
+        .store(meta(Tag::Nightly, "2026-12-02"), files("3"))
+        .unwrap();
+    assert_eq!(b.newest().unwrap().manifest.name, again.manifest.name);
 }
