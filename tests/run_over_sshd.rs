@@ -648,13 +648,14 @@ fn a_26_host_night_ends_every_scenario_in_its_documented_outcome() {
     }
 }
 
-/// `daily HH:MM-HH:MM UTC` opening at the next minute (between 1 and 60 s from now).
+/// `daily HH:MM-HH:MM UTC` opening 30 to 90 s from now: late enough that the first run's
+/// preflight and backup end before it opens, soon enough for the second run to wait for it.
 fn window_opening_soon() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let start = (now / 60 + 1) * 60;
+    let start = ((now + 30) / 60 + 1) * 60;
     let hm = |t: u64| format!("{:02}:{:02}", (t / 3600) % 24, (t / 60) % 60);
     format!("daily {}-{} UTC", hm(start), hm(start + 3600))
 }
