@@ -81,6 +81,19 @@ impl Night {
         (out.status.code().unwrap_or(-1), json, stderr)
     }
 
+    /// The hosts the plan upgrades in place, in plan order.
+    fn in_place(&self) -> Vec<String> {
+        let plan: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.plan).unwrap()).unwrap();
+        plan["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["action"] == "in-place")
+            .map(|h| h["host"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     fn machine(&self, host: &str) -> PathBuf {
         self.fleet.host_dir(host).join("machine.toml")
     }
@@ -347,14 +360,7 @@ impl Night {
 fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup_twice() {
     let n = night(6, 2);
     n.plan();
-    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(&n.plan).unwrap()).unwrap();
-    let in_place: Vec<String> = plan["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["action"] == "in-place")
-        .map(|h| h["host"].as_str().unwrap().to_string())
-        .collect();
+    let in_place = n.in_place();
     assert!(in_place.len() >= 3, "{in_place:?}");
     for h in &in_place {
         n.edit(h, "delay_seconds = 2", "delay_seconds = 3");
@@ -447,14 +453,7 @@ fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup
 fn a_canary_that_fails_stops_the_rest_and_the_report_shows_the_run_again() {
     let n = night(6, 1);
     n.plan();
-    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(&n.plan).unwrap()).unwrap();
-    let in_place: Vec<String> = plan["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["action"] == "in-place")
-        .map(|h| h["host"].as_str().unwrap().to_string())
-        .collect();
+    let in_place = n.in_place();
     // The canary is the first in-place host in plan order; its backup fails.
     let canary = &in_place[0];
     n.edit(canary, "backup_fails = false", "backup_fails = true");
