@@ -99,8 +99,10 @@ fn phases(h: &HostRecord) -> String {
 
 fn notes(h: &HostRecord) -> String {
     let mut lines = Vec::new();
+    // The backup's name; its folder on the share is in the JSON and the ledger.
     if let Some(b) = &h.backup {
-        lines.push(format!("backup: {b}"));
+        let name = b.rsplit(['/', '\\']).next().unwrap_or(b);
+        lines.push(format!("backup: {name}"));
     }
     if h.outcome != HostOutcome::Verified {
         lines.push(h.message.clone());
