@@ -23,21 +23,7 @@ fn night(hosts: usize, sshds: usize) -> Night {
     let fleet = Fleet::new(hosts, sshds);
     let inventory = fleet.write_inventory("");
     let dir = fleet.dir.path().to_path_buf();
-    let msi = dir.join("AzureADConnect.msi");
-    let out = ecfleet()
-        .args([
-            "lab",
-            "msi",
-            "--version",
-            "2.6.91.0",
-            "--size-mb",
-            "1",
-            "--out",
-        ])
-        .arg(&msi)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let (msi, _) = lab_msi(&dir, 1);
     let playbook = dir.join("fast.toml");
     std::fs::write(&playbook, FAST).unwrap();
     Night {

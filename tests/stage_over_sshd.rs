@@ -9,30 +9,6 @@ use std::path::{Path, PathBuf};
 use common::*;
 use sha2::{Digest, Sha256};
 
-fn lab_msi(dir: &Path, mib: u64) -> (PathBuf, Vec<u8>) {
-    let path = dir.join("AzureADConnect.msi");
-    let out = ecfleet()
-        .args([
-            "lab",
-            "msi",
-            "--version",
-            "2.6.91.0",
-            "--size-mb",
-            &mib.to_string(),
-            "--out",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let data = std::fs::read(&path).unwrap();
-    (path, data)
-}
-
 fn stage(inventory: &Path, msi: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
     let out = ecfleet()
         .args(["stage", "--format", "json", "--agent-dir"])

@@ -21,10 +21,7 @@ pub fn render_audit(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
-        AuditFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
-            writeln!(out)
-        }
+        AuditFormat::Json => super::write_json(out, report),
         AuditFormat::Csv => csv(report, out),
         AuditFormat::Table => table(report, color, out),
     }

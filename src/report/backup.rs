@@ -21,10 +21,7 @@ pub fn render_backup(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
-        BackupFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
-            writeln!(out)
-        }
+        BackupFormat::Json => super::write_json(out, report),
         BackupFormat::Table => table(report, color, out),
     }
 }

@@ -15,6 +15,12 @@ pub use plan::{PlanFormat, render_plan};
 pub use run_report::render_run;
 pub use stage::render_stage;
 
+/// A report as pretty JSON and a newline: every command's `--format json`.
+fn write_json(out: &mut dyn std::io::Write, report: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
+    writeln!(out)
+}
+
 /// A table cell holding text that may come from a host: control characters escaped.
 fn cell(text: impl AsRef<str>) -> comfy_table::Cell {
     comfy_table::Cell::new(sanitize::terminal_safe(text.as_ref()))

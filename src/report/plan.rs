@@ -20,10 +20,7 @@ pub fn render_plan(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
-        PlanFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, plan).map_err(io::Error::other)?;
-            writeln!(out)
-        }
+        PlanFormat::Json => super::write_json(out, plan),
         PlanFormat::Table => table(plan, color, out),
     }
 }

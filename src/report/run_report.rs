@@ -15,8 +15,7 @@ pub fn render_run(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     if json {
-        serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
-        return writeln!(out);
+        return super::write_json(out, report);
     }
     let mut t = super::new_table(color);
     t.set_header(vec![

@@ -12,8 +12,7 @@ pub fn render_stage(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     if json {
-        serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
-        return writeln!(out);
+        return super::write_json(out, report);
     }
     let mut t = super::new_table(color);
     t.set_header(vec!["tenant", "host", "installer on the host", "sent"]);

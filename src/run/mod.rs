@@ -415,10 +415,11 @@ fn select<'a>(
     plan: &'a Plan,
     mut previous: HashMap<String, HostRecord>,
 ) -> Selection<'a> {
+    let by_name: HashMap<&str, &Host> = inventory.hosts().map(|h| (h.name.as_str(), h)).collect();
     let hosts: Vec<Planned<'a>> = plan
         .hosts
         .iter()
-        .filter_map(|p| inventory.hosts().find(|h| h.name == p.host).map(|h| (h, p)))
+        .filter_map(|p| by_name.get(p.host.as_str()).map(|h| (*h, p)))
         .collect();
     let in_place = hosts
         .iter()

@@ -344,3 +344,30 @@ pub fn codes(h: &serde_json::Value) -> Vec<String> {
         .map(|f| f["code"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// `ecfleet lab msi --version 2.6.91.0 --size-mb MIB` into `dir/AzureADConnect.msi`: its path and
+/// bytes.
+#[allow(dead_code)] // not every test binary stages an installer
+pub fn lab_msi(dir: &Path, mib: u64) -> (PathBuf, Vec<u8>) {
+    let path = dir.join("AzureADConnect.msi");
+    let out = ecfleet()
+        .args([
+            "lab",
+            "msi",
+            "--version",
+            "2.6.91.0",
+            "--size-mb",
+            &mib.to_string(),
+            "--out",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read(&path).unwrap();
+    (path, data)
+}
