@@ -249,12 +249,32 @@ pub struct PlanArgs {
     pub playbook: Option<PathBuf>,
 }
 
+/// How many lab hosts, and which scenarios.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct LabShapeArgs {
+    #[arg(long, default_value_t = 20)]
+    pub hosts: usize,
+    /// Also the scenarios that fail during `ecfleet run` (installer fails, versions lag, …;
+    /// docs/lab.md), after the first 18.
+    #[arg(long)]
+    pub faults: bool,
+}
+
+impl LabShapeArgs {
+    pub fn shape(self) -> crate::lab::Shape {
+        crate::lab::Shape {
+            hosts: self.hosts,
+            faults: self.faults,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum LabCommand {
     /// Write N simulated hosts to DIR/hosts/<name>/machine.toml.
     Init {
-        #[arg(long, default_value_t = 20)]
-        hosts: usize,
+        #[command(flatten)]
+        shape: LabShapeArgs,
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         #[arg(long, value_name = "DATE")]
@@ -263,8 +283,8 @@ pub enum LabCommand {
     /// Write the hosts, serve them over SSH on 127.0.0.1 and write DIR/inventory.toml; runs
     /// until interrupted.
     Up {
-        #[arg(long, default_value_t = 20)]
-        hosts: usize,
+        #[command(flatten)]
+        shape: LabShapeArgs,
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// First port (one per host); default: any free ports.
@@ -286,8 +306,8 @@ pub enum LabCommand {
     },
     /// Start a lab, audit it, print the table and stop: ecfleet's main job in one command.
     Demo {
-        #[arg(long, default_value_t = 20)]
-        hosts: usize,
+        #[command(flatten)]
+        shape: LabShapeArgs,
         #[arg(long, value_name = "DIR", default_value = "lab")]
         dir: PathBuf,
         #[arg(long, value_enum, default_value = "table")]

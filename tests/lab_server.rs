@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// `ecfleet lab up --hosts N` in `dir`, once it says it is serving.
-fn lab_up(dir: &std::path::Path, hosts: usize) -> std::process::Child {
+/// `ecfleet lab up --hosts N [extra…]` in `dir`, once it says it is serving.
+fn lab_up(dir: &std::path::Path, hosts: usize, extra: &[&str]) -> std::process::Child {
     let mut lab = ecfleet()
-        .args(["lab", "up", "--hosts", &hosts.to_string(), "--dir"])
+        .args(["lab", "up", "--hosts", &hosts.to_string()])
+        .args(extra)
+        .arg("--dir")
         .arg(dir)
         .stderr(Stdio::piped())
         .spawn()
@@ -33,7 +35,7 @@ fn lab_up(dir: &std::path::Path, hosts: usize) -> std::process::Child {
 fn lab_up_serves_hosts_that_audit_over_ssh() {
     let dir = tempfile::tempdir().unwrap();
     let agents = agent_dir();
-    let mut lab = lab_up(dir.path(), 16);
+    let mut lab = lab_up(dir.path(), 16, &[]);
     let inventory = dir.path().join("inventory.toml");
     let events = dir.path().join("events.jsonl");
     let out = ecfleet()
@@ -109,7 +111,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn the_lab_server_kills_an_agent_whose_client_gave_up() {
     let dir = tempfile::tempdir().unwrap();
     let agents = agent_dir();
-    let mut lab = lab_up(dir.path(), 2);
+    let mut lab = lab_up(dir.path(), 2, &[]);
     let machine = dir.path().join("hosts/t01-current/machine.toml");
     let text = std::fs::read_to_string(&machine)
         .unwrap()
@@ -182,4 +184,103 @@ fn bad_inventories_exit_3_with_file_line_and_fix() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The two staging faults only the lab server can play (a real sshd cannot be told to fail):
+/// a connection that drops half-way through the installer is resumed within the same run and
+/// the host is upgraded; a disk that fills is a failed host whose received part is removed and
+/// which never gets phase 3; a healthy host of the same run is upgraded. Real: the binary, the
+/// agent, SSH, SFTP and the files; stand-in: the lab backend for Windows and the operator.
+#[test]
+fn a_dropped_transfer_is_resumed_and_a_full_disk_stops_the_host_behind_the_lab_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = lab_up(dir.path(), 28, &["--faults"]);
+    let (msi, _) = lab_msi(dir.path(), 2);
+    let name = |scenario: &str| {
+        std::fs::read_dir(dir.path().join("hosts"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|n| n.ends_with(&format!("-{scenario}")))
+            .unwrap()
+    };
+    let (drops, fills, healthy) = (name("staging-drops"), name("disk-fills"), name("behind"));
+    let out = ecfleet()
+        .args(["run", "--yes", "--ignore-windows", "--format", "json"])
+        .arg("--agent-dir")
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(dir.path().join("inventory.toml"))
+        .arg("--msi")
+        .arg(&msi)
+        .arg("--playbook")
+        .arg(dir.path().join("run-playbook.toml"))
+        .args(["--host", &drops, "--host", &fills, "--host", &healthy])
+        .output()
+        .unwrap();
+    let _ = lab.kill();
+    let _ = lab.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(1), "{stderr}\n{report:#}");
+    let record = |host: &str| {
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == host)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(record(&healthy)["outcome"], "verified", "{report:#}");
+    let dropped = record(&drops);
+    assert_eq!(dropped["outcome"], "verified", "{dropped:#}");
+    let ledger = std::path::PathBuf::from(report["ledger"].as_str().unwrap());
+    let events = std::fs::read_to_string(ledger.join("events.jsonl")).unwrap();
+    let resumed: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains(&drops) && l.contains("\"resumed\""))
+        .collect();
+    assert_eq!(resumed.len(), 1, "{events}");
+    // Where it stopped: at the fault's 512 KiB, or a little after (writes already in flight).
+    let at: u64 = resumed[0]
+        .split("stopped at ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the evidence says where: {}", resumed[0]));
+    assert!((524_288..2 << 20).contains(&at), "{}", resumed[0]);
+    let full = record(&fills);
+    assert_eq!(full["outcome"], "failed", "{full:#}");
+    let why = full["message"].as_str().unwrap();
+    assert!(
+        why.contains("filled while the installer was staged") && why.contains("removed"),
+        "{why}"
+    );
+    assert!(full["backup"].as_str().unwrap().ends_with("-pre-upgrade"));
+    // Phase 3 never began there: no hand-off, and nothing of the installer left behind.
+    assert!(
+        !events
+            .lines()
+            .any(|l| l.contains(&fills) && l.contains("\"handoff\""))
+    );
+    let staged = dir
+        .path()
+        .join("hosts")
+        .join(&fills)
+        .join(".ecfleet/staged");
+    let left: Vec<_> = walk(&staged);
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .flat_map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() { walk(&p) } else { vec![p] }
+        })
+        .collect()
 }

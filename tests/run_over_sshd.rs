@@ -20,7 +20,7 @@ struct Night {
 }
 
 fn night(hosts: usize, sshds: usize) -> Night {
-    let fleet = Fleet::new(hosts, sshds);
+    let fleet = Fleet::with_faults(hosts, sshds);
     let inventory = fleet.write_inventory("");
     let dir = fleet.dir.path().to_path_buf();
     let (msi, _) = lab_msi(&dir, 1);
@@ -349,7 +349,8 @@ fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup
     let in_place = n.in_place();
     assert!(in_place.len() >= 3, "{in_place:?}");
     for h in &in_place {
-        n.edit(h, "delay_seconds = 2", "delay_seconds = 3");
+        // Three real seconds at the lab's clock scale of 120.
+        n.edit(h, "delay_seconds = 300", "delay_seconds = 360");
     }
     // SIGKILL the controller as soon as a phase starts: backup, stage, the operator's wait, verify.
     for (i, phase) in ["backup", "stage", "upgrade", "verify"].iter().enumerate() {
@@ -494,7 +495,8 @@ fn the_things_that_bite_end_in_their_outcomes_with_evidence() {
         "display_name = \"Microsoft Entra Connect Health Agent\"\nstate = \"Stopped\"",
     );
     n.plan();
-    n.edit("t02-staging", "reboot_seconds = 0", "reboot_seconds = 3");
+    // Six lab minutes: three real seconds.
+    n.edit("t02-staging", "reboot_seconds = 0", "reboot_seconds = 360");
     n.edit(
         "t02-behind",
         "rules_conflict_after_upgrade = false",
@@ -527,6 +529,10 @@ fn the_things_that_bite_end_in_their_outcomes_with_evidence() {
     assert_eq!(conflict["outcome"], "failed", "{conflict:#}");
     let why = conflict["message"].as_str().unwrap();
     assert!(why.contains("completed-export-errors"), "{conflict:#}");
+    assert!(
+        why.contains("completed-sync-errors"),
+        "sync-rule errors: {conflict:#}"
+    );
     let half = record(&report, "t03-retiring");
     assert_eq!(half["outcome"], "failed");
     assert!(

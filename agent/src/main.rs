@@ -14,7 +14,7 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: ecfleet-agent [--expect-sha256 HEX] facts [--backend windows|lab] [--lab-root DIR]
        ecfleet-agent [--expect-sha256 HEX] backup [--out-dir DIR] [--backend windows|lab] [--lab-root DIR]
-       ecfleet-agent [--expect-sha256 HEX] stage --path FILE --sha256 HEX --size BYTES [--backend …]
+       ecfleet-agent [--expect-sha256 HEX] stage --path FILE --sha256 HEX --size BYTES [--discard] [--backend …]
        ecfleet-agent [--expect-sha256 HEX] handoff --installer FILE --version VERSION [--backend …]
        ecfleet-agent [--expect-sha256 HEX] restart-adsync [--backend …]
        ecfleet-agent --version";
@@ -87,6 +87,7 @@ fn run(args: &[String]) -> Result<(), String> {
             let (path, rest) = take_option(&args[1..], "--path")?;
             let (sha256, rest) = take_option(&rest, "--sha256")?;
             let (size, rest) = take_option(&rest, "--size")?;
+            let (discard, rest) = take_flag(&rest, "--discard");
             let backend = parse_backend(&rest)?;
             let missing = |name: &str| format!("stage needs {name}\n{USAGE}");
             let request = stage::Request {
@@ -96,6 +97,7 @@ fn run(args: &[String]) -> Result<(), String> {
                     .ok_or_else(|| missing("--size"))?
                     .parse()
                     .map_err(|_| format!("--size takes a number of bytes\n{USAGE}"))?,
+                discard,
             };
             let result = stage::check(&backend, &request)?;
             print_document(
@@ -135,6 +137,12 @@ fn print_document(output: &str) -> Result<(), String> {
 }
 
 /// `name VALUE` taken out of `args` (once), and the rest.
+/// Whether `name` is among `args`, and the others.
+fn take_flag(args: &[String], name: &str) -> (bool, Vec<String>) {
+    let rest: Vec<String> = args.iter().filter(|a| *a != name).cloned().collect();
+    (rest.len() != args.len(), rest)
+}
+
 fn take_option(args: &[String], name: &str) -> Result<(Option<String>, Vec<String>), String> {
     let mut rest = Vec::new();
     let mut value = None;

@@ -18,6 +18,8 @@ pub struct Request {
     pub path: PathBuf,
     pub sha256: String,
     pub size: u64,
+    /// Remove what a cut transfer left first (the disk filled: give the space back).
+    pub discard: bool,
 }
 
 fn sha256_of(path: &Path) -> Result<String, String> {
@@ -38,6 +40,14 @@ pub fn check(backend: &Backend, request: &Request) -> Result<StageResult, String
     let mut removed = None;
     let mut state = StageState::Absent;
     let mut bytes = 0;
+    if request.discard
+        && let Some(size) = size_of(&partial)
+    {
+        remove(&partial)?;
+        removed = Some(format!(
+            "the received part ({size} bytes) was removed as asked"
+        ));
+    }
     if let Some(size) = size_of(&request.path) {
         if size == request.size && sha256_of(&request.path)? == want {
             state = StageState::Present;
@@ -82,6 +92,7 @@ pub fn check(backend: &Backend, request: &Request) -> Result<StageResult, String
         bytes,
         removed,
         signature,
+        free_bytes: crate::backend::free_bytes(backend, &request.path),
     })
 }
 
@@ -103,6 +114,7 @@ mod tests {
                 .map(|b| format!("{b:02X}"))
                 .collect(),
             size: data.len() as u64,
+            discard: false,
         }
     }
 
@@ -145,5 +157,21 @@ mod tests {
         let got = check(&backend, &r).unwrap();
         assert_eq!(got.state, StageState::Absent);
         assert!(!r.path.exists());
+    }
+
+    #[test]
+    fn discard_removes_a_partial_file_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("staged")).unwrap();
+        let backend = Backend::Lab(dir.path().to_path_buf());
+        let data = vec![7u8; 3000];
+        let mut r = request(dir.path(), &data);
+        r.discard = true;
+        let partial = dir.path().join("staged/AzureADConnect.msi.ecfleet-partial");
+        std::fs::write(&partial, &data[..1000]).unwrap();
+        let got = check(&backend, &r).unwrap();
+        assert_eq!((got.state, got.bytes), (StageState::Absent, 0));
+        assert!(got.removed.unwrap().contains("1000 bytes"));
+        assert!(!partial.exists());
     }
 }

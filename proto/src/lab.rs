@@ -53,6 +53,40 @@ pub struct Machine {
     pub upgrade: Option<MachineUpgrade>,
     #[serde(default)]
     pub faults: Faults,
+    #[serde(default)]
+    pub lab: MachineLab,
+}
+
+/// How the lab's clock relates to real time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineLab {
+    /// The lab's clock runs this many times faster than real time for what happens during a
+    /// run: the operator's wizard (`[operator] delay_seconds`), a restart
+    /// (`faults.reboot_seconds`) and the first sync cycle after an upgrade
+    /// (`after_upgrade_seconds`, `duration_seconds` of those runs). Those durations are lab
+    /// time; 120 makes a 10-minute upgrade take 5 real seconds. Past run history and
+    /// `faults.hang_seconds` (which tests the controller's real deadlines) are real time.
+    pub clock_scale: u32,
+}
+
+impl Default for MachineLab {
+    fn default() -> Self {
+        MachineLab {
+            clock_scale: DEFAULT_CLOCK_SCALE,
+        }
+    }
+}
+
+/// Two lab minutes per real second.
+pub const DEFAULT_CLOCK_SCALE: u32 = 120;
+
+impl Machine {
+    /// The real duration of `seconds` of lab time ([`MachineLab::clock_scale`]).
+    pub fn real(&self, seconds: u64) -> jiff::SignedDuration {
+        let scale = u64::from(self.lab.clock_scale.max(1));
+        jiff::SignedDuration::from_millis((seconds.saturating_mul(1000) / scale) as i64)
+    }
 }
 
 /// `https://secure.aadcdn.microsoftonline-p.com` in Trusted Sites: by policy, and/or for these
@@ -247,8 +281,9 @@ pub struct MachineRun {
     pub age_minutes: u32,
     #[serde(default)]
     pub duration_seconds: u32,
-    /// A run of the first cycle after an upgrade: it ends this many seconds after
-    /// `[upgrade] completed_at` (and is not shown before then) instead of `age_minutes` ago.
+    /// A run of the first cycle after an upgrade: it ends this many seconds (lab time, as its
+    /// `duration_seconds` is then) after `[upgrade] completed_at` (and is not shown before
+    /// then) instead of `age_minutes` ago.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_upgrade_seconds: Option<u32>,
 }
@@ -269,7 +304,7 @@ pub struct MachineUpgrade {
 }
 
 /// How the lab plays the operator of phase 3 (docs/lab.md): after `ecfleet run` hands the
-/// upgrade to the operator, the simulated wizard runs `delay_seconds` later.
+/// upgrade to the operator, the simulated wizard runs `delay_seconds` (lab time) later.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MachineOperator {
@@ -282,7 +317,8 @@ impl Default for MachineOperator {
     fn default() -> Self {
         MachineOperator {
             acts: true,
-            delay_seconds: 2,
+            // Five minutes of wizard, in lab time.
+            delay_seconds: 300,
         }
     }
 }
@@ -295,6 +331,14 @@ pub struct MachineHealthService {
     pub state: String,
     pub start_mode: String,
 }
+
+/// Left in the lab host's agent folder (`<lab_root>/.ecfleet/`) by the lab server once the
+/// disk filled during staging (`faults.disk_fills_at_bytes`): from then on the host reports no
+/// free space on its system drive.
+pub const DISK_FULL_MARK: &str = "lab-disk-full";
+
+/// Left beside it once the one dropped connection of `faults.staging_drops_at_bytes` happened.
+pub const STAGING_DROPPED_MARK: &str = "lab-staging-dropped";
 
 /// Faults to inject, so that failure handling is tested on the real code path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -322,6 +366,16 @@ pub struct Faults {
     /// Customised default rules conflict after the upgrade: the first exports end
     /// `completed-export-errors`.
     pub rules_conflict_after_upgrade: bool,
-    /// The host restarts at the end of the upgrade and answers nothing for this many seconds.
+    /// The host restarts at the end of the upgrade and answers nothing for this many seconds
+    /// (lab time).
     pub reboot_seconds: u64,
+    /// The connection drops once, when the installer's transfer reaches this many bytes. Only
+    /// the lab server does this (`ecfleet lab up`); behind a real sshd nothing happens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging_drops_at_bytes: Option<u64>,
+    /// The system drive fills while the installer is staged: writes past this many bytes of it
+    /// fail as on a full disk, and the host reports no free space from then on. Only the lab
+    /// server fails the writes; behind a real sshd nothing happens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_fills_at_bytes: Option<u64>,
 }

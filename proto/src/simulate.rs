@@ -98,19 +98,22 @@ fn installed(m: &Machine, ec: &MachineEc, now: Timestamp, f: &mut Facts) {
         .runs
         .iter()
         .filter_map(|r| {
-            let end = match (r.after_upgrade_seconds, upgraded) {
-                (Some(after), Some(at)) => at + SignedDuration::from_secs(after as i64),
+            let (end, took) = match (r.after_upgrade_seconds, upgraded) {
+                (Some(after), Some(at)) => {
+                    (at + m.real(after.into()), m.real(r.duration_seconds.into()))
+                }
                 (Some(_), None) => return None,
-                (None, _) => now - SignedDuration::from_mins(r.age_minutes as i64),
+                (None, _) => (
+                    now - SignedDuration::from_mins(r.age_minutes as i64),
+                    SignedDuration::from_secs(r.duration_seconds as i64),
+                ),
             };
             // A run of the cycle after the upgrade has not happened yet.
             (end <= now).then(|| RunResult {
                 connector: r.connector.clone(),
                 run_profile: r.run_profile.clone(),
                 result: r.result.clone(),
-                start: Some(
-                    (end - SignedDuration::from_secs(r.duration_seconds as i64)).to_string(),
-                ),
+                start: Some((end - took).to_string()),
                 end: Some(end.to_string()),
                 complete: None,
             })

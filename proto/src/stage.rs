@@ -55,4 +55,8 @@ pub struct StageResult {
     pub removed: Option<String>,
     /// On Windows, once the content is right; `None` on lab hosts (nothing to check there).
     pub signature: Option<Signature>,
+    /// Free space on the volume the installer is received on, when the host can tell: how the
+    /// controller tells a full disk from a cut transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_bytes: Option<u64>,
 }

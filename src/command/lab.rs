@@ -3,6 +3,7 @@
 
 use super::{Context, Io};
 use crate::catalog::Catalog;
+use crate::lab::Shape;
 use std::path::Path;
 
 use crate::cli::{AuditArgs, FleetArgs, FormatArg, LabCommand};
@@ -16,13 +17,15 @@ pub async fn run(command: LabCommand, cx: &Context, io: &mut Io<'_>) -> u8 {
             size_mb,
             product_name,
         } => msi(&out, &version, product_name.as_deref(), size_mb, io),
-        LabCommand::Init { hosts, dir, as_of } => init(&dir, hosts, as_of.as_deref(), cx, io),
+        LabCommand::Init { shape, dir, as_of } => {
+            init(&dir, shape.shape(), as_of.as_deref(), cx, io)
+        }
         LabCommand::Up {
-            hosts,
+            shape,
             dir,
             port_base,
-        } => up(&dir, hosts, port_base, cx, io).await,
-        LabCommand::Demo { hosts, dir, format } => demo(&dir, hosts, format, cx, io).await,
+        } => up(&dir, shape.shape(), port_base, cx, io).await,
+        LabCommand::Demo { shape, dir, format } => demo(&dir, shape.shape(), format, cx, io).await,
     }
 }
 
@@ -44,12 +47,12 @@ fn msi(out: &Path, version: &str, product_name: Option<&str>, size_mb: u64, io: 
     }
 }
 
-fn init(dir: &Path, hosts: usize, as_of: Option<&str>, cx: &Context, io: &mut Io<'_>) -> u8 {
+fn init(dir: &Path, shape: Shape, as_of: Option<&str>, cx: &Context, io: &mut Io<'_>) -> u8 {
     let as_of = match crate::settings::as_of(as_of, cx.today) {
         Ok(d) => d,
         Err(e) => return io.error(exit::INVALID_INPUT, e),
     };
-    match crate::lab::init(dir, hosts, &Catalog::embedded(), as_of) {
+    match crate::lab::init(dir, shape, &Catalog::embedded(), as_of) {
         Ok(fleet) => {
             let _ = writeln!(
                 io.out,
@@ -63,15 +66,16 @@ fn init(dir: &Path, hosts: usize, as_of: Option<&str>, cx: &Context, io: &mut Io
     }
 }
 
-async fn up(dir: &Path, hosts: usize, port_base: u16, cx: &Context, io: &mut Io<'_>) -> u8 {
+async fn up(dir: &Path, shape: Shape, port_base: u16, cx: &Context, io: &mut Io<'_>) -> u8 {
     let (inventory, served, client) =
-        match crate::lab::up(dir, hosts, port_base, &Catalog::embedded(), cx.today).await {
+        match crate::lab::up(dir, shape, port_base, &Catalog::embedded(), cx.today).await {
             Ok(x) => x,
             Err(e) => return io.error(exit::FAILURE, e),
         };
     let _ = writeln!(
         io.err,
-        "serving {hosts} lab hosts on 127.0.0.1; inventory: {}",
+        "serving {} lab hosts on 127.0.0.1; inventory: {}",
+        shape.hosts,
         inventory.display()
     );
     let _ = writeln!(
@@ -87,9 +91,9 @@ async fn up(dir: &Path, hosts: usize, port_base: u16, cx: &Context, io: &mut Io<
     exit::OK
 }
 
-async fn demo(dir: &Path, hosts: usize, format: FormatArg, cx: &Context, io: &mut Io<'_>) -> u8 {
+async fn demo(dir: &Path, shape: Shape, format: FormatArg, cx: &Context, io: &mut Io<'_>) -> u8 {
     let (inventory, served, client) =
-        match crate::lab::up(dir, hosts, 0, &Catalog::embedded(), cx.today).await {
+        match crate::lab::up(dir, shape, 0, &Catalog::embedded(), cx.today).await {
             Ok(x) => x,
             Err(e) => return io.error(exit::FAILURE, e),
         };
@@ -99,7 +103,8 @@ async fn demo(dir: &Path, hosts: usize, format: FormatArg, cx: &Context, io: &mu
     }));
     let _ = writeln!(
         io.err,
-        "lab: {hosts} simulated hosts served over SSH on 127.0.0.1 (inventory {})",
+        "lab: {} simulated hosts served over SSH on 127.0.0.1 (inventory {})",
+        shape.hosts,
         inventory.display()
     );
     let args = AuditArgs {

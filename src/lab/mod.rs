@@ -6,6 +6,7 @@
 
 pub mod scenarios;
 pub mod server;
+pub mod transfer_faults;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,18 +38,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
 
 /// Writes `n` simulated hosts under `dir/hosts/`; returns them. Existing host directories are
 /// rewritten (the lab is disposable), nothing else in `dir` is touched.
+/// Which fleet `lab init`/`up` makes: how many hosts, and whether the scenarios that fail
+/// during a run (`--faults`) are among them.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub hosts: usize,
+    pub faults: bool,
+}
+
 pub fn init(
     dir: &Path,
-    n: usize,
+    shape: Shape,
     catalog: &Catalog,
     as_of: Date,
 ) -> Result<Vec<LabHost>, LabError> {
+    let Shape { hosts: n, faults } = shape;
     if n == 0 {
         return Err(LabError::Other("--hosts must be at least 1".into()));
     }
     let hosts_dir = dir.join("hosts");
     std::fs::create_dir_all(&hosts_dir).map_err(io(&hosts_dir))?;
-    let fleet = scenarios::fleet(n, catalog, as_of);
+    let fleet = scenarios::fleet(n, faults, catalog, as_of);
     for h in &fleet {
         let host_dir = hosts_dir.join(&h.name);
         std::fs::create_dir_all(&host_dir).map_err(io(&host_dir))?;
@@ -159,7 +169,7 @@ pub fn inventory_text(
 /// plus a future serving them.
 pub async fn up(
     dir: &Path,
-    n: usize,
+    shape: Shape,
     port_base: u16,
     catalog: &Catalog,
     as_of: Date,
@@ -172,7 +182,7 @@ pub async fn up(
     LabError,
 > {
     let dir = std::path::absolute(dir).map_err(io(dir))?;
-    let fleet = init(&dir, n, catalog, as_of)?;
+    let fleet = init(&dir, shape, catalog, as_of)?;
     let (key_path, client) = client_key(&dir)?;
     let known_hosts = dir.join("keys").join("known_hosts");
     let mut kh = String::new();

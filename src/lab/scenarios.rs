@@ -12,7 +12,8 @@ use jiff::civil::Date;
 use crate::catalog::{Catalog, EcVersion, SupportStatus};
 use crate::inventory::Role;
 
-/// The named scenarios, in the order the first hosts get them.
+/// The named scenarios, in the order the first hosts get them. The first [`AUDIT_SCENARIOS`]
+/// are the lab's fleet; the rest (what bites during `ecfleet run`) join it with `--faults`.
 pub const SCENARIOS: &[&str] = &[
     "current",
     "behind",
@@ -41,7 +42,13 @@ pub const SCENARIOS: &[&str] = &[
     "mfa-hangs",
     "reboot-mid-upgrade",
     "backup-fails",
+    "staging-drops",
+    "disk-fills",
 ];
+
+/// How many of [`SCENARIOS`] a lab made without `--faults` has: those that describe a host as
+/// an audit finds it. The others are healthy for an audit and fail during a run.
+pub const AUDIT_SCENARIOS: usize = 18;
 
 /// The lab's maintenance windows, spread over the tenants so that a plan has several waves.
 const WINDOWS: &[&str] = &[
@@ -78,6 +85,7 @@ const FILLER: &[&str] = &[
 ];
 
 /// One host of the lab fleet.
+#[derive(Debug, PartialEq)]
 pub struct LabHost {
     pub name: String,
     pub tenant: String,
@@ -392,8 +400,13 @@ pub fn healthy_machine(
         engine_config: MachineEngineConfig::default(),
         connectors: Some(connectors(tenant, seed)),
         faults: Faults::default(),
+        lab: MachineLab::default(),
     }
 }
+
+/// Where `staging-drops` and `disk-fills` cut the installer's transfer: early enough for any
+/// real or lab installer of 1 MiB and more.
+const STAGING_FAULT_AT: u64 = 512 << 10;
 
 /// What makes a scenario: its changes to the healthy host.
 fn apply_scenario(m: &mut Machine, scenario: &str, p: &Picks, behind: EcVersion) {
@@ -450,8 +463,11 @@ fn apply_scenario(m: &mut Machine, scenario: &str, p: &Picks, behind: EcVersion)
         "adsync-wont-start" => m.faults.adsync_stops_after_upgrade = true,
         "rules-conflict" => m.faults.rules_conflict_after_upgrade = true,
         "mfa-hangs" => m.operator.acts = false,
-        "reboot-mid-upgrade" => m.faults.reboot_seconds = 5,
+        // Ten minutes of lab time: 5 s at the default clock scale.
+        "reboot-mid-upgrade" => m.faults.reboot_seconds = 600,
         "backup-fails" => m.faults.backup_fails = true,
+        "staging-drops" => m.faults.staging_drops_at_bytes = Some(STAGING_FAULT_AT),
+        "disk-fills" => m.faults.disk_fills_at_bytes = Some(STAGING_FAULT_AT),
         "sync-errors" => {
             for r in &mut m.runs {
                 if r.run_profile == "Export" && r.connector.ends_with(" - AAD") {
@@ -503,23 +519,31 @@ fn description(scenario: &str) -> &'static str {
         "adsync-wont-start" => "ADSync does not start after the upgrade",
         "rules-conflict" => "customised default rules conflict: exports fail after the upgrade",
         "mfa-hangs" => "the wizard's MFA sign-in hangs: the operator never finishes",
-        "reboot-mid-upgrade" => "the host restarts at the end of the upgrade (5 s)",
+        "reboot-mid-upgrade" => "the host restarts at the end of the upgrade (10 lab minutes: 5 s)",
         "backup-fails" => "the configuration export fails",
+        "staging-drops" => "the connection drops once, 512 KiB into the installer (lab server)",
+        "disk-fills" => "the disk fills 512 KiB into the installer (lab server)",
         _ => "",
     }
 }
 
-/// The fleet for `n` hosts: the named scenarios first, then realistic filler. A `staging` host
-/// joins the tenant of the host before it (that tenant's active server).
-pub fn fleet(n: usize, catalog: &Catalog, as_of: Date) -> Vec<LabHost> {
+/// The fleet for `n` hosts: the named scenarios first (with `faults`, also those that fail
+/// during a run), then realistic filler. A `staging` host joins the tenant of the host before
+/// it (that tenant's active server).
+pub fn fleet(n: usize, faults: bool, catalog: &Catalog, as_of: Date) -> Vec<LabHost> {
     let p = picks(catalog, as_of);
+    let named = if faults {
+        SCENARIOS
+    } else {
+        &SCENARIOS[..AUDIT_SCENARIOS]
+    };
     let mut hosts: Vec<LabHost> = Vec::with_capacity(n);
     let mut tenant_no = 0;
     for i in 0..n {
-        let scenario = if i < SCENARIOS.len() {
-            SCENARIOS[i]
+        let scenario = if i < named.len() {
+            named[i]
         } else {
-            FILLER[(i - SCENARIOS.len()) % FILLER.len()]
+            FILLER[(i - named.len()) % FILLER.len()]
         };
         let joins_previous = scenario == "staging"
             && hosts
@@ -558,7 +582,12 @@ mod tests {
 
     #[test]
     fn every_named_scenario_is_present_once_the_fleet_is_big_enough() {
-        let fleet = fleet(30, &Catalog::embedded(), "2026-11-24".parse().unwrap());
+        let fleet = fleet(
+            30,
+            true,
+            &Catalog::embedded(),
+            "2026-11-24".parse().unwrap(),
+        );
         for s in SCENARIOS {
             assert!(fleet.iter().any(|h| h.scenario == *s), "{s} missing");
         }
@@ -586,5 +615,23 @@ mod tests {
                 .name,
             "t08-half-upgraded"
         );
+    }
+
+    #[test]
+    fn without_faults_the_fleet_is_the_audit_scenarios_then_filler() {
+        let as_of = "2026-11-24".parse().unwrap();
+        let plain = fleet(24, false, &Catalog::embedded(), as_of);
+        let with = fleet(24, true, &Catalog::embedded(), as_of);
+        assert_eq!(plain[..AUDIT_SCENARIOS], with[..AUDIT_SCENARIOS]);
+        for h in &plain[AUDIT_SCENARIOS..] {
+            assert!(
+                !SCENARIOS[AUDIT_SCENARIOS..].contains(&h.scenario.as_str()),
+                "{} is a run fault",
+                h.name
+            );
+            assert_eq!(h.machine.faults, Faults::default(), "{}", h.name);
+            assert!(h.machine.operator.acts);
+        }
+        assert_eq!(with[AUDIT_SCENARIOS].scenario, "installer-fails");
     }
 }

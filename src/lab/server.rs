@@ -16,8 +16,11 @@ use russh::{Channel, ChannelId, ChannelMsg};
 use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
 };
+use russh_sftp::server::StatusReply;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use super::transfer_faults::{TransferFaults, WriteVerdict};
 use tokio::sync::Mutex;
 
 /// One simulated host to serve.
@@ -105,6 +108,7 @@ impl russh::server::Handler for LabSession {
                     root: self.dir.clone(),
                     handles: HashMap::new(),
                     next: 0,
+                    connection: session.handle(),
                 };
                 russh_sftp::server::run(channel.into_stream(), fs).await;
                 Ok(())
@@ -213,11 +217,19 @@ async fn run_command(channel: Channel<Msg>, command: String, dir: Arc<PathBuf>) 
     feeder.abort();
 }
 
-/// SFTP on the real filesystem, confined to one host's directory.
+/// SFTP on the real filesystem, confined to one host's directory, with the host's transfer
+/// faults ([`TransferFaults`]) on the files that have any.
 struct LabSftp {
     root: Arc<PathBuf>,
-    handles: HashMap<String, tokio::fs::File>,
+    handles: HashMap<String, OpenFile>,
     next: u64,
+    /// The SSH connection, to drop it when a fault says so.
+    connection: russh::server::Handle,
+}
+
+struct OpenFile {
+    file: tokio::fs::File,
+    faults: Option<TransferFaults>,
 }
 
 fn ok(id: u32) -> Status {
@@ -258,10 +270,10 @@ impl LabSftp {
 }
 
 impl russh_sftp::server::Handler for LabSftp {
-    type Error = StatusCode;
+    type Error = StatusReply;
 
     fn unimplemented(&self) -> Self::Error {
-        StatusCode::OpUnsupported
+        StatusCode::OpUnsupported.into()
     }
 
     async fn init(
@@ -292,13 +304,19 @@ impl russh_sftp::server::Handler for LabSftp {
         let file = o.open(&path).await.map_err(io_status)?;
         self.next += 1;
         let handle = format!("h{}", self.next);
-        self.handles.insert(handle.clone(), file);
+        let faults = if pflags.contains(OpenFlags::WRITE) {
+            TransferFaults::for_file(&self.root, &path)
+        } else {
+            None
+        };
+        self.handles
+            .insert(handle.clone(), OpenFile { file, faults });
         Ok(Handle { id, handle })
     }
 
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
         if let Some(mut f) = self.handles.remove(&handle) {
-            f.flush().await.map_err(io_status)?;
+            f.file.flush().await.map_err(io_status)?;
         }
         Ok(ok(id))
     }
@@ -310,14 +328,18 @@ impl russh_sftp::server::Handler for LabSftp {
         offset: u64,
         len: u32,
     ) -> Result<Data, Self::Error> {
-        let f = self.handles.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        let f = &mut self
+            .handles
+            .get_mut(&handle)
+            .ok_or(StatusCode::Failure)?
+            .file;
         f.seek(std::io::SeekFrom::Start(offset))
             .await
             .map_err(io_status)?;
         let mut buf = vec![0; len.min(1 << 20) as usize];
         let n = f.read(&mut buf).await.map_err(io_status)?;
         if n == 0 {
-            return Err(StatusCode::Eof);
+            return Err(StatusCode::Eof.into());
         }
         buf.truncate(n);
         Ok(Data { id, data: buf })
@@ -330,12 +352,40 @@ impl russh_sftp::server::Handler for LabSftp {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
-        let f = self.handles.get_mut(&handle).ok_or(StatusCode::Failure)?;
-        f.seek(std::io::SeekFrom::Start(offset))
+        let open = self.handles.get_mut(&handle).ok_or(StatusCode::Failure)?;
+        let verdict = open
+            .faults
+            .as_ref()
+            .map_or(WriteVerdict::Write, |f| f.write(offset, data.len()));
+        let keep = match verdict {
+            WriteVerdict::Write => data.len(),
+            WriteVerdict::WriteThenDrop(n) | WriteVerdict::WriteThenFull(n) => n,
+        };
+        open.file
+            .seek(std::io::SeekFrom::Start(offset))
             .await
             .map_err(io_status)?;
-        f.write_all(&data).await.map_err(io_status)?;
-        Ok(ok(id))
+        open.file
+            .write_all(&data[..keep])
+            .await
+            .map_err(io_status)?;
+        match verdict {
+            WriteVerdict::Write => Ok(ok(id)),
+            WriteVerdict::WriteThenFull(_) => Err(StatusCode::Failure
+                .with_message("No space left on device (simulated: faults.disk_fills_at_bytes)")),
+            WriteVerdict::WriteThenDrop(_) => {
+                open.file.flush().await.map_err(io_status)?;
+                let _ = self
+                    .connection
+                    .disconnect(
+                        russh::Disconnect::ConnectionLost,
+                        "simulated: faults.staging_drops_at_bytes".into(),
+                        "en".into(),
+                    )
+                    .await;
+                Err(StatusCode::ConnectionLost.into())
+            }
+        }
     }
 
     async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
@@ -360,7 +410,7 @@ impl russh_sftp::server::Handler for LabSftp {
 
     async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
         let f = self.handles.get(&handle).ok_or(StatusCode::Failure)?;
-        let meta = f.metadata().await.map_err(io_status)?;
+        let meta = f.file.metadata().await.map_err(io_status)?;
         Ok(Attrs {
             id,
             attrs: FileAttributes::from(&meta),
@@ -414,7 +464,7 @@ impl russh_sftp::server::Handler for LabSftp {
     async fn rename(&mut self, id: u32, from: String, to: String) -> Result<Status, Self::Error> {
         let (from, to) = (self.resolve(&from)?, self.resolve(&to)?);
         if tokio::fs::metadata(&to).await.is_ok() {
-            return Err(StatusCode::Failure);
+            return Err(StatusCode::Failure.into());
         }
         tokio::fs::rename(from, to).await.map_err(io_status)?;
         Ok(ok(id))

@@ -67,6 +67,11 @@ fn sent_cell(h: &HostStage) -> String {
             s.sent as f64 / (1u64 << 20) as f64,
             s.resumed_from as f64 / (1u64 << 20) as f64
         ),
+        Some(s) if !s.interruptions.is_empty() => format!(
+            "{:.1} MiB (the connection dropped {}×; resumed)",
+            s.sent as f64 / (1u64 << 20) as f64,
+            s.interruptions.len()
+        ),
         Some(s) => format!("{:.1} MiB", s.sent as f64 / (1u64 << 20) as f64),
         None => "-".into(),
     }

@@ -270,6 +270,15 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             })
             .await?;
         w.record.staged = Some(staged.path.clone());
+        if !staged.interruptions.is_empty() {
+            // A dropped connection, resumed: the evidence goes with the phase.
+            let evidence = staged.interruptions.join("; ");
+            if let Some(p) = w.record.phases.last_mut() {
+                p.detail = Some(evidence.clone());
+            }
+            cx.log(host, "stage", "resumed", None, Some(evidence));
+            cx.save(&w.record);
+        }
         staged.path
     };
     if host.role == Role::Active
@@ -658,8 +667,21 @@ fn judge(
             .iter()
             .any(|r| pred(&r.run_profile) && r.result == "success")
     };
+    let failures: Vec<String> = since_upgrade
+        .iter()
+        .filter(|r| r.result != "success")
+        .map(|r| format!("{} on {} ended {}", r.run_profile, r.connector, r.result))
+        .collect();
     if ok(is_import) && (staging || ok(is_export)) {
         let mut notes = health_warnings(facts);
+        if !failures.is_empty() {
+            // Verified by the three checks, but a run since the upgrade had errors (a sync
+            // step with sync-rule errors): the operator should look before calling it done.
+            notes.push(format!(
+                "runs with errors since the upgrade: {} (sync rules incompatible? check the Synchronization Service Manager; docs/design/DOMAIN.md §7 #6)",
+                crate::checks::shown(&failures.join("; "))
+            ));
+        }
         if staging {
             notes.push(
                 "staging server: it never exports, so the Delta Export check does not apply (a successful Delta Import since the upgrade was required)".into(),
@@ -667,11 +689,6 @@ fn judge(
         }
         return Judged::Verified(notes);
     }
-    let failures: Vec<String> = since_upgrade
-        .iter()
-        .filter(|r| r.result != "success")
-        .map(|r| format!("{} on {} ended {}", r.run_profile, r.connector, r.result))
-        .collect();
     Judged::Waiting(if failures.is_empty() {
         format!(
             "{} runs since the upgrade, none of them yet the import and export it needs",

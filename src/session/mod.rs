@@ -45,7 +45,7 @@ impl Connector {
 /// deadline.
 pub struct HostSession<'a> {
     host: &'a Host,
-    agents: &'a AgentBuilds,
+    connector: &'a Connector,
     conn: Box<dyn Connection>,
     shell: Option<RemoteShell>,
     deadline: Instant,
@@ -70,7 +70,7 @@ impl<'a> HostSession<'a> {
             .map_err(host_error(Phase::Connect))?;
         Ok(HostSession {
             host,
-            agents: &connector.agents,
+            connector,
             conn,
             shell: match host.os {
                 Some(RemoteOs::Linux) => Some(RemoteShell::Posix),
@@ -78,6 +78,21 @@ impl<'a> HostSession<'a> {
             },
             deadline,
         })
+    }
+
+    /// Replaces the session's connection with a new one (after a transfer was cut: the old one
+    /// may be dead, or half-alive). The shell and the deadline stay.
+    pub async fn reconnect(&mut self) -> Result<(), HostError> {
+        let conn = self
+            .connector
+            .transports
+            .connect(self.host, self.remaining())
+            .await
+            .map_err(host_error(Phase::Connect))?;
+        let old = std::mem::replace(&mut self.conn, conn);
+        // Bounded, and the old connection may be gone already: nothing to wait for.
+        let _ = tokio::time::timeout(Duration::from_secs(2), old.close()).await;
+        Ok(())
     }
 
     /// What is left of the session's deadline, plus a moment: the engine's host deadline is
@@ -162,7 +177,7 @@ impl<'a> HostSession<'a> {
         let shell = self.shell().await?;
         let provision =
             |message: String| HostError::new(ErrorKind::Agent, Phase::Provision, message);
-        let build = self.agents.for_shell(shell).ok_or_else(|| {
+        let build = self.connector.agents.for_shell(shell).ok_or_else(|| {
             let which = if shell.is_windows() {
                 "ecfleet-agent.exe (cargo build --release -p ecfleet-agent --target x86_64-pc-windows-gnu)"
             } else {

@@ -82,6 +82,9 @@ pub struct Staged {
     pub sent: u64,
     /// Bytes of a cut transfer that were kept (sent earlier).
     pub resumed_from: u64,
+    /// Where the transfer stopped and was resumed within this stage (a dropped connection).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interruptions: Vec<String>,
     /// The Authenticode check on Windows hosts (null on lab hosts).
     pub signature: Option<Signature>,
 }
@@ -94,21 +97,21 @@ async fn check(
     session: &mut HostSession<'_>,
     path: &str,
     installer: &Installer,
+    discard: bool,
 ) -> Result<StageResult, HostError> {
     let size = installer.size().to_string();
-    let result: StageResult = session
-        .agent(
-            "stage",
-            &[
-                "--path",
-                path,
-                "--sha256",
-                &installer.payload.sha256,
-                "--size",
-                &size,
-            ],
-        )
-        .await?;
+    let mut args = vec![
+        "--path",
+        path,
+        "--sha256",
+        &installer.payload.sha256,
+        "--size",
+        &size,
+    ];
+    if discard {
+        args.push("--discard");
+    }
+    let result: StageResult = session.agent("stage", &args).await?;
     if result.kind != STAGE_KIND {
         return Err(stage_error(
             ErrorKind::Agent,
@@ -120,6 +123,11 @@ async fn check(
     }
     Ok(result)
 }
+
+/// How many times one stage sends (or resumes) the installer before it gives up: a dropped
+/// connection is resumed where it stopped; after the last try `--resume` still goes on from
+/// there.
+pub const TRANSFER_ATTEMPTS: u32 = 3;
 
 /// Stages the installer on the session's host. `free_bytes`: the system drive's free space from
 /// the host's facts, when known.
@@ -136,57 +144,140 @@ pub async fn stage(
         return Err(stage_error(
             ErrorKind::Refused,
             format!(
-                "{drive} has {:.1} GiB free; staging and installing {} ({:.0} MiB) needs {:.1} GiB: free space first",
-                free as f64 / (1u64 << 30) as f64,
+                "{drive} has {} free; staging and installing {} ({:.0} MiB) needs {}: free space first",
+                gib(free),
                 installer.info.product_version,
                 installer.size() as f64 / (1u64 << 20) as f64,
-                needed as f64 / (1u64 << 30) as f64
+                gib(needed)
             ),
         ));
     }
     let path = session
         .staged_path(&installer.payload.sha256, "AzureADConnect.msi")
         .await?;
-    let first = check(session, &path, installer).await?;
-    let (mut sent, mut resumed_from) = match first.state {
-        StageState::Present | StageState::Verified => {
-            let already_there = first.state == StageState::Present;
-            return finish(path, first, 0, 0, already_there);
-        }
-        StageState::Partial => (0, first.bytes),
-        StageState::Absent => (0, 0),
+    let mut now = check(session, &path, installer, false).await?;
+    if matches!(now.state, StageState::Present | StageState::Verified) {
+        let already_there = now.state == StageState::Present;
+        return finish(path, now, Transfer::default(), already_there);
+    }
+    let mut transfer = Transfer {
+        resumed_from: if now.state == StageState::Partial {
+            now.bytes
+        } else {
+            0
+        },
+        ..Transfer::default()
     };
     let partial = format!("{path}{PARTIAL_SUFFIX}");
-    sent += session.put_from(&installer.payload, &partial).await?;
-    let mut second = check(session, &path, installer).await?;
-    if second.state == StageState::Absent && resumed_from > 0 {
-        // The kept beginning was wrong (the agent removed it): send the whole file once more.
-        resumed_from = 0;
-        sent += session.put_from(&installer.payload, &partial).await?;
-        second = check(session, &path, installer).await?;
-    }
-    match second.state {
-        StageState::Present | StageState::Verified => {
-            finish(path, second, sent, resumed_from, false)
+    for _ in 0..TRANSFER_ATTEMPTS {
+        let had = if now.state == StageState::Partial {
+            now.bytes
+        } else {
+            0
+        };
+        match session.put_from(&installer.payload, &partial).await {
+            Ok(sent) => {
+                transfer.sent += sent;
+                now = check(session, &path, installer, false).await?;
+            }
+            Err(cut) => {
+                now = after_cut(session, &path, installer, drive, &cut).await?;
+                transfer.sent += now.bytes.saturating_sub(had);
+                transfer.interruptions.push(format!(
+                    "the transfer stopped at {} of {} bytes ({}); resumed",
+                    now.bytes,
+                    installer.size(),
+                    cut.message
+                ));
+            }
         }
-        state => Err(stage_error(
-            ErrorKind::Protocol,
-            format!(
-                "the installer did not arrive intact at {path} ({state:?} after sending {sent} bytes{})",
-                second
-                    .removed
-                    .map(|r| format!(": {}", crate::checks::shown(&r)))
-                    .unwrap_or_default()
-            ),
-        )),
+        match now.state {
+            StageState::Present | StageState::Verified => {
+                return finish(path, now, transfer, false);
+            }
+            // The kept beginning was wrong (the agent removed it): the next try sends it all.
+            StageState::Absent => transfer.resumed_from = 0,
+            StageState::Partial => {}
+        }
     }
+    Err(stage_error(
+        ErrorKind::Protocol,
+        format!(
+            "the installer did not arrive intact at {path} after {TRANSFER_ATTEMPTS} tries ({:?}, {} bytes there{}{}); `ecfleet run --resume` goes on from there",
+            now.state,
+            now.bytes,
+            now.removed
+                .as_deref()
+                .map(|r| format!(": {}", crate::checks::shown(r)))
+                .unwrap_or_default(),
+            transfer
+                .interruptions
+                .last()
+                .map(|i| format!("; {i}"))
+                .unwrap_or_default()
+        ),
+    ))
+}
+
+/// After a transfer stopped: a fresh connection (the old one may be gone), and what arrived.
+/// A host whose disk filled gets the received part removed, and the stage fails with why.
+async fn after_cut(
+    session: &mut HostSession<'_>,
+    path: &str,
+    installer: &Installer,
+    drive: &str,
+    cut: &HostError,
+) -> Result<StageResult, HostError> {
+    session.reconnect().await.map_err(|e| {
+        stage_error(
+            e.kind,
+            format!(
+                "the transfer stopped ({}) and the host cannot be reached again: {}",
+                cut.message, e.message
+            ),
+        )
+    })?;
+    let now = check(session, path, installer, false).await?;
+    let missing = installer.size().saturating_sub(now.bytes);
+    let Some(free) = now.free_bytes.filter(|free| *free < missing) else {
+        return Ok(now);
+    };
+    let discarded = check(session, path, installer, true).await;
+    Err(stage_error(
+        ErrorKind::Refused,
+        format!(
+            "{drive} filled while the installer was staged: {} of {} bytes arrived, then the host refused the rest ({}) and has {} free; {}. Free space on {drive}, then run again",
+            now.bytes,
+            installer.size(),
+            cut.message,
+            gib(free),
+            match discarded {
+                Ok(_) => "the received part was removed to give the space back".to_string(),
+                Err(e) => format!(
+                    "the received part could not be removed ({}): delete {path}{PARTIAL_SUFFIX}",
+                    e.message
+                ),
+            }
+        ),
+    ))
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// What moved during one stage.
+#[derive(Debug, Default)]
+struct Transfer {
+    sent: u64,
+    resumed_from: u64,
+    interruptions: Vec<String>,
 }
 
 fn finish(
     path: String,
     result: StageResult,
-    sent: u64,
-    resumed_from: u64,
+    transfer: Transfer,
     already_there: bool,
 ) -> Result<Staged, HostError> {
     if let Some(sig) = &result.signature
@@ -204,8 +295,9 @@ fn finish(
     Ok(Staged {
         path,
         already_there,
-        sent,
-        resumed_from,
+        sent: transfer.sent,
+        resumed_from: transfer.resumed_from,
+        interruptions: transfer.interruptions,
         signature: result.signature,
     })
 }

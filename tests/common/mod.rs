@@ -207,7 +207,17 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// `lab init --hosts N`: the audit scenarios, then filler.
     pub fn new(hosts: usize, instances: usize) -> Fleet {
+        Fleet::made(hosts, instances, &[])
+    }
+
+    /// `lab init --hosts N --faults`: also the scenarios that fail during a run.
+    pub fn with_faults(hosts: usize, instances: usize) -> Fleet {
+        Fleet::made(hosts, instances, &["--faults"])
+    }
+
+    fn made(hosts: usize, instances: usize, extra: &[&str]) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("id_ed25519");
         keygen(&key);
@@ -233,8 +243,9 @@ impl Fleet {
                 &hosts.to_string(),
                 "--as-of",
                 "2026-11-24",
-                "--dir",
             ])
+            .args(extra)
+            .arg("--dir")
             .arg(dir.path().join("lab"))
             .output()
             .unwrap();

@@ -15,12 +15,27 @@ pub enum LabOutput {
     Raw(String),
 }
 
-/// The simulated machine, after the faults every step shares: a hang, then a crash.
-pub fn machine(root: &Path) -> Result<Machine, String> {
+/// `machine.toml` as it is now, without acting on its faults.
+pub fn read_machine(root: &Path) -> Result<Machine, String> {
     let path = root.join("machine.toml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let machine: Machine = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut machine: Machine =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    // The disk filled while the installer was staged (the lab server left the mark).
+    if root
+        .join(".ecfleet")
+        .join(ecfleet_proto::lab::DISK_FULL_MARK)
+        .exists()
+    {
+        machine.disk.free_bytes = 0;
+    }
+    Ok(machine)
+}
+
+/// `machine.toml`, after acting on its faults: a hang, a broken agent, a host restarting.
+pub fn machine(root: &Path) -> Result<Machine, String> {
+    let machine = read_machine(root)?;
     let faults = &machine.faults;
     if faults.hang_seconds > 0 {
         std::thread::sleep(Duration::from_secs(faults.hang_seconds));

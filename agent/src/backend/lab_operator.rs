@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ecfleet_proto::lab::{Machine, MachineRun, MachineUpgrade};
 use ecfleet_proto::upgrade::{HANDOFF_KIND, HandoffResult, RESTART_KIND, RestartResult};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The scheduled operator, kept beside the agent on the lab host.
@@ -45,7 +45,7 @@ pub fn handoff(root: &Path, installer: &Path, version: &str) -> Result<HandoffRe
     let m = super::lab::machine(root)?;
     let at = now();
     if m.operator.acts {
-        let due = at + SignedDuration::from_secs(m.operator.delay_seconds as i64);
+        let due = at + m.real(m.operator.delay_seconds);
         let scheduled = Scheduled {
             version: version.to_string(),
             due_at: due.to_string(),
@@ -111,8 +111,12 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
         m.runs.clear();
     }
     if m.faults.rules_conflict_after_upgrade {
-        for r in m.runs.iter_mut().filter(|r| r.run_profile == "Export") {
-            r.result = "completed-export-errors".into();
+        for r in &mut m.runs {
+            match r.run_profile.as_str() {
+                "Export" => r.result = "completed-export-errors".into(),
+                "Delta Synchronization" => r.result = "completed-sync-errors".into(),
+                _ => {}
+            }
         }
         m.sync_rules.customised_default_rules = m.sync_rules.customised_default_rules.max(1);
     }
@@ -142,13 +146,13 @@ pub fn refuse_while_rebooting(m: &Machine) -> Result<(), String> {
     let Ok(done) = upgrade.completed_at.parse::<Timestamp>() else {
         return Ok(());
     };
-    if now() < done + SignedDuration::from_secs(seconds as i64) {
+    if now() < done + m.real(seconds) {
         return Err("the host is restarting (simulated: faults.reboot_seconds)".into());
     }
     Ok(())
 }
 
-/// The first sync cycle after the upgrade, seconds after it, on every connector.
+/// The first sync cycle after the upgrade, minutes after it (lab time), on every connector.
 fn first_cycle(m: &Machine) -> Vec<MachineRun> {
     let mut connectors: Vec<String> = m.runs.iter().map(|r| r.connector.clone()).collect();
     connectors.sort();
@@ -165,8 +169,9 @@ fn first_cycle(m: &Machine) -> Vec<MachineRun> {
                 run_profile: (*profile).into(),
                 result: "success".into(),
                 age_minutes: 0,
-                duration_seconds: 1,
-                after_upgrade_seconds: Some(2 + (i * 3 + j) as u32),
+                // Two minutes after the upgrade, then a minute apart, half a minute each.
+                duration_seconds: 30,
+                after_upgrade_seconds: Some(120 + 60 * (i * 3 + j) as u32),
             });
         }
     }
@@ -280,6 +285,30 @@ delay_seconds = 0
             let after = super::super::lab::machine(root).unwrap().ec.unwrap();
             assert_eq!(after.config_version == "2.6.91.0", fixed, "{fault}");
         }
+    }
+
+    #[test]
+    fn the_lab_clock_runs_faster_than_real_time() {
+        let dir = lab_host();
+        let root = dir.path();
+        // Ten lab minutes of wizard at 600 lab seconds per real second: one real second.
+        let text = std::fs::read_to_string(root.join("machine.toml"))
+            .unwrap()
+            .replace(
+                "delay_seconds = 0",
+                "delay_seconds = 600\n[lab]\nclock_scale = 600",
+            );
+        std::fs::write(root.join("machine.toml"), text).unwrap();
+        handoff(root, &root.join("x.msi"), "2.6.91.0").unwrap();
+        let m = apply_due_upgrade(root, super::super::lab::machine(root).unwrap()).unwrap();
+        assert_eq!(m.ec.unwrap().engine_version, "2.4.18.0", "not yet");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let m = apply_due_upgrade(root, super::super::lab::machine(root).unwrap()).unwrap();
+        assert_eq!(
+            m.ec.unwrap().engine_version,
+            "2.6.91.0",
+            "after a real second"
+        );
     }
 
     #[test]

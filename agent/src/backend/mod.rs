@@ -58,6 +58,15 @@ pub fn signature(
     }
 }
 
+/// Free space on the volume that holds `path`'s folder, when the host can tell: the system
+/// drive of `machine.toml` on a lab host.
+pub fn free_bytes(backend: &Backend, path: &std::path::Path) -> Option<u64> {
+    match backend {
+        Backend::Windows => windows::disk::free_bytes(path),
+        Backend::Lab(root) => lab::read_machine(root).ok().map(|m| m.disk.free_bytes),
+    }
+}
+
 /// Records that the operator was asked to run `installer` (version `version`); on a lab host the
 /// lab's operator is scheduled too.
 pub fn handoff(

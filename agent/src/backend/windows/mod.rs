@@ -9,6 +9,7 @@
 //! Policy execution policy of AllSigned does to the temporary script.
 
 pub mod backup;
+pub mod disk;
 mod parse;
 
 use std::path::PathBuf;
