@@ -278,6 +278,13 @@ fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
     );
     let waited = record(&report, "t02-behind");
     assert_eq!(waited["outcome"], "operator-timeout", "{waited:#}");
+    // The report warns that the schema may be half-migrated and names the backup to restore.
+    let why = waited["message"].as_str().unwrap();
+    let backup = waited["backup"].as_str().unwrap();
+    assert!(
+        why.contains("half-migrated") && why.contains(backup) && backup.ends_with("-pre-upgrade"),
+        "{waited:#}"
+    );
     assert!(
         waited["operator"]
             .as_str()

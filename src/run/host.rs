@@ -167,11 +167,12 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             .clone()
             .or(w.record.handed_off_at.clone())
             .unwrap_or_default();
+        let backup = w.record.backup.clone().unwrap_or_default();
         let last_old = w
             .phase(
                 "upgrade",
                 Duration::from_secs(d.upgrade),
-                watch_upgrade(host, cx, from),
+                watch_upgrade(host, cx, from, &backup),
             )
             .await?;
         w.record.last_old_seen = Some(last_old);
@@ -467,6 +468,7 @@ async fn watch_upgrade(
     host: &Host,
     cx: &RunContext<'_>,
     handed_off_at: String,
+    backup: &str,
 ) -> PhaseResult<String> {
     let poll = Duration::from_secs(cx.playbook.watch.poll_seconds);
     // Report a moment before the phase's own deadline, with what was seen last.
@@ -479,13 +481,18 @@ async fn watch_upgrade(
             return Err((
                 HostOutcome::OperatorTimeout,
                 format!(
-                    "{} was not in place within {} s of the hand-off (last seen: {}); the upgrade was not touched: it may be waiting at a sign-in, or half done",
+                    "{} was not in place within {} s of the hand-off (last seen: {}); the upgrade was not touched: it may be waiting at a sign-in (an MFA prompt that hangs), or half done, with the configuration schema half-migrated. Look at the wizard on the host before anything else; do not start a second upgrade; if it cannot finish, restore from the pre-upgrade backup {}",
                     cx.target,
                     limit.as_secs(),
                     if said.is_empty() {
                         "nothing"
                     } else {
                         said.as_str()
+                    },
+                    if backup.is_empty() {
+                        "on the share"
+                    } else {
+                        backup
                     }
                 ),
             ));

@@ -10,6 +10,7 @@ mod credentials;
 #[cfg(test)]
 pub mod fake;
 pub mod ssh;
+pub mod winrm;
 
 use std::time::Duration;
 
