@@ -4,6 +4,7 @@
 //! prefixes, extra elements and faults, and the requests real clients sent. Nothing stands in.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ecfleet::transport::winrm::envelope::{self, Session, ShellOptions};
 use ecfleet::transport::winrm::ns;
@@ -378,4 +379,243 @@ fn our_requests_have_the_shapes_real_windows_answered() {
         }
     }
     assert!(compared >= 50, "{compared}");
+}
+
+// --- A whole command, replayed against the recordings ------------------------------------------
+
+use ecfleet::transport::winrm::shell::{self, Exchange, ExchangeError, Run, ShellError};
+
+/// Answers each request with the next recorded reply, after checking it is the same operation
+/// as the recorded request; the reply's RelatesTo is made ours (as Windows would answer us).
+struct Replay {
+    file: String,
+    script: std::collections::VecDeque<Message>,
+    operations: Vec<Operation>,
+}
+
+impl Replay {
+    fn of(file: &str) -> Replay {
+        Replay {
+            file: file.into(),
+            script: messages(file).into(),
+            operations: Vec::new(),
+        }
+    }
+}
+
+fn message_id(envelope: &str) -> String {
+    let tree = xml::parse(envelope.as_bytes()).unwrap();
+    header(&tree, ns::ADDRESSING, "MessageID")
+        .unwrap()
+        .trimmed_text()
+        .to_string()
+}
+
+impl Exchange for Replay {
+    async fn post(&mut self, envelope: String, op: Operation) -> Result<Vec<u8>, ExchangeError> {
+        self.operations.push(op);
+        let m = self
+            .script
+            .pop_front()
+            .unwrap_or_else(|| panic!("{}: a request past the recording: {op:?}", self.file));
+        let recorded = operation(&xml::parse(m.request.as_bytes()).unwrap());
+        assert_eq!(op, recorded, "{}: {:?}", self.file, self.operations);
+        let theirs = message_id(&m.request);
+        Ok(m.response
+            .replace(&theirs, &message_id(&envelope))
+            .into_bytes())
+    }
+}
+
+fn session() -> Session {
+    Session {
+        to: "http://192.168.56.11:5985/wsman".into(),
+        max_envelope_size: 153_600,
+        operation_timeout_secs: 20,
+        session_id: Uuid::new_v4(),
+    }
+}
+
+fn utf8_shell() -> ShellOptions {
+    ShellOptions {
+        codepage: Some(65001),
+        no_profile: Some(true),
+        ..ShellOptions::default()
+    }
+}
+
+fn plain_run<'a>(command: &'a str, arguments: &'a [&'a str]) -> Run<'a> {
+    Run {
+        command,
+        arguments,
+        skip_cmd_shell: false,
+        stdin: None,
+        max_output: 1 << 20,
+        envelope_quota: 150 << 10,
+    }
+}
+
+#[tokio::test]
+async fn a_command_runs_and_its_shell_is_deleted() {
+    let mut replay = Replay::of("test_winrs_standard.yml");
+    let done = shell::run(
+        &mut replay,
+        &session(),
+        &utf8_shell(),
+        &plain_run("cmd.exe", &["/c", "echo", "hi"]),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (done.stdout.as_slice(), done.exit_code),
+        (&b"hi\r\n"[..], Some(0))
+    );
+    assert_eq!(
+        replay.operations,
+        [
+            Operation::Create,
+            Operation::Command,
+            Operation::Receive,
+            Operation::Signal,
+            Operation::Delete
+        ]
+    );
+    assert!(replay.script.is_empty());
+}
+
+#[tokio::test]
+async fn a_quiet_command_is_waited_for_through_receive_timeouts() {
+    let mut replay = Replay::of("test_winrs_operation_timeout.yml");
+    let done = shell::run(
+        &mut replay,
+        &session(),
+        &utf8_shell(),
+        &plain_run("powershell.exe", &["Start-Sleep", "-Seconds", "3"]),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.keep_alives, 2);
+    assert!(done.exit_code.is_some());
+    assert!(replay.script.is_empty(), "signalled and deleted");
+}
+
+#[tokio::test]
+async fn a_fault_is_a_typed_error_and_the_shell_is_still_deleted() {
+    let mut replay = Replay::of("test_winrs_bad_cmd_id.yml");
+    let err = shell::run(
+        &mut replay,
+        &session(),
+        &utf8_shell(),
+        &plain_run("cmd.exe", &["/c", "echo", "hi"]),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_err();
+    let ShellError::Fault { operation, fault } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(*operation, Operation::Receive);
+    assert_eq!(fault.code, Some(response::FAULT_UNKNOWN_ID));
+    assert_eq!(
+        replay.operations[3..],
+        [Operation::Signal, Operation::Delete],
+        "cleaned up after the fault"
+    );
+}
+
+#[tokio::test]
+async fn stdin_goes_in_envelope_sized_sends_and_the_last_one_ends_it() {
+    let s = session();
+    // A quota that gives 24-byte pieces: the recording's two Sends.
+    let quota = (1000..20_000)
+        .find(|q| envelope::max_send_bytes(&s, *q) == 24)
+        .unwrap();
+    let stdin = b"Write-Host \"output 1\";\nWrite-Host \"output 2\";";
+    let mut replay = Replay::of("test_winrs_send.yml");
+    let run = Run {
+        stdin: Some(stdin),
+        envelope_quota: quota,
+        ..plain_run("powershell.exe", &["-"])
+    };
+    let done = shell::run(
+        &mut replay,
+        &s,
+        &utf8_shell(),
+        &run,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(replay.operations[2..4], [Operation::Send, Operation::Send]);
+    assert!(String::from_utf8_lossy(&done.stdout).contains("output 2"));
+}
+
+/// Stands in for a host that stops answering mid-Receive (a hung HTTP request): the caller's
+/// deadline ends the command, and the shell is still deleted.
+struct Stuck {
+    operations: Vec<Operation>,
+    replies: Vec<Message>,
+}
+
+impl Exchange for Stuck {
+    async fn post(&mut self, envelope: String, op: Operation) -> Result<Vec<u8>, ExchangeError> {
+        self.operations.push(op);
+        if op == Operation::Receive {
+            std::future::pending::<()>().await;
+        }
+        let m = self
+            .replies
+            .iter()
+            .find(|m| operation(&xml::parse(m.request.as_bytes()).unwrap()) == op)
+            .unwrap();
+        Ok(m.response
+            .replace(&message_id(&m.request), &message_id(&envelope))
+            .into_bytes())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_stops_answering_mid_receive_hits_the_deadline_and_the_shell_is_deleted() {
+    let mut stuck = Stuck {
+        operations: Vec::new(),
+        replies: messages("test_winrs_standard.yml"),
+    };
+    let started = tokio::time::Instant::now();
+    let err = shell::run(
+        &mut stuck,
+        &session(),
+        &utf8_shell(),
+        &plain_run("cmd.exe", &["/c", "echo", "hi"]),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, ShellError::Timeout(Duration::from_secs(30)));
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+    assert_eq!(
+        stuck.operations[stuck.operations.len() - 2..],
+        [Operation::Signal, Operation::Delete]
+    );
+}
+
+#[tokio::test]
+async fn a_reply_to_another_request_is_refused() {
+    struct Wrong(Vec<Message>);
+    impl Exchange for Wrong {
+        async fn post(&mut self, _: String, _: Operation) -> Result<Vec<u8>, ExchangeError> {
+            Ok(self.0.remove(0).response.into_bytes())
+        }
+    }
+    let err = shell::run(
+        &mut Wrong(messages("test_winrs_standard.yml")),
+        &session(),
+        &utf8_shell(),
+        &plain_run("cmd.exe", &["/c", "echo", "hi"]),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("relates to"), "{err}");
 }

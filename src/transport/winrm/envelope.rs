@@ -48,7 +48,7 @@ pub const CMD_LINE_LIMIT: usize = 8191;
 /// The longest command line CreateProcess takes (`WINRS_SKIP_CMD_SHELL`).
 pub const PROCESS_LINE_LIMIT: usize = 32_767;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error(
     "the command line is {length} characters; the host runs at most {limit}: send the script over stdin"
 )]

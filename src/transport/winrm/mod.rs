@@ -6,4 +6,5 @@
 pub mod envelope;
 pub mod ns;
 pub mod response;
+pub mod shell;
 pub mod xml;
