@@ -463,8 +463,8 @@ fn apply_scenario(m: &mut Machine, scenario: &str, p: &Picks, behind: EcVersion)
         "adsync-wont-start" => m.faults.adsync_stops_after_upgrade = true,
         "rules-conflict" => m.faults.rules_conflict_after_upgrade = true,
         "mfa-hangs" => m.operator.acts = false,
-        // Ten minutes of lab time: 5 s at the default clock scale.
-        "reboot-mid-upgrade" => m.faults.reboot_seconds = 600,
+        // Six minutes of lab time: 3 s at the default clock scale.
+        "reboot-mid-upgrade" => m.faults.reboot_seconds = 360,
         "backup-fails" => m.faults.backup_fails = true,
         "staging-drops" => m.faults.staging_drops_at_bytes = Some(STAGING_FAULT_AT),
         "disk-fills" => m.faults.disk_fills_at_bytes = Some(STAGING_FAULT_AT),
@@ -519,7 +519,7 @@ fn description(scenario: &str) -> &'static str {
         "adsync-wont-start" => "ADSync does not start after the upgrade",
         "rules-conflict" => "customised default rules conflict: exports fail after the upgrade",
         "mfa-hangs" => "the wizard's MFA sign-in hangs: the operator never finishes",
-        "reboot-mid-upgrade" => "the host restarts at the end of the upgrade (10 lab minutes: 5 s)",
+        "reboot-mid-upgrade" => "the host restarts at the end of the upgrade (6 lab minutes: 3 s)",
         "backup-fails" => "the configuration export fails",
         "staging-drops" => "the connection drops once, 512 KiB into the installer (lab server)",
         "disk-fills" => "the disk fills 512 KiB into the installer (lab server)",

@@ -4,7 +4,10 @@
 //! says what is built and what was verified only against stand-ins.
 
 pub mod envelope;
+pub mod framing;
+pub mod http;
 pub mod ns;
+pub mod ntlm;
 pub mod response;
 pub mod shell;
 pub mod xml;

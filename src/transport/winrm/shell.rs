@@ -27,8 +27,20 @@ pub trait Exchange: Send {
 
 /// The HTTP side failed (connection, authentication, a status without a SOAP body).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct ExchangeError(pub String);
+#[error("{message}")]
+pub struct ExchangeError {
+    pub kind: crate::error::ErrorKind,
+    pub message: String,
+}
+
+impl ExchangeError {
+    pub fn new(kind: crate::error::ErrorKind, message: impl Into<String>) -> Self {
+        ExchangeError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ShellError {

@@ -1,0 +1,326 @@
+//! ecfleet's WinRM client against the project's WinRM test endpoint
+//! (tests/winrm_endpoint/endpoint.py), which pywinrm — an independent client — checks first, so
+//! that our client and our server cannot share one bug. Real: HTTP/1.1 over loopback TCP, NTLMv2
+//! accepted by pyspnego, MS-WSMV message encryption, the WinRS operations and faults, processes
+//! run by the endpoint. Stands in: Windows (commands run under /bin/sh). The test installs
+//! pyspnego and pywinrm from PyPI into a venv under the target directory.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ecfleet::error::ErrorKind;
+use ecfleet::transport::winrm::envelope::{Session, ShellOptions};
+use ecfleet::transport::winrm::http::{Endpoint, HttpExchange};
+use ecfleet::transport::winrm::ntlm::Identity;
+use ecfleet::transport::winrm::response::{FAULT_QUOTA, Operation};
+use ecfleet::transport::winrm::shell::{self, Run, ShellError};
+use sha2::Digest;
+
+const USER: &str = "fleet";
+const PASSWORD: &str = "S3cret!pw-Not-In-Logs";
+
+/// A venv with pyspnego and pywinrm, made once per target directory.
+fn python() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("winrm-venv");
+        let python = venv.join("bin/python");
+        let ready = venv.join(".ready");
+        if !ready.exists() {
+            let tmp = venv.with_extension(format!("tmp{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&tmp)
+                .status()
+                .expect("python3 -m venv (apt-get install python3-venv)")
+                .success();
+            assert!(ok, "python3 -m venv failed");
+            let ok = Command::new(tmp.join("bin/pip"))
+                .args(["install", "-q", "pyspnego==0.12.4", "pywinrm==0.5.0"])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "pip install pyspnego pywinrm failed");
+            std::fs::write(tmp.join(".ready"), "").unwrap();
+            // Another test binary may have made it meanwhile: keep whichever is there.
+            if std::fs::rename(&tmp, &venv).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+        }
+        assert!(python.exists());
+        python
+    })
+    .clone()
+}
+
+struct Service {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn endpoint_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/winrm_endpoint/endpoint.py")
+}
+
+fn service(extra: &[&str]) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!(":{USER}:{PASSWORD}\n")).unwrap();
+    let mut child = Command::new(python())
+        .arg(endpoint_script())
+        .arg("--users")
+        .arg(&users)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("endpoint said {line:?}"))
+        .parse()
+        .unwrap();
+    Service {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn pywinrm_cross_checks_the_endpoint() {
+    let s = service(&[]);
+    let script = format!(
+        r#"
+import hashlib, winrm
+url = 'http://127.0.0.1:{port}/wsman'
+s = winrm.Session(url, auth=('{USER}', '{PASSWORD}'), transport='ntlm', operation_timeout_sec=1, read_timeout_sec=3)
+r = s.run_cmd('echo hi; echo err >&2; exit 7')
+print('run', r.status_code, r.std_out, r.std_err)
+print('quiet', s.run_cmd('sleep 1.5; echo slept').std_out)
+p = s.protocol
+shell = p.open_shell()
+cid = p.run_command(shell, 'sha256sum')
+data = bytes(range(256)) * 2048
+for i in range(0, len(data), 100000):
+    p.send_command_input(shell, cid, data[i:i + 100000], end=i + 100000 >= len(data))
+out, err, rc = p.get_command_output(shell, cid)
+print('stdin', out.split()[0].decode() == hashlib.sha256(data).hexdigest())
+p.cleanup_command(shell, cid)
+p.close_shell(shell)
+try:
+    winrm.Session(url, auth=('{USER}', 'wrong'), transport='ntlm').run_cmd('true')
+except Exception as e:
+    print('wrong', type(e).__name__)
+"#,
+        port = s.port
+    );
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("run 7 b'hi\\n' b'err\\n'"), "{text}");
+    assert!(text.contains("quiet b'slept\\n'"), "{text}");
+    assert!(text.contains("stdin True"), "{text}");
+    assert!(text.contains("wrong InvalidCredentialsError"), "{text}");
+}
+
+fn exchange(port: u16, password: &str) -> HttpExchange {
+    HttpExchange::new(
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        Identity::new(USER, password),
+        Duration::from_secs(5),
+        Duration::from_secs(8),
+    )
+}
+
+fn session(port: u16, operation_timeout_secs: u32) -> Session {
+    Session {
+        to: format!("http://127.0.0.1:{port}/wsman"),
+        max_envelope_size: 153_600,
+        operation_timeout_secs,
+        session_id: uuid::Uuid::new_v4(),
+    }
+}
+
+fn sh<'a>(line: &'a [&'a str], stdin: Option<&'a [u8]>) -> Run<'a> {
+    Run {
+        command: line[0],
+        arguments: &line[1..],
+        skip_cmd_shell: false,
+        stdin,
+        max_output: 4 << 20,
+        envelope_quota: 150 << 10,
+    }
+}
+
+#[tokio::test]
+async fn our_client_runs_commands_over_ntlm_with_message_encryption() {
+    let s = service(&[]);
+    let mut x = exchange(s.port, PASSWORD);
+    let opts = ShellOptions {
+        codepage: Some(65001),
+        no_profile: Some(true),
+        ..Default::default()
+    };
+    let done = shell::run(
+        &mut x,
+        &session(s.port, 5),
+        &opts,
+        &sh(&["echo", "hi;", "echo", "err", ">&2;", "exit", "7"], None),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            done.stdout.as_slice(),
+            done.stderr.as_slice(),
+            done.exit_code
+        ),
+        (&b"hi\n"[..], &b"err\n"[..], Some(7))
+    );
+    // Quiet for longer than OperationTimeout: the timeout fault is a keep-alive.
+    let quiet = shell::run(
+        &mut x,
+        &session(s.port, 1),
+        &opts,
+        &sh(&["sleep", "2.5;", "echo", "slept"], None),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert!(quiet.keep_alives >= 1, "{quiet:?}");
+    assert_eq!(quiet.stdout, b"slept\n");
+    // 3 MiB of stdin in envelope-sized Sends, hashed on the other side.
+    let data: Vec<u8> = (0..3 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let hashed = shell::run(
+        &mut x,
+        &session(s.port, 5),
+        &opts,
+        &sh(&["sha256sum"], Some(&data)),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let want = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(&data));
+    assert!(
+        String::from_utf8_lossy(&hashed.stdout).starts_with(&want),
+        "{:?}",
+        String::from_utf8_lossy(&hashed.stdout)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_auth_error_that_shows_no_secret() {
+    let s = service(&[]);
+    let wrong = "Wr0ng-Secret-Value";
+    let mut x = exchange(s.port, wrong);
+    let err = shell::run(
+        &mut x,
+        &session(s.port, 5),
+        &ShellOptions::default(),
+        &sh(&["true"], None),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_err();
+    let ShellError::Exchange(e) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains(wrong) && !shown.contains(PASSWORD),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_shell_quota_fault_is_typed() {
+    let s = service(&["--max-shells", "0"]);
+    let mut x = exchange(s.port, PASSWORD);
+    let err = shell::run(
+        &mut x,
+        &session(s.port, 5),
+        &ShellOptions::default(),
+        &sh(&["true"], None),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_err();
+    let ShellError::Fault { operation, fault } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (*operation, fault.code),
+        (Operation::Create, Some(FAULT_QUOTA))
+    );
+    assert!(
+        err.to_string()
+            .contains("maximum number of concurrent shells"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_stops_answering_mid_receive_hits_the_deadline() {
+    let s = service(&[]);
+    let pid = s.child.id().to_string();
+    let mut x = exchange(s.port, PASSWORD);
+    let stopper = {
+        let pid = pid.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        })
+    };
+    let started = Instant::now();
+    let err = shell::run(
+        &mut x,
+        &session(s.port, 1),
+        &ShellOptions::default(),
+        &sh(&["sleep", "60"], None),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    stopper.join().unwrap();
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert!(
+        matches!(err, ShellError::Timeout(_))
+            || matches!(&err, ShellError::Exchange(e) if e.kind == ErrorKind::Timeout),
+        "{err:?}"
+    );
+    // The deadline, plus at most the bounded clean-up.
+    assert!(
+        started.elapsed() < Duration::from_secs(5 + 11),
+        "{:?}",
+        started.elapsed()
+    );
+}
