@@ -324,3 +324,104 @@ async fn a_service_that_stops_answering_mid_receive_hits_the_deadline() {
         started.elapsed()
     );
 }
+
+// --- A mixed fleet: the same lab hosts over SSH (the lab server) and over WinRM ---------------
+
+mod common;
+
+/// Every second host of `inventory` reached over WinRM through `port` instead of SSH.
+fn half_over_winrm(inventory: &Path, port: u16) -> PathBuf {
+    let text = std::fs::read_to_string(inventory).unwrap();
+    let mut doc: toml::Table = toml::from_str(&text).unwrap();
+    let mut n = 0;
+    for tenant in doc["tenant"].as_array_mut().unwrap() {
+        for host in tenant["host"].as_array_mut().unwrap() {
+            n += 1;
+            if n % 2 == 0 {
+                let h = host.as_table_mut().unwrap();
+                h.insert("transport".into(), "winrm".into());
+                h.insert("port".into(), i64::from(port).into());
+                h.insert("user".into(), USER.into());
+                let mut pw = toml::Table::new();
+                pw.insert("env".into(), "EC_TEST_WINRM_PASSWORD".into());
+                h.insert("password".into(), pw.into());
+            }
+        }
+    }
+    let out = inventory.with_file_name("mixed.toml");
+    std::fs::write(&out, toml::to_string(&doc).unwrap()).unwrap();
+    out
+}
+
+fn audit(inventory: &Path, extra: &[&str]) -> (serde_json::Value, String) {
+    let out = common::ecfleet()
+        .args(["audit", "--format", "json", "--agent-dir"])
+        .arg(common::agent_dir())
+        .arg("-i")
+        .arg(inventory)
+        .args(extra)
+        .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    (json, stderr)
+}
+
+fn verdicts(report: &serde_json::Value) -> Vec<(String, bool, Vec<String>)> {
+    let mut v: Vec<(String, bool, Vec<String>)> = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let mut codes: Vec<String> = h["findings"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .map(|x| x["code"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            codes.sort();
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["reachable"].as_bool().unwrap(),
+                codes,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_mixed_fleet_audits_the_same_over_winrm_as_over_ssh() {
+    let s = service(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = common::ecfleet()
+        .args(["lab", "up", "--hosts", "12", "--dir"])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .starts_with("serving 12 lab hosts")
+    {}
+    let ssh_only = dir.path().join("inventory.toml");
+    let mixed = half_over_winrm(&ssh_only, s.port);
+    let (over_ssh, _) = audit(&ssh_only, &["--as-of", "2026-11-24"]);
+    let (mixed_report, stderr) = audit(&mixed, &["--as-of", "2026-11-24", "-vv"]);
+    let _ = lab.kill();
+    let _ = lab.wait();
+    assert_eq!(
+        mixed_report["summary"]["reachable"], 12,
+        "{stderr}\n{mixed_report:#}"
+    );
+    assert_eq!(verdicts(&mixed_report), verdicts(&over_ssh));
+    // The WinRM password is never shown, at any verbosity.
+    assert!(!stderr.contains(PASSWORD) && !mixed_report.to_string().contains(PASSWORD));
+}

@@ -71,8 +71,29 @@ pub struct SshSettings {
     pub known_hosts: PathBuf,
 }
 
+/// How a WinRM host is reached (docs/inventory.md, docs/winrm.md).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WinRmSettings {}
+pub struct WinRmSettings {
+    /// HTTPS (5986) instead of HTTP with message encryption (5985).
+    pub https: bool,
+    pub auth: WinRmAuth,
+    /// The host's certificate, pinned by its SHA-256 (hex), for self-signed listeners.
+    pub cert_sha256: Option<String>,
+    /// Accept any certificate (explicit, and warned about).
+    pub insecure: bool,
+}
+
+/// WinRM authentication.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WinRmAuth {
+    /// NTLM inside the Negotiate scheme (Kerberos through it is not built yet).
+    #[default]
+    Negotiate,
+    /// NTLM (the same exchange, named as the host's WinRM configuration names it).
+    Ntlm,
+    /// User name and password in the request (HTTPS only; local accounts only).
+    Basic,
+}
 
 impl HostTransport {
     pub fn kind(&self) -> TransportKind {

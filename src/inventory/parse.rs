@@ -12,7 +12,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{
     Host, HostTransport, Inventory, RemoteOs, Role, SecretRef, SshSettings, Tenant, TransportKind,
-    WinRmSettings,
+    WinRmAuth, WinRmSettings,
 };
 use crate::backup::Retention;
 use crate::platform::MinOs;
@@ -98,6 +98,9 @@ const DEFAULT_KEYS: &[&str] = &[
     "connect_timeout",
     "os",
     "min_os",
+    "https",
+    "auth",
+    "insecure",
 ];
 const SHARE_KEYS: &[&str] = &["path"];
 const TENANT_KEYS: &[&str] = &["name", "maintenance_window", "contacts", "min_os", "host"];
@@ -115,6 +118,10 @@ const HOST_KEYS: &[&str] = &[
     "os",
     "connect_timeout",
     "min_os",
+    "https",
+    "auth",
+    "cert_sha256",
+    "insecure",
 ];
 const PASSWORD_KEYS: &[&str] = &["env", "file", "command"];
 
@@ -135,6 +142,104 @@ struct Defaults {
     connect_timeout: Option<Duration>,
     os: Option<RemoteOs>,
     min_os: Option<MinOs>,
+    winrm: WinRmKeys,
+}
+
+/// The WinRM keys as written (host, else `[defaults]`).
+#[derive(Default, Clone)]
+struct WinRmKeys {
+    https: Option<(bool, Range<usize>)>,
+    auth: Option<(WinRmAuth, Range<usize>)>,
+    cert_sha256: Option<(String, Range<usize>)>,
+    insecure: Option<(bool, Range<usize>)>,
+}
+
+impl WinRmKeys {
+    fn or(self, d: &WinRmKeys) -> WinRmKeys {
+        WinRmKeys {
+            https: self.https.or_else(|| d.https.clone()),
+            auth: self.auth.or_else(|| d.auth.clone()),
+            cert_sha256: self.cert_sha256.or_else(|| d.cert_sha256.clone()),
+            insecure: self.insecure.or_else(|| d.insecure.clone()),
+        }
+    }
+
+    fn any(&self) -> Option<(&'static str, Range<usize>)> {
+        let key = |k: &'static str, s: &Option<Range<usize>>| s.clone().map(|s| (k, s));
+        key("https", &self.https.as_ref().map(|x| x.1.clone()))
+            .or_else(|| key("auth", &self.auth.as_ref().map(|x| x.1.clone())))
+            .or_else(|| {
+                key(
+                    "cert_sha256",
+                    &self.cert_sha256.as_ref().map(|x| x.1.clone()),
+                )
+            })
+            .or_else(|| key("insecure", &self.insecure.as_ref().map(|x| x.1.clone())))
+    }
+}
+
+fn get_bool(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_>,
+    path: &str,
+    key: &str,
+) -> Option<(bool, Range<usize>)> {
+    let v = get(table, key)?;
+    match v.get_ref().as_bool() {
+        Some(b) => Some((b, v.span())),
+        None => {
+            let found = type_name(v.get_ref());
+            ctx.error(
+                v.span(),
+                &join(path, key),
+                format!("expected true or false, found {found}"),
+                format!("write {key} = true or {key} = false, without quotes"),
+            );
+            None
+        }
+    }
+}
+
+/// The WinRM keys of a host or `[defaults]` table, each checked on its own.
+fn winrm_keys(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str, host: bool) -> WinRmKeys {
+    let auth = get_str(ctx, t, path, "auth").and_then(|(a, span)| match a.as_str() {
+        "negotiate" => Some((WinRmAuth::Negotiate, span)),
+        "ntlm" => Some((WinRmAuth::Ntlm, span)),
+        "basic" => Some((WinRmAuth::Basic, span)),
+        other => {
+            ctx.error(
+                span,
+                &join(path, "auth"),
+                format!("unknown WinRM authentication `{other}`"),
+                "use \"negotiate\" (the default: NTLM inside Negotiate), \"ntlm\" or \"basic\" (HTTPS only)",
+            );
+            None
+        }
+    });
+    let cert_sha256 = if host {
+        get_str(ctx, t, path, "cert_sha256").and_then(|(c, span)| {
+            let hex: String = c.chars().filter(|ch| *ch != ':').collect();
+            if hex.len() == 64 && hex.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                Some((hex.to_ascii_lowercase(), span))
+            } else {
+                ctx.error(
+                    span,
+                    &join(path, "cert_sha256"),
+                    format!("`{c}` is not a SHA-256 fingerprint"),
+                    "give the certificate's SHA-256 as 64 hex digits (colons allowed), e.g. from (Get-ChildItem Cert:\\LocalMachine\\My\\<thumbprint>).GetCertHashString('SHA256')",
+                );
+                None
+            }
+        })
+    } else {
+        None
+    };
+    WinRmKeys {
+        https: get_bool(ctx, t, path, "https"),
+        auth,
+        cert_sha256,
+        insecure: get_bool(ctx, t, path, "insecure"),
+    }
 }
 
 struct Ctx<'a> {
@@ -566,6 +671,7 @@ fn parse_defaults(ctx: &mut Ctx<'_>, t: &Table<'_>) -> (Defaults, Option<usize>)
         connect_timeout: timeout(ctx, t, path, "connect_timeout"),
         os: os(ctx, t, path),
         min_os: min_os(ctx, t, path),
+        winrm: winrm_keys(ctx, t, path, false),
     };
     let concurrency = match get_int(ctx, t, path, "concurrency") {
         Some((n, _)) if (1..=4096).contains(&n) => Some(n as usize),
@@ -672,8 +778,9 @@ fn host_role(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str) -> Option<Role> {
     }
 }
 
-/// The transport's own settings: SSH needs a known_hosts file (host keys matter only to SSH),
-/// WinRM none.
+/// The transport's own settings: SSH needs a known_hosts file (host keys matter only to SSH);
+/// WinRM its endpoint and authentication, checked for combinations that cannot be safe.
+#[allow(clippy::too_many_arguments)]
 fn host_transport(
     ctx: &mut Ctx<'_>,
     span: &Range<usize>,
@@ -682,25 +789,77 @@ fn host_transport(
     kind: TransportKind,
     identity_file: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
+    winrm: WinRmKeys,
 ) -> Option<HostTransport> {
     match kind {
-        TransportKind::WinRm => Some(HostTransport::WinRm(WinRmSettings::default())),
-        TransportKind::Ssh => match known_hosts {
-            Some(known_hosts) => Some(HostTransport::Ssh(SshSettings {
-                identity_file,
-                known_hosts,
-            })),
-            None => {
+        TransportKind::WinRm => winrm_settings(ctx, path, winrm).map(HostTransport::WinRm),
+        TransportKind::Ssh => {
+            if let Some((key, kspan)) = winrm.any() {
                 ctx.error(
-                    span.clone(),
-                    path,
-                    format!("no known_hosts file for host {label}"),
-                    "set known_hosts = \"…\" in [defaults]",
+                    kspan,
+                    &join(path, key),
+                    format!("`{key}` is a WinRM setting, and host {label} uses SSH"),
+                    "remove it, or set transport = \"winrm\"",
                 );
-                None
             }
-        },
+            match known_hosts {
+                Some(known_hosts) => Some(HostTransport::Ssh(SshSettings {
+                    identity_file,
+                    known_hosts,
+                })),
+                None => {
+                    ctx.error(
+                        span.clone(),
+                        path,
+                        format!("no known_hosts file for host {label}"),
+                        "set known_hosts = \"…\" in [defaults]",
+                    );
+                    None
+                }
+            }
+        }
     }
+}
+
+fn winrm_settings(ctx: &mut Ctx<'_>, path: &str, k: WinRmKeys) -> Option<WinRmSettings> {
+    let https = k.https.as_ref().is_some_and(|(b, _)| *b);
+    let mut ok = true;
+    if let Some((WinRmAuth::Basic, span)) = &k.auth
+        && !https
+    {
+        ctx.error(
+            span.clone(),
+            &join(path, "auth"),
+            "Basic authentication over HTTP would send the password in the clear".to_string(),
+            "set https = true (an HTTPS listener on 5986), or use auth = \"negotiate\" over HTTP",
+        );
+        ok = false;
+    }
+    for (key, span) in [
+        ("cert_sha256", k.cert_sha256.as_ref().map(|x| x.1.clone())),
+        (
+            "insecure",
+            k.insecure.as_ref().filter(|(b, _)| *b).map(|x| x.1.clone()),
+        ),
+    ] {
+        if let Some(span) = span
+            && !https
+        {
+            ctx.error(
+                span,
+                &join(path, key),
+                format!("`{key}` is about the HTTPS certificate, and this host uses HTTP"),
+                "set https = true, or remove it",
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| WinRmSettings {
+        https,
+        auth: k.auth.map(|(a, _)| a).unwrap_or_default(),
+        cert_sha256: k.cert_sha256.map(|(c, _)| c),
+        insecure: k.insecure.is_some_and(|(b, _)| b),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -760,6 +919,15 @@ fn parse_host(
     if transport == TransportKind::Ssh && identity_file.is_none() && password.is_none() {
         ctx.error(span.clone(), path, format!("no credential for host {label}"), "set identity_file = \"~/.ssh/id_ed25519\" or password = { env = \"VAR\" } on the host or in [defaults]");
     }
+    if transport == TransportKind::WinRm && password.is_none() {
+        ctx.error(
+            span.clone(),
+            path,
+            format!("no password for WinRM host {label}"),
+            "set password = { env = \"VAR\" } (or file / command) on the host or in [defaults]",
+        );
+    }
+    let winrm = winrm_keys(ctx, t, path, true).or(&d.winrm);
     let host_transport = host_transport(
         ctx,
         &span,
@@ -768,10 +936,12 @@ fn parse_host(
         transport,
         identity_file,
         known_hosts,
+        winrm,
     );
-    let port = port.or(d.port).unwrap_or(match transport {
-        TransportKind::Ssh => 22,
-        TransportKind::WinRm => 5986,
+    let port = port.or(d.port).unwrap_or(match &host_transport {
+        Some(HostTransport::WinRm(w)) if w.https => 5986,
+        Some(HostTransport::WinRm(_)) => 5985,
+        _ => 22,
     });
     let line = ctx.position(span.start).0;
     Some(Host {

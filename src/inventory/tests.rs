@@ -125,3 +125,50 @@ fn a_missing_file_is_one_clear_error() {
     assert_eq!(errors.len(), 1);
     assert!(errors[0].message.contains("cannot read the inventory"));
 }
+
+#[test]
+fn winrm_hosts_get_their_port_auth_and_pin() {
+    let inv = Inventory::load(&fixture("winrm.toml"), None).unwrap();
+    let settings = |name: &str| {
+        let h = inv.hosts().find(|h| h.name == name).unwrap();
+        let HostTransport::WinRm(w) = &h.transport else {
+            panic!("{name} is a WinRM host")
+        };
+        (h.port, w.clone())
+    };
+    let (port, http) = settings("ec-http");
+    assert_eq!(port, 5985);
+    assert_eq!(http, WinRmSettings::default());
+    let (port, https) = settings("ec-https");
+    assert_eq!((port, https.https, https.insecure), (5986, true, false));
+    assert_eq!(
+        https.cert_sha256.as_deref(),
+        Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
+    );
+    let (port, basic) = settings("ec-basic");
+    assert_eq!(
+        (port, basic.auth, basic.insecure),
+        (15986, WinRmAuth::Basic, true)
+    );
+}
+
+#[test]
+fn unsafe_or_impossible_winrm_settings_are_errors_with_their_fix() {
+    let errors = errors_of("winrm-bad.toml");
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let has = |needle: &str, fix: &str| {
+        assert!(
+            text.iter().any(|t| t.contains(needle) && t.contains(fix)),
+            "{needle} / {fix} not in {text:#?}"
+        );
+    };
+    has("in the clear", "https = true");
+    has("not a SHA-256 fingerprint", "64 hex digits");
+    has("`insecure` is about the HTTPS certificate", "https = true");
+    has("unknown WinRM authentication `kerberos`", "negotiate");
+    has("no password for WinRM host no-password", "password = { env");
+    has("`https` is a WinRM setting", "transport = \"winrm\"");
+    assert_eq!(errors.len(), 6, "{text:#?}");
+    // Each names its line.
+    assert!(errors.iter().all(|e| e.line > 0), "{text:#?}");
+}

@@ -1,9 +1,9 @@
 //! How the controller reaches a host: one small, object-safe API ([`Connection`]: run a
 //! command, put a file, get a file, close) with one implementation per protocol, opened through
 //! one [`Connector`] that holds the per-run caches of every protocol (known_hosts files and keys
-//! for SSH; later TLS pins and auth contexts for WinRM) and of credentials. Only `ssh` exists so
-//! far; `winrm` is the next transport (docs/design/architecture.md). Protocol types (russh) never
-//! leave this module. Errors here are per-host results, never reasons to stop a run.
+//! for SSH) and of credentials. `ssh` and `winrm` (HTTP with NTLM message encryption so far;
+//! docs/winrm.md). Protocol types (russh, hyper) never leave this module. Errors here are
+//! per-host results, never reasons to stop a run.
 
 mod cache;
 mod credentials;
@@ -179,10 +179,10 @@ impl Connector {
                 let conn = self.ssh.connect(&target, &self.secrets, limit).await?;
                 Ok(Box::new(conn))
             }
-            HostTransport::WinRm(_) => Err(TransportError::new(
-                ErrorKind::Unsupported,
-                "the winrm transport is not available in this version yet; use transport = \"ssh\" (OpenSSH for Windows)",
-            )),
+            HostTransport::WinRm(settings) => {
+                let conn = winrm::connect(host, settings, &self.secrets, limit).await?;
+                Ok(Box::new(conn))
+            }
         }
     }
 }

@@ -78,6 +78,14 @@ impl HttpExchange {
         }
     }
 
+    /// Connects and authenticates now (otherwise the first request does).
+    pub async fn open(&mut self) -> Result<(), ExchangeError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connect().await?);
+        }
+        Ok(())
+    }
+
     fn authority(&self) -> String {
         self.endpoint
             .url()

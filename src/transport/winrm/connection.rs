@@ -1,0 +1,372 @@
+//! A WinRM host as a [`Connection`]: every command in its own WinRS shell ([`shell::run`]) over
+//! the host's one authenticated, sealed HTTP connection ([`HttpExchange`], used by one request
+//! at a time). Files go over the command's stdin into one writer process on the host, in
+//! envelope-sized Sends, with SHA-256 checked there before an atomic rename (WINRM.md §3.3's
+//! fallback; the host pull from the controller is not built yet). What the host runs decides
+//! the writer: `sh` for a lab host behind a WinRM endpoint, PowerShell on Windows (asked once
+//! per connection: `echo ecfleet-%OS%`).
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{Mutex, OnceCell};
+
+use super::envelope::{Session, ShellOptions};
+use super::http::HttpExchange;
+use super::shell::{self, Run, ShellError};
+use crate::error::ErrorKind;
+use crate::transport::{Connection, ExecOutput, Payload, TransportError};
+
+/// Output a command may return (as over SSH).
+const MAX_OUTPUT: usize = 32 << 20;
+/// The envelope quota assumed when the host's is not known: Windows 2008 R2's 150 KiB, the
+/// smallest there is (2012 and later: 500).
+pub const DEFAULT_QUOTA: usize = 150 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remote {
+    Posix,
+    Windows,
+}
+
+pub struct WinRmConnection {
+    name: String,
+    exchange: Mutex<HttpExchange>,
+    session: Session,
+    remote: OnceCell<Remote>,
+}
+
+fn transport_error(name: &str, e: ShellError) -> TransportError {
+    let kind = match &e {
+        ShellError::Exchange(x) => x.kind,
+        ShellError::Timeout(_) => ErrorKind::Timeout,
+        ShellError::TooLong(_) => ErrorKind::Refused,
+        ShellError::Fault { fault, .. } if fault.code == Some(5) => ErrorKind::Auth,
+        ShellError::Fault { .. } | ShellError::Reply(_) | ShellError::TooMuchOutput(_) => {
+            ErrorKind::Protocol
+        }
+    };
+    TransportError::new(kind, format!("{name}: {e}"))
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn ps_quote(s: &str) -> String {
+    let mut out = String::from("'");
+    for c in s.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// `powershell.exe … -EncodedCommand` for `script` (UTF-16LE, base64): nothing in it is seen
+/// by cmd's parser.
+fn powershell(script: &str) -> String {
+    let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    format!(
+        "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {}",
+        data_encoding::BASE64.encode(&utf16)
+    )
+}
+
+/// Bytes as base64 lines for a PowerShell reader of stdin (`$input` yields lines).
+fn base64_lines(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 3 * 4 + data.len() / 4000 + 8);
+    for chunk in data.chunks(57 * 64) {
+        out.extend_from_slice(data_encoding::BASE64.encode(chunk).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+impl WinRmConnection {
+    pub fn new(name: String, exchange: HttpExchange, session: Session) -> Self {
+        WinRmConnection {
+            name,
+            exchange: Mutex::new(exchange),
+            session,
+            remote: OnceCell::new(),
+        }
+    }
+
+    async fn run(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        limit: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let run = Run {
+            command,
+            arguments: &[],
+            skip_cmd_shell: false,
+            stdin,
+            max_output: MAX_OUTPUT,
+            envelope_quota: DEFAULT_QUOTA,
+        };
+        let shell_options = ShellOptions {
+            codepage: Some(65001),
+            no_profile: Some(true),
+            ..ShellOptions::default()
+        };
+        let started = tokio::time::Instant::now();
+        let mut exchange = tokio::time::timeout(limit, self.exchange.lock())
+            .await
+            .map_err(|_| {
+                TransportError::timeout(
+                    &format!("{}: waiting for the connection", self.name),
+                    limit,
+                )
+            })?;
+        let left = limit.saturating_sub(started.elapsed());
+        let done = shell::run(&mut *exchange, &self.session, &shell_options, &run, left)
+            .await
+            .map_err(|e| transport_error(&self.name, e))?;
+        Ok(ExecOutput {
+            stdout: done.stdout,
+            stderr: done.stderr,
+            exit_status: done.exit_code.map(|c| c as u32),
+            signal: None,
+        })
+    }
+
+    async fn remote(&self, limit: Duration) -> Result<Remote, TransportError> {
+        self.remote
+            .get_or_try_init(|| async {
+                let out = self.run("echo ecfleet-%OS%", None, limit).await?;
+                Ok(if out.stdout_text().contains("ecfleet-Windows_NT") {
+                    Remote::Windows
+                } else {
+                    Remote::Posix
+                })
+            })
+            .await
+            .copied()
+    }
+
+    fn failed(&self, what: &str, out: &ExecOutput) -> TransportError {
+        TransportError::new(
+            ErrorKind::Refused,
+            format!("{}: {what} failed: {}", self.name, out.stderr_tail()),
+        )
+    }
+
+    async fn put_file(
+        &self,
+        file: &Payload,
+        path: &str,
+        mode: Option<u32>,
+        limit: Duration,
+    ) -> Result<(), TransportError> {
+        let (command, stdin) = match self.remote(limit).await? {
+            Remote::Posix => (
+                format!(
+                    "set -e; p={p}; t=\"$p.ecfleet-partial\"; mkdir -p \"$(dirname \"$p\")\"; cat > \"$t\"; \
+                     h=$(sha256sum \"$t\" | cut -d ' ' -f 1); \
+                     if [ \"$h\" != {sha} ]; then rm -f \"$t\"; echo \"received SHA-256 $h\" >&2; exit 3; fi; \
+                     chmod {mode:o} \"$t\"; mv -f \"$t\" \"$p\"",
+                    p = sh_quote(path),
+                    sha = file.sha256,
+                    mode = mode.unwrap_or(0o644),
+                ),
+                file.data.to_vec(),
+            ),
+            Remote::Windows => (
+                powershell(&format!(
+                    "$ErrorActionPreference='Stop'; $p={p}; $t=$p+'.ecfleet-partial'; \
+                     [void](New-Item -ItemType Directory -Force -Path ([IO.Path]::GetDirectoryName($p))); \
+                     $f=[IO.File]::Create($t); $h=[Security.Cryptography.SHA256]::Create(); \
+                     foreach($l in $input){{ if($l.Length){{ $b=[Convert]::FromBase64String($l); $f.Write($b,0,$b.Length); [void]$h.TransformBlock($b,0,$b.Length,$null,0) }} }}; \
+                     [void]$h.TransformFinalBlock([byte[]]@(),0,0); $f.Close(); \
+                     $s=-join($h.Hash|ForEach-Object{{$_.ToString('x2')}}); \
+                     if($s -ne '{sha}'){{ Remove-Item -LiteralPath $t; throw \"received SHA-256 $s\" }}; \
+                     Move-Item -Force -LiteralPath $t -Destination $p",
+                    p = ps_quote(path),
+                    sha = file.sha256,
+                )),
+                base64_lines(&file.data),
+            ),
+        };
+        let out = self.run(&command, Some(&stdin), limit).await?;
+        if !out.success() {
+            return Err(self.failed(&format!("writing {path}"), &out));
+        }
+        Ok(())
+    }
+
+    async fn put_rest(
+        &self,
+        file: &Payload,
+        path: &str,
+        limit: Duration,
+    ) -> Result<u64, TransportError> {
+        let remote = self.remote(limit).await?;
+        let size_command = match remote {
+            Remote::Posix => format!(
+                "if [ -f {p} ]; then wc -c < {p}; else echo 0; fi",
+                p = sh_quote(path)
+            ),
+            Remote::Windows => powershell(&format!(
+                "$p={}; if(Test-Path -LiteralPath $p){{(Get-Item -LiteralPath $p).Length}}else{{0}}",
+                ps_quote(path)
+            )),
+        };
+        let out = self.run(&size_command, None, limit).await?;
+        let have: u64 = out
+            .stdout_text()
+            .trim()
+            .parse()
+            .map_err(|_| self.failed(&format!("reading the size of {path}"), &out))?;
+        let total = file.data.len() as u64;
+        let from = if have <= total { have } else { 0 };
+        let rest = &file.data[from as usize..];
+        let append = from > 0;
+        let (command, stdin) = match remote {
+            Remote::Posix => (
+                format!(
+                    "p={p}; mkdir -p \"$(dirname \"$p\")\" && cat {op} \"$p\"",
+                    p = sh_quote(path),
+                    op = if append { ">>" } else { ">" }
+                ),
+                rest.to_vec(),
+            ),
+            Remote::Windows => (
+                powershell(&format!(
+                    "$ErrorActionPreference='Stop'; $p={p}; \
+                     [void](New-Item -ItemType Directory -Force -Path ([IO.Path]::GetDirectoryName($p))); \
+                     $f=New-Object IO.FileStream($p,[IO.FileMode]::{mode}); \
+                     foreach($l in $input){{ if($l.Length){{ $b=[Convert]::FromBase64String($l); $f.Write($b,0,$b.Length) }} }}; $f.Close()",
+                    p = ps_quote(path),
+                    mode = if append { "Append" } else { "Create" }
+                )),
+                base64_lines(rest),
+            ),
+        };
+        let out = self.run(&command, Some(&stdin), limit).await?;
+        if !out.success() {
+            return Err(self.failed(&format!("writing {path}"), &out));
+        }
+        Ok(rest.len() as u64)
+    }
+
+    async fn get_file(
+        &self,
+        path: &str,
+        max_bytes: u64,
+        limit: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let remote = self.remote(limit).await?;
+        let command = match remote {
+            Remote::Posix => format!(
+                "p={p}; s=$(wc -c < \"$p\") || exit 2; if [ \"$s\" -gt {max_bytes} ]; then echo \"$s bytes\" >&2; exit 4; fi; cat \"$p\"",
+                p = sh_quote(path)
+            ),
+            Remote::Windows => powershell(&format!(
+                "$ErrorActionPreference='Stop'; $p={p}; $n=(Get-Item -LiteralPath $p).Length; \
+                 if($n -gt {max_bytes}){{ [Console]::Error.WriteLine(\"$n bytes\"); exit 4 }}; \
+                 [Convert]::ToBase64String([IO.File]::ReadAllBytes($p))",
+                p = ps_quote(path)
+            )),
+        };
+        let out = self.run(&command, None, limit).await?;
+        match out.exit_status {
+            Some(0) => {}
+            Some(4) => {
+                return Err(TransportError::new(
+                    ErrorKind::Refused,
+                    format!(
+                        "{}: {path} is larger than {max_bytes} bytes ({})",
+                        self.name,
+                        out.stderr_tail()
+                    ),
+                ));
+            }
+            _ => return Err(self.failed(&format!("reading {path}"), &out)),
+        }
+        match remote {
+            Remote::Posix => Ok(out.stdout),
+            Remote::Windows => {
+                let text: String = out.stdout_text().split_whitespace().collect();
+                data_encoding::BASE64.decode(text.as_bytes()).map_err(|e| {
+                    TransportError::new(
+                        ErrorKind::Protocol,
+                        format!("{}: {path} came back damaged ({e})", self.name),
+                    )
+                })
+            }
+        }
+    }
+}
+
+impl Connection for WinRmConnection {
+    fn exec<'a>(
+        &'a self,
+        command: &'a str,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, TransportError>> {
+        Box::pin(self.run(command, None, limit))
+    }
+
+    fn put<'a>(
+        &'a self,
+        file: &'a Payload,
+        path: &'a str,
+        mode: Option<u32>,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.put_file(file, path, mode, limit))
+    }
+
+    fn put_from<'a>(
+        &'a self,
+        file: &'a Payload,
+        path: &'a str,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(self.put_rest(file, path, limit))
+    }
+
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        max_bytes: u64,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>> {
+        Box::pin(self.get_file(path, max_bytes, limit))
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        // Every command's shell is already deleted; dropping closes the TCP connection.
+        Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_paths_literal() {
+        assert_eq!(sh_quote("/srv/it's"), r"'/srv/it'\''s'");
+        assert_eq!(ps_quote("C:\\it’s"), "'C:\\it’’s'");
+    }
+
+    #[test]
+    fn windows_writers_fit_cmd_s_line_and_carry_no_data() {
+        // The script is fixed size: the file's bytes go over stdin, never on the command line.
+        let line = powershell(&"x".repeat(900));
+        assert!(line.len() < super::super::envelope::CMD_LINE_LIMIT);
+        let lines = base64_lines(&vec![7u8; 10_000]);
+        let text = String::from_utf8(lines).unwrap();
+        let decoded: Vec<u8> = text
+            .lines()
+            .flat_map(|l| data_encoding::BASE64.decode(l.as_bytes()).unwrap())
+            .collect();
+        assert_eq!(decoded, vec![7u8; 10_000]);
+    }
+}
