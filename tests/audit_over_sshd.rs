@@ -376,9 +376,11 @@ fn a_host_without_sftp_fails_at_once_with_the_reason() {
         .unwrap()
         .to_string();
     assert!(error.contains("refused the SFTP subsystem"), "{error}");
+    // Well below the audit's 60 s host deadline, with room for a loaded machine.
     assert!(
-        started.elapsed().as_secs() < 20,
-        "no wait for the host deadline"
+        started.elapsed().as_secs() < 45,
+        "no wait for the host deadline: {:?}",
+        started.elapsed()
     );
 }
 

@@ -425,3 +425,102 @@ fn a_mixed_fleet_audits_the_same_over_winrm_as_over_ssh() {
     // The WinRM password is never shown, at any verbosity.
     assert!(!stderr.contains(PASSWORD) && !mixed_report.to_string().contains(PASSWORD));
 }
+
+#[test]
+fn a_mixed_fleet_is_backed_up_and_upgraded_over_winrm_as_over_ssh() {
+    let s = service(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = common::ecfleet()
+        .args(["lab", "up", "--hosts", "12", "--dir"])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .starts_with("serving 12 lab hosts")
+    {}
+    let mixed = half_over_winrm(&dir.path().join("inventory.toml"), s.port);
+    let (msi, _) = common::lab_msi(dir.path(), 1);
+    let run = |args: &[&str]| {
+        let out = common::ecfleet()
+            .args(args)
+            .arg("--agent-dir")
+            .arg(common::agent_dir())
+            .arg("-i")
+            .arg(&mixed)
+            .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {stderr}"));
+        (out.status.code(), json, stderr)
+    };
+    let (code, backup, stderr) = run(&["backup", "--format", "json"]);
+    assert_eq!(code, Some(0), "{stderr}\n{backup:#}");
+    let plan = dir.path().join("tonight.json");
+    let (code, _, stderr) = run(&[
+        "plan",
+        "--format",
+        "json",
+        "--msi",
+        msi.to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(matches!(code, Some(0 | 2)), "{stderr}");
+    let playbook = dir.path().join("run-playbook.toml");
+    let (_, report, stderr) = run(&[
+        "run",
+        "--yes",
+        "--ignore-windows",
+        "--format",
+        "json",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--msi",
+        msi.to_str().unwrap(),
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    let _ = lab.kill();
+    let _ = lab.wait();
+    let hosts = report["hosts"].as_array().unwrap();
+    let winrm: Vec<&str> = {
+        let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&mixed).unwrap()).unwrap();
+        doc["tenant"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["host"].as_array().unwrap())
+            .filter(|h| h.get("transport").and_then(|t| t.as_str()) == Some("winrm"))
+            .map(|h| h["name"].as_str().unwrap())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|n| {
+                hosts.iter().find(|r| r["host"] == n).unwrap()["host"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let in_place: Vec<&serde_json::Value> =
+        hosts.iter().filter(|h| h["action"] == "in-place").collect();
+    assert!(
+        in_place
+            .iter()
+            .filter(|h| winrm.contains(&h["host"].as_str().unwrap()))
+            .count()
+            >= 2,
+        "some in-place hosts are WinRM hosts: {winrm:?}"
+    );
+    for h in in_place {
+        assert_eq!(h["outcome"], "verified", "{h:#}\n{stderr}");
+        assert!(h["backup"].as_str().unwrap().ends_with("-pre-upgrade"));
+    }
+    assert!(!stderr.contains(PASSWORD));
+}
