@@ -361,6 +361,7 @@ fn audit(inventory: &Path, extra: &[&str]) -> (serde_json::Value, String) {
         .arg(inventory)
         .args(extra)
         .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "trace")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -422,7 +423,7 @@ fn a_mixed_fleet_audits_the_same_over_winrm_as_over_ssh() {
         "{stderr}\n{mixed_report:#}"
     );
     assert_eq!(verdicts(&mixed_report), verdicts(&over_ssh));
-    // The WinRM password is never shown, at any verbosity.
+    // The WinRM password is never shown, at any verbosity (-vv, RUST_LOG=trace).
     assert!(!stderr.contains(PASSWORD) && !mixed_report.to_string().contains(PASSWORD));
 }
 
