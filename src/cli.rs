@@ -258,6 +258,10 @@ pub struct LabShapeArgs {
     /// docs/lab.md), after the first 18.
     #[arg(long)]
     pub faults: bool,
+    /// Serve this many of the hosts over WinRM (HTTP, NTLM, message encryption) instead of
+    /// SSH, spread over the fleet (`lab up`, `lab demo`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub winrm: usize,
 }
 
 impl LabShapeArgs {
@@ -265,6 +269,7 @@ impl LabShapeArgs {
         crate::lab::Shape {
             hosts: self.hosts,
             faults: self.faults,
+            winrm: self.winrm,
         }
     }
 }

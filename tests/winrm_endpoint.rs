@@ -525,3 +525,171 @@ fn a_mixed_fleet_is_backed_up_and_upgraded_over_winrm_as_over_ssh() {
     }
     assert!(!stderr.contains(PASSWORD));
 }
+
+// --- The lab's own WinRM server (`lab up --winrm N`) ---------------------------------------------
+
+/// `ecfleet lab up --hosts N --winrm W [extra]` in `dir`, once serving.
+fn lab_up(dir: &Path, hosts: usize, winrm: usize, extra: &[&str]) -> Child {
+    let mut lab = common::ecfleet()
+        .args([
+            "lab",
+            "up",
+            "--hosts",
+            &hosts.to_string(),
+            "--winrm",
+            &winrm.to_string(),
+        ])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
+    let want = format!("serving {hosts} lab hosts");
+    while !lines.next().unwrap().unwrap().starts_with(&want) {}
+    lab
+}
+
+/// The WinRM hosts of a lab inventory: (name, port).
+fn winrm_hosts(inventory: &Path) -> Vec<(String, u16)> {
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();
+    doc["tenant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["host"].as_array().unwrap().clone())
+        .filter(|h| h.get("transport").and_then(|t| t.as_str()) == Some("winrm"))
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_string(),
+                h["port"].as_integer().unwrap() as u16,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pywinrm_cross_checks_the_lab_winrm_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = lab_up(dir.path(), 2, 2, &[]);
+    let hosts = winrm_hosts(&dir.path().join("inventory.toml"));
+    assert_eq!(hosts.len(), 2);
+    let password = std::fs::read_to_string(dir.path().join("keys/winrm-password")).unwrap();
+    let script = format!(
+        r#"
+import hashlib, winrm
+url = 'http://127.0.0.1:{port}/wsman'
+s = winrm.Session(url, auth=('ecfleet', '{password}'), transport='ntlm', operation_timeout_sec=1, read_timeout_sec=3)
+r = s.run_cmd('echo hi; echo err >&2; exit 7')
+print('run', r.status_code, r.std_out, r.std_err)
+print('quiet', s.run_cmd('sleep 1.5; echo slept').std_out)
+p = s.protocol
+shell = p.open_shell()
+cid = p.run_command(shell, 'sha256sum')
+data = bytes(range(256)) * 2048
+for i in range(0, len(data), 100000):
+    p.send_command_input(shell, cid, data[i:i + 100000], end=i + 100000 >= len(data))
+out, err, rc = p.get_command_output(shell, cid)
+print('stdin', out.split()[0].decode() == hashlib.sha256(data).hexdigest())
+p.cleanup_command(shell, cid)
+p.close_shell(shell)
+try:
+    winrm.Session(url, auth=('ecfleet', 'wrong'), transport='ntlm').run_cmd('true')
+except Exception as e:
+    print('wrong', type(e).__name__)
+"#,
+        port = hosts[0].1,
+        password = password.trim()
+    );
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let _ = lab.kill();
+    let _ = lab.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("run 7 b'hi\\n' b'err\\n'"), "{text}");
+    assert!(text.contains("quiet b'slept\\n'"), "{text}");
+    assert!(text.contains("stdin True"), "{text}");
+    assert!(text.contains("wrong InvalidCredentialsError"), "{text}");
+}
+
+/// Issue 10's acceptance on the lab: 24 hosts, half over WinRM, audit with the same verdicts as
+/// all over SSH, and an upgrade night that verifies every in-place host, WinRM ones included.
+#[test]
+fn a_24_host_lab_half_over_winrm_audits_and_upgrades_as_all_over_ssh() {
+    let ssh_dir = tempfile::tempdir().unwrap();
+    let mixed_dir = tempfile::tempdir().unwrap();
+    let mut ssh_lab = lab_up(ssh_dir.path(), 24, 0, &[]);
+    let mut mixed_lab = lab_up(mixed_dir.path(), 24, 12, &[]);
+    let mixed = mixed_dir.path().join("inventory.toml");
+    assert_eq!(winrm_hosts(&mixed).len(), 12);
+    let (over_ssh, _) = audit(
+        &ssh_dir.path().join("inventory.toml"),
+        &["--as-of", "2026-11-24"],
+    );
+    let (mixed_report, stderr) = audit(&mixed, &["--as-of", "2026-11-24"]);
+    let _ = ssh_lab.kill();
+    let _ = ssh_lab.wait();
+    assert_eq!(mixed_report["summary"]["reachable"], 24, "{stderr}");
+    assert_eq!(verdicts(&mixed_report), verdicts(&over_ssh));
+    let (msi, _) = common::lab_msi(mixed_dir.path(), 1);
+    let plan = mixed_dir.path().join("tonight.json");
+    let ecfleet = |args: &[&str]| {
+        common::ecfleet()
+            .args(args)
+            .arg("--agent-dir")
+            .arg(common::agent_dir())
+            .arg("-i")
+            .arg(&mixed)
+            .output()
+            .unwrap()
+    };
+    let out = ecfleet(&[
+        "plan",
+        "--msi",
+        msi.to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.code().is_some_and(|c| c <= 2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ecfleet(&[
+        "run",
+        "--yes",
+        "--ignore-windows",
+        "--format",
+        "json",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--msi",
+        msi.to_str().unwrap(),
+        "--playbook",
+        mixed_dir.path().join("run-playbook.toml").to_str().unwrap(),
+    ]);
+    let _ = mixed_lab.kill();
+    let _ = mixed_lab.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let winrm: Vec<String> = winrm_hosts(&mixed).into_iter().map(|(n, _)| n).collect();
+    let mut verified_over_winrm = 0;
+    for h in report["hosts"].as_array().unwrap() {
+        if h["action"] == "in-place" {
+            assert_eq!(h["outcome"], "verified", "{h:#}\n{stderr}");
+            if winrm.iter().any(|w| h["host"] == w.as_str()) {
+                verified_over_winrm += 1;
+            }
+        }
+    }
+    assert!(verified_over_winrm >= 4, "{verified_over_winrm}");
+}

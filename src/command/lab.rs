@@ -67,15 +67,16 @@ fn init(dir: &Path, shape: Shape, as_of: Option<&str>, cx: &Context, io: &mut Io
 }
 
 async fn up(dir: &Path, shape: Shape, port_base: u16, cx: &Context, io: &mut Io<'_>) -> u8 {
-    let (inventory, served, client) =
-        match crate::lab::up(dir, shape, port_base, &Catalog::embedded(), cx.today).await {
-            Ok(x) => x,
-            Err(e) => return io.error(exit::FAILURE, e),
-        };
+    let lab = match crate::lab::up(dir, shape, port_base, &Catalog::embedded(), cx.today).await {
+        Ok(x) => x,
+        Err(e) => return io.error(exit::FAILURE, e),
+    };
+    let inventory = lab.inventory.clone();
     let _ = writeln!(
         io.err,
-        "serving {} lab hosts on 127.0.0.1; inventory: {}",
+        "serving {} lab hosts on 127.0.0.1{}; inventory: {}",
         shape.hosts,
+        over_winrm(shape),
         inventory.display()
     );
     let _ = writeln!(
@@ -84,7 +85,7 @@ async fn up(dir: &Path, shape: Shape, port_base: u16, cx: &Context, io: &mut Io<
         inventory.display()
     );
     let mut stop = cx.shutdown.clone();
-    crate::lab::server::serve(served, client, async move {
+    lab.serve(async move {
         stop.reached(crate::engine::Level::Stopping).await;
     })
     .await;
@@ -92,19 +93,20 @@ async fn up(dir: &Path, shape: Shape, port_base: u16, cx: &Context, io: &mut Io<
 }
 
 async fn demo(dir: &Path, shape: Shape, format: FormatArg, cx: &Context, io: &mut Io<'_>) -> u8 {
-    let (inventory, served, client) =
-        match crate::lab::up(dir, shape, 0, &Catalog::embedded(), cx.today).await {
-            Ok(x) => x,
-            Err(e) => return io.error(exit::FAILURE, e),
-        };
+    let lab = match crate::lab::up(dir, shape, 0, &Catalog::embedded(), cx.today).await {
+        Ok(x) => x,
+        Err(e) => return io.error(exit::FAILURE, e),
+    };
+    let inventory = lab.inventory.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::lab::server::serve(served, client, async {
+    let server = tokio::spawn(lab.serve(async {
         let _ = stopped.await;
     }));
     let _ = writeln!(
         io.err,
-        "lab: {} simulated hosts served over SSH on 127.0.0.1 (inventory {})",
+        "lab: {} simulated hosts served on 127.0.0.1{} (inventory {})",
         shape.hosts,
+        over_winrm(shape),
         inventory.display()
     );
     let args = AuditArgs {
@@ -128,4 +130,12 @@ async fn demo(dir: &Path, shape: Shape, format: FormatArg, cx: &Context, io: &mu
     let _ = stop.send(());
     let _ = server.await;
     code
+}
+
+/// ` (N over WinRM)` when the lab serves some hosts over WinRM.
+fn over_winrm(shape: Shape) -> String {
+    match shape.winrm.min(shape.hosts) {
+        0 => String::new(),
+        n => format!(" ({n} over WinRM)"),
+    }
 }

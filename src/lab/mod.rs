@@ -7,6 +7,7 @@
 pub mod scenarios;
 pub mod server;
 pub mod transfer_faults;
+pub mod winrm_server;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
 pub struct Shape {
     pub hosts: usize,
     pub faults: bool,
+    /// How many hosts `lab up` serves over WinRM instead of SSH, spread over the fleet.
+    pub winrm: usize,
+}
+
+impl Shape {
+    /// Whether host `i` of the fleet is served over WinRM: `winrm` of them, evenly spread.
+    pub fn is_winrm(&self, i: usize) -> bool {
+        let n = self.hosts.max(1);
+        let w = self.winrm.min(n);
+        (i * w) / n != ((i + 1) * w) / n
+    }
 }
 
 pub fn init(
@@ -52,7 +64,9 @@ pub fn init(
     catalog: &Catalog,
     as_of: Date,
 ) -> Result<Vec<LabHost>, LabError> {
-    let Shape { hosts: n, faults } = shape;
+    let Shape {
+        hosts: n, faults, ..
+    } = shape;
     if n == 0 {
         return Err(LabError::Other("--hosts must be at least 1".into()));
     }
@@ -117,6 +131,8 @@ pub struct Endpoint<'a> {
     pub host: &'a LabHost,
     pub address: String,
     pub port: u16,
+    /// Served over WinRM: the inventory names the transport and the password file.
+    pub winrm: Option<&'a Path>,
 }
 
 /// An inventory for lab hosts (used by `lab up`, the tests and the benchmark).
@@ -153,77 +169,135 @@ pub fn inventory_text(
         }
         let _ = writeln!(
             s,
-            "[[tenant.host]]\nname = {:?}\naddress = {:?}\nport = {}\nrole = \"{}\"\nlab_root = {:?}\n",
+            "[[tenant.host]]\nname = {:?}\naddress = {:?}\nport = {}\nrole = \"{}\"\nlab_root = {:?}",
             e.host.name,
             e.address,
             e.port,
             e.host.role,
             host_dir(dir, &e.host.name).display().to_string()
         );
+        if let Some(password) = e.winrm {
+            let _ = writeln!(
+                s,
+                "transport = \"winrm\"\npassword = {{ file = {:?} }}",
+                password.display().to_string()
+            );
+        }
+        s.push('\n');
     }
     s
 }
 
-/// Starts `n` lab hosts served in-process on 127.0.0.1 (ports from `port_base`, or any free
-/// port when 0), writes `dir/inventory.toml` (and `dir/run-playbook.toml`) and returns its path
-/// plus a future serving them.
+/// A lab ready to serve: its inventory, and the hosts on their listeners.
+pub struct Lab {
+    pub inventory: PathBuf,
+    ssh: Vec<server::ServedHost>,
+    client_key: russh::keys::ssh_key::PublicKey,
+    winrm: Vec<winrm_server::WinRmHost>,
+    account: std::sync::Arc<crate::transport::winrm::ntlm::Identity>,
+}
+
+impl Lab {
+    /// Serves every host (SSH and WinRM) until `shutdown`.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let ssh = server::serve(self.ssh, self.client_key, wait(stopped.clone()));
+        let winrm = winrm_server::serve(self.winrm, self.account, wait(stopped));
+        let stopper = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(ssh, winrm, stopper);
+    }
+}
+
+/// The password of the lab's WinRM account (`ecfleet`), made once per lab directory.
+fn winrm_password(dir: &Path) -> Result<(PathBuf, String), LabError> {
+    let path = dir.join("keys").join("winrm-password");
+    if let Ok(p) = std::fs::read_to_string(&path)
+        && !p.trim().is_empty()
+    {
+        return Ok((path, p.trim().to_string()));
+    }
+    let password = format!("lab-{}", uuid::Uuid::new_v4().simple());
+    std::fs::write(&path, format!("{password}\n")).map_err(io(&path))?;
+    restrict(&path)?;
+    Ok((path, password))
+}
+
+/// Binds a loopback listener on `port_base + i` (any free port when 0).
+async fn listen(port_base: u16, i: usize) -> Result<(tokio::net::TcpListener, u16), LabError> {
+    let port = if port_base == 0 {
+        0
+    } else {
+        port_base
+            .checked_add(i as u16)
+            .ok_or_else(|| LabError::Other("--port-base too high for that many hosts".into()))?
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| LabError::Other(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| LabError::Other(e.to_string()))?
+        .port();
+    Ok((listener, port))
+}
+
+/// Starts the lab's hosts served in-process on 127.0.0.1 (ports from `port_base`, or any free
+/// port when 0), `shape.winrm` of them over WinRM, the rest over SSH; writes
+/// `dir/inventory.toml` (and `dir/run-playbook.toml`).
 pub async fn up(
     dir: &Path,
     shape: Shape,
     port_base: u16,
     catalog: &Catalog,
     as_of: Date,
-) -> Result<
-    (
-        PathBuf,
-        Vec<server::ServedHost>,
-        russh::keys::ssh_key::PublicKey,
-    ),
-    LabError,
-> {
+) -> Result<Lab, LabError> {
     let dir = std::path::absolute(dir).map_err(io(dir))?;
     let fleet = init(&dir, shape, catalog, as_of)?;
     let (key_path, client) = client_key(&dir)?;
+    let (password_file, password) = winrm_password(&dir)?;
     let known_hosts = dir.join("keys").join("known_hosts");
     let mut kh = String::new();
-    let mut served = Vec::new();
+    let mut ssh = Vec::new();
+    let mut winrm = Vec::new();
     let mut ports = Vec::new();
     for (i, h) in fleet.iter().enumerate() {
-        let port = if port_base == 0 {
-            0
-        } else {
-            port_base
-                .checked_add(i as u16)
-                .ok_or_else(|| LabError::Other("--port-base too high for that many hosts".into()))?
-        };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|e| LabError::Other(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| LabError::Other(e.to_string()))?
-            .port();
+        let (listener, port) = listen(port_base, i).await?;
+        ports.push(port);
+        if shape.is_winrm(i) {
+            winrm.push(winrm_server::WinRmHost {
+                dir: host_dir(&dir, &h.name),
+                listener,
+            });
+            continue;
+        }
         let host_key = new_key()?;
         let public = host_key
             .public_key()
             .to_openssh()
             .map_err(|e| LabError::Other(e.to_string()))?;
         let _ = writeln!(kh, "[127.0.0.1]:{port} {public}");
-        served.push(server::ServedHost {
+        ssh.push(server::ServedHost {
             dir: host_dir(&dir, &h.name),
             host_key,
             listener,
         });
-        ports.push(port);
     }
     std::fs::write(&known_hosts, kh).map_err(io(&known_hosts))?;
     let endpoints: Vec<Endpoint<'_>> = fleet
         .iter()
         .zip(&ports)
-        .map(|(host, port)| Endpoint {
+        .enumerate()
+        .map(|(i, (host, port))| Endpoint {
             host,
             address: "127.0.0.1".into(),
             port: *port,
+            winrm: shape.is_winrm(i).then_some(password_file.as_path()),
         })
         .collect();
     let inventory = dir.join("inventory.toml");
@@ -237,7 +311,15 @@ pub async fn up(
     std::fs::write(&inventory, text).map_err(io(&inventory))?;
     let playbook = dir.join("run-playbook.toml");
     std::fs::write(&playbook, LAB_RUN_PLAYBOOK).map_err(io(&playbook))?;
-    Ok((inventory, served, client.public_key().clone()))
+    Ok(Lab {
+        inventory,
+        ssh,
+        client_key: client.public_key().clone(),
+        winrm,
+        account: std::sync::Arc::new(crate::transport::winrm::ntlm::Identity::new(
+            "ecfleet", &password,
+        )),
+    })
 }
 
 /// `ecfleet run --playbook DIR/run-playbook.toml` on the lab: the lab's operator acts within

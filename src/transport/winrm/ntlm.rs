@@ -365,6 +365,126 @@ fn authenticate_message(id: &Identity, flags: u32, r: &Responses) -> Vec<u8> {
     m
 }
 
+/// The accepting side (the lab's WinRM server): a CHALLENGE for a NEGOTIATE, then the check of
+/// the AUTHENTICATE answer against the one account it knows, and the session's sealing with the
+/// directions turned around. NTLMv2 only; the MIC is checked when the client says it sent one.
+pub struct Acceptor {
+    challenge: Vec<u8>,
+    server_challenge: [u8; 8],
+    negotiate: Vec<u8>,
+}
+
+fn read_field(m: &[u8], at: usize) -> Result<&[u8], NtlmError> {
+    let head = m.get(at..at + 8).ok_or(NtlmError::BadChallenge("short"))?;
+    let len = u16::from_le_bytes([head[0], head[1]]) as usize;
+    let off = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    m.get(off..off + len).ok_or(NtlmError::BadChallenge(
+        "a field points outside the message",
+    ))
+}
+
+impl Acceptor {
+    /// The CHALLENGE answering `negotiate`, with a fresh server challenge and a timestamp
+    /// (so that clients send a MIC). `now`: FILETIME.
+    pub fn new(negotiate: &[u8], server_challenge: [u8; 8], now: u64) -> Acceptor {
+        let mut info = Vec::new();
+        push_pair(&mut info, 2, &utf16("LAB"));
+        push_pair(&mut info, 1, &utf16("ECFLEET-LAB"));
+        push_pair(&mut info, AV_TIMESTAMP, &now.to_le_bytes());
+        push_pair(&mut info, AV_EOL, &[]);
+        let name = utf16("LAB");
+        let flags = CLIENT_FLAGS;
+        let mut m = Vec::new();
+        m.extend_from_slice(SIGNATURE);
+        m.extend_from_slice(&2u32.to_le_bytes());
+        let name_at = 56u32;
+        let info_at = name_at + name.len() as u32;
+        m.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        m.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        m.extend_from_slice(&name_at.to_le_bytes());
+        m.extend_from_slice(&flags.to_le_bytes());
+        m.extend_from_slice(&server_challenge);
+        m.extend_from_slice(&[0; 8]);
+        m.extend_from_slice(&(info.len() as u16).to_le_bytes());
+        m.extend_from_slice(&(info.len() as u16).to_le_bytes());
+        m.extend_from_slice(&info_at.to_le_bytes());
+        m.extend_from_slice(&VERSION);
+        m.extend_from_slice(&name);
+        m.extend_from_slice(&info);
+        Acceptor {
+            challenge: m,
+            server_challenge,
+            negotiate: negotiate.to_vec(),
+        }
+    }
+
+    pub fn challenge(&self) -> &[u8] {
+        &self.challenge
+    }
+
+    /// Checks `authenticate` for the account `id` (user names compare without case; the
+    /// domain is ignored, as a workgroup server ignores it for its local accounts). Returns
+    /// the server's sealing.
+    pub fn accept(&self, id: &Identity, authenticate: &[u8]) -> Result<Sealing, NtlmError> {
+        let bad = NtlmError::BadSignature;
+        if authenticate.len() < 88
+            || &authenticate[..8] != SIGNATURE
+            || authenticate[8..12] != 3u32.to_le_bytes()
+        {
+            return Err(NtlmError::BadChallenge("not an NTLM AUTHENTICATE message"));
+        }
+        let nt = read_field(authenticate, 20)?;
+        let domain = read_field(authenticate, 28)?;
+        let user = read_field(authenticate, 36)?;
+        let key = read_field(authenticate, 52)?;
+        let flags = u32::from_le_bytes(authenticate[60..64].try_into().expect("4 bytes"));
+        let user: String = char::decode_utf16(
+            user.chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])),
+        )
+        .map(|c| c.unwrap_or('?'))
+        .collect();
+        if nt.len() < 32 || !user.eq_ignore_ascii_case(&id.user) {
+            return Err(bad);
+        }
+        let domain: String = char::decode_utf16(
+            domain
+                .chunks(2)
+                .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])),
+        )
+        .map(|c| c.unwrap_or('?'))
+        .collect();
+        // NTOWFv2 as the client computed it: its user name and domain as sent.
+        let who = utf16(&(user.to_uppercase() + &domain));
+        let response_key = hmac_md5(&id.nt_hash, &[&who]);
+        let (proof, temp) = nt.split_at(16);
+        if hmac_md5(&response_key, &[&self.server_challenge, temp])[..] != *proof {
+            return Err(bad);
+        }
+        let base = hmac_md5(&response_key, &[proof]);
+        let exported: [u8; 16] = if flags & NEGOTIATE_KEY_EXCH != 0 {
+            Rc4::new(&base)
+                .process(key)
+                .try_into()
+                .map_err(|_| NtlmError::BadChallenge("the session key is not 16 bytes"))?
+        } else {
+            base
+        };
+        let mic_sent = authenticate[72..88] != [0; 16];
+        if mic_sent {
+            let mut zeroed = authenticate.to_vec();
+            zeroed[72..88].fill(0);
+            let mic = hmac_md5(&exported, &[&self.negotiate, &self.challenge, &zeroed]);
+            if mic[..] != authenticate[72..88] {
+                return Err(bad);
+            }
+        }
+        let mut sealing = Sealing::new(&exported, flags);
+        std::mem::swap(&mut sealing.client, &mut sealing.server);
+        Ok(sealing)
+    }
+}
+
 /// RC4, for NTLM's sealing (one keystream per direction, kept across messages).
 pub struct Rc4 {
     s: [u8; 256],
@@ -387,16 +507,27 @@ impl Rc4 {
     }
 
     pub fn process(&mut self, data: &[u8]) -> Vec<u8> {
-        data.iter()
-            .map(|b| {
-                self.i = self.i.wrapping_add(1);
-                self.j = self.j.wrapping_add(self.s[self.i as usize]);
-                self.s.swap(self.i as usize, self.j as usize);
-                let k = self.s
-                    [(self.s[self.i as usize].wrapping_add(self.s[self.j as usize])) as usize];
-                b ^ k
-            })
-            .collect()
+        let mut out = data.to_vec();
+        self.apply(&mut out);
+        out
+    }
+
+    /// Encrypts (or decrypts) `data` in place. Written without `swap` and iterator adapters:
+    /// the tests run unoptimised builds, where those cost most of a WinRM file transfer.
+    pub fn apply(&mut self, data: &mut [u8]) {
+        let s = &mut self.s;
+        let (mut i, mut j) = (self.i, self.j);
+        for b in data.iter_mut() {
+            i = i.wrapping_add(1);
+            let si = s[i as usize];
+            j = j.wrapping_add(si);
+            let sj = s[j as usize];
+            s[i as usize] = sj;
+            s[j as usize] = si;
+            *b ^= s[si.wrapping_add(sj) as usize];
+        }
+        self.i = i;
+        self.j = j;
     }
 }
 
@@ -591,6 +722,28 @@ mod tests {
         cut[40..42].copy_from_slice(&500u16.to_le_bytes());
         cut[44..48].copy_from_slice(&40u32.to_le_bytes());
         assert!(Challenge::parse(&cut).is_err());
+    }
+
+    #[test]
+    fn the_acceptor_takes_the_right_password_only_and_both_sides_seal_alike() {
+        let client_id = Identity::new("LAB\\fleet", "S3cret!pw");
+        let server_id = Identity::new("fleet", "S3cret!pw");
+        let negotiate = negotiate_message();
+        let acceptor = Acceptor::new(&negotiate, [9; 8], 133_000_000_000_000_000);
+        let challenge = Challenge::parse(acceptor.challenge()).unwrap();
+        let (answer, mut client) =
+            authenticate(&client_id, &negotiate, &challenge, &Randomness::fresh()).unwrap();
+        let mut server = acceptor.accept(&server_id, &answer).unwrap();
+        let (sig, sealed) = client.seal(b"<s:Envelope/>");
+        assert_eq!(server.unseal(&sig, &sealed).unwrap(), b"<s:Envelope/>");
+        let (sig, sealed) = server.seal(b"reply");
+        assert_eq!(client.unseal(&sig, &sealed).unwrap(), b"reply");
+        // A wrong password, a changed MIC.
+        let wrong = Identity::new("fleet", "guess");
+        assert!(acceptor.accept(&wrong, &answer).is_err());
+        let mut tampered = answer.clone();
+        tampered[80] ^= 1;
+        assert!(acceptor.accept(&server_id, &tampered).is_err());
     }
 
     #[test]
