@@ -103,14 +103,15 @@ fn service(extra: &[&str]) -> Service {
     }
 }
 
-#[test]
-fn pywinrm_cross_checks_the_endpoint() {
-    let s = service(&[]);
+/// pywinrm, an independent client, against a WinRM service on `port`: a command with stdout,
+/// stderr and an exit code, a command quieter than OperationTimeout, 512 KiB of stdin hashed on
+/// the other side, and a wrong password.
+fn pywinrm_check(port: u16, user: &str, password: &str) {
     let script = format!(
         r#"
 import hashlib, winrm
 url = 'http://127.0.0.1:{port}/wsman'
-s = winrm.Session(url, auth=('{USER}', '{PASSWORD}'), transport='ntlm', operation_timeout_sec=1, read_timeout_sec=3)
+s = winrm.Session(url, auth=('{user}', '{password}'), transport='ntlm', operation_timeout_sec=1, read_timeout_sec=3)
 r = s.run_cmd('echo hi; echo err >&2; exit 7')
 print('run', r.status_code, r.std_out, r.std_err)
 print('quiet', s.run_cmd('sleep 1.5; echo slept').std_out)
@@ -125,11 +126,10 @@ print('stdin', out.split()[0].decode() == hashlib.sha256(data).hexdigest())
 p.cleanup_command(shell, cid)
 p.close_shell(shell)
 try:
-    winrm.Session(url, auth=('{USER}', 'wrong'), transport='ntlm').run_cmd('true')
+    winrm.Session(url, auth=('{user}', 'wrong'), transport='ntlm').run_cmd('true')
 except Exception as e:
     print('wrong', type(e).__name__)
-"#,
-        port = s.port
+"#
     );
     let out = Command::new(python())
         .args(["-c", &script])
@@ -145,6 +145,12 @@ except Exception as e:
     assert!(text.contains("quiet b'slept\\n'"), "{text}");
     assert!(text.contains("stdin True"), "{text}");
     assert!(text.contains("wrong InvalidCredentialsError"), "{text}");
+}
+
+#[test]
+fn pywinrm_cross_checks_the_endpoint() {
+    let s = service(&[]);
+    pywinrm_check(s.port, USER, PASSWORD);
 }
 
 fn exchange(port: u16, password: &str) -> HttpExchange {
@@ -399,25 +405,12 @@ fn verdicts(report: &serde_json::Value) -> Vec<(String, bool, Vec<String>)> {
 fn a_mixed_fleet_audits_the_same_over_winrm_as_over_ssh() {
     let s = service(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = common::ecfleet()
-        .args(["lab", "up", "--hosts", "12", "--dir"])
-        .arg(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
-    while !lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .starts_with("serving 12 lab hosts")
-    {}
+    let lab = lab_up(dir.path(), 12, 0, &[]);
     let ssh_only = dir.path().join("inventory.toml");
     let mixed = half_over_winrm(&ssh_only, s.port);
     let (over_ssh, _) = audit(&ssh_only, &["--as-of", "2026-11-24"]);
     let (mixed_report, stderr) = audit(&mixed, &["--as-of", "2026-11-24", "-vv"]);
-    let _ = lab.kill();
-    let _ = lab.wait();
+    drop(lab);
     assert_eq!(
         mixed_report["summary"]["reachable"], 12,
         "{stderr}\n{mixed_report:#}"
@@ -431,19 +424,7 @@ fn a_mixed_fleet_audits_the_same_over_winrm_as_over_ssh() {
 fn a_mixed_fleet_is_backed_up_and_upgraded_over_winrm_as_over_ssh() {
     let s = service(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = common::ecfleet()
-        .args(["lab", "up", "--hosts", "12", "--dir"])
-        .arg(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
-    while !lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .starts_with("serving 12 lab hosts")
-    {}
+    let lab = lab_up(dir.path(), 12, 0, &[]);
     let mixed = half_over_winrm(&dir.path().join("inventory.toml"), s.port);
     let (msi, _) = common::lab_msi(dir.path(), 1);
     let run = |args: &[&str]| {
@@ -488,8 +469,7 @@ fn a_mixed_fleet_is_backed_up_and_upgraded_over_winrm_as_over_ssh() {
         "--playbook",
         playbook.to_str().unwrap(),
     ]);
-    let _ = lab.kill();
-    let _ = lab.wait();
+    drop(lab);
     let hosts = report["hosts"].as_array().unwrap();
     let winrm: Vec<&str> = {
         let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&mixed).unwrap()).unwrap();
@@ -528,8 +508,18 @@ fn a_mixed_fleet_is_backed_up_and_upgraded_over_winrm_as_over_ssh() {
 
 // --- The lab's own WinRM server (`lab up --winrm N`) ---------------------------------------------
 
+/// A running `ecfleet lab up`, stopped when dropped (also when a test fails).
+struct Lab(Child);
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `ecfleet lab up --hosts N --winrm W [extra]` in `dir`, once serving.
-fn lab_up(dir: &Path, hosts: usize, winrm: usize, extra: &[&str]) -> Child {
+fn lab_up(dir: &Path, hosts: usize, winrm: usize, extra: &[&str]) -> Lab {
     let mut lab = common::ecfleet()
         .args([
             "lab",
@@ -548,7 +538,7 @@ fn lab_up(dir: &Path, hosts: usize, winrm: usize, extra: &[&str]) -> Child {
     let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
     let want = format!("serving {hosts} lab hosts");
     while !lines.next().unwrap().unwrap().starts_with(&want) {}
-    lab
+    Lab(lab)
 }
 
 /// The WinRM hosts of a lab inventory: (name, port).
@@ -572,52 +562,12 @@ fn winrm_hosts(inventory: &Path) -> Vec<(String, u16)> {
 #[test]
 fn pywinrm_cross_checks_the_lab_winrm_server() {
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = lab_up(dir.path(), 2, 2, &[]);
+    let lab = lab_up(dir.path(), 2, 2, &[]);
     let hosts = winrm_hosts(&dir.path().join("inventory.toml"));
     assert_eq!(hosts.len(), 2);
     let password = std::fs::read_to_string(dir.path().join("keys/winrm-password")).unwrap();
-    let script = format!(
-        r#"
-import hashlib, winrm
-url = 'http://127.0.0.1:{port}/wsman'
-s = winrm.Session(url, auth=('ecfleet', '{password}'), transport='ntlm', operation_timeout_sec=1, read_timeout_sec=3)
-r = s.run_cmd('echo hi; echo err >&2; exit 7')
-print('run', r.status_code, r.std_out, r.std_err)
-print('quiet', s.run_cmd('sleep 1.5; echo slept').std_out)
-p = s.protocol
-shell = p.open_shell()
-cid = p.run_command(shell, 'sha256sum')
-data = bytes(range(256)) * 2048
-for i in range(0, len(data), 100000):
-    p.send_command_input(shell, cid, data[i:i + 100000], end=i + 100000 >= len(data))
-out, err, rc = p.get_command_output(shell, cid)
-print('stdin', out.split()[0].decode() == hashlib.sha256(data).hexdigest())
-p.cleanup_command(shell, cid)
-p.close_shell(shell)
-try:
-    winrm.Session(url, auth=('ecfleet', 'wrong'), transport='ntlm').run_cmd('true')
-except Exception as e:
-    print('wrong', type(e).__name__)
-"#,
-        port = hosts[0].1,
-        password = password.trim()
-    );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let _ = lab.kill();
-    let _ = lab.wait();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("run 7 b'hi\\n' b'err\\n'"), "{text}");
-    assert!(text.contains("quiet b'slept\\n'"), "{text}");
-    assert!(text.contains("stdin True"), "{text}");
-    assert!(text.contains("wrong InvalidCredentialsError"), "{text}");
+    pywinrm_check(hosts[0].1, "ecfleet", password.trim());
+    drop(lab);
 }
 
 /// Issue 10's acceptance on the lab: 24 hosts, half over WinRM, audit with the same verdicts as
@@ -626,8 +576,8 @@ except Exception as e:
 fn a_24_host_lab_half_over_winrm_audits_and_upgrades_as_all_over_ssh() {
     let ssh_dir = tempfile::tempdir().unwrap();
     let mixed_dir = tempfile::tempdir().unwrap();
-    let mut ssh_lab = lab_up(ssh_dir.path(), 24, 0, &[]);
-    let mut mixed_lab = lab_up(mixed_dir.path(), 24, 12, &[]);
+    let ssh_lab = lab_up(ssh_dir.path(), 24, 0, &[]);
+    let mixed_lab = lab_up(mixed_dir.path(), 24, 12, &[]);
     let mixed = mixed_dir.path().join("inventory.toml");
     assert_eq!(winrm_hosts(&mixed).len(), 12);
     let (over_ssh, _) = audit(
@@ -635,8 +585,7 @@ fn a_24_host_lab_half_over_winrm_audits_and_upgrades_as_all_over_ssh() {
         &["--as-of", "2026-11-24"],
     );
     let (mixed_report, stderr) = audit(&mixed, &["--as-of", "2026-11-24"]);
-    let _ = ssh_lab.kill();
-    let _ = ssh_lab.wait();
+    drop(ssh_lab);
     assert_eq!(mixed_report["summary"]["reachable"], 24, "{stderr}");
     assert_eq!(verdicts(&mixed_report), verdicts(&over_ssh));
     let (msi, _) = common::lab_msi(mixed_dir.path(), 1);
@@ -676,8 +625,7 @@ fn a_24_host_lab_half_over_winrm_audits_and_upgrades_as_all_over_ssh() {
         "--playbook",
         mixed_dir.path().join("run-playbook.toml").to_str().unwrap(),
     ]);
-    let _ = mixed_lab.kill();
-    let _ = mixed_lab.wait();
+    drop(mixed_lab);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# WinRM file transfer, measured in one run on one machine (issue 10; docs/performance.md):
+#   - ecfleet pushing a MB-sized installer (default 150) to one WinRM lab host (streamed stdin
+#     over NTLM message encryption, the lab's in-process WinRM server);
+#   - ecfleet pushing the same file to one SSH lab host (SFTP), the baseline it should approach;
+#   - pywinrm on the same WinRM endpoint: its usual chunked upload (one command per chunk,
+#     base64 on the command line, as winrmcp/Packer do) on PYWINRM_MB (default 1), and a
+#     streamed upload (stdin Sends into one `cat`) on PYWINRM_STREAM_MB (default 20).
+# Figures are MB/s and ratios against each other. Nothing here is a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MB=${MB:-150}
+PYWINRM_MB=${PYWINRM_MB:-1}
+PYWINRM_STREAM_MB=${PYWINRM_STREAM_MB:-20}
+
+cargo build --release -q
+cargo build --release -q -p ecfleet-agent
+E=$PWD/target/release/ecfleet
+work=$(mktemp -d)
+LAB=
+cleanup() { [ -n "$LAB" ] && kill "$LAB" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q pywinrm==0.5.0 pyspnego==0.12.4
+
+"$E" lab up --hosts 2 --winrm 1 --dir "$work/lab" 2> "$work/lab.log" &
+LAB=$!
+for _ in $(seq 100); do grep -q "^serving" "$work/lab.log" && break; sleep 0.1; done
+inv=$work/lab/inventory.toml
+read -r ssh_host winrm_host winrm_port < <(python3 - "$inv" <<'EOF'
+import sys, tomllib
+doc = tomllib.load(open(sys.argv[1], "rb"))
+hosts = [h for t in doc["tenant"] for h in t["host"]]
+ssh = [h for h in hosts if h.get("transport") != "winrm"][0]
+winrm = [h for h in hosts if h.get("transport") == "winrm"][0]
+print(ssh["name"], winrm["name"], winrm["port"])
+EOF
+)
+password=$(cat "$work/lab/keys/winrm-password")
+"$E" lab msi --version 2.6.91.0 --size-mb "$MB" --out "$work/AzureADConnect.msi" > /dev/null
+# The agents first, so that the stages below time the installer only.
+"$E" audit -i "$inv" --no-share > /dev/null 2>&1 || true
+
+seconds() { python3 -c "import time; print(time.monotonic())"; }
+stage() {
+  local host=$1 t0 t1
+  t0=$(seconds)
+  "$E" stage -i "$inv" --msi "$work/AzureADConnect.msi" --host "$host" > /dev/null
+  t1=$(seconds)
+  python3 -c "print(f'{$t1 - $t0:.2f}')"
+}
+t_ssh=$(stage "$ssh_host")
+t_winrm=$(stage "$winrm_host")
+
+read -r t_chunked t_streamed < <("$work/venv/bin/python" - "$winrm_port" "$password" "$PYWINRM_MB" "$PYWINRM_STREAM_MB" "$work" <<'EOF'
+import base64, hashlib, os, sys, time, winrm
+port, password, mb, stream_mb, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+s = winrm.Session(f"http://127.0.0.1:{port}/wsman", auth=("ecfleet", password), transport="ntlm")
+p = s.protocol
+data = os.urandom(mb << 20)
+shell = p.open_shell()
+t0 = time.monotonic()
+# The usual chunked upload: one command per piece, base64 on the command line (under cmd's
+# 8191-character limit), appended on the host.
+piece = 6000
+for i in range(0, len(data), piece):
+    b64 = base64.b64encode(data[i:i + piece]).decode()
+    cid = p.run_command(shell, f"echo {b64} | base64 -d >> {work}/pywinrm-chunked")
+    p.get_command_output(shell, cid)
+    p.cleanup_command(shell, cid)
+t_chunked = time.monotonic() - t0
+data = os.urandom(stream_mb << 20)
+t0 = time.monotonic()
+cid = p.run_command(shell, f"cat > {work}/pywinrm-streamed")
+step = 100_000
+for i in range(0, len(data), step):
+    p.send_command_input(shell, cid, data[i:i + step], end=i + step >= len(data))
+p.get_command_output(shell, cid)
+p.cleanup_command(shell, cid)
+t_streamed = time.monotonic() - t0
+p.close_shell(shell)
+print(f"{t_chunked:.2f} {t_streamed:.2f}")
+EOF
+)
+
+python3 - "$MB" "$t_ssh" "$t_winrm" "$PYWINRM_MB" "$t_chunked" "$PYWINRM_STREAM_MB" "$t_streamed" <<'EOF'
+import sys
+mb, t_ssh, t_winrm, pmb, t_chunked, smb, t_streamed = sys.argv[1:]
+mb, pmb, smb = float(mb), float(pmb), float(smb)
+rates = {
+    "ecfleet → WinRM host (stdin streaming)": mb / float(t_winrm),
+    "ecfleet → SSH host (SFTP)": mb / float(t_ssh),
+    "pywinrm chunked upload (command per piece)": pmb / float(t_chunked),
+    "pywinrm streamed upload (stdin Sends)": smb / float(t_streamed),
+}
+ours = rates["ecfleet → WinRM host (stdin streaming)"]
+print(f"| transfer | MB/s | ecfleet over WinRM is |")
+print(f"|---|---|---|")
+for name, r in rates.items():
+    ratio = "—" if r == ours else f"{ours / r:.2f}×"
+    print(f"| {name} | {r:.1f} | {ratio} |")
+EOF
