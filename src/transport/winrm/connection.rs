@@ -22,6 +22,9 @@ const MAX_OUTPUT: usize = 32 << 20;
 /// The envelope quota assumed when the host's is not known: Windows 2008 R2's 150 KiB, the
 /// smallest there is (2012 and later: 500).
 pub const DEFAULT_QUOTA: usize = 150 << 10;
+/// The largest quota used even where a host allows more (Azure images set 8 MiB): bigger
+/// Sends gain little once round trips are few, and cost memory per host.
+const MAX_QUOTA: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Remote {
@@ -34,6 +37,8 @@ pub struct WinRmConnection {
     exchange: Mutex<HttpExchange>,
     session: Session,
     remote: OnceCell<Remote>,
+    /// The service's envelope quota in bytes, asked once (for the size of Sends).
+    quota: OnceCell<usize>,
 }
 
 fn transport_error(name: &str, e: ShellError) -> TransportError {
@@ -92,7 +97,31 @@ impl WinRmConnection {
             exchange: Mutex::new(exchange),
             session,
             remote: OnceCell::new(),
+            quota: OnceCell::new(),
         }
+    }
+
+    /// The envelope quota: the service's `MaxEnvelopeSizekb` (500 on 2012 and later) when it
+    /// tells (an administrator may ask), else [`DEFAULT_QUOTA`]. Asked only for stdin.
+    async fn quota(&self, limit: Duration) -> usize {
+        *self
+            .quota
+            .get_or_init(|| async {
+                let ask = async {
+                    let mut exchange = self.exchange.lock().await;
+                    shell::config(&mut *exchange, &self.session).await
+                };
+                match tokio::time::timeout(limit, ask).await {
+                    Ok(Ok(c)) => c
+                        .max_envelope_size_kb
+                        .map(|kb| (kb as usize) << 10)
+                        .filter(|q| *q >= DEFAULT_QUOTA)
+                        .unwrap_or(DEFAULT_QUOTA)
+                        .min(MAX_QUOTA),
+                    _ => DEFAULT_QUOTA,
+                }
+            })
+            .await
     }
 
     async fn run(
@@ -101,13 +130,17 @@ impl WinRmConnection {
         stdin: Option<&[u8]>,
         limit: Duration,
     ) -> Result<ExecOutput, TransportError> {
+        let envelope_quota = match stdin {
+            Some(_) => self.quota(limit).await,
+            None => DEFAULT_QUOTA,
+        };
         let run = Run {
             command,
             arguments: &[],
             skip_cmd_shell: false,
             stdin,
             max_output: MAX_OUTPUT,
-            envelope_quota: DEFAULT_QUOTA,
+            envelope_quota,
         };
         let shell_options = ShellOptions {
             codepage: Some(65001),

@@ -124,6 +124,23 @@ pub async fn run<E: Exchange>(
     result
 }
 
+/// The service's configuration (needs an administrator; a fault means: assume the defaults).
+pub async fn config<E: Exchange>(
+    exchange: &mut E,
+    session: &Session,
+) -> Result<response::Config, ShellError> {
+    match request(
+        exchange,
+        Operation::GetConfig,
+        envelope::get_config(session, Uuid::new_v4()),
+    )
+    .await?
+    {
+        Body::Config(c) => Ok(c),
+        other => Err(unexpected(Operation::GetConfig, &other)),
+    }
+}
+
 /// How long deleting the shell may take after the command, also past the caller's deadline.
 const CLEANUP_LIMIT: Duration = Duration::from_secs(10);
 
