@@ -102,3 +102,64 @@ for name, r in rates.items():
     ratio = "—" if r == ours else f"{ours / r:.2f}×"
     print(f"| {name} | {r:.1f} | {ratio} |")
 EOF
+
+# --- Part 2: audit HOSTS (default 200) WinRM lab hosts: ecfleet vs a pywinrm thread pool of 50
+# running the same agent command on the same endpoints; then the controller's peak RSS auditing
+# RSS_HOSTS (default 1000) WinRM hosts.
+HOSTS=${HOSTS:-200}
+RSS_HOSTS=${RSS_HOSTS:-1000}
+kill "$LAB" 2>/dev/null; LAB=
+"$E" lab up --hosts "$HOSTS" --winrm "$HOSTS" --dir "$work/fleet" 2> "$work/fleet.log" &
+LAB=$!
+for _ in $(seq 300); do grep -q "^serving" "$work/fleet.log" && break; sleep 0.1; done
+finv=$work/fleet/inventory.toml
+# Provision the agents once; both contenders then run them.
+"$E" audit -i "$finv" --no-share > /dev/null 2>&1 || true
+measure() {  # wall seconds, CPU seconds (user+sys of the command and its children), peak RSS MiB
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t0 = time.monotonic()
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wall = time.monotonic() - t0
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{wall:.2f} {r.ru_utime + r.ru_stime:.2f} {r.ru_maxrss / 1024:.0f}")
+PY
+}
+read -r e_wall e_cpu e_rss < <(measure "$E" audit -i "$finv" --no-share)
+cat > "$work/pool.py" <<'PY'
+import sys, tomllib, winrm
+from concurrent.futures import ThreadPoolExecutor
+inv, password = sys.argv[1], sys.argv[2]
+doc = tomllib.load(open(inv, "rb"))
+hosts = [h for t in doc["tenant"] for h in t["host"]]
+def one(h):
+    s = winrm.Session(f"http://127.0.0.1:{h['port']}/wsman", auth=("ecfleet", password), transport="ntlm")
+    root = h["lab_root"]
+    r = s.run_cmd(f"{root}/.ecfleet/ecfleet-agent facts --backend lab --lab-root {root}")
+    return r.status_code == 0 and r.std_out.startswith(b"{")
+with ThreadPoolExecutor(50) as pool:
+    ok = sum(pool.map(one, hosts))
+assert ok == len(hosts), f"{ok} of {len(hosts)}"
+PY
+fpassword=$(cat "$work/fleet/keys/winrm-password")
+read -r p_wall p_cpu p_rss < <(measure "$work/venv/bin/python" "$work/pool.py" "$finv" "$fpassword")
+kill "$LAB" 2>/dev/null; LAB=
+
+"$E" lab up --hosts "$RSS_HOSTS" --winrm "$RSS_HOSTS" --dir "$work/big" 2> "$work/big.log" &
+LAB=$!
+for _ in $(seq 600); do grep -q "^serving" "$work/big.log" && break; sleep 0.1; done
+"$E" audit -i "$work/big/inventory.toml" --no-share > /dev/null 2>&1 || true
+read -r b_wall b_cpu b_rss < <(measure "$E" audit -i "$work/big/inventory.toml" --no-share)
+
+python3 - "$HOSTS" "$e_wall" "$e_cpu" "$p_wall" "$p_cpu" "$RSS_HOSTS" "$b_wall" "$b_rss" <<'PY'
+import sys
+n, ew, ec, pw, pc, big, bw, brss = sys.argv[1:]
+ew, ec, pw, pc = map(float, (ew, ec, pw, pc))
+print()
+print(f"| audit of {n} WinRM lab hosts | wall | controller CPU |")
+print("|---|---|---|")
+print(f"| ecfleet audit | {ew:.2f} s | {ec:.2f} s |")
+print(f"| pywinrm, a pool of 50, the same agent command | {pw:.2f} s (ecfleet is {pw / ew:.1f}×) | {pc:.2f} s (ecfleet is {pc / max(ec, 0.01):.1f}×) |")
+print()
+print(f"ecfleet auditing {big} WinRM lab hosts: {float(bw):.1f} s, peak RSS {brss} MiB")
+PY
