@@ -16,7 +16,7 @@ use ecfleet::transport::winrm::envelope::{Session, ShellOptions};
 use ecfleet::transport::winrm::http::{Endpoint, HttpExchange};
 use ecfleet::transport::winrm::ntlm::Identity;
 use ecfleet::transport::winrm::response::{FAULT_QUOTA, Operation};
-use ecfleet::transport::winrm::shell::{self, Run, ShellError};
+use ecfleet::transport::winrm::shell::{self, Run, ShellError, Stdin};
 use sha2::Digest;
 
 const USER: &str = "fleet";
@@ -179,7 +179,7 @@ fn sh<'a>(line: &'a [&'a str], stdin: Option<&'a [u8]>) -> Run<'a> {
         command: line[0],
         arguments: &line[1..],
         skip_cmd_shell: false,
-        stdin,
+        stdin: stdin.map(Stdin::Raw),
         max_output: 4 << 20,
         envelope_quota: 150 << 10,
     }

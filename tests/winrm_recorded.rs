@@ -383,7 +383,7 @@ fn our_requests_have_the_shapes_real_windows_answered() {
 
 // --- A whole command, replayed against the recordings ------------------------------------------
 
-use ecfleet::transport::winrm::shell::{self, Exchange, ExchangeError, Run, ShellError};
+use ecfleet::transport::winrm::shell::{self, Exchange, ExchangeError, Run, ShellError, Stdin};
 
 /// Answers each request with the next recorded reply, after checking it is the same operation
 /// as the recorded request; the reply's RelatesTo is made ours (as Windows would answer us).
@@ -535,7 +535,7 @@ async fn stdin_goes_in_envelope_sized_sends_and_the_last_one_ends_it() {
     let stdin = b"Write-Host \"output 1\";\nWrite-Host \"output 2\";";
     let mut replay = Replay::of("test_winrs_send.yml");
     let run = Run {
-        stdin: Some(stdin),
+        stdin: Some(Stdin::Raw(stdin)),
         envelope_quota: quota,
         ..plain_run("powershell.exe", &["-"])
     };

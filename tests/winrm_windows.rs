@@ -11,7 +11,7 @@ use std::time::Duration;
 use ecfleet::transport::winrm::envelope::{Session, ShellOptions};
 use ecfleet::transport::winrm::http::{Endpoint, HttpExchange};
 use ecfleet::transport::winrm::ntlm::Identity;
-use ecfleet::transport::winrm::shell::{self, Run};
+use ecfleet::transport::winrm::shell::{self, Run, Stdin};
 
 fn host() -> (HttpExchange, Session) {
     let var = |name: &str| {
@@ -79,7 +79,7 @@ async fn a_windows_host_runs_cmd_and_powershell_over_winrm() {
     let stdin = b"abc\r\ndefg\r\n";
     let run = Run {
         command: &line,
-        stdin: Some(stdin),
+        stdin: Some(Stdin::Raw(stdin)),
         ..run
     };
     let done = shell::run(&mut x, &session, &utf8(), &run, Duration::from_secs(60))

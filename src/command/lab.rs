@@ -48,6 +48,12 @@ fn msi(out: &Path, version: &str, product_name: Option<&str>, size_mb: u64, io: 
 }
 
 fn init(dir: &Path, shape: Shape, as_of: Option<&str>, cx: &Context, io: &mut Io<'_>) -> u8 {
+    if shape.winrm > 0 {
+        return io.error(
+            exit::INVALID_INPUT,
+            "--winrm is how `lab up` and `lab demo` serve the hosts; `lab init` only writes them: drop --winrm, or use lab up --winrm N",
+        );
+    }
     let as_of = match crate::settings::as_of(as_of, cx.today) {
         Ok(d) => d,
         Err(e) => return io.error(exit::INVALID_INPUT, e),

@@ -119,7 +119,7 @@ impl russh::server::Handler for LabSession {
 }
 
 /// Kills a command's whole process group (sh and whatever it started).
-fn kill_group(pid: Option<u32>) {
+pub(super) fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         // SAFETY: kill(2) on a process group we created; no memory is involved.
         unsafe {

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify};
 
-use crate::transport::winrm::ntlm::{Acceptor, Identity, Sealing};
+use crate::transport::winrm::ntlm::{self, Acceptor, Identity, Sealing};
 use crate::transport::winrm::response::{FAULT_OPERATION_TIMEOUT, FAULT_UNKNOWN_ID};
 use crate::transport::winrm::xml::{self, Element};
 use crate::transport::winrm::{framing, ns};
@@ -54,16 +54,7 @@ struct Command {
 
 impl Drop for Command {
     fn drop(&mut self) {
-        kill_group(self.pid);
-    }
-}
-
-fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid {
-        // SAFETY: kill(2) with a negative pid signals the process group; no memory involved.
-        unsafe {
-            libc::kill(-(pid as i32), libc::SIGKILL);
-        }
+        super::server::kill_group(self.pid);
     }
 }
 
@@ -165,7 +156,7 @@ async fn handle(
             return empty(StatusCode::BAD_REQUEST, None);
         };
         if token.get(8) == Some(&1) {
-            let acceptor = Acceptor::new(&token, random8(), filetime_now());
+            let acceptor = Acceptor::new(&token, random8(), ntlm::filetime_now());
             let challenge = data_encoding::BASE64.encode(acceptor.challenge());
             conn.acceptor = Some(acceptor);
             conn.sealing = None;
@@ -211,13 +202,6 @@ fn random8() -> [u8; 8] {
     let mut b = [0; 8];
     b.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
     b
-}
-
-fn filetime_now() -> u64 {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    (unix.as_nanos() / 100) as u64 + 116_444_736_000_000_000
 }
 
 struct Fault(u64, &'static str, String);

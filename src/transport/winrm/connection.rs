@@ -13,8 +13,9 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::envelope::{Session, ShellOptions};
 use super::http::HttpExchange;
-use super::shell::{self, Run, ShellError};
+use super::shell::{self, Run, ShellError, Stdin};
 use crate::error::ErrorKind;
+use crate::session::RemoteShell;
 use crate::transport::{Connection, ExecOutput, Payload, TransportError};
 
 /// Output a command may return (as over SSH).
@@ -54,20 +55,15 @@ fn transport_error(name: &str, e: ShellError) -> TransportError {
     TransportError::new(kind, format!("{name}: {e}"))
 }
 
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn ps_quote(s: &str) -> String {
-    let mut out = String::from("'");
-    for c in s.chars() {
-        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
-            out.push(c);
-        }
-        out.push(c);
-    }
-    out.push('\'');
-    out
+/// `path` quoted for the host's writer (the session's quoting: control characters refused).
+fn quoted(name: &str, remote: Remote, path: &str) -> Result<String, TransportError> {
+    let shell = match remote {
+        Remote::Posix => RemoteShell::Posix,
+        Remote::Windows => RemoteShell::PowerShell,
+    };
+    shell
+        .quote(path)
+        .map_err(|e| TransportError::new(ErrorKind::Refused, format!("{name}: {e}")))
 }
 
 /// `powershell.exe … -EncodedCommand` for `script` (UTF-16LE, base64): nothing in it is seen
@@ -78,16 +74,6 @@ fn powershell(script: &str) -> String {
         "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {}",
         data_encoding::BASE64.encode(&utf16)
     )
-}
-
-/// Bytes as base64 lines for a PowerShell reader of stdin (`$input` yields lines).
-fn base64_lines(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() / 3 * 4 + data.len() / 4000 + 8);
-    for chunk in data.chunks(57 * 64) {
-        out.extend_from_slice(data_encoding::BASE64.encode(chunk).as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 impl WinRmConnection {
@@ -127,7 +113,7 @@ impl WinRmConnection {
     async fn run(
         &self,
         command: &str,
-        stdin: Option<&[u8]>,
+        stdin: Option<Stdin<'_>>,
         limit: Duration,
     ) -> Result<ExecOutput, TransportError> {
         let envelope_quota = match stdin {
@@ -196,18 +182,20 @@ impl WinRmConnection {
         mode: Option<u32>,
         limit: Duration,
     ) -> Result<(), TransportError> {
-        let (command, stdin) = match self.remote(limit).await? {
+        let remote = self.remote(limit).await?;
+        let q = quoted(&self.name, remote, path)?;
+        let (command, stdin) = match remote {
             Remote::Posix => (
                 format!(
                     "set -e; p={p}; t=\"$p.ecfleet-partial\"; mkdir -p \"$(dirname \"$p\")\"; cat > \"$t\"; \
                      h=$(sha256sum \"$t\" | cut -d ' ' -f 1); \
                      if [ \"$h\" != {sha} ]; then rm -f \"$t\"; echo \"received SHA-256 $h\" >&2; exit 3; fi; \
                      chmod {mode:o} \"$t\"; mv -f \"$t\" \"$p\"",
-                    p = sh_quote(path),
+                    p = q,
                     sha = file.sha256,
                     mode = mode.unwrap_or(0o644),
                 ),
-                file.data.to_vec(),
+                Stdin::Raw(&file.data),
             ),
             Remote::Windows => (
                 powershell(&format!(
@@ -219,13 +207,13 @@ impl WinRmConnection {
                      $s=-join($h.Hash|ForEach-Object{{$_.ToString('x2')}}); \
                      if($s -ne '{sha}'){{ Remove-Item -LiteralPath $t; throw \"received SHA-256 $s\" }}; \
                      Move-Item -Force -LiteralPath $t -Destination $p",
-                    p = ps_quote(path),
+                    p = q,
                     sha = file.sha256,
                 )),
-                base64_lines(&file.data),
+                Stdin::Base64Lines(&file.data),
             ),
         };
-        let out = self.run(&command, Some(&stdin), limit).await?;
+        let out = self.run(&command, Some(stdin), limit).await?;
         if !out.success() {
             return Err(self.failed(&format!("writing {path}"), &out));
         }
@@ -239,14 +227,12 @@ impl WinRmConnection {
         limit: Duration,
     ) -> Result<u64, TransportError> {
         let remote = self.remote(limit).await?;
+        let q = quoted(&self.name, remote, path)?;
         let size_command = match remote {
-            Remote::Posix => format!(
-                "if [ -f {p} ]; then wc -c < {p}; else echo 0; fi",
-                p = sh_quote(path)
-            ),
+            Remote::Posix => format!("if [ -f {p} ]; then wc -c < {p}; else echo 0; fi", p = q),
             Remote::Windows => powershell(&format!(
                 "$p={}; if(Test-Path -LiteralPath $p){{(Get-Item -LiteralPath $p).Length}}else{{0}}",
-                ps_quote(path)
+                q
             )),
         };
         let out = self.run(&size_command, None, limit).await?;
@@ -263,10 +249,10 @@ impl WinRmConnection {
             Remote::Posix => (
                 format!(
                     "p={p}; mkdir -p \"$(dirname \"$p\")\" && cat {op} \"$p\"",
-                    p = sh_quote(path),
+                    p = q,
                     op = if append { ">>" } else { ">" }
                 ),
-                rest.to_vec(),
+                Stdin::Raw(rest),
             ),
             Remote::Windows => (
                 powershell(&format!(
@@ -274,13 +260,13 @@ impl WinRmConnection {
                      [void](New-Item -ItemType Directory -Force -Path ([IO.Path]::GetDirectoryName($p))); \
                      $f=New-Object IO.FileStream($p,[IO.FileMode]::{mode}); \
                      foreach($l in $input){{ if($l.Length){{ $b=[Convert]::FromBase64String($l); $f.Write($b,0,$b.Length) }} }}; $f.Close()",
-                    p = ps_quote(path),
+                    p = q,
                     mode = if append { "Append" } else { "Create" }
                 )),
-                base64_lines(rest),
+                Stdin::Base64Lines(rest),
             ),
         };
-        let out = self.run(&command, Some(&stdin), limit).await?;
+        let out = self.run(&command, Some(stdin), limit).await?;
         if !out.success() {
             return Err(self.failed(&format!("writing {path}"), &out));
         }
@@ -294,16 +280,17 @@ impl WinRmConnection {
         limit: Duration,
     ) -> Result<Vec<u8>, TransportError> {
         let remote = self.remote(limit).await?;
+        let q = quoted(&self.name, remote, path)?;
         let command = match remote {
             Remote::Posix => format!(
                 "p={p}; s=$(wc -c < \"$p\") || exit 2; if [ \"$s\" -gt {max_bytes} ]; then echo \"$s bytes\" >&2; exit 4; fi; cat \"$p\"",
-                p = sh_quote(path)
+                p = q
             ),
             Remote::Windows => powershell(&format!(
                 "$ErrorActionPreference='Stop'; $p={p}; $n=(Get-Item -LiteralPath $p).Length; \
                  if($n -gt {max_bytes}){{ [Console]::Error.WriteLine(\"$n bytes\"); exit 4 }}; \
                  [Convert]::ToBase64String([IO.File]::ReadAllBytes($p))",
-                p = ps_quote(path)
+                p = q
             )),
         };
         let out = self.run(&command, None, limit).await?;
@@ -384,17 +371,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting_keeps_paths_literal() {
-        assert_eq!(sh_quote("/srv/it's"), r"'/srv/it'\''s'");
-        assert_eq!(ps_quote("C:\\it’s"), "'C:\\it’’s'");
-    }
-
-    #[test]
     fn windows_writers_fit_cmd_s_line_and_carry_no_data() {
         // The script is fixed size: the file's bytes go over stdin, never on the command line.
         let line = powershell(&"x".repeat(900));
         assert!(line.len() < super::super::envelope::CMD_LINE_LIMIT);
-        let lines = base64_lines(&vec![7u8; 10_000]);
+        let lines = shell::base64_lines(&vec![7u8; 10_000]);
         let text = String::from_utf8(lines).unwrap();
         let decoded: Vec<u8> = text
             .lines()

@@ -189,6 +189,14 @@ impl Challenge {
     }
 }
 
+/// Now as a Windows FILETIME (100 ns since 1601), as NTLM timestamps are.
+pub fn filetime_now() -> u64 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (unix.as_nanos() / 100) as u64 + 116_444_736_000_000_000
+}
+
 /// The inputs a real handshake draws at random (fixed in tests).
 #[derive(Debug, Clone)]
 pub struct Randomness {
@@ -204,13 +212,10 @@ impl Randomness {
         let b = uuid::Uuid::new_v4();
         let mut client_challenge = [0; 8];
         client_challenge.copy_from_slice(&a.as_bytes()[..8]);
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
         Randomness {
             client_challenge,
             exported_session_key: *b.as_bytes(),
-            now: (unix.as_nanos() / 100) as u64 + 116_444_736_000_000_000,
+            now: filetime_now(),
         }
     }
 }

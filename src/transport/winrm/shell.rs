@@ -5,6 +5,7 @@
 //! shell is left on the host. Every wait has the caller's deadline: WinRM's OperationTimeout
 //! only bounds one Receive. The HTTP side (authentication, encryption) is behind [`Exchange`].
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
@@ -68,13 +69,50 @@ pub struct Finished {
     pub keep_alives: u32,
 }
 
+/// What a command reads on stdin. The bytes are borrowed, never copied whole: a file sent to
+/// many hosts stays one buffer on the controller, and each Send encodes only its piece.
+#[derive(Debug, Clone, Copy)]
+pub enum Stdin<'a> {
+    /// The bytes as they are.
+    Raw(&'a [u8]),
+    /// The bytes as base64 lines, for a PowerShell reader (`$input` yields lines).
+    Base64Lines(&'a [u8]),
+}
+
+/// Raw bytes per base64 line (76 characters a line, as MIME writes them, times 64).
+const LINE_BYTES: usize = 57 * 64;
+
+/// `data` as base64 lines of [`LINE_BYTES`] each, CRLF-terminated.
+pub fn base64_lines(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 3 * 4 + data.len() / 1000 + 8);
+    for chunk in data.chunks(LINE_BYTES) {
+        out.extend_from_slice(data_encoding::BASE64.encode(chunk).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+impl<'a> Stdin<'a> {
+    /// The pieces to send, each encoded to at most `piece` bytes.
+    fn pieces(self, piece: usize) -> Box<dyn Iterator<Item = Cow<'a, [u8]>> + Send + 'a> {
+        match self {
+            Stdin::Raw(data) => Box::new(data.chunks(piece).map(Cow::Borrowed)),
+            Stdin::Base64Lines(data) => {
+                let encoded_line = LINE_BYTES / 3 * 4 + 2;
+                let raw = (piece / encoded_line).max(1) * LINE_BYTES;
+                Box::new(data.chunks(raw).map(|c| Cow::Owned(base64_lines(c))))
+            }
+        }
+    }
+}
+
 /// How one command runs.
 #[derive(Debug, Clone)]
 pub struct Run<'a> {
     pub command: &'a str,
     pub arguments: &'a [&'a str],
     pub skip_cmd_shell: bool,
-    pub stdin: Option<&'a [u8]>,
+    pub stdin: Option<Stdin<'a>>,
     /// Stop reading (and fail) when stdout and stderr together pass this.
     pub max_output: usize,
     /// The service's envelope quota in bytes (sizes the Sends).
@@ -183,13 +221,13 @@ async fn command_in<E: Exchange>(
     *command_id = Some(id.clone());
     if let Some(stdin) = run.stdin {
         let piece = envelope::max_send_bytes(session, run.envelope_quota).max(1);
-        let mut chunks = stdin.chunks(piece).peekable();
+        let mut chunks = stdin.pieces(piece).peekable();
         if chunks.peek().is_none() {
             send(exchange, session, shell_id, &id, &[], true).await?;
         }
         while let Some(chunk) = chunks.next() {
             let last = chunks.peek().is_none();
-            send(exchange, session, shell_id, &id, chunk, last).await?;
+            send(exchange, session, shell_id, &id, &chunk, last).await?;
         }
     }
     let mut finished = Finished::default();
@@ -284,4 +322,34 @@ fn unexpected(operation: Operation, body: &Body) -> ShellError {
             Body::Fault(_) => "a fault",
         }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_pieces_fit_the_send_and_decode_to_the_bytes() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let piece = 10_000;
+        let pieces: Vec<Cow<'_, [u8]>> = Stdin::Base64Lines(&data).pieces(piece).collect();
+        assert!(pieces.len() > 1 && pieces.iter().all(|p| p.len() <= piece));
+        let decoded: Vec<u8> = pieces
+            .iter()
+            .flat_map(|p| {
+                String::from_utf8(p.to_vec())
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .flat_map(|l| data_encoding::BASE64.decode(l.as_bytes()).unwrap())
+            .collect();
+        assert_eq!(decoded, data);
+        let raw: Vec<Cow<'_, [u8]>> = Stdin::Raw(&data).pieces(piece).collect();
+        assert!(
+            raw.iter().all(|p| matches!(p, Cow::Borrowed(_))),
+            "raw bytes are not copied"
+        );
+    }
 }
