@@ -5,10 +5,8 @@
 //! run by the endpoint. Stands in: Windows (commands run under /bin/sh). The test installs
 //! pyspnego and pywinrm from PyPI into a venv under the target directory.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ecfleet::error::ErrorKind;
@@ -19,89 +17,9 @@ use ecfleet::transport::winrm::response::{FAULT_QUOTA, Operation};
 use ecfleet::transport::winrm::shell::{self, Run, ShellError, Stdin};
 use sha2::Digest;
 
-const USER: &str = "fleet";
-const PASSWORD: &str = "S3cret!pw-Not-In-Logs";
+mod common;
 
-/// A venv with pyspnego and pywinrm, made once per target directory.
-fn python() -> PathBuf {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("winrm-venv");
-        let python = venv.join("bin/python");
-        let ready = venv.join(".ready");
-        if !ready.exists() {
-            let tmp = venv.with_extension(format!("tmp{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&tmp);
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&tmp)
-                .status()
-                .expect("python3 -m venv (apt-get install python3-venv)")
-                .success();
-            assert!(ok, "python3 -m venv failed");
-            let ok = Command::new(tmp.join("bin/pip"))
-                .args(["install", "-q", "pyspnego==0.12.4", "pywinrm==0.5.0"])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "pip install pyspnego pywinrm failed");
-            std::fs::write(tmp.join(".ready"), "").unwrap();
-            // Another test binary may have made it meanwhile: keep whichever is there.
-            if std::fs::rename(&tmp, &venv).is_err() {
-                let _ = std::fs::remove_dir_all(&tmp);
-            }
-        }
-        assert!(python.exists());
-        python
-    })
-    .clone()
-}
-
-struct Service {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn endpoint_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/winrm_endpoint/endpoint.py")
-}
-
-fn service(extra: &[&str]) -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let users = dir.path().join("users");
-    std::fs::write(&users, format!(":{USER}:{PASSWORD}\n")).unwrap();
-    let mut child = Command::new(python())
-        .arg(endpoint_script())
-        .arg("--users")
-        .arg(&users)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("endpoint said {line:?}"))
-        .parse()
-        .unwrap();
-    Service {
-        child,
-        port,
-        _dir: dir,
-    }
-}
+use common::winrm::{PASSWORD, USER, lab_up, python, service};
 
 /// pywinrm, an independent client, against a WinRM service on `port`: a command with stdout,
 /// stderr and an exit code, a command quieter than OperationTimeout, 512 KiB of stdin hashed on
@@ -158,8 +76,9 @@ fn exchange(port: u16, password: &str) -> HttpExchange {
         Endpoint {
             host: "127.0.0.1".into(),
             port,
+            https: false,
         },
-        Identity::new(USER, password),
+        Identity::new(USER, password).into(),
         Duration::from_secs(5),
         Duration::from_secs(8),
     )
@@ -332,8 +251,6 @@ async fn a_service_that_stops_answering_mid_receive_hits_the_deadline() {
 }
 
 // --- A mixed fleet: the same lab hosts over SSH (the lab server) and over WinRM ---------------
-
-mod common;
 
 /// Every second host of `inventory` reached over WinRM through `port` instead of SSH.
 fn half_over_winrm(inventory: &Path, port: u16) -> PathBuf {
@@ -509,38 +426,6 @@ fn a_mixed_fleet_is_backed_up_and_upgraded_over_winrm_as_over_ssh() {
 // --- The lab's own WinRM server (`lab up --winrm N`) ---------------------------------------------
 
 /// A running `ecfleet lab up`, stopped when dropped (also when a test fails).
-struct Lab(Child);
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `ecfleet lab up --hosts N --winrm W [extra]` in `dir`, once serving.
-fn lab_up(dir: &Path, hosts: usize, winrm: usize, extra: &[&str]) -> Lab {
-    let mut lab = common::ecfleet()
-        .args([
-            "lab",
-            "up",
-            "--hosts",
-            &hosts.to_string(),
-            "--winrm",
-            &winrm.to_string(),
-        ])
-        .args(extra)
-        .arg("--dir")
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
-    let want = format!("serving {hosts} lab hosts");
-    while !lines.next().unwrap().unwrap().starts_with(&want) {}
-    Lab(lab)
-}
-
 /// The WinRM hosts of a lab inventory: (name, port).
 fn winrm_hosts(inventory: &Path) -> Vec<(String, u16)> {
     let doc: toml::Table = toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();

@@ -3,8 +3,10 @@
 //!     ECFLEET_WINDOWS_HOST=ec1.contoso.example ECFLEET_WINDOWS_USER='CONTOSO\svc' \
 //!     ECFLEET_WINDOWS_PASSWORD=… cargo test --test winrm_windows -- --ignored
 //!
-//! (HTTP 5985 with NTLM message encryption; `ECFLEET_WINDOWS_PORT` for another port). Nothing
-//! stands in: this is the check that the recordings and the test endpoints cannot give.
+//! (HTTP 5985 with NTLM message encryption; `ECFLEET_WINDOWS_PORT` for another port;
+//! `ECFLEET_WINDOWS_HTTPS=1` for HTTPS 5986 with NTLM and channel binding, the certificate
+//! validated, or pinned with `ECFLEET_WINDOWS_CERT_SHA256`). Nothing stands in: this is the
+//! check that the recordings and the test endpoints cannot give.
 
 use std::time::Duration;
 
@@ -12,18 +14,21 @@ use ecfleet::transport::winrm::envelope::{Session, ShellOptions};
 use ecfleet::transport::winrm::http::{Endpoint, HttpExchange};
 use ecfleet::transport::winrm::ntlm::Identity;
 use ecfleet::transport::winrm::shell::{self, Run, Stdin};
+use ecfleet::transport::winrm::tls::{CertPolicy, Tls};
 
 fn host() -> (HttpExchange, Session) {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| panic!("set {name} (see this file's header)"))
     };
+    let https = std::env::var("ECFLEET_WINDOWS_HTTPS").is_ok_and(|v| v == "1");
     let port: u16 = std::env::var("ECFLEET_WINDOWS_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
-        .unwrap_or(5985);
+        .unwrap_or(if https { 5986 } else { 5985 });
     let endpoint = Endpoint {
         host: var("ECFLEET_WINDOWS_HOST"),
         port,
+        https,
     };
     let session = Session {
         to: endpoint.url(),
@@ -35,12 +40,20 @@ fn host() -> (HttpExchange, Session) {
         &var("ECFLEET_WINDOWS_USER"),
         &var("ECFLEET_WINDOWS_PASSWORD"),
     );
-    let exchange = HttpExchange::new(
+    let host = endpoint.host.clone();
+    let mut exchange = HttpExchange::new(
         endpoint,
-        identity,
+        identity.into(),
         Duration::from_secs(10),
         Duration::from_secs(30),
     );
+    if https {
+        let policy = match std::env::var("ECFLEET_WINDOWS_CERT_SHA256") {
+            Ok(pin) => CertPolicy::Pin(pin.replace(':', "").to_ascii_lowercase()),
+            Err(_) => CertPolicy::Validate,
+        };
+        exchange = exchange.over_tls(Tls::new(&host, policy).unwrap());
+    }
     (exchange, session)
 }
 

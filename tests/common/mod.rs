@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod winrm;
+
 pub fn ecfleet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ecfleet"))
 }

@@ -5,8 +5,10 @@ authentication (NTLM or SPNEGO-wrapped NTLM accepted by pyspnego, against NTLM_U
 MS-WSMV message encryption (multipart/encrypted), Basic over TLS, the WinRS operations and
 their faults. Stands in: Windows itself -- commands run with /bin/sh -c.
 
-Usage: endpoint.py --users FILE [--port 0] [--tls-cert C --tls-key K] [--max-envelope-kb 150]
-                   [--allow-unencrypted] [--max-shells N]
+Usage: endpoint.py --users FILE [--port 0] [--tls-cert C --tls-key K [--require-cbt]]
+                   [--max-envelope-kb 150] [--allow-unencrypted] [--max-shells N]
+--require-cbt: NTLM over TLS must carry the tls-server-end-point channel binding of C (as
+Windows with CbtHardeningLevel=Strict); pyspnego checks it.
 Prints "listening on PORT" once it accepts connections.
 """
 
@@ -25,6 +27,7 @@ import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import spnego
+from spnego.channel_bindings import GssChannelBindings
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -176,7 +179,8 @@ class Handler(BaseHTTPRequestHandler):
         if header.startswith("Negotiate ") or header.startswith("NTLM "):
             token = base64.b64decode(header.split(" ", 1)[1])
             if self.context is None or self.context.complete:
-                self.context = spnego.server(protocol="negotiate")
+                self.context = spnego.server(protocol="negotiate",
+                                             channel_bindings=self.server.bindings)
             try:
                 out = self.context.step(token)
             except Exception:
@@ -274,6 +278,9 @@ class Server(ThreadingHTTPServer):
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(args.tls_cert, args.tls_key)
             self.socket = ctx.wrap_socket(self.socket, server_side=True)
+        self.bindings = None
+        if args.require_cbt:
+            self.bindings = GssChannelBindings(application_data=end_point_binding(args.tls_cert))
 
     def handle_envelope(self, plain):
         try:
@@ -404,12 +411,26 @@ class Server(ThreadingHTTPServer):
         return "<rsp:ReceiveResponse>%s%s</rsp:ReceiveResponse>" % ("".join(streams), state)
 
 
+def end_point_binding(cert_file):
+    """RFC 5929 tls-server-end-point: the certificate's hash by its signature's hash algorithm,
+    SHA-256 for MD5 and SHA-1."""
+    import hashlib
+    from cryptography import x509
+    with open(cert_file) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    name = x509.load_der_x509_certificate(der).signature_hash_algorithm.name
+    if name in ("md5", "sha1"):
+        name = "sha256"
+    return b"tls-server-end-point:" + hashlib.new(name, der).digest()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--users", required=True)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
+    p.add_argument("--require-cbt", action="store_true")
     p.add_argument("--max-envelope-kb", type=int, default=150)
     p.add_argument("--max-shells", type=int, default=30)
     p.add_argument("--allow-unencrypted", action="store_true")

@@ -1,7 +1,9 @@
-//! The HTTP side of WinRM over port 5985: NTLM inside the Negotiate scheme, then every envelope
-//! sealed with MS-WSMV message encryption ([`framing`], [`ntlm`]). Authentication is bound to
-//! the TCP connection on Windows (HTTP.sys), and so is the sealing state, so this owns exactly
-//! one connection (hyper's HTTP/1.1 client on a tokio TCP stream, TCP_NODELAY) and sends on it
+//! The HTTP side of WinRM. Over HTTP (5985): NTLM inside the Negotiate scheme, then every
+//! envelope sealed with MS-WSMV message encryption ([`framing`], [`ntlm`]). Over HTTPS (5986,
+//! [`tls`]): TLS protects the envelopes, which go plain; NTLM carries the connection's channel
+//! binding, or Basic sends the account with every request. Authentication is bound to the TCP
+//! connection on Windows (HTTP.sys), and so is the sealing state, so this owns exactly one
+//! connection (hyper's HTTP/1.1 client on a tokio TCP stream, TCP_NODELAY) and sends on it
 //! strictly one request at a time. A 401 on an established connection (the context was lost)
 //! or a dropped connection means a new connection and a new handshake; the request is sent
 //! again only where that cannot do anything twice (a 401 means it was not processed; a Receive
@@ -19,6 +21,7 @@ use super::framing;
 use super::ntlm::{self, Identity};
 use super::response::Operation;
 use super::shell::{Exchange, ExchangeError};
+use super::tls::Tls;
 use crate::error::ErrorKind;
 
 /// Where the WinRM service listens.
@@ -26,31 +29,67 @@ use crate::error::ErrorKind;
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
+    pub https: bool,
 }
 
 impl Endpoint {
-    pub fn url(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
+    /// `host:port`, an IPv6 address in brackets.
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
         } else {
-            self.host.clone()
-        };
-        format!("http://{host}:{}/wsman", self.port)
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    pub fn url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/wsman", self.authority())
     }
 }
+
+/// How requests are authenticated. Deliberately not `Debug`: Basic holds the password.
+pub enum Credentials {
+    /// NTLM inside Negotiate, once per connection.
+    Ntlm(Identity),
+    /// `Authorization: Basic …` on every request (HTTPS only).
+    Basic { header: String },
+}
+
+impl Credentials {
+    pub fn basic(user: &str, password: &str) -> Credentials {
+        Credentials::Basic {
+            header: format!(
+                "Basic {}",
+                data_encoding::BASE64.encode(format!("{user}:{password}").as_bytes())
+            ),
+        }
+    }
+}
+
+impl From<Identity> for Credentials {
+    fn from(id: Identity) -> Credentials {
+        Credentials::Ntlm(id)
+    }
+}
+
+/// The Content-Type of a plain envelope (over HTTPS).
+const SOAP: &str = "application/soap+xml;charset=UTF-8";
 
 /// The largest reply read: far above any envelope quota.
 const MAX_REPLY: usize = 16 << 20;
 
-/// One authenticated, sealed connection.
+/// One authenticated connection; sealed over HTTP.
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
-    sealing: ntlm::Sealing,
+    sealing: Option<ntlm::Sealing>,
 }
 
 pub struct HttpExchange {
     endpoint: Endpoint,
-    identity: Identity,
+    credentials: Credentials,
+    /// Over HTTPS.
+    tls: Option<Tls>,
     connect_timeout: Duration,
     request_timeout: Duration,
     conn: Option<Conn>,
@@ -65,17 +104,24 @@ impl HttpExchange {
     /// long by the service).
     pub fn new(
         endpoint: Endpoint,
-        identity: Identity,
+        credentials: Credentials,
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> HttpExchange {
         HttpExchange {
             endpoint,
-            identity,
+            credentials,
+            tls: None,
             connect_timeout,
             request_timeout,
             conn: None,
         }
+    }
+
+    /// Speaks HTTPS, with `tls`'s certificate policy (the endpoint must say `https`).
+    pub fn over_tls(mut self, tls: Tls) -> HttpExchange {
+        self.tls = Some(tls);
+        self
     }
 
     /// Connects and authenticates now (otherwise the first request does).
@@ -86,25 +132,27 @@ impl HttpExchange {
         Ok(())
     }
 
-    fn authority(&self) -> String {
-        self.endpoint
-            .url()
-            .trim_start_matches("http://")
-            .trim_end_matches("/wsman")
-            .to_string()
-    }
-
-    fn request(&self, auth: Option<String>, body: Option<Vec<u8>>) -> Request<Full<Bytes>> {
+    /// A request with `auth` (a handshake step), else Basic's header where that is the scheme,
+    /// and `body` with its Content-Type.
+    fn request(
+        &self,
+        auth: Option<String>,
+        body: Option<(Vec<u8>, &'static str)>,
+    ) -> Request<Full<Bytes>> {
         let mut r = Request::post("/wsman")
-            .header("Host", self.authority())
+            .header("Host", self.endpoint.authority())
             .header("User-Agent", "ecfleet")
             .header("Accept-Encoding", "identity");
+        let auth = auth.or_else(|| match &self.credentials {
+            Credentials::Basic { header } => Some(header.clone()),
+            Credentials::Ntlm(_) => None,
+        });
         if let Some(a) = auth {
             r = r.header("Authorization", a);
         }
         let body = match body {
-            Some(b) => {
-                r = r.header("Content-Type", framing::CONTENT_TYPE);
+            Some((b, content_type)) => {
+                r = r.header("Content-Type", content_type);
                 b
             }
             None => Vec::new(),
@@ -138,12 +186,38 @@ impl HttpExchange {
             )
         })?;
         let _ = tcp.set_nodelay(true);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| fail(ErrorKind::Protocol, format!("HTTP: {e}")))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let url = self.endpoint.url();
+        let (mut sender, channel_binding) = match &self.tls {
+            Some(tls) => {
+                let connected =
+                    tokio::time::timeout(self.connect_timeout, tls.handshake(tcp, &url))
+                        .await
+                        .map_err(|_| {
+                            fail(
+                                ErrorKind::Timeout,
+                                format!(
+                                    "{url}: no TLS handshake within {:?}",
+                                    self.connect_timeout
+                                ),
+                            )
+                        })??;
+                (
+                    http1(connected.stream).await?,
+                    Some(connected.channel_binding),
+                )
+            }
+            None => (http1(tcp).await?, None),
+        };
+        let identity = match &self.credentials {
+            Credentials::Ntlm(identity) => identity,
+            // Checked by the first request.
+            Credentials::Basic { .. } => {
+                return Ok(Conn {
+                    sender,
+                    sealing: None,
+                });
+            }
+        };
         let negotiate = ntlm::negotiate_message();
         let first = self.request(
             Some(format!(
@@ -173,10 +247,11 @@ impl HttpExchange {
                 ntlm::Challenge::parse(&bytes).map_err(|e| fail(ErrorKind::Protocol, e.to_string()))
             })?;
         let (answer, sealing) = ntlm::authenticate(
-            &self.identity,
+            identity,
             &negotiate,
             &challenge,
             &ntlm::Randomness::fresh(),
+            channel_binding.as_deref(),
         )
         .map_err(|e| fail(ErrorKind::Auth, e.to_string()))?;
         let second = self.request(
@@ -196,6 +271,8 @@ impl HttpExchange {
                 ),
             ));
         }
+        // Over TLS the envelopes go plain (as Windows and pywinrm do).
+        let sealing = self.tls.is_none().then_some(sealing);
         Ok(Conn { sender, sealing })
     }
 
@@ -258,14 +335,22 @@ impl HttpExchange {
             })?
     }
 
-    /// One sealed request on the current connection.
-    async fn sealed(&mut self, envelope: &str) -> Result<Sent, ExchangeError> {
+    /// One request on the current connection, sealed over HTTP.
+    async fn send(&mut self, envelope: &str) -> Result<Sent, ExchangeError> {
         if self.conn.is_none() {
             self.conn = Some(self.connect().await?);
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let (signature, sealed) = conn.sealing.seal(envelope.as_bytes());
-        let body = framing::frame(envelope.len(), &signature, &sealed);
+        let body = match conn.sealing.as_mut() {
+            Some(sealing) => {
+                let (signature, sealed) = sealing.seal(envelope.as_bytes());
+                (
+                    framing::frame(envelope.len(), &signature, &sealed),
+                    framing::CONTENT_TYPE,
+                )
+            }
+            None => (envelope.as_bytes().to_vec(), SOAP),
+        };
         let request = self.request(None, Some(body));
         let mut sender = self.conn.take().expect("connected above");
         let result = self.exchange(&mut sender.sender, request).await;
@@ -277,10 +362,15 @@ impl HttpExchange {
             return Ok(Sent::Unauthorized);
         }
         let plain = if ctype.starts_with("multipart/encrypted") {
+            let sealing = sender.sealing.as_mut().ok_or_else(|| {
+                fail(
+                    ErrorKind::Protocol,
+                    "an encrypted reply on a connection without message encryption",
+                )
+            })?;
             let framed =
                 framing::unframe(&body).map_err(|e| fail(ErrorKind::Protocol, e.to_string()))?;
-            let plain = sender
-                .sealing
+            let plain = sealing
                 .unseal(framed.signature, framed.sealed)
                 .map_err(|e| fail(ErrorKind::Protocol, e.to_string()))?;
             if plain.len() != framed.length {
@@ -290,6 +380,11 @@ impl HttpExchange {
                 ));
             }
             plain
+        } else if sender.sealing.is_some() && status == StatusCode::OK {
+            return Err(fail(
+                ErrorKind::Protocol,
+                "a plain reply on a sealed connection: refused (it could have been injected)",
+            ));
         } else {
             body.to_vec()
         };
@@ -313,6 +408,20 @@ impl HttpExchange {
     }
 }
 
+/// hyper's HTTP/1.1 client on `io`, its connection driven by its own task.
+async fn http1<T>(io: T) -> Result<SendRequest<Full<Bytes>>, ExchangeError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| fail(ErrorKind::Protocol, format!("HTTP: {e}")))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
 enum Sent {
     Reply(Vec<u8>),
     /// The service no longer knows the connection's context: not processed.
@@ -334,8 +443,18 @@ impl Exchange for HttpExchange {
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.sealed(&envelope).await? {
+            match self.send(&envelope).await? {
                 Sent::Reply(bytes) => return Ok(bytes),
+                Sent::Unauthorized if matches!(self.credentials, Credentials::Basic { .. }) => {
+                    self.conn = None;
+                    return Err(fail(
+                        ErrorKind::Auth,
+                        format!(
+                            "{} refused the credentials (HTTP 401, Basic): check the account and its password; Basic takes local accounts only and must be allowed on the service (docs/winrm.md)",
+                            self.endpoint.url()
+                        ),
+                    ));
+                }
                 Sent::Unauthorized if tries < 2 => self.conn = None,
                 Sent::Unauthorized => {
                     return Err(fail(

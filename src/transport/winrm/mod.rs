@@ -11,6 +11,7 @@ pub mod ns;
 pub mod ntlm;
 pub mod response;
 pub mod shell;
+pub mod tls;
 pub mod xml;
 
 use std::time::Duration;
@@ -30,15 +31,6 @@ pub async fn connect(
     secrets: &SecretCache,
     limit: Duration,
 ) -> Result<connection::WinRmConnection, TransportError> {
-    if settings.https || settings.auth == WinRmAuth::Basic {
-        return Err(TransportError::new(
-            ErrorKind::Unsupported,
-            format!(
-                "{}: WinRM over HTTPS (and Basic, which needs it) is not built yet; use https = false: HTTP on 5985 with NTLM message encryption (docs/winrm.md)",
-                host.name
-            ),
-        ));
-    }
     let reference = host.password.as_ref().ok_or_else(|| {
         TransportError::new(
             ErrorKind::Credential,
@@ -53,10 +45,16 @@ pub async fn connect(
         .resolve(reference, limit)
         .await
         .map_err(|e| TransportError::new(ErrorKind::Credential, format!("{}: {e}", host.name)))?;
-    let identity = ntlm::Identity::new(&host.user, secret.expose());
+    let credentials = match settings.auth {
+        WinRmAuth::Basic => http::Credentials::basic(&host.user, secret.expose()),
+        WinRmAuth::Negotiate | WinRmAuth::Ntlm => {
+            ntlm::Identity::new(&host.user, secret.expose()).into()
+        }
+    };
     let endpoint = http::Endpoint {
         host: host.address.clone(),
         port: host.port,
+        https: settings.https,
     };
     let session = envelope::Session {
         to: endpoint.url(),
@@ -67,10 +65,17 @@ pub async fn connect(
     let connect_timeout = limit.saturating_sub(started.elapsed());
     let mut exchange = http::HttpExchange::new(
         endpoint,
-        identity,
+        credentials,
         connect_timeout,
         Duration::from_secs(u64::from(OPERATION_TIMEOUT_SECS) + 10),
     );
+    if settings.https {
+        let policy = cert_policy(host, settings);
+        exchange =
+            exchange.over_tls(tls::Tls::new(&host.address, policy).map_err(|e| {
+                TransportError::new(e.kind, format!("{}: {}", host.name, e.message))
+            })?);
+    }
     tokio::time::timeout(connect_timeout, exchange.open())
         .await
         .map_err(|_| TransportError::timeout(&format!("{}: connecting", host.name), limit))?
@@ -80,4 +85,24 @@ pub async fn connect(
         exchange,
         session,
     ))
+}
+
+/// The host's certificate policy; `insecure` is warned about once per host and process.
+fn cert_policy(host: &Host, settings: &WinRmSettings) -> tls::CertPolicy {
+    if let Some(pin) = &settings.cert_sha256 {
+        return tls::CertPolicy::Pin(pin.clone());
+    }
+    if settings.insecure {
+        static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+        if !warned.contains(&host.name) {
+            warned.push(host.name.clone());
+            tracing::warn!(
+                "{}: insecure = true: its WinRM certificate is not checked, so anyone on the path can pose as the host and take the credentials; pin it with cert_sha256 instead (docs/winrm.md)",
+                host.name
+            );
+        }
+        return tls::CertPolicy::Insecure;
+    }
+    tls::CertPolicy::Validate
 }

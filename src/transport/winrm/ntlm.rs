@@ -45,6 +45,7 @@ const VERSION: [u8; 8] = [10, 0, 0x61, 0x4a, 0, 0, 0, 15];
 const AV_EOL: u16 = 0;
 const AV_FLAGS: u16 = 6;
 const AV_TIMESTAMP: u16 = 7;
+const AV_CHANNEL_BINDINGS: u16 = 10;
 /// MsvAvFlags: the AUTHENTICATE message carries a MIC.
 const AV_FLAG_MIC: u32 = 0x2;
 
@@ -269,12 +270,15 @@ fn responses(
     }
 }
 
-/// Answers `challenge`: the AUTHENTICATE message (type 3) and the session's sealing.
+/// Answers `challenge`: the AUTHENTICATE message (type 3) and the session's sealing. Over TLS,
+/// `channel_binding` is the connection's application data (`tls-server-end-point:` and the
+/// certificate's hash): its MD5 goes into the answer, tying it to this TLS connection.
 pub fn authenticate(
     id: &Identity,
     negotiate: &[u8],
     challenge: &Challenge,
     r: &Randomness,
+    channel_binding: Option<&[u8]>,
 ) -> Result<(Vec<u8>, Sealing), NtlmError> {
     let flags = challenge.flags;
     let needed =
@@ -301,12 +305,26 @@ pub fn authenticate(
             if !flagged {
                 push_pair(&mut info, AV_FLAGS, &AV_FLAG_MIC.to_le_bytes());
             }
+            if let Some(b) = channel_binding {
+                push_pair(&mut info, AV_CHANNEL_BINDINGS, &bindings_hash(b));
+            }
             push_pair(&mut info, AV_EOL, &[]);
             let mut time = [0; 8];
             time.copy_from_slice(ts);
             (info, time, true)
         }
-        _ => (challenge.target_info.clone(), r.now.to_le_bytes(), false),
+        _ => match channel_binding {
+            None => (challenge.target_info.clone(), r.now.to_le_bytes(), false),
+            Some(b) => {
+                let mut info = Vec::new();
+                for (id, value) in &pairs {
+                    push_pair(&mut info, *id, value);
+                }
+                push_pair(&mut info, AV_CHANNEL_BINDINGS, &bindings_hash(b));
+                push_pair(&mut info, AV_EOL, &[]);
+                (info, r.now.to_le_bytes(), false)
+            }
+        },
     };
     let resp = responses(id, challenge, &target_info, time, !mic, r);
     let exported = if flags & NEGOTIATE_KEY_EXCH != 0 {
@@ -320,6 +338,17 @@ pub fn authenticate(
         message[72..88].copy_from_slice(&code);
     }
     Ok((message, Sealing::new(&exported, flags)))
+}
+
+/// MD5 of a `gss_channel_bindings_struct` with no addresses and `application_data`
+/// (MS-NLMP 3.1.5.1.2, MsvAvChannelBindings).
+fn bindings_hash(application_data: &[u8]) -> [u8; 16] {
+    // Initiator and acceptor: address type and length, all zero.
+    md5(&[
+        &[0u8; 16],
+        &(application_data.len() as u32).to_le_bytes(),
+        application_data,
+    ])
 }
 
 fn push_pair(out: &mut Vec<u8>, id: u16, value: &[u8]) {
@@ -714,7 +743,7 @@ mod tests {
         let (id, mut challenge, r) = vectors();
         challenge.flags &= !NEGOTIATE_128;
         assert_eq!(
-            authenticate(&id, &negotiate_message(), &challenge, &r).unwrap_err(),
+            authenticate(&id, &negotiate_message(), &challenge, &r, None).unwrap_err(),
             NtlmError::WeakSecurity
         );
         for bad in [&b"NTLMSSP\0"[..], b"", &[0u8; 64]] {
@@ -736,8 +765,14 @@ mod tests {
         let negotiate = negotiate_message();
         let acceptor = Acceptor::new(&negotiate, [9; 8], 133_000_000_000_000_000);
         let challenge = Challenge::parse(acceptor.challenge()).unwrap();
-        let (answer, mut client) =
-            authenticate(&client_id, &negotiate, &challenge, &Randomness::fresh()).unwrap();
+        let (answer, mut client) = authenticate(
+            &client_id,
+            &negotiate,
+            &challenge,
+            &Randomness::fresh(),
+            None,
+        )
+        .unwrap();
         let mut server = acceptor.accept(&server_id, &answer).unwrap();
         let (sig, sealed) = client.seal(b"<s:Envelope/>");
         assert_eq!(server.unseal(&sig, &sealed).unwrap(), b"<s:Envelope/>");

@@ -1,0 +1,124 @@
+//! The project's WinRM test endpoint (tests/winrm_endpoint/endpoint.py) in a venv with pyspnego
+//! and pywinrm from PyPI, and `ecfleet lab up` serving hosts over WinRM: what the WinRM test
+//! binaries share.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+pub const USER: &str = "fleet";
+pub const PASSWORD: &str = "S3cret!pw-Not-In-Logs";
+
+/// A venv with pyspnego and pywinrm, made once per target directory.
+pub fn python() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("winrm-venv");
+        let python = venv.join("bin/python");
+        let ready = venv.join(".ready");
+        if !ready.exists() {
+            let tmp = venv.with_extension(format!("tmp{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&tmp)
+                .status()
+                .expect("python3 -m venv (apt-get install python3-venv)")
+                .success();
+            assert!(ok, "python3 -m venv failed");
+            let ok = Command::new(tmp.join("bin/pip"))
+                .args(["install", "-q", "pyspnego==0.12.4", "pywinrm==0.5.0"])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "pip install pyspnego pywinrm failed");
+            std::fs::write(tmp.join(".ready"), "").unwrap();
+            // Another test binary may have made it meanwhile: keep whichever is there.
+            if std::fs::rename(&tmp, &venv).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+        }
+        assert!(python.exists());
+        python
+    })
+    .clone()
+}
+
+pub struct Service {
+    pub child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn endpoint_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/winrm_endpoint/endpoint.py")
+}
+
+pub fn service(extra: &[&str]) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!(":{USER}:{PASSWORD}\n")).unwrap();
+    let mut child = Command::new(python())
+        .arg(endpoint_script())
+        .arg("--users")
+        .arg(&users)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("endpoint said {line:?}"))
+        .parse()
+        .unwrap();
+    Service {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+pub struct Lab(Child);
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ecfleet lab up --hosts N --winrm W [extra]` in `dir`, once serving.
+pub fn lab_up(dir: &Path, hosts: usize, winrm: usize, extra: &[&str]) -> Lab {
+    let mut lab = super::ecfleet()
+        .args([
+            "lab",
+            "up",
+            "--hosts",
+            &hosts.to_string(),
+            "--winrm",
+            &winrm.to_string(),
+        ])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
+    let want = format!("serving {hosts} lab hosts");
+    while !lines.next().unwrap().unwrap().starts_with(&want) {}
+    Lab(lab)
+}

@@ -1,0 +1,220 @@
+//! WinRM over HTTPS (5986): one fleet where every certificate case is a host of its own, next
+//! to an SSH host, audited in one run. Real: TLS from rustls to Python's `ssl` over loopback,
+//! certificates made here with rcgen (a test authority trusted through `SSL_CERT_FILE`),
+//! NTLM with its channel binding checked by pyspnego (the endpoint's `--require-cbt`), Basic,
+//! the lab hosts' agents. Stands in: Windows (the project's endpoint, commands under /bin/sh).
+
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P384_SHA384, date_time_ymd,
+};
+use sha2::Digest;
+
+mod common;
+
+use common::winrm::{PASSWORD, Service, USER, lab_up, service};
+
+/// A certificate and its key, written as PEM files, and its SHA-256 (what `cert_sha256` pins).
+struct Cert {
+    cert: String,
+    key: String,
+    sha256: String,
+}
+
+fn write(dir: &Path, name: &str, cert: &rcgen::Certificate, key: &KeyPair) -> Cert {
+    let cert_file = dir.join(format!("{name}.pem"));
+    let key_file = dir.join(format!("{name}.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    Cert {
+        cert: cert_file.display().to_string(),
+        key: key_file.display().to_string(),
+        sha256: data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(cert.der())),
+    }
+}
+
+fn leaf(expired: bool) -> CertificateParams {
+    let mut p = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    if expired {
+        p.not_before = date_time_ymd(2020, 1, 1);
+        p.not_after = date_time_ymd(2021, 1, 1);
+    }
+    p
+}
+
+/// A test authority (written to `ca.pem`), two certificates it signed for 127.0.0.1 (one
+/// current, one expired) and a self-signed one (ECDSA P-384: its channel binding is SHA-384).
+fn certificates(dir: &Path) -> (Cert, Cert, Cert) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let good_key = KeyPair::generate().unwrap();
+    let good = write(
+        dir,
+        "good",
+        &leaf(false).signed_by(&good_key, &issuer).unwrap(),
+        &good_key,
+    );
+    let old_key = KeyPair::generate().unwrap();
+    let expired = write(
+        dir,
+        "expired",
+        &leaf(true).signed_by(&old_key, &issuer).unwrap(),
+        &old_key,
+    );
+    let own_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
+    let own = write(
+        dir,
+        "self-signed",
+        &leaf(false).self_signed(&own_key).unwrap(),
+        &own_key,
+    );
+    (good, expired, own)
+}
+
+fn tls_service(cert: &Cert) -> Service {
+    service(&[
+        "--tls-cert",
+        &cert.cert,
+        "--tls-key",
+        &cert.key,
+        "--require-cbt",
+    ])
+}
+
+/// Rewrites the lab inventory's hosts after the first: each reached over HTTPS with the given
+/// extra keys.
+fn over_https(inventory: &Path, hosts: &[(u16, toml::Table)]) -> std::path::PathBuf {
+    let mut doc: toml::Table =
+        toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();
+    let mut n: usize = 0;
+    for tenant in doc["tenant"].as_array_mut().unwrap() {
+        for host in tenant["host"].as_array_mut().unwrap() {
+            n += 1;
+            let Some((port, keys)) = n.checked_sub(2).and_then(|i| hosts.get(i)) else {
+                continue;
+            };
+            let h = host.as_table_mut().unwrap();
+            h.insert("transport".into(), "winrm".into());
+            h.insert("https".into(), true.into());
+            h.insert("port".into(), i64::from(*port).into());
+            h.insert("user".into(), USER.into());
+            let mut pw = toml::Table::new();
+            pw.insert("env".into(), "EC_TEST_WINRM_PASSWORD".into());
+            h.insert("password".into(), pw.into());
+            h.extend(keys.clone());
+        }
+    }
+    let out = inventory.with_file_name("https.toml");
+    std::fs::write(&out, toml::to_string(&doc).unwrap()).unwrap();
+    out
+}
+
+fn keys(pairs: &[(&str, toml::Value)]) -> toml::Table {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn https_hosts_are_reached_only_with_a_certificate_that_checks_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, expired, own) = certificates(dir.path());
+    let good_ntlm = tls_service(&good);
+    let good_basic = tls_service(&good);
+    let old = tls_service(&expired);
+    let unknown = tls_service(&own);
+    let pinned = tls_service(&own);
+    let wrong_pin = tls_service(&own);
+    let insecure = tls_service(&own);
+    let lab = lab_up(dir.path(), 8, 0, &[]);
+    let names: Vec<String> = {
+        let doc: toml::Table =
+            toml::from_str(&std::fs::read_to_string(dir.path().join("inventory.toml")).unwrap())
+                .unwrap();
+        doc["tenant"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["host"].as_array().unwrap().clone())
+            .map(|h| h["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let inventory = over_https(
+        &dir.path().join("inventory.toml"),
+        &[
+            (good_ntlm.port, keys(&[])),
+            (good_basic.port, keys(&[("auth", "basic".into())])),
+            (old.port, keys(&[])),
+            (unknown.port, keys(&[])),
+            (
+                pinned.port,
+                keys(&[("cert_sha256", own.sha256.to_uppercase().into())]),
+            ),
+            (
+                wrong_pin.port,
+                keys(&[("cert_sha256", good.sha256.clone().into())]),
+            ),
+            (insecure.port, keys(&[("insecure", true.into())])),
+        ],
+    );
+    let out = common::ecfleet()
+        .args(["audit", "--format", "json", "--as-of", "2026-11-24", "-vv"])
+        .arg("--agent-dir")
+        .arg(common::agent_dir())
+        .arg("-i")
+        .arg(&inventory)
+        .env("SSL_CERT_FILE", dir.path().join("ca.pem"))
+        .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    drop(lab);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let host = |i: usize| common::host(&report, &names[i]).clone();
+    // Reached: the SSH host, NTLM with channel binding to a trusted certificate, Basic, the
+    // pinned self-signed certificate (its binding SHA-384), and the insecure host.
+    for i in [0, 1, 2, 5, 7] {
+        let h = host(i);
+        assert_eq!(
+            h["reachable"], true,
+            "{}: {}\n{stderr}",
+            names[i], h["error"]
+        );
+    }
+    let refused = |i: usize, says: &str, fingerprint: &str| {
+        let h = host(i);
+        let e = h["error"].as_str().unwrap_or_default();
+        assert_eq!(h["reachable"], false, "{}", names[i]);
+        assert_eq!(h["error_kind"], "host-key", "{}: {e}", names[i]);
+        assert!(
+            e.contains(says) && e.contains(fingerprint),
+            "{}: {e}",
+            names[i]
+        );
+    };
+    refused(3, "expired", &expired.sha256);
+    refused(
+        4,
+        &format!("pin it: cert_sha256 = \"{}\"", own.sha256),
+        &own.sha256,
+    );
+    refused(6, "not the pinned one", &own.sha256);
+    // insecure is said out loud; no secret anywhere, even at trace level.
+    assert!(
+        stderr.contains(&format!("{}: insecure = true", names[7])),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PASSWORD) && !report.to_string().contains(PASSWORD));
+    let basic = data_encoding::BASE64.encode(format!("{USER}:{PASSWORD}").as_bytes());
+    assert!(!stderr.contains(&basic));
+}
