@@ -425,7 +425,6 @@ fn a_mixed_fleet_is_backed_up_and_upgraded_over_winrm_as_over_ssh() {
 
 // --- The lab's own WinRM server (`lab up --winrm N`) ---------------------------------------------
 
-/// A running `ecfleet lab up`, stopped when dropped (also when a test fails).
 /// The WinRM hosts of a lab inventory: (name, port).
 fn winrm_hosts(inventory: &Path) -> Vec<(String, u16)> {
     let doc: toml::Table = toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();

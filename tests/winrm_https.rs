@@ -14,7 +14,7 @@ use sha2::Digest;
 
 mod common;
 
-use common::winrm::{PASSWORD, Service, USER, lab_up, service};
+use common::winrm::{PASSWORD, Service, lab_up, over_winrm, service};
 
 /// A certificate and its key, written as PEM files, and its SHA-256 (what `cert_sha256` pins).
 struct Cert {
@@ -88,34 +88,6 @@ fn tls_service(cert: &Cert) -> Service {
     ])
 }
 
-/// Rewrites the lab inventory's hosts after the first: each reached over HTTPS with the given
-/// extra keys.
-fn over_https(inventory: &Path, hosts: &[(u16, toml::Table)]) -> std::path::PathBuf {
-    let mut doc: toml::Table =
-        toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();
-    let mut n: usize = 0;
-    for tenant in doc["tenant"].as_array_mut().unwrap() {
-        for host in tenant["host"].as_array_mut().unwrap() {
-            n += 1;
-            let Some((port, keys)) = n.checked_sub(2).and_then(|i| hosts.get(i)) else {
-                continue;
-            };
-            let h = host.as_table_mut().unwrap();
-            h.insert("transport".into(), "winrm".into());
-            h.insert("https".into(), true.into());
-            h.insert("port".into(), i64::from(*port).into());
-            h.insert("user".into(), USER.into());
-            let mut pw = toml::Table::new();
-            pw.insert("env".into(), "EC_TEST_WINRM_PASSWORD".into());
-            h.insert("password".into(), pw.into());
-            h.extend(keys.clone());
-        }
-    }
-    let out = inventory.with_file_name("https.toml");
-    std::fs::write(&out, toml::to_string(&doc).unwrap()).unwrap();
-    out
-}
-
 fn keys(pairs: &[(&str, toml::Value)]) -> toml::Table {
     pairs
         .iter()
@@ -135,34 +107,29 @@ fn https_hosts_are_reached_only_with_a_certificate_that_checks_out() {
     let wrong_pin = tls_service(&own);
     let insecure = tls_service(&own);
     let lab = lab_up(dir.path(), 8, 0, &[]);
-    let names: Vec<String> = {
-        let doc: toml::Table =
-            toml::from_str(&std::fs::read_to_string(dir.path().join("inventory.toml")).unwrap())
-                .unwrap();
-        doc["tenant"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|t| t["host"].as_array().unwrap().clone())
-            .map(|h| h["name"].as_str().unwrap().to_string())
-            .collect()
+    let names = common::winrm::host_names(&dir.path().join("inventory.toml"));
+    let https = |port: u16, more: &[(&str, toml::Value)]| {
+        let mut k = keys(more);
+        k.insert("https".into(), true.into());
+        Some((port, k))
     };
-    let inventory = over_https(
+    let inventory = over_winrm(
         &dir.path().join("inventory.toml"),
         &[
-            (good_ntlm.port, keys(&[])),
-            (good_basic.port, keys(&[("auth", "basic".into())])),
-            (old.port, keys(&[])),
-            (unknown.port, keys(&[])),
-            (
+            None,
+            https(good_ntlm.port, &[]),
+            https(good_basic.port, &[("auth", "basic".into())]),
+            https(old.port, &[]),
+            https(unknown.port, &[]),
+            https(
                 pinned.port,
-                keys(&[("cert_sha256", own.sha256.to_uppercase().into())]),
+                &[("cert_sha256", own.sha256.to_uppercase().into())],
             ),
-            (
+            https(
                 wrong_pin.port,
-                keys(&[("cert_sha256", good.sha256.clone().into())]),
+                &[("cert_sha256", good.sha256.clone().into())],
             ),
-            (insecure.port, keys(&[("insecure", true.into())])),
+            https(insecure.port, &[("insecure", true.into())]),
         ],
     );
     let out = common::ecfleet()
@@ -215,6 +182,7 @@ fn https_hosts_are_reached_only_with_a_certificate_that_checks_out() {
         "{stderr}"
     );
     assert!(!stderr.contains(PASSWORD) && !report.to_string().contains(PASSWORD));
-    let basic = data_encoding::BASE64.encode(format!("{USER}:{PASSWORD}").as_bytes());
+    let basic =
+        data_encoding::BASE64.encode(format!("{}:{PASSWORD}", common::winrm::USER).as_bytes());
     assert!(!stderr.contains(&basic));
 }

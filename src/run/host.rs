@@ -271,6 +271,13 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             })
             .await?;
         w.record.staged = Some(staged.path.clone());
+        if let Some(how) = staged.transfer.as_ref().filter(|h| h.contains("failed")) {
+            // Host pull did not work: said with the phase, and in the ledger.
+            if let Some(p) = w.record.phases.last_mut() {
+                p.detail = Some(format!("sent by {how}"));
+            }
+            cx.log(host, "stage", "fallback", None, Some(how.clone()));
+        }
         if !staged.interruptions.is_empty() {
             // A dropped connection, resumed: the evidence goes with the phase.
             let evidence = staged.interruptions.join("; ");

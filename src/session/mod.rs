@@ -129,6 +129,12 @@ impl<'a> HostSession<'a> {
             .map_err(host_error(Phase::Stage))
     }
 
+    /// How the last file went, where the transport has more than one way
+    /// ([`Connection::transfer_method`]).
+    pub fn transfer_method(&self) -> Option<String> {
+        self.conn.transfer_method()
+    }
+
     /// Where a file of content `sha256` is staged on the host: `staged\<sha256 prefix>\name`
     /// in the agent's folder (`C:\ProgramData\ecfleet`, or `<lab_root>/.ecfleet`).
     pub async fn staged_path(&mut self, sha256: &str, name: &str) -> Result<String, HostError> {

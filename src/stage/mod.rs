@@ -87,6 +87,10 @@ pub struct Staged {
     pub interruptions: Vec<String>,
     /// The Authenticode check on Windows hosts (null on lab hosts).
     pub signature: Option<Signature>,
+    /// How the bytes went where the transport has more than one way (WinRM: `host pull
+    /// (HTTPS from the controller)`, or `WinRM stdin (host pull failed: <why>)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<String>,
 }
 
 fn stage_error(kind: ErrorKind, message: impl Into<String>) -> HostError {
@@ -178,6 +182,7 @@ pub async fn stage(
         match session.put_from(&installer.payload, &partial).await {
             Ok(sent) => {
                 transfer.sent += sent;
+                transfer.method = session.transfer_method();
                 now = check(session, &path, installer, false).await?;
             }
             Err(cut) => {
@@ -272,6 +277,7 @@ struct Transfer {
     sent: u64,
     resumed_from: u64,
     interruptions: Vec<String>,
+    method: Option<String>,
 }
 
 fn finish(
@@ -299,6 +305,7 @@ fn finish(
         resumed_from: transfer.resumed_from,
         interruptions: transfer.interruptions,
         signature: result.signature,
+        transfer: transfer.method,
     })
 }
 

@@ -116,6 +116,11 @@ pub trait Connection: Send + Sync {
         path: &'a str,
         limit: Duration,
     ) -> BoxFuture<'a, Result<u64, TransportError>>;
+    /// How the last file went when the transport has more than one way (WinRM: host pull, or
+    /// stdin and why), for the host's result.
+    fn transfer_method(&self) -> Option<String> {
+        None
+    }
     /// Reads a whole file of at most `max_bytes`.
     fn get<'a>(
         &'a self,

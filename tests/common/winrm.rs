@@ -122,3 +122,43 @@ pub fn lab_up(dir: &Path, hosts: usize, winrm: usize, extra: &[&str]) -> Lab {
     while !lines.next().unwrap().unwrap().starts_with(&want) {}
     Lab(lab)
 }
+
+/// A copy of the lab inventory (`over-winrm.toml` beside it) in which the n-th host (in file
+/// order) is reached over WinRM at `hosts[n]`'s port with its extra keys (`None`: unchanged),
+/// as `USER` with the password in `EC_TEST_WINRM_PASSWORD`.
+pub fn over_winrm(inventory: &Path, hosts: &[Option<(u16, toml::Table)>]) -> PathBuf {
+    let mut doc: toml::Table =
+        toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();
+    let mut n = 0;
+    for tenant in doc["tenant"].as_array_mut().unwrap() {
+        for host in tenant["host"].as_array_mut().unwrap() {
+            n += 1;
+            let Some(Some((port, keys))) = hosts.get(n - 1) else {
+                continue;
+            };
+            let h = host.as_table_mut().unwrap();
+            h.insert("transport".into(), "winrm".into());
+            h.insert("port".into(), i64::from(*port).into());
+            h.insert("user".into(), USER.into());
+            let mut pw = toml::Table::new();
+            pw.insert("env".into(), "EC_TEST_WINRM_PASSWORD".into());
+            h.insert("password".into(), pw.into());
+            h.extend(keys.clone());
+        }
+    }
+    let out = inventory.with_file_name("over-winrm.toml");
+    std::fs::write(&out, toml::to_string(&doc).unwrap()).unwrap();
+    out
+}
+
+/// The host names of an inventory, in file order.
+pub fn host_names(inventory: &Path) -> Vec<String> {
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();
+    doc["tenant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["host"].as_array().unwrap().clone())
+        .map(|h| h["name"].as_str().unwrap().to_string())
+        .collect()
+}

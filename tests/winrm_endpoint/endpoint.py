@@ -7,6 +7,7 @@ their faults. Stands in: Windows itself -- commands run with /bin/sh -c.
 
 Usage: endpoint.py --users FILE [--port 0] [--tls-cert C --tls-key K [--require-cbt]]
                    [--max-envelope-kb 150] [--allow-unencrypted] [--max-shells N]
+                   [--no-egress]
 --require-cbt: NTLM over TLS must carry the tls-server-end-point channel binding of C (as
 Windows with CbtHardeningLevel=Strict); pyspnego checks it.
 Prints "listening on PORT" once it accepts connections.
@@ -55,10 +56,16 @@ FAULT_ENVELOPE = 2150858817
 FAULT_UNENCRYPTED = 2150858770
 
 
+# The environment of the commands: with --no-egress, outbound HTTPS goes to a closed port, as
+# from a host whose firewall blocks it (curl then cannot reach the controller).
+COMMAND_ENV = None
+
+
 class Command:
     def __init__(self, line):
         self.proc = subprocess.Popen(
             ["/bin/sh", "-c", line],
+            env=COMMAND_ENV,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -434,7 +441,11 @@ def main():
     p.add_argument("--max-envelope-kb", type=int, default=150)
     p.add_argument("--max-shells", type=int, default=30)
     p.add_argument("--allow-unencrypted", action="store_true")
+    p.add_argument("--no-egress", action="store_true")
     args = p.parse_args()
+    if args.no_egress:
+        global COMMAND_ENV
+        COMMAND_ENV = dict(os.environ, https_proxy="http://127.0.0.1:9", no_proxy="")
     os.environ["NTLM_USER_FILE"] = args.users
     server = Server(args)
     print("listening on %d" % server.server_address[1], flush=True)

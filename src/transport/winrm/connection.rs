@@ -1,10 +1,13 @@
 //! A WinRM host as a [`Connection`]: every command in its own WinRS shell ([`shell::run`]) over
-//! the host's one authenticated, sealed HTTP connection ([`HttpExchange`], used by one request
-//! at a time). Files go over the command's stdin into one writer process on the host, in
-//! envelope-sized Sends, with SHA-256 checked there before an atomic rename (WINRM.md §3.3's
-//! fallback; the host pull from the controller is not built yet). What the host runs decides
-//! the writer: `sh` for a lab host behind a WinRM endpoint, PowerShell on Windows (asked once
-//! per connection: `echo ecfleet-%OS%`).
+//! the host's one authenticated HTTP connection ([`HttpExchange`], used by one request at a
+//! time). Files of [`PULL_MIN`] bytes and more go by host pull: the controller offers them over
+//! its own HTTPS ([`pull`]) and one command on the host fetches them ([`fetch`]). When that
+//! fails (the host cannot reach the controller, no client), this connection stops trying and
+//! sends over the command's stdin instead, into one writer process on the host, in
+//! envelope-sized Sends; [`Connection::transfer_method`] says which way the last file went,
+//! and why. Either way SHA-256 is checked on the host before an atomic rename. What the host
+//! runs decides the commands: `sh` for a lab host behind a WinRM endpoint, PowerShell on
+//! Windows (asked once per connection: `echo ecfleet-%OS%`).
 
 use std::time::Duration;
 
@@ -12,7 +15,9 @@ use futures::future::BoxFuture;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::envelope::{Session, ShellOptions};
+use super::fetch::{self, Target};
 use super::http::HttpExchange;
+use super::pull;
 use super::shell::{self, Run, ShellError, Stdin};
 use crate::error::ErrorKind;
 use crate::session::RemoteShell;
@@ -26,6 +31,10 @@ pub const DEFAULT_QUOTA: usize = 150 << 10;
 /// The largest quota used even where a host allows more (Azure images set 8 MiB): bigger
 /// Sends gain little once round trips are few, and cost memory per host.
 const MAX_QUOTA: usize = 1 << 20;
+/// Files this big and bigger go by host pull (smaller ones take fewer round trips over stdin).
+pub const PULL_MIN: usize = 256 << 10;
+/// How the last file went, said in the host's result.
+pub const BY_PULL: &str = "host pull (HTTPS from the controller)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Remote {
@@ -40,6 +49,10 @@ pub struct WinRmConnection {
     remote: OnceCell<Remote>,
     /// The service's envelope quota in bytes, asked once (for the size of Sends).
     quota: OnceCell<usize>,
+    /// Why host pull failed on this connection (then it is not tried again).
+    pull_failed: std::sync::Mutex<Option<String>>,
+    /// How the last file went.
+    method: std::sync::Mutex<Option<String>>,
 }
 
 fn transport_error(name: &str, e: ShellError) -> TransportError {
@@ -84,7 +97,84 @@ impl WinRmConnection {
             session,
             remote: OnceCell::new(),
             quota: OnceCell::new(),
+            pull_failed: std::sync::Mutex::new(None),
+            method: std::sync::Mutex::new(None),
         }
+    }
+
+    fn set_method(&self, how: String) {
+        *self.method.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
+    }
+
+    /// Fetched by the host from the controller: `Some(bytes sent)`; `None` when host pull does
+    /// not apply or failed (then the caller sends over stdin).
+    async fn pull(
+        &self,
+        file: &Payload,
+        path: &str,
+        target: Target<'_>,
+        limit: Duration,
+    ) -> Result<Option<u64>, TransportError> {
+        if file.data.len() < PULL_MIN {
+            self.set_method("WinRM stdin (a small file)".into());
+            return Ok(None);
+        }
+        let failed = self
+            .pull_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(why) = failed {
+            self.set_method(format!("WinRM stdin (host pull failed: {why})"));
+            return Ok(None);
+        }
+        let fall_back = |why: String| {
+            tracing::warn!(
+                "{}: host pull failed ({why}); sending over WinRM stdin instead (slower)",
+                self.name
+            );
+            *self.pull_failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+            self.set_method(format!("WinRM stdin (host pull failed: {why})"));
+            Ok(None)
+        };
+        let local = self.exchange.lock().await.local_address();
+        let Some(local) = local else {
+            return fall_back("no connection to take the controller's address from".into());
+        };
+        let offer = match pull::offer(local, file.data.clone()).await {
+            Ok(o) => o,
+            Err(e) => return fall_back(e),
+        };
+        let remote = self.remote(limit).await?;
+        let q = quoted(&self.name, remote, path)?;
+        let seconds = limit.as_secs().max(1);
+        let command = match remote {
+            Remote::Posix => fetch::posix(&offer, &q, &target, seconds),
+            Remote::Windows => powershell(&fetch::windows(&offer, &q, &target, seconds)),
+        };
+        let out = self.run(&command, None, limit).await?;
+        drop(offer);
+        if !out.success() {
+            let why = match out.exit_status {
+                Some(fetch::EXIT_WRONG_CONTENT) => format!("wrong content: {}", out.stderr_tail()),
+                _ => out.stderr_tail(),
+            };
+            return fall_back(why);
+        }
+        self.set_method(BY_PULL.into());
+        let total = file.data.len() as u64;
+        Ok(Some(match target {
+            Target::Whole { .. } => total,
+            Target::Rest { .. } => {
+                let from: u64 = out
+                    .stdout_text()
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(0);
+                total.saturating_sub(from)
+            }
+        }))
     }
 
     /// The envelope quota: the service's `MaxEnvelopeSizekb` (500 on 2012 and later) when it
@@ -182,6 +272,13 @@ impl WinRmConnection {
         mode: Option<u32>,
         limit: Duration,
     ) -> Result<(), TransportError> {
+        let target = Target::Whole {
+            sha256: &file.sha256,
+            mode: mode.unwrap_or(0o644),
+        };
+        if self.pull(file, path, target, limit).await?.is_some() {
+            return Ok(());
+        }
         let remote = self.remote(limit).await?;
         let q = quoted(&self.name, remote, path)?;
         let (command, stdin) = match remote {
@@ -226,6 +323,12 @@ impl WinRmConnection {
         path: &str,
         limit: Duration,
     ) -> Result<u64, TransportError> {
+        let target = Target::Rest {
+            total: file.data.len() as u64,
+        };
+        if let Some(sent) = self.pull(file, path, target, limit).await? {
+            return Ok(sent);
+        }
         let remote = self.remote(limit).await?;
         let q = quoted(&self.name, remote, path)?;
         let size_command = match remote {
@@ -358,6 +461,13 @@ impl Connection for WinRmConnection {
         limit: Duration,
     ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>> {
         Box::pin(self.get_file(path, max_bytes, limit))
+    }
+
+    fn transfer_method(&self) -> Option<String> {
+        self.method
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {

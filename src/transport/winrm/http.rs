@@ -85,6 +85,12 @@ struct Conn {
     sealing: Option<ntlm::Sealing>,
 }
 
+/// A connection as [`HttpExchange::connect`] makes it, and the controller's address on it.
+struct Opened {
+    conn: Conn,
+    local: std::net::IpAddr,
+}
+
 pub struct HttpExchange {
     endpoint: Endpoint,
     credentials: Credentials,
@@ -93,6 +99,8 @@ pub struct HttpExchange {
     connect_timeout: Duration,
     request_timeout: Duration,
     conn: Option<Conn>,
+    /// The controller's address on the latest connection (where the host reaches it).
+    local: Option<std::net::IpAddr>,
 }
 
 fn fail(kind: ErrorKind, message: impl Into<String>) -> ExchangeError {
@@ -112,6 +120,7 @@ impl HttpExchange {
             endpoint,
             credentials,
             tls: None,
+            local: None,
             connect_timeout,
             request_timeout,
             conn: None,
@@ -127,9 +136,17 @@ impl HttpExchange {
     /// Connects and authenticates now (otherwise the first request does).
     pub async fn open(&mut self) -> Result<(), ExchangeError> {
         if self.conn.is_none() {
-            self.conn = Some(self.connect().await?);
+            let opened = self.connect().await?;
+            self.local = Some(opened.local);
+            self.conn = Some(opened.conn);
         }
         Ok(())
+    }
+
+    /// The controller's address on the connection to the host (the address the host reaches
+    /// the controller at, unless something translates it).
+    pub fn local_address(&self) -> Option<std::net::IpAddr> {
+        self.local
     }
 
     /// A request with `auth` (a handshake step), else Basic's header where that is the scheme,
@@ -162,7 +179,7 @@ impl HttpExchange {
             .expect("a request of fixed, valid parts")
     }
 
-    async fn connect(&self) -> Result<Conn, ExchangeError> {
+    async fn connect(&self) -> Result<Opened, ExchangeError> {
         let address = (self.endpoint.host.as_str(), self.endpoint.port);
         let tcp = tokio::time::timeout(
             self.connect_timeout,
@@ -186,6 +203,15 @@ impl HttpExchange {
             )
         })?;
         let _ = tcp.set_nodelay(true);
+        let local = tcp
+            .local_addr()
+            .map_err(|e| {
+                fail(
+                    ErrorKind::Unreachable,
+                    format!("{}: {e}", self.endpoint.url()),
+                )
+            })?
+            .ip();
         let url = self.endpoint.url();
         let (mut sender, channel_binding) = match &self.tls {
             Some(tls) => {
@@ -212,9 +238,12 @@ impl HttpExchange {
             Credentials::Ntlm(identity) => identity,
             // Checked by the first request.
             Credentials::Basic { .. } => {
-                return Ok(Conn {
-                    sender,
-                    sealing: None,
+                return Ok(Opened {
+                    conn: Conn {
+                        sender,
+                        sealing: None,
+                    },
+                    local,
                 });
             }
         };
@@ -273,7 +302,10 @@ impl HttpExchange {
         }
         // Over TLS the envelopes go plain (as Windows and pywinrm do).
         let sealing = self.tls.is_none().then_some(sealing);
-        Ok(Conn { sender, sealing })
+        Ok(Opened {
+            conn: Conn { sender, sealing },
+            local,
+        })
     }
 
     /// Sends one request on the connection and reads the reply (status, WWW-Authenticate
@@ -337,9 +369,7 @@ impl HttpExchange {
 
     /// One request on the current connection, sealed over HTTP.
     async fn send(&mut self, envelope: &str) -> Result<Sent, ExchangeError> {
-        if self.conn.is_none() {
-            self.conn = Some(self.connect().await?);
-        }
+        self.open().await?;
         let conn = self.conn.as_mut().expect("connected above");
         let body = match conn.sealing.as_mut() {
             Some(sealing) => {

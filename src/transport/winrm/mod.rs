@@ -5,10 +5,12 @@
 
 pub mod connection;
 pub mod envelope;
+pub mod fetch;
 pub mod framing;
 pub mod http;
 pub mod ns;
 pub mod ntlm;
+pub mod pull;
 pub mod response;
 pub mod shell;
 pub mod tls;

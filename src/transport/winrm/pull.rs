@@ -1,0 +1,243 @@
+//! Host pull (WINRM.md §3.3): the controller serves a file over HTTPS of its own and the host
+//! fetches it at LAN speed, instead of the file crawling through WinRS stdin. One listener per
+//! controller address that hosts reach (the local address of their WinRM connections), on a
+//! random port, with a certificate made for this process (RSA 2048, for old Schannel) that the
+//! host's script pins. Each [`Offer`] is one file for one host under a one-time token: the
+//! first request takes it, a resumed download needs a new offer. A listener lives while any of
+//! its offers does. Requests and connections have deadlines; nothing else is served.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::Digest;
+
+/// How long a host has for the TLS handshake and the request's head.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(15);
+/// The longest one download may take (the put's own deadline is shorter in practice).
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// One HTTPS listener on one controller address.
+pub struct PullServer {
+    address: SocketAddr,
+    /// SHA-256 of the certificate's DER, lower-case hex (what the Windows script pins).
+    cert_sha256: String,
+    /// `sha256//<base64>` of the certificate's public key (what curl's `--pinnedpubkey` takes).
+    pinned_public_key: String,
+    offers: Arc<Mutex<HashMap<String, Bytes>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PullServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// A file offered to one host under a one-time token; withdrawn when dropped.
+pub struct Offer {
+    server: Arc<PullServer>,
+    token: String,
+}
+
+impl Offer {
+    /// `https://<address>:<port>/<token>`.
+    pub fn url(&self) -> String {
+        let ip = match self.server.address.ip() {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        format!("https://{ip}:{}/{}", self.server.address.port(), self.token)
+    }
+
+    pub fn cert_sha256(&self) -> &str {
+        &self.server.cert_sha256
+    }
+
+    pub fn pinned_public_key(&self) -> &str {
+        &self.server.pinned_public_key
+    }
+}
+
+impl Drop for Offer {
+    fn drop(&mut self) {
+        self.server
+            .offers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.token);
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<IpAddr, Weak<PullServer>>> {
+    static SERVERS: std::sync::OnceLock<Mutex<HashMap<IpAddr, Weak<PullServer>>>> =
+        std::sync::OnceLock::new();
+    SERVERS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Offers `data` to a host that reaches the controller at `local`, under a new token.
+pub async fn offer(local: IpAddr, data: Bytes) -> Result<Offer, String> {
+    let server = server_for(local).await?;
+    let token = token();
+    server
+        .offers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(token.clone(), data);
+    Ok(Offer { server, token })
+}
+
+fn token() -> String {
+    let mut bytes = [0u8; 32];
+    rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .expect("the system's random source");
+    data_encoding::HEXLOWER.encode(&bytes)
+}
+
+async fn server_for(local: IpAddr) -> Result<Arc<PullServer>, String> {
+    if let Some(s) = registry()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&local)
+        .and_then(Weak::upgrade)
+    {
+        return Ok(s);
+    }
+    let server = Arc::new(start(local).await?);
+    let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
+    // Another host may have started one meanwhile: keep the first.
+    if let Some(s) = map.get(&local).and_then(Weak::upgrade) {
+        return Ok(s);
+    }
+    map.insert(local, Arc::downgrade(&server));
+    Ok(server)
+}
+
+async fn start(local: IpAddr) -> Result<PullServer, String> {
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        .map_err(|e| format!("no key for the file server: {e}"))?;
+    let mut params = rcgen::CertificateParams::new(vec![local.to_string()])
+        .map_err(|e| format!("no certificate for the file server: {e}"))?;
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| format!("no certificate for the file server: {e}"))?;
+    let cert_der = cert.der().to_vec();
+    let cert_sha256 = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(&cert_der));
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    let pinned_public_key = format!(
+        "sha256//{}",
+        data_encoding::BASE64.encode(&sha2::Sha256::digest(&spki))
+    );
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert_der)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .map_err(|e| format!("the file server's certificate: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(local, 0))
+        .await
+        .map_err(|e| format!("cannot listen on {local} for host pull: {e}"))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let offers: Arc<Mutex<HashMap<String, Bytes>>> = Arc::default();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let served = offers.clone();
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let offers = served.clone();
+            tokio::spawn(async move {
+                let serve = async {
+                    let tls = tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp))
+                        .await
+                        .ok()?
+                        .ok()?;
+                    let service = hyper::service::service_fn(move |r| {
+                        let offers = offers.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(&offers, &r, peer)) }
+                    });
+                    hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HANDSHAKE_DEADLINE)
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await
+                        .ok()
+                };
+                let _ = tokio::time::timeout(CONNECTION_DEADLINE, serve).await;
+            });
+        }
+    });
+    Ok(PullServer {
+        address,
+        cert_sha256,
+        pinned_public_key,
+        offers,
+        accept,
+    })
+}
+
+/// `GET /<token>`, with `Range: bytes=N-` for a resumed download; the token is spent.
+fn answer(
+    offers: &Mutex<HashMap<String, Bytes>>,
+    request: &Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let status = |s: StatusCode| {
+        Response::builder()
+            .status(s)
+            .body(Full::new(Bytes::new()))
+            .expect("a fixed response")
+    };
+    if request.method() != hyper::Method::GET {
+        return status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let token = request.uri().path().trim_start_matches('/');
+    let Some(data) = offers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(token)
+    else {
+        tracing::debug!(%peer, "host pull: an unknown or spent token");
+        return status(StatusCode::NOT_FOUND);
+    };
+    let from = match request.headers().get(hyper::header::RANGE) {
+        None => None,
+        Some(v) => match v
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("bytes="))
+            .and_then(|v| v.strip_suffix('-'))
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            Some(n) if n < data.len() => Some(n),
+            _ => return status(StatusCode::RANGE_NOT_SATISFIABLE),
+        },
+    };
+    let total = data.len();
+    let builder = Response::builder().header("Content-Type", "application/octet-stream");
+    let response = match from {
+        Some(n) => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header("Content-Range", format!("bytes {n}-{}/{total}", total - 1))
+            .body(Full::new(data.slice(n..))),
+        None => builder.status(StatusCode::OK).body(Full::new(data)),
+    };
+    response.expect("a response of valid parts")
+}
