@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # WinRM file transfer, measured in one run on one machine (issue 10; docs/performance.md):
-#   - ecfleet pushing a MB-sized installer (default 150) to one WinRM lab host (streamed stdin
-#     over NTLM message encryption, the lab's in-process WinRM server);
+#   - ecfleet sending a MB-sized installer (default 150) to one WinRM lab host (the lab's
+#     in-process WinRM server), both ways: host pull (the default: the host fetches it from the
+#     controller's HTTPS with curl) and streamed stdin over NTLM message encryption
+#     (`file_transfer = "stdin"`, the fallback);
 #   - ecfleet pushing the same file to one SSH lab host (SFTP), the baseline it should approach;
 #   - pywinrm on the same WinRM endpoint: its usual chunked upload (one command per chunk,
 #     base64 on the command line, as winrmcp/Packer do) on PYWINRM_MB (default 1), and a
@@ -44,15 +46,20 @@ password=$(cat "$work/lab/keys/winrm-password")
 "$E" audit -i "$inv" --no-share > /dev/null 2>&1 || true
 
 seconds() { python3 -c "import time; print(time.monotonic())"; }
+# The same lab with every WinRM host sending over stdin.
+sed 's/^transport = "winrm"$/transport = "winrm"\nfile_transfer = "stdin"/' "$inv" > "$work/stdin.toml"
 stage() {
-  local host=$1 t0 t1
+  local inventory=$1 host=$2 t0 t1
+  # Each time from nothing: the staged copy of the previous round goes.
+  rm -rf "$work/lab/hosts/$host/.ecfleet/staged"
   t0=$(seconds)
-  "$E" stage -i "$inv" --msi "$work/AzureADConnect.msi" --host "$host" > /dev/null
+  "$E" stage -i "$inventory" --msi "$work/AzureADConnect.msi" --host "$host" > /dev/null
   t1=$(seconds)
   python3 -c "print(f'{$t1 - $t0:.2f}')"
 }
-t_ssh=$(stage "$ssh_host")
-t_winrm=$(stage "$winrm_host")
+t_ssh=$(stage "$inv" "$ssh_host")
+t_pull=$(stage "$inv" "$winrm_host")
+t_winrm=$(stage "$work/stdin.toml" "$winrm_host")
 
 read -r t_chunked t_streamed < <("$work/venv/bin/python" - "$winrm_port" "$password" "$PYWINRM_MB" "$PYWINRM_STREAM_MB" "$work" <<'EOF'
 import base64, hashlib, os, sys, time, winrm
@@ -85,22 +92,25 @@ print(f"{t_chunked:.2f} {t_streamed:.2f}")
 EOF
 )
 
-python3 - "$MB" "$t_ssh" "$t_winrm" "$PYWINRM_MB" "$t_chunked" "$PYWINRM_STREAM_MB" "$t_streamed" <<'EOF'
+python3 - "$MB" "$t_ssh" "$t_pull" "$t_winrm" "$PYWINRM_MB" "$t_chunked" "$PYWINRM_STREAM_MB" "$t_streamed" <<'EOF'
 import sys
-mb, t_ssh, t_winrm, pmb, t_chunked, smb, t_streamed = sys.argv[1:]
+mb, t_ssh, t_pull, t_winrm, pmb, t_chunked, smb, t_streamed = sys.argv[1:]
 mb, pmb, smb = float(mb), float(pmb), float(smb)
 rates = {
-    "ecfleet → WinRM host (stdin streaming)": mb / float(t_winrm),
+    "ecfleet → WinRM host (host pull, the default)": mb / float(t_pull),
+    "ecfleet → WinRM host (stdin streaming, the fallback)": mb / float(t_winrm),
     "ecfleet → SSH host (SFTP)": mb / float(t_ssh),
     "pywinrm chunked upload (command per piece)": pmb / float(t_chunked),
     "pywinrm streamed upload (stdin Sends)": smb / float(t_streamed),
 }
-ours = rates["ecfleet → WinRM host (stdin streaming)"]
-print(f"| transfer | MB/s | ecfleet over WinRM is |")
-print(f"|---|---|---|")
+pull = rates["ecfleet → WinRM host (host pull, the default)"]
+stdin = rates["ecfleet → WinRM host (stdin streaming, the fallback)"]
+print("| transfer | MB/s | host pull is | stdin streaming is |")
+print("|---|---|---|---|")
 for name, r in rates.items():
-    ratio = "—" if r == ours else f"{ours / r:.2f}×"
-    print(f"| {name} | {r:.1f} | {ratio} |")
+    a = "—" if r == pull else f"{pull / r:.2f}×"
+    b = "—" if r == stdin else f"{stdin / r:.2f}×"
+    print(f"| {name} | {r:.1f} | {a} | {b} |")
 EOF
 
 # --- Part 2: audit HOSTS (default 200) WinRM lab hosts: ecfleet vs a pywinrm thread pool of 50

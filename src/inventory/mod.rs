@@ -81,6 +81,18 @@ pub struct WinRmSettings {
     pub cert_sha256: Option<String>,
     /// Accept any certificate (explicit, and warned about).
     pub insecure: bool,
+    /// How big files reach the host.
+    pub file_transfer: FileTransfer,
+}
+
+/// How big files (the agent, the installer) reach a WinRM host (docs/winrm.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FileTransfer {
+    /// The host fetches them from the controller's own HTTPS; over stdin when it cannot.
+    #[default]
+    Pull,
+    /// Always over WinRS stdin: the controller opens no port.
+    Stdin,
 }
 
 /// WinRM authentication.

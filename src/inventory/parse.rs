@@ -11,8 +11,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    Host, HostTransport, Inventory, RemoteOs, Role, SecretRef, SshSettings, Tenant, TransportKind,
-    WinRmAuth, WinRmSettings,
+    FileTransfer, Host, HostTransport, Inventory, RemoteOs, Role, SecretRef, SshSettings, Tenant,
+    TransportKind, WinRmAuth, WinRmSettings,
 };
 use crate::backup::Retention;
 use crate::platform::MinOs;
@@ -101,6 +101,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "https",
     "auth",
     "insecure",
+    "file_transfer",
 ];
 const SHARE_KEYS: &[&str] = &["path"];
 const TENANT_KEYS: &[&str] = &["name", "maintenance_window", "contacts", "min_os", "host"];
@@ -122,6 +123,7 @@ const HOST_KEYS: &[&str] = &[
     "auth",
     "cert_sha256",
     "insecure",
+    "file_transfer",
 ];
 const PASSWORD_KEYS: &[&str] = &["env", "file", "command"];
 
@@ -152,6 +154,7 @@ struct WinRmKeys {
     auth: Option<(WinRmAuth, Range<usize>)>,
     cert_sha256: Option<(String, Range<usize>)>,
     insecure: Option<(bool, Range<usize>)>,
+    file_transfer: Option<(FileTransfer, Range<usize>)>,
 }
 
 impl WinRmKeys {
@@ -161,6 +164,7 @@ impl WinRmKeys {
             auth: self.auth.or_else(|| d.auth.clone()),
             cert_sha256: self.cert_sha256.or_else(|| d.cert_sha256.clone()),
             insecure: self.insecure.or_else(|| d.insecure.clone()),
+            file_transfer: self.file_transfer.or_else(|| d.file_transfer.clone()),
         }
     }
 
@@ -175,6 +179,12 @@ impl WinRmKeys {
                 )
             })
             .or_else(|| key("insecure", &self.insecure.as_ref().map(|x| x.1.clone())))
+            .or_else(|| {
+                key(
+                    "file_transfer",
+                    &self.file_transfer.as_ref().map(|x| x.1.clone()),
+                )
+            })
     }
 }
 
@@ -234,11 +244,26 @@ fn winrm_keys(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str, host: bool) -> WinRm
     } else {
         None
     };
+    let file_transfer =
+        get_str(ctx, t, path, "file_transfer").and_then(|(f, span)| match f.as_str() {
+            "pull" => Some((FileTransfer::Pull, span)),
+            "stdin" => Some((FileTransfer::Stdin, span)),
+            other => {
+                ctx.error(
+                    span,
+                    &join(path, "file_transfer"),
+                    format!("unknown WinRM file transfer `{other}`"),
+                    "use \"pull\" (the default: the host fetches from the controller, falling back to stdin) or \"stdin\" (never open a port on the controller)",
+                );
+                None
+            }
+        });
     WinRmKeys {
         https: get_bool(ctx, t, path, "https"),
         auth,
         cert_sha256,
         insecure: get_bool(ctx, t, path, "insecure"),
+        file_transfer,
     }
 }
 
@@ -859,6 +884,7 @@ fn winrm_settings(ctx: &mut Ctx<'_>, path: &str, k: WinRmKeys) -> Option<WinRmSe
         auth: k.auth.map(|(a, _)| a).unwrap_or_default(),
         cert_sha256: k.cert_sha256.map(|(c, _)| c),
         insecure: k.insecure.is_some_and(|(b, _)| b),
+        file_transfer: k.file_transfer.map(|(f, _)| f).unwrap_or_default(),
     })
 }
 

@@ -150,6 +150,8 @@ fn winrm_hosts_get_their_port_auth_and_pin() {
         (port, basic.auth, basic.insecure),
         (15986, WinRmAuth::Basic, true)
     );
+    assert_eq!(https.file_transfer, FileTransfer::Pull);
+    assert_eq!(basic.file_transfer, FileTransfer::Stdin);
 }
 
 #[test]
@@ -168,7 +170,8 @@ fn unsafe_or_impossible_winrm_settings_are_errors_with_their_fix() {
     has("unknown WinRM authentication `kerberos`", "negotiate");
     has("no password for WinRM host no-password", "password = { env");
     has("`https` is a WinRM setting", "transport = \"winrm\"");
-    assert_eq!(errors.len(), 6, "{text:#?}");
+    has("unknown WinRM file transfer `smb`", "\"stdin\"");
+    assert_eq!(errors.len(), 7, "{text:#?}");
     // Each names its line.
     assert!(errors.iter().all(|e| e.line > 0), "{text:#?}");
 }

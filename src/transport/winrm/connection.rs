@@ -49,6 +49,8 @@ pub struct WinRmConnection {
     remote: OnceCell<Remote>,
     /// The service's envelope quota in bytes, asked once (for the size of Sends).
     quota: OnceCell<usize>,
+    /// Host pull is allowed (the inventory's `file_transfer`).
+    pull_allowed: bool,
     /// Why host pull failed on this connection (then it is not tried again).
     pull_failed: std::sync::Mutex<Option<String>>,
     /// How the last file went.
@@ -90,13 +92,15 @@ fn powershell(script: &str) -> String {
 }
 
 impl WinRmConnection {
-    pub fn new(name: String, exchange: HttpExchange, session: Session) -> Self {
+    /// `pull_allowed`: big files may go by host pull.
+    pub fn new(name: String, exchange: HttpExchange, session: Session, pull_allowed: bool) -> Self {
         WinRmConnection {
             name,
             exchange: Mutex::new(exchange),
             session,
             remote: OnceCell::new(),
             quota: OnceCell::new(),
+            pull_allowed,
             pull_failed: std::sync::Mutex::new(None),
             method: std::sync::Mutex::new(None),
         }
@@ -115,6 +119,10 @@ impl WinRmConnection {
         target: Target<'_>,
         limit: Duration,
     ) -> Result<Option<u64>, TransportError> {
+        if !self.pull_allowed {
+            self.set_method("WinRM stdin (file_transfer = \"stdin\")".into());
+            return Ok(None);
+        }
         if file.data.len() < PULL_MIN {
             self.set_method("WinRM stdin (a small file)".into());
             return Ok(None);

@@ -19,7 +19,7 @@ pub mod xml;
 use std::time::Duration;
 
 use crate::error::ErrorKind;
-use crate::inventory::{Host, WinRmAuth, WinRmSettings};
+use crate::inventory::{FileTransfer, Host, WinRmAuth, WinRmSettings};
 use crate::transport::{SecretCache, TransportError};
 
 /// How long the service may hold one Receive (a keep-alive, not a deadline).
@@ -86,6 +86,7 @@ pub async fn connect(
         host.name.clone(),
         exchange,
         session,
+        settings.file_transfer == FileTransfer::Pull,
     ))
 }
 
