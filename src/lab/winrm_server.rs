@@ -33,6 +33,8 @@ pub struct WinRmHost {
 /// The largest request accepted (the service's MaxEnvelopeSizekb, 500 KiB, with room for the
 /// encryption's framing).
 const MAX_REQUEST: usize = 600 << 10;
+/// How long a client may take to send one request's head, and its body.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 /// What one Receive returns at most.
 const MAX_CHUNK: usize = 256 << 10;
 
@@ -102,6 +104,8 @@ pub async fn serve(
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(REQUEST_DEADLINE)
                         .serve_connection(TokioIo::new(tcp), service)
                         .await;
                     held.lock().await.retain(|_, shell| shell.owner != owner);
@@ -146,8 +150,11 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let Ok(body) = Limited::new(req.into_body(), MAX_REQUEST).collect().await else {
-        return empty(StatusCode::PAYLOAD_TOO_LARGE, None);
+    let read = Limited::new(req.into_body(), MAX_REQUEST).collect();
+    let body = match tokio::time::timeout(REQUEST_DEADLINE, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return empty(StatusCode::PAYLOAD_TOO_LARGE, None),
+        Err(_) => return empty(StatusCode::REQUEST_TIMEOUT, None),
     };
     let body = body.to_bytes();
     let mut conn = state.lock().await;
@@ -275,6 +282,23 @@ async fn envelope_reply(
     }
 }
 
+/// `f` on the command `command_id` of the shell `shell_id`, or the fault for whichever is unknown.
+async fn with_command<T>(
+    shells: &Shells,
+    shell_id: &str,
+    command_id: &str,
+    f: impl FnOnce(&mut Command) -> T,
+) -> Result<T, Fault> {
+    let mut all = shells.lock().await;
+    let command = all
+        .get_mut(shell_id)
+        .ok_or_else(|| unknown("shell"))?
+        .commands
+        .get_mut(command_id)
+        .ok_or_else(|| unknown("command"))?;
+    Ok(f(command))
+}
+
 fn unknown(what: &str) -> Fault {
     Fault(
         FAULT_UNKNOWN_ID,
@@ -367,29 +391,15 @@ async fn operate(
                 .attr("End")
                 .is_some_and(|e| e.eq_ignore_ascii_case("true"));
             // Take stdin out while writing, so that a slow reader holds no lock.
-            let mut stdin = {
-                let mut all = shells.lock().await;
-                let c = all
-                    .get_mut(shell_id)
-                    .ok_or_else(|| unknown("shell"))?
-                    .commands
-                    .get_mut(&command_id)
-                    .ok_or_else(|| unknown("command"))?;
-                c.stdin.take()
-            };
+            let mut stdin = with_command(shells, shell_id, &command_id, |c| c.stdin.take()).await?;
             if let Some(s) = stdin.as_mut()
                 && s.write_all(&data).await.is_err()
             {
                 stdin = None;
             }
             if !end && let Some(s) = stdin {
-                let mut all = shells.lock().await;
-                if let Some(c) = all
-                    .get_mut(shell_id)
-                    .and_then(|s| s.commands.get_mut(&command_id))
-                {
-                    c.stdin = Some(s);
-                }
+                // Gone meanwhile (signalled): nothing to give it back to.
+                let _ = with_command(shells, shell_id, &command_id, |c| c.stdin = Some(s)).await;
             }
             Ok("<rsp:SendResponse/>".into())
         }
@@ -399,16 +409,10 @@ async fn operate(
                 .and_then(|d| d.attr("CommandId"))
                 .unwrap_or_default()
                 .to_string();
-            let (output, changed) = {
-                let all = shells.lock().await;
-                let c = all
-                    .get(shell_id)
-                    .ok_or_else(|| unknown("shell"))?
-                    .commands
-                    .get(&command_id)
-                    .ok_or_else(|| unknown("command"))?;
+            let (output, changed) = with_command(shells, shell_id, &command_id, |c| {
                 (c.output.clone(), c.changed.clone())
-            };
+            })
+            .await?;
             receive(&command_id, &output, &changed, timeout).await
         }
         ns::ACTION_SIGNAL => {
