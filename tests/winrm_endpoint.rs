@@ -454,74 +454,145 @@ fn pywinrm_cross_checks_the_lab_winrm_server() {
     drop(lab);
 }
 
-/// Issue 10's acceptance on the lab: 24 hosts, half over WinRM, audit with the same verdicts as
-/// all over SSH, and an upgrade night that verifies every in-place host, WinRM ones included.
-#[test]
-fn a_24_host_lab_half_over_winrm_audits_and_upgrades_as_all_over_ssh() {
-    let ssh_dir = tempfile::tempdir().unwrap();
-    let mixed_dir = tempfile::tempdir().unwrap();
-    let ssh_lab = lab_up(ssh_dir.path(), 24, 0, &[]);
-    let mixed_lab = lab_up(mixed_dir.path(), 24, 12, &[]);
-    let mixed = mixed_dir.path().join("inventory.toml");
-    assert_eq!(winrm_hosts(&mixed).len(), 12);
-    let (over_ssh, _) = audit(
-        &ssh_dir.path().join("inventory.toml"),
-        &["--as-of", "2026-11-24"],
-    );
-    let (mixed_report, stderr) = audit(&mixed, &["--as-of", "2026-11-24"]);
-    drop(ssh_lab);
-    assert_eq!(mixed_report["summary"]["reachable"], 24, "{stderr}");
-    assert_eq!(verdicts(&mixed_report), verdicts(&over_ssh));
-    let (msi, _) = common::lab_msi(mixed_dir.path(), 1);
-    let plan = mixed_dir.path().join("tonight.json");
+/// What a fleet's night says per host: the audit's verdicts, the plan's action and reasons, the
+/// backup's result, the run's outcome; and the hosts the run verified.
+#[derive(Debug, PartialEq)]
+struct Night {
+    audit: Vec<(String, bool, Vec<String>)>,
+    plan: Vec<(String, String, Vec<String>)>,
+    backup: Vec<(String, bool, String)>,
+    run: Vec<(String, String, String)>,
+}
+
+/// audit, plan, backup and run on the lab in `dir`, as an operator would in one night.
+fn night(dir: &Path) -> Night {
+    let inventory = dir.join("inventory.toml");
     let ecfleet = |args: &[&str]| {
-        common::ecfleet()
+        let out = common::ecfleet()
             .args(args)
             .arg("--agent-dir")
             .arg(common::agent_dir())
             .arg("-i")
-            .arg(&mixed)
+            .arg(&inventory)
             .output()
-            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out, stderr)
     };
-    let out = ecfleet(&[
+    let json = |bytes: &[u8], stderr: &str| -> serde_json::Value {
+        serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+    };
+    let rows = |v: &serde_json::Value,
+                f: &dyn Fn(&serde_json::Value) -> (String, String, String)| {
+        let mut r: Vec<_> = v["hosts"].as_array().unwrap().iter().map(f).collect();
+        r.sort();
+        r
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    let (report, _) = audit(&inventory, &["--as-of", "2026-11-24"]);
+    let (msi, _) = common::lab_msi(dir, 1);
+    let plan_file = dir.join("tonight.json");
+    let (out, stderr) = ecfleet(&[
         "plan",
+        "--as-of",
+        "2026-11-24",
         "--msi",
         msi.to_str().unwrap(),
         "--out",
-        plan.to_str().unwrap(),
+        plan_file.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.code().is_some_and(|c| c <= 2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = ecfleet(&[
+    assert!(out.status.code().is_some_and(|c| c <= 2), "{stderr}");
+    let plan = json(&std::fs::read(&plan_file).unwrap(), &stderr);
+    let (out, stderr) = ecfleet(&["backup", "--format", "json"]);
+    let backup = json(&out.stdout, &stderr);
+    let (out, stderr) = ecfleet(&[
         "run",
         "--yes",
         "--ignore-windows",
         "--format",
         "json",
         "--plan",
-        plan.to_str().unwrap(),
+        plan_file.to_str().unwrap(),
         "--msi",
         msi.to_str().unwrap(),
         "--playbook",
-        mixed_dir.path().join("run-playbook.toml").to_str().unwrap(),
+        dir.join("run-playbook.toml").to_str().unwrap(),
     ]);
-    drop(mixed_lab);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    let winrm: Vec<String> = winrm_hosts(&mixed).into_iter().map(|(n, _)| n).collect();
-    let mut verified_over_winrm = 0;
-    for h in report["hosts"].as_array().unwrap() {
+    let run = json(&out.stdout, &stderr);
+    for h in run["hosts"].as_array().unwrap() {
         if h["action"] == "in-place" {
             assert_eq!(h["outcome"], "verified", "{h:#}\n{stderr}");
-            if winrm.iter().any(|w| h["host"] == w.as_str()) {
-                verified_over_winrm += 1;
-            }
         }
     }
+    Night {
+        audit: verdicts(&report),
+        plan: {
+            let mut p: Vec<_> = plan["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    let mut codes: Vec<String> = h["reasons"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|n| text(&n["code"]))
+                        .collect();
+                    codes.sort();
+                    (text(&h["host"]), text(&h["action"]), codes)
+                })
+                .collect();
+            p.sort();
+            p
+        },
+        backup: rows(&backup, &|h| {
+            (
+                text(&h["host"]),
+                h["ok"].to_string(),
+                text(&h["error_kind"]),
+            )
+        })
+        .into_iter()
+        .map(|(h, ok, kind)| (h, ok == "true", kind))
+        .collect(),
+        run: rows(&run, &|h| {
+            (text(&h["host"]), text(&h["action"]), text(&h["outcome"]))
+        }),
+    }
+}
+
+/// Issue 10's acceptance on the lab: 24 hosts, half over WinRM (the lab's own WinRM server),
+/// give the same audit verdicts, plan, backups and upgrade outcomes per host as all over SSH;
+/// WinRM hosts are among those upgraded and verified.
+#[test]
+fn a_24_host_lab_half_over_winrm_audits_plans_backs_up_and_upgrades_as_all_over_ssh() {
+    let ssh_dir = tempfile::tempdir().unwrap();
+    let mixed_dir = tempfile::tempdir().unwrap();
+    let ssh_lab = lab_up(ssh_dir.path(), 24, 0, &[]);
+    let mixed_lab = lab_up(mixed_dir.path(), 24, 12, &[]);
+    let winrm: Vec<String> = winrm_hosts(&mixed_dir.path().join("inventory.toml"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(winrm.len(), 12);
+    let over_ssh = night(ssh_dir.path());
+    drop(ssh_lab);
+    let mixed = night(mixed_dir.path());
+    drop(mixed_lab);
+    assert_eq!(mixed.audit.iter().filter(|h| h.1).count(), 24);
+    // A night with something in it: several actions planned, backups made, hosts upgraded.
+    let actions: std::collections::BTreeSet<&str> =
+        mixed.plan.iter().map(|p| p.1.as_str()).collect();
+    assert!(actions.len() >= 3, "{actions:?}");
+    assert!(mixed.backup.iter().filter(|b| b.1).count() >= 12, "{mixed:#?}");
+    assert_eq!(mixed.run.len(), 24);
+    assert_eq!(mixed, over_ssh);
+    let verified_over_winrm = mixed
+        .run
+        .iter()
+        .filter(|(host, action, outcome)| {
+            action == "in-place" && outcome == "verified" && winrm.contains(host)
+        })
+        .count();
     assert!(verified_over_winrm >= 4, "{verified_over_winrm}");
 }

@@ -106,7 +106,10 @@ fn https_hosts_are_reached_only_with_a_certificate_that_checks_out() {
     let pinned = tls_service(&own);
     let wrong_pin = tls_service(&own);
     let insecure = tls_service(&own);
-    let lab = lab_up(dir.path(), 8, 0, &[]);
+    // Accepts TCP (the kernel's backlog) and never says a word: the TLS handshake must not hang.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let lab = lab_up(dir.path(), 9, 0, &[]);
     let names = common::winrm::host_names(&dir.path().join("inventory.toml"));
     let https = |port: u16, more: &[(&str, toml::Value)]| {
         let mut k = keys(more);
@@ -130,6 +133,7 @@ fn https_hosts_are_reached_only_with_a_certificate_that_checks_out() {
                 &[("cert_sha256", good.sha256.clone().into())],
             ),
             https(insecure.port, &[("insecure", true.into())]),
+            https(silent_port, &[("connect_timeout", 2.into())]),
         ],
     );
     let out = common::ecfleet()
@@ -176,6 +180,10 @@ fn https_hosts_are_reached_only_with_a_certificate_that_checks_out() {
         &own.sha256,
     );
     refused(6, "not the pinned one", &own.sha256);
+    let h = host(8);
+    assert_eq!(h["error_kind"], "timeout", "{h:#}");
+    assert!(h["duration_ms"].as_u64().unwrap() < 10_000, "{h:#}");
+    drop(silent);
     // insecure is said out loud; no secret anywhere, even at trace level.
     assert!(
         stderr.contains(&format!("{}: insecure = true", names[7])),
