@@ -250,6 +250,82 @@ async fn a_service_that_stops_answering_mid_receive_hits_the_deadline() {
     );
 }
 
+/// The faults above, each on a host of one fleet audit: each is that host's error, of its kind,
+/// and the rest of the fleet is audited as usual.
+#[test]
+fn winrm_faults_are_per_host_errors_and_the_rest_of_the_fleet_is_audited() {
+    let healthy = service(&[]);
+    let no_shells = service(&["--max-shells", "0"]);
+    let frozen = service(&[]);
+    Command::new("kill")
+        .args(["-STOP", &frozen.child.id().to_string()])
+        .status()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_up(dir.path(), 5, 0, &[]);
+    let names = common::winrm::host_names(&dir.path().join("inventory.toml"));
+    let keys = |pairs: &[(&str, toml::Value)]| -> toml::Table {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    };
+    let mut wrong = toml::Table::new();
+    wrong.insert("env".into(), "EC_TEST_WRONG_PASSWORD".into());
+    let inventory = common::winrm::over_winrm(
+        &dir.path().join("inventory.toml"),
+        &[
+            None,
+            Some((healthy.port, keys(&[]))),
+            Some((healthy.port, keys(&[("password", wrong.into())]))),
+            Some((no_shells.port, keys(&[]))),
+            Some((frozen.port, keys(&[("connect_timeout", 3.into())]))),
+        ],
+    );
+    let started = Instant::now();
+    let out = common::ecfleet()
+        .args([
+            "audit",
+            "--format",
+            "json",
+            "--as-of",
+            "2026-11-24",
+            "--agent-dir",
+        ])
+        .arg(common::agent_dir())
+        .arg("-i")
+        .arg(&inventory)
+        .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
+        .env("EC_TEST_WRONG_PASSWORD", "Wr0ng-Secret-Value")
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    Command::new("kill")
+        .args(["-CONT", &frozen.child.id().to_string()])
+        .status()
+        .unwrap();
+    drop(lab);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let host = |i: usize| common::host(&report, &names[i]).clone();
+    for i in [0, 1] {
+        assert_eq!(host(i)["reachable"], true, "{:#}", host(i));
+    }
+    let failed = |i: usize, kind: &str, says: &str| {
+        let h = host(i);
+        assert_eq!(h["reachable"], false, "{h:#}");
+        assert_eq!(h["error_kind"], kind, "{h:#}");
+        assert!(h["error"].as_str().unwrap().contains(says), "{h:#}");
+    };
+    failed(2, "auth", "refused the credentials");
+    failed(3, "protocol", "maximum number of concurrent shells");
+    failed(4, "timeout", "");
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+    assert!(!stderr.contains("Wr0ng-Secret-Value") && !stderr.contains(PASSWORD));
+    assert!(!report.to_string().contains("Wr0ng-Secret-Value"));
+}
+
 // --- A mixed fleet: the same lab hosts over SSH (the lab server) and over WinRM ---------------
 
 /// Every second host of `inventory` reached over WinRM through `port` instead of SSH.
@@ -584,7 +660,10 @@ fn a_24_host_lab_half_over_winrm_audits_plans_backs_up_and_upgrades_as_all_over_
     let actions: std::collections::BTreeSet<&str> =
         mixed.plan.iter().map(|p| p.1.as_str()).collect();
     assert!(actions.len() >= 3, "{actions:?}");
-    assert!(mixed.backup.iter().filter(|b| b.1).count() >= 12, "{mixed:#?}");
+    assert!(
+        mixed.backup.iter().filter(|b| b.1).count() >= 12,
+        "{mixed:#?}"
+    );
     assert_eq!(mixed.run.len(), 24);
     assert_eq!(mixed, over_ssh);
     let verified_over_winrm = mixed
