@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P384_SHA384, date_time_ymd,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P384_SHA384, date_time_ymd,
 };
 use sha2::Digest;
 
@@ -37,6 +37,9 @@ fn write(dir: &Path, name: &str, cert: &rcgen::Certificate, key: &KeyPair) -> Ce
 
 fn leaf(expired: bool) -> CertificateParams {
     let mut p = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name
+        .push(DnType::CommonName, "winrm endpoint on 127.0.0.1");
     if expired {
         p.not_before = date_time_ymd(2020, 1, 1);
         p.not_after = date_time_ymd(2021, 1, 1);
@@ -50,6 +53,9 @@ fn certificates(dir: &Path) -> (Cert, Cert, Cert) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name
+        .push(DnType::CommonName, "ecfleet test authority");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
@@ -193,4 +199,41 @@ fn https_hosts_are_reached_only_with_a_certificate_that_checks_out() {
     let basic =
         data_encoding::BASE64.encode(format!("{}:{PASSWORD}", common::winrm::USER).as_bytes());
     assert!(!stderr.contains(&basic));
+}
+
+/// pywinrm, an independent client, against the endpoint's TLS listener: NTLM with its channel
+/// binding (the endpoint requires it) and Basic, plain envelopes inside TLS. So the endpoint the
+/// test above trusts speaks HTTPS WinRM as a real client expects.
+#[test]
+fn pywinrm_cross_checks_the_endpoint_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, _, _) = certificates(dir.path());
+    let s = tls_service(&good);
+    let script = format!(
+        r#"
+import winrm
+url = 'https://127.0.0.1:{port}/wsman'
+for transport in ('ntlm', 'basic'):
+    s = winrm.Session(url, auth=('{user}', '{password}'), transport=transport,
+                      server_cert_validation='validate', ca_trust_path='{ca}')
+    r = s.run_cmd('echo over-tls; exit 3')
+    print(transport, r.status_code, r.std_out)
+"#,
+        port = s.port,
+        user = common::winrm::USER,
+        password = PASSWORD,
+        ca = dir.path().join("ca.pem").display(),
+    );
+    let out = std::process::Command::new(common::winrm::python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("ntlm 3 b'over-tls\\n'"), "{text}");
+    assert!(text.contains("basic 3 b'over-tls\\n'"), "{text}");
 }
