@@ -333,12 +333,7 @@ impl SshConnector {
                     ));
                 }
             };
-            // Credentials get what is left, less a moment, so that a stuck password command is
-            // reported as such rather than as a slow connection.
-            let left = deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .saturating_sub(Duration::from_millis(250));
-            authenticate(self, secrets, &mut handle, target, left).await?;
+            authenticate(self, secrets, &mut handle, target, deadline).await?;
             Ok(SshConnection {
                 handle,
                 name: target.name.clone(),
@@ -647,16 +642,24 @@ fn protocol(e: russh::Error) -> TransportError {
     err(ErrorKind::Protocol, e.to_string())
 }
 
+/// Authenticates by key, then password, before `deadline` (the connection's). Each credential
+/// source gets what is left when it is read, less a moment, so that a stuck one is reported as
+/// such rather than as a slow connection (the connection's own deadline would otherwise race it).
 async fn authenticate(
     connector: &SshConnector,
     secrets: &SecretCache,
     handle: &mut Handle<Verifier>,
     target: &SshTarget,
-    limit: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<(), TransportError> {
+    let left = || {
+        deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(Duration::from_millis(500))
+    };
     let mut tried = Vec::new();
     if let Some(path) = &target.identity_file {
-        let key = connector.key(path, limit).await?;
+        let key = connector.key(path, left()).await?;
         let hash = if key.algorithm().is_rsa() {
             handle
                 .best_supported_rsa_hash()
@@ -677,7 +680,7 @@ async fn authenticate(
     }
     if let Some(reference) = &target.password {
         let secret = secrets
-            .resolve(reference, limit)
+            .resolve(reference, left())
             .await
             .map_err(|e| err(ErrorKind::Credential, e))?;
         let result = handle
