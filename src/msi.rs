@@ -126,11 +126,27 @@ pub fn read(path: &Path) -> Result<MsiInfo, MsiError> {
         source,
     };
     let (sha256, size) = hash_file(path).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    parse(path, file, sha256, size)
+}
+
+/// [`read`] on an installer already in memory (`data`, whose SHA-256 is `sha256`): the bytes
+/// judged are the bytes that will be sent, read and hashed once.
+pub fn read_bytes(path: &Path, data: &[u8], sha256: String) -> Result<MsiInfo, MsiError> {
+    parse(path, std::io::Cursor::new(data), sha256, data.len() as u64)
+}
+
+fn parse<F: Read + std::io::Seek>(
+    path: &Path,
+    reader: F,
+    sha256: String,
+    size: u64,
+) -> Result<MsiInfo, MsiError> {
     let not_msi = |detail: String| MsiError::NotMsi {
         path: path.to_path_buf(),
         detail,
     };
-    let mut package = msi::open(path).map_err(|e| not_msi(e.to_string()))?;
+    let mut package = msi::Package::open(reader).map_err(|e| not_msi(e.to_string()))?;
     if !package.has_table("Property") {
         return Err(not_msi("it has no Property table".into()));
     }

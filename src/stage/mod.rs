@@ -36,7 +36,12 @@ impl Installer {
     /// Reads `path` once (the MSI's own Property table for its identity, then the bytes), and
     /// refuses a file that is not Entra Connect, has no usable version, or misses `pin`.
     pub fn load(path: &Path, pin: Option<&str>) -> Result<Installer, String> {
-        let info = crate::msi::read(path).map_err(|e| e.to_string())?;
+        // Read and hashed once: what is checked below is what will be sent.
+        let data =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let payload = Payload::new(Bytes::from(data));
+        let info = crate::msi::read_bytes(path, &payload.data, payload.sha256.clone())
+            .map_err(|e| e.to_string())?;
         info.check_is_entra_connect().map_err(|e| e.to_string())?;
         if let Some(pin) = pin {
             info.check_pin(pin).map_err(|e| e.to_string())?;
@@ -48,17 +53,6 @@ impl Installer {
                 info.product_version
             )
         })?;
-        let data =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let payload = Payload::new(Bytes::from(data));
-        if payload.sha256 != info.sha256 {
-            return Err(format!(
-                "{} changed while it was read (SHA-256 {} then {}); stage a file nobody is writing",
-                path.display(),
-                info.sha256,
-                payload.sha256
-            ));
-        }
         Ok(Installer {
             info,
             version,

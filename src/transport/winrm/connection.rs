@@ -81,6 +81,15 @@ fn quoted(name: &str, remote: Remote, path: &str) -> Result<String, TransportErr
         .map_err(|e| TransportError::new(ErrorKind::Refused, format!("{name}: {e}")))
 }
 
+/// The start of every PowerShell script that writes a file: stop at the first error, `$p` the
+/// (quoted) path, its folder made.
+pub(super) fn ps_writing(quoted_path: &str) -> String {
+    format!(
+        "$ErrorActionPreference='Stop'; $p={quoted_path}; \
+         [void](New-Item -ItemType Directory -Force -Path ([IO.Path]::GetDirectoryName($p))); "
+    )
+}
+
 /// `powershell.exe … -EncodedCommand` for `script` (UTF-16LE, base64): nothing in it is seen
 /// by cmd's parser.
 fn powershell(script: &str) -> String {
@@ -304,15 +313,14 @@ impl WinRmConnection {
             ),
             Remote::Windows => (
                 powershell(&format!(
-                    "$ErrorActionPreference='Stop'; $p={p}; $t=$p+'.ecfleet-partial'; \
-                     [void](New-Item -ItemType Directory -Force -Path ([IO.Path]::GetDirectoryName($p))); \
+                    "{head}$t=$p+'.ecfleet-partial'; \
                      $f=[IO.File]::Create($t); $h=[Security.Cryptography.SHA256]::Create(); \
                      foreach($l in $input){{ if($l.Length){{ $b=[Convert]::FromBase64String($l); $f.Write($b,0,$b.Length); [void]$h.TransformBlock($b,0,$b.Length,$null,0) }} }}; \
                      [void]$h.TransformFinalBlock([byte[]]@(),0,0); $f.Close(); \
                      $s=-join($h.Hash|ForEach-Object{{$_.ToString('x2')}}); \
                      if($s -ne '{sha}'){{ Remove-Item -LiteralPath $t; throw \"received SHA-256 $s\" }}; \
                      Move-Item -Force -LiteralPath $t -Destination $p",
-                    p = q,
+                    head = ps_writing(&q),
                     sha = file.sha256,
                 )),
                 Stdin::Base64Lines(&file.data),
@@ -367,11 +375,9 @@ impl WinRmConnection {
             ),
             Remote::Windows => (
                 powershell(&format!(
-                    "$ErrorActionPreference='Stop'; $p={p}; \
-                     [void](New-Item -ItemType Directory -Force -Path ([IO.Path]::GetDirectoryName($p))); \
-                     $f=New-Object IO.FileStream($p,[IO.FileMode]::{mode}); \
+                    "{head}$f=New-Object IO.FileStream($p,[IO.FileMode]::{mode}); \
                      foreach($l in $input){{ if($l.Length){{ $b=[Convert]::FromBase64String($l); $f.Write($b,0,$b.Length) }} }}; $f.Close()",
-                    p = q,
+                    head = ps_writing(&q),
                     mode = if append { "Append" } else { "Create" }
                 )),
                 Stdin::Base64Lines(rest),

@@ -71,9 +71,8 @@ public static string Sha256(string path){using(var h=SHA256.Create())using(var f
 /// PowerShell.
 pub fn windows(offer: &Offer, path: &str, target: &Target<'_>, seconds: u64) -> String {
     let head = format!(
-        "$ErrorActionPreference='Stop'; $p={path}; \
-         [void](New-Item -ItemType Directory -Force -Path ([IO.Path]::GetDirectoryName($p))); \
-         Add-Type -TypeDefinition '{DOWNLOADER}'; "
+        "{}Add-Type -TypeDefinition '{DOWNLOADER}'; ",
+        super::connection::ps_writing(path)
     );
     let (url, pin) = (offer.url(), offer.cert_sha256());
     let fetch = |file: &str, resume: bool, cleanup: &str| {
