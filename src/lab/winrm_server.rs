@@ -282,6 +282,17 @@ async fn envelope_reply(
     }
 }
 
+/// `f` on the commands of the shell `shell_id`, or the fault for an unknown shell.
+async fn with_shell<T>(
+    shells: &Shells,
+    shell_id: &str,
+    f: impl FnOnce(&mut HashMap<String, Command>) -> T,
+) -> Result<T, Fault> {
+    let mut all = shells.lock().await;
+    let shell = all.get_mut(shell_id).ok_or_else(|| unknown("shell"))?;
+    Ok(f(&mut shell.commands))
+}
+
 /// `f` on the command `command_id` of the shell `shell_id`, or the fault for whichever is unknown.
 async fn with_command<T>(
     shells: &Shells,
@@ -289,14 +300,13 @@ async fn with_command<T>(
     command_id: &str,
     f: impl FnOnce(&mut Command) -> T,
 ) -> Result<T, Fault> {
-    let mut all = shells.lock().await;
-    let command = all
-        .get_mut(shell_id)
-        .ok_or_else(|| unknown("shell"))?
-        .commands
-        .get_mut(command_id)
-        .ok_or_else(|| unknown("command"))?;
-    Ok(f(command))
+    with_shell(shells, shell_id, |commands| {
+        commands
+            .get_mut(command_id)
+            .map(f)
+            .ok_or_else(|| unknown("command"))
+    })
+    .await?
 }
 
 fn unknown(what: &str) -> Fault {
@@ -368,13 +378,10 @@ async fn operate(
                 .as_hyphenated()
                 .to_string()
                 .to_uppercase();
-            shells
-                .lock()
-                .await
-                .get_mut(shell_id)
-                .ok_or_else(|| unknown("shell"))?
-                .commands
-                .insert(id.clone(), command);
+            with_shell(shells, shell_id, |commands| {
+                commands.insert(id.clone(), command)
+            })
+            .await?;
             Ok(format!(
                 "<rsp:CommandResponse><rsp:CommandId>{id}</rsp:CommandId></rsp:CommandResponse>"
             ))
@@ -420,13 +427,8 @@ async fn operate(
                 .child(ns::SHELL, "Signal")
                 .and_then(|s| s.attr("CommandId"))
                 .unwrap_or_default();
-            shells
-                .lock()
-                .await
-                .get_mut(shell_id)
-                .ok_or_else(|| unknown("shell"))?
-                .commands
-                .remove(command_id)
+            with_shell(shells, shell_id, |commands| commands.remove(command_id))
+                .await?
                 .map(|_| "<rsp:SignalResponse/>".to_string())
                 .ok_or_else(|| unknown("command"))
         }

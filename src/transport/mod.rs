@@ -31,6 +31,9 @@ pub struct ExecOutput {
     pub signal: Option<String>,
 }
 
+/// The most of a host's stderr quoted in an error or a result.
+pub const STDERR_TAIL_CHARS: usize = 500;
+
 impl ExecOutput {
     pub fn success(&self) -> bool {
         self.exit_status == Some(0)
@@ -39,10 +42,16 @@ impl ExecOutput {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
     /// The last lines of stderr, for an error message.
+    /// The last three non-empty lines of stderr, at most [`STDERR_TAIL_CHARS`] characters (a
+    /// host's words go into errors and results).
     pub fn stderr_tail(&self) -> String {
         let text = String::from_utf8_lossy(&self.stderr);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(3)..].join(" | ")
+        let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+        match tail.char_indices().nth(STDERR_TAIL_CHARS) {
+            Some((cut, _)) => format!("{}…", &tail[..cut]),
+            None => tail,
+        }
     }
 }
 
@@ -189,5 +198,22 @@ impl Connector {
                 Ok(Box::new(conn))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_s_stderr_is_quoted_short() {
+        let out = ExecOutput {
+            stderr: format!("first\n\nsecond\n{}\n", "é".repeat(5000)).into_bytes(),
+            ..ExecOutput::default()
+        };
+        let tail = out.stderr_tail();
+        assert!(tail.starts_with("first | second | éé"), "{tail}");
+        assert_eq!(tail.chars().count(), STDERR_TAIL_CHARS + 1);
+        assert!(tail.ends_with('…'));
     }
 }

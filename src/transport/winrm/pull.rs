@@ -84,7 +84,7 @@ fn registry() -> &'static Mutex<HashMap<IpAddr, Weak<PullServer>>> {
 /// Offers `data` to a host that reaches the controller at `local`, under a new token.
 pub async fn offer(local: IpAddr, data: Bytes) -> Result<Offer, String> {
     let server = server_for(local).await?;
-    let token = token();
+    let token = token()?;
     server
         .offers
         .lock()
@@ -93,13 +93,13 @@ pub async fn offer(local: IpAddr, data: Bytes) -> Result<Offer, String> {
     Ok(Offer { server, token })
 }
 
-fn token() -> String {
+fn token() -> Result<String, String> {
     let mut bytes = [0u8; 32];
     rustls::crypto::aws_lc_rs::default_provider()
         .secure_random
         .fill(&mut bytes)
-        .expect("the system's random source");
-    data_encoding::HEXLOWER.encode(&bytes)
+        .map_err(|_| "no random token: the system's random source failed".to_string())?;
+    Ok(data_encoding::HEXLOWER.encode(&bytes))
 }
 
 async fn server_for(local: IpAddr) -> Result<Arc<PullServer>, String> {
@@ -122,8 +122,13 @@ async fn server_for(local: IpAddr) -> Result<Arc<PullServer>, String> {
 }
 
 async fn start(local: IpAddr) -> Result<PullServer, String> {
-    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-        .map_err(|e| format!("no key for the file server: {e}"))?;
+    // RSA key generation takes a while: not on the runtime's threads.
+    let key = tokio::task::spawn_blocking(|| {
+        rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+    })
+    .await
+    .map_err(|e| format!("no key for the file server: {e}"))?
+    .map_err(|e| format!("no key for the file server: {e}"))?;
     let mut params = rcgen::CertificateParams::new(vec![local.to_string()])
         .map_err(|e| format!("no certificate for the file server: {e}"))?;
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
