@@ -2,34 +2,9 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// `ecfleet lab up --hosts N [extra…]` in `dir`, once it says it is serving.
-fn lab_up(dir: &std::path::Path, hosts: usize, extra: &[&str]) -> std::process::Child {
-    let mut lab = ecfleet()
-        .args(["lab", "up", "--hosts", &hosts.to_string()])
-        .args(extra)
-        .arg("--dir")
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = lab.stderr.take().unwrap();
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = lines.next().expect("lab up exited").unwrap();
-        if line.starts_with(&format!("serving {hosts} lab hosts")) {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-    }
-    lab
-}
 
 #[test]
 fn lab_up_serves_hosts_that_audit_over_ssh() {

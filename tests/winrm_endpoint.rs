@@ -19,7 +19,7 @@ use sha2::Digest;
 
 mod common;
 
-use common::winrm::{PASSWORD, USER, lab_up, python, service};
+use common::winrm::{PASSWORD, USER, lab_up, over_winrm, pywinrm, service};
 
 /// pywinrm, an independent client, against a WinRM service on `port`: a command with stdout,
 /// stderr and an exit code, a command quieter than OperationTimeout, 512 KiB of stdin hashed on
@@ -49,16 +49,7 @@ except Exception as e:
     print('wrong', type(e).__name__)
 "#
     );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = pywinrm(&script);
     assert!(text.contains("run 7 b'hi\\n' b'err\\n'"), "{text}");
     assert!(text.contains("quiet b'slept\\n'"), "{text}");
     assert!(text.contains("stdin True"), "{text}");
@@ -305,9 +296,7 @@ fn winrm_faults_are_per_host_errors_and_the_rest_of_the_fleet_is_audited() {
         .status()
         .unwrap();
     drop(lab);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let (report, stderr) = common::json_of(&out);
     let host = |i: usize| common::host(&report, &names[i]).clone();
     for i in [0, 1] {
         assert_eq!(host(i)["reachable"], true, "{:#}", host(i));
@@ -330,26 +319,10 @@ fn winrm_faults_are_per_host_errors_and_the_rest_of_the_fleet_is_audited() {
 
 /// Every second host of `inventory` reached over WinRM through `port` instead of SSH.
 fn half_over_winrm(inventory: &Path, port: u16) -> PathBuf {
-    let text = std::fs::read_to_string(inventory).unwrap();
-    let mut doc: toml::Table = toml::from_str(&text).unwrap();
-    let mut n = 0;
-    for tenant in doc["tenant"].as_array_mut().unwrap() {
-        for host in tenant["host"].as_array_mut().unwrap() {
-            n += 1;
-            if n % 2 == 0 {
-                let h = host.as_table_mut().unwrap();
-                h.insert("transport".into(), "winrm".into());
-                h.insert("port".into(), i64::from(port).into());
-                h.insert("user".into(), USER.into());
-                let mut pw = toml::Table::new();
-                pw.insert("env".into(), "EC_TEST_WINRM_PASSWORD".into());
-                h.insert("password".into(), pw.into());
-            }
-        }
-    }
-    let out = inventory.with_file_name("mixed.toml");
-    std::fs::write(&out, toml::to_string(&doc).unwrap()).unwrap();
-    out
+    let hosts: Vec<_> = (0..common::winrm::hosts(inventory).len())
+        .map(|n| (n % 2 == 1).then(|| (port, toml::Table::new())))
+        .collect();
+    over_winrm(inventory, &hosts)
 }
 
 fn audit(inventory: &Path, extra: &[&str]) -> (serde_json::Value, String) {
@@ -363,9 +336,7 @@ fn audit(inventory: &Path, extra: &[&str]) -> (serde_json::Value, String) {
         .env("RUST_LOG", "trace")
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    (json, stderr)
+    common::json_of(&out)
 }
 
 fn verdicts(report: &serde_json::Value) -> Vec<(String, bool, Vec<String>)> {
@@ -419,96 +390,34 @@ fn a_mixed_fleet_is_backed_up_and_upgraded_over_winrm_as_over_ssh() {
     let dir = tempfile::tempdir().unwrap();
     let lab = lab_up(dir.path(), 12, 0, &[]);
     let mixed = half_over_winrm(&dir.path().join("inventory.toml"), s.port);
-    let (msi, _) = common::lab_msi(dir.path(), 1);
-    let run = |args: &[&str]| {
-        let out = common::ecfleet()
-            .args(args)
-            .arg("--agent-dir")
-            .arg(common::agent_dir())
-            .arg("-i")
-            .arg(&mixed)
-            .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{args:?}: {e}: {stderr}"));
-        (out.status.code(), json, stderr)
-    };
-    let (code, backup, stderr) = run(&["backup", "--format", "json"]);
-    assert_eq!(code, Some(0), "{stderr}\n{backup:#}");
-    let plan = dir.path().join("tonight.json");
-    let (code, _, stderr) = run(&[
-        "plan",
-        "--format",
-        "json",
-        "--msi",
-        msi.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(matches!(code, Some(0 | 2)), "{stderr}");
-    let playbook = dir.path().join("run-playbook.toml");
-    let (_, report, stderr) = run(&[
-        "run",
-        "--yes",
-        "--ignore-windows",
-        "--format",
-        "json",
-        "--plan",
-        plan.to_str().unwrap(),
-        "--msi",
-        msi.to_str().unwrap(),
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let done = night(dir.path(), &mixed);
     drop(lab);
-    let hosts = report["hosts"].as_array().unwrap();
-    let winrm: Vec<&str> = {
-        let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&mixed).unwrap()).unwrap();
-        doc["tenant"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|t| t["host"].as_array().unwrap())
-            .filter(|h| h.get("transport").and_then(|t| t.as_str()) == Some("winrm"))
-            .map(|h| h["name"].as_str().unwrap())
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|n| {
-                hosts.iter().find(|r| r["host"] == n).unwrap()["host"]
-                    .as_str()
-                    .unwrap()
-            })
-            .collect()
-    };
+    assert_eq!(done.backup_code, Some(0), "{}", done.stderr);
+    let hosts = done.run["hosts"].as_array().unwrap();
+    let winrm: Vec<String> = winrm_hosts(&mixed).into_iter().map(|(n, _)| n).collect();
     let in_place: Vec<&serde_json::Value> =
         hosts.iter().filter(|h| h["action"] == "in-place").collect();
     assert!(
         in_place
             .iter()
-            .filter(|h| winrm.contains(&h["host"].as_str().unwrap()))
+            .filter(|h| winrm.iter().any(|w| h["host"] == w.as_str()))
             .count()
             >= 2,
         "some in-place hosts are WinRM hosts: {winrm:?}"
     );
     for h in in_place {
-        assert_eq!(h["outcome"], "verified", "{h:#}\n{stderr}");
+        assert_eq!(h["outcome"], "verified", "{h:#}\n{}", done.stderr);
         assert!(h["backup"].as_str().unwrap().ends_with("-pre-upgrade"));
     }
-    assert!(!stderr.contains(PASSWORD));
+    assert!(!done.stderr.contains(PASSWORD));
 }
 
 // --- The lab's own WinRM server (`lab up --winrm N`) ---------------------------------------------
 
 /// The WinRM hosts of a lab inventory: (name, port).
 fn winrm_hosts(inventory: &Path) -> Vec<(String, u16)> {
-    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();
-    doc["tenant"]
-        .as_array()
-        .unwrap()
+    common::winrm::hosts(inventory)
         .iter()
-        .flat_map(|t| t["host"].as_array().unwrap().clone())
         .filter(|h| h.get("transport").and_then(|t| t.as_str()) == Some("winrm"))
         .map(|h| {
             (
@@ -540,19 +449,31 @@ struct Night {
     run: Vec<(String, String, String)>,
 }
 
-/// audit, plan, backup and run on the lab in `dir`, as an operator would in one night.
-fn night(dir: &Path) -> Night {
-    let inventory = dir.join("inventory.toml");
-    let ecfleet = |args: &[&str]| {
+/// A night as it went: its [`Night`], the backup's exit code, the run's report, and everything
+/// the commands wrote on stderr.
+struct NightRun {
+    night: Night,
+    backup_code: Option<i32>,
+    run: serde_json::Value,
+    stderr: String,
+}
+
+/// audit, plan, backup and run on the lab in `dir` through `inventory`, as an operator would in
+/// one night; every in-place host must end verified.
+fn night(dir: &Path, inventory: &Path) -> NightRun {
+    let mut all_stderr = String::new();
+    let mut ecfleet = |args: &[&str]| {
         let out = common::ecfleet()
             .args(args)
             .arg("--agent-dir")
             .arg(common::agent_dir())
             .arg("-i")
-            .arg(&inventory)
+            .arg(inventory)
+            .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        all_stderr.push_str(&stderr);
         (out, stderr)
     };
     let json = |bytes: &[u8], stderr: &str| -> serde_json::Value {
@@ -565,7 +486,7 @@ fn night(dir: &Path) -> Night {
         r
     };
     let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
-    let (report, _) = audit(&inventory, &["--as-of", "2026-11-24"]);
+    let (report, audit_stderr) = audit(inventory, &["--as-of", "2026-11-24"]);
     let (msi, _) = common::lab_msi(dir, 1);
     let plan_file = dir.join("tonight.json");
     let (out, stderr) = ecfleet(&[
@@ -581,6 +502,7 @@ fn night(dir: &Path) -> Night {
     let plan = json(&std::fs::read(&plan_file).unwrap(), &stderr);
     let (out, stderr) = ecfleet(&["backup", "--format", "json"]);
     let backup = json(&out.stdout, &stderr);
+    let backup_code = out.status.code();
     let (out, stderr) = ecfleet(&[
         "run",
         "--yes",
@@ -600,7 +522,7 @@ fn night(dir: &Path) -> Night {
             assert_eq!(h["outcome"], "verified", "{h:#}\n{stderr}");
         }
     }
-    Night {
+    let night = Night {
         audit: verdicts(&report),
         plan: {
             let mut p: Vec<_> = plan["hosts"]
@@ -634,6 +556,13 @@ fn night(dir: &Path) -> Night {
         run: rows(&run, &|h| {
             (text(&h["host"]), text(&h["action"]), text(&h["outcome"]))
         }),
+    };
+    all_stderr.push_str(&audit_stderr);
+    NightRun {
+        night,
+        backup_code,
+        run,
+        stderr: all_stderr,
     }
 }
 
@@ -651,9 +580,9 @@ fn a_24_host_lab_half_over_winrm_audits_plans_backs_up_and_upgrades_as_all_over_
         .map(|(n, _)| n)
         .collect();
     assert_eq!(winrm.len(), 12);
-    let over_ssh = night(ssh_dir.path());
+    let over_ssh = night(ssh_dir.path(), &ssh_dir.path().join("inventory.toml")).night;
     drop(ssh_lab);
-    let mixed = night(mixed_dir.path());
+    let mixed = night(mixed_dir.path(), &mixed_dir.path().join("inventory.toml")).night;
     drop(mixed_lab);
     assert_eq!(mixed.audit.iter().filter(|h| h.1).count(), 24);
     // A night with something in it: several actions planned, backups made, hosts upgraded.

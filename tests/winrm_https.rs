@@ -154,9 +154,7 @@ fn https_hosts_are_reached_only_with_a_certificate_that_checks_out() {
         .output()
         .unwrap();
     drop(lab);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let (report, stderr) = common::json_of(&out);
     let host = |i: usize| common::host(&report, &names[i]).clone();
     // Reached: the SSH host, NTLM with channel binding to a trusted certificate, Basic, the
     // pinned self-signed certificate (its binding SHA-384), and the insecure host.
@@ -224,16 +222,7 @@ for transport in ('ntlm', 'basic'):
         password = PASSWORD,
         ca = dir.path().join("ca.pem").display(),
     );
-    let out = std::process::Command::new(common::winrm::python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::winrm::pywinrm(&script);
     assert!(text.contains("ntlm 3 b'over-tls\\n'"), "{text}");
     assert!(text.contains("basic 3 b'over-tls\\n'"), "{text}");
 }

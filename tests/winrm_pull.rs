@@ -120,9 +120,7 @@ fn winrm_hosts_pull_files_from_the_controller_and_fall_back_when_they_cannot() {
         .output()
         .unwrap();
     drop(lab);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let (report, stderr) = common::json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{report:#}\n{stderr}");
     let staged_of = |i: usize| common::host(&report, &names[i])["staged"].clone();
     // SSH: SFTP, no transfer method to tell.

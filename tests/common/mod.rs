@@ -384,3 +384,34 @@ pub fn lab_msi(dir: &Path, mib: u64) -> (PathBuf, Vec<u8>) {
     let data = std::fs::read(&path).unwrap();
     (path, data)
 }
+
+/// `ecfleet lab up --hosts N [extra…]` in `dir`, once it says it is serving.
+pub fn lab_up(dir: &Path, hosts: usize, extra: &[&str]) -> std::process::Child {
+    let mut lab = ecfleet()
+        .args(["lab", "up", "--hosts", &hosts.to_string()])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lab.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = lines.next().expect("lab up exited").unwrap();
+        if line.starts_with(&format!("serving {hosts} lab hosts")) {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    lab
+}
+
+/// A command's stdout as JSON, and its stderr; a stdout that is not JSON fails the test with the
+/// stderr that explains it.
+pub fn json_of(out: &Output) -> (serde_json::Value, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    (json, stderr)
+}

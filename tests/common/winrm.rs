@@ -102,25 +102,27 @@ impl Drop for Lab {
 
 /// `ecfleet lab up --hosts N --winrm W [extra]` in `dir`, once serving.
 pub fn lab_up(dir: &Path, hosts: usize, winrm: usize, extra: &[&str]) -> Lab {
-    let mut lab = super::ecfleet()
-        .args([
-            "lab",
-            "up",
-            "--hosts",
-            &hosts.to_string(),
-            "--winrm",
-            &winrm.to_string(),
-        ])
-        .args(extra)
-        .arg("--dir")
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
+    let winrm = winrm.to_string();
+    let args: Vec<&str> = ["--winrm", winrm.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    Lab(super::lab_up(dir, hosts, &args))
+}
+
+/// Runs `script` with pywinrm (the venv's Python); its stdout, the test failing when it does.
+pub fn pywinrm(script: &str) -> String {
+    let out = Command::new(python())
+        .args(["-c", script])
+        .output()
         .unwrap();
-    let mut lines = std::io::BufReader::new(lab.stderr.take().unwrap()).lines();
-    let want = format!("serving {hosts} lab hosts");
-    while !lines.next().unwrap().unwrap().starts_with(&want) {}
-    Lab(lab)
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }
 
 /// A copy of the lab inventory (`over-winrm.toml` beside it) in which the n-th host (in file
@@ -151,14 +153,21 @@ pub fn over_winrm(inventory: &Path, hosts: &[Option<(u16, toml::Table)>]) -> Pat
     out
 }
 
-/// The host names of an inventory, in file order.
-pub fn host_names(inventory: &Path) -> Vec<String> {
+/// The hosts of an inventory, in file order.
+pub fn hosts(inventory: &Path) -> Vec<toml::Value> {
     let doc: toml::Table = toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();
     doc["tenant"]
         .as_array()
         .unwrap()
         .iter()
         .flat_map(|t| t["host"].as_array().unwrap().clone())
+        .collect()
+}
+
+/// The host names of an inventory, in file order.
+pub fn host_names(inventory: &Path) -> Vec<String> {
+    hosts(inventory)
+        .iter()
         .map(|h| h["name"].as_str().unwrap().to_string())
         .collect()
 }
