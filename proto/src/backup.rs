@@ -1,8 +1,13 @@
 //! The agent's `backup` step and what it reports: the configuration of a host's sync engine,
-//! gathered on the host into files the controller brings back (the wizard's importable
-//! `Applied-SynchronizationPolicy-*.json` and a `Get-ADSyncServerConfiguration` dump packed as
-//! one tar archive), plus ecfleet's own reading of the configuration (rules, connectors,
-//! scheduler, global settings) that configuration drift is judged on.
+//! gathered on the host into files the controller brings back, plus ecfleet's own reading of
+//! the configuration (rules, connectors, scheduler, global settings) that configuration drift is
+//! judged on. The files (docs/backup.md, docs/design/DOMAIN.md §8b S43/S44): what Microsoft's
+//! `MigrateSettings.ps1` makes, the folder the wizard's "Import synchronization settings" takes
+//! on a new server (the `Get-ADSyncServerConfiguration` dump, `PersistedState.xml`,
+//! `MigratedPolicy.json`), packed as one tar archive, with the two small files also on their
+//! own; the wizard's newest `Applied-SynchronizationPolicy-*.json`; and what neither captures
+//! but a rebuild by hand needs: `miiserver.exe.config` and the proxy section of
+//! `machine.config`.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,13 +33,52 @@ pub struct BackupResult {
     /// The newest `%ProgramData%\AADConnect\Applied-SynchronizationPolicy-*.json` (what the
     /// wizard imports on a new server), copied into the out dir; `None` when the host has none.
     pub applied_policy: Option<BackupFile>,
-    /// The `Get-ADSyncServerConfiguration` dump, packed as one tar archive in the out dir.
+    /// When the wizard wrote `applied_policy` (its `policyMetadata.timeCreated`, RFC 3339 UTC).
+    #[serde(default)]
+    pub applied_policy_created: Option<String>,
+    /// The migration export folder (`Get-ADSyncServerConfiguration` dump, `PersistedState.xml`,
+    /// `MigratedPolicy.json`), packed as one tar archive in the out dir.
     pub server_configuration: Option<BackupFile>,
+    /// `MigratedPolicy.json` from that folder: the file the wizard imports.
+    #[serde(default)]
+    pub migrated_policy: Option<BackupFile>,
+    /// `PersistedState.xml` from that folder (a copy of `%ProgramData%\AADConnect`'s).
+    #[serde(default)]
+    pub persisted_state: Option<BackupFile>,
+    /// How the export folder was made: by the installed `MigrateSettings.ps1`, or by the agent
+    /// following its steps (and why).
+    #[serde(default)]
+    pub export_method: Option<String>,
+    /// The newest configuration change the host shows (RFC 3339 UTC): on Windows the
+    /// connectors' `LastModificationTime`; what the applied policy is compared with.
+    #[serde(default)]
+    pub configuration_changed_at: Option<String>,
+    /// The sync engine's `miiserver.exe.config`.
+    #[serde(default)]
+    pub engine_config: Option<BackupFile>,
+    /// The `<system.net>` section (the proxy) of the 64-bit .NET `machine.config`, when it has
+    /// one.
+    #[serde(default)]
+    pub proxy_config: Option<BackupFile>,
     /// ecfleet's reading of the configuration, for drift; `None` when it could not be read.
     pub configuration: Option<Configuration>,
     /// What could not be gathered, and why.
     pub errors: Vec<ProbeError>,
 }
+
+/// What a backup never holds, so a restore must bring it back by hand (Microsoft's
+/// import/export doc and what `MigrateSettings.ps1` leaves out; docs/design/DOMAIN.md §8b S43).
+pub const NOT_IN_BACKUP: &[&str] = &[
+    "credentials: the AD connector accounts' passwords and the Microsoft Entra sign-in (re-entered in the wizard)",
+    "the application-based authentication certificate and its private key (not exportable; the wizard makes a new one)",
+    "device writeback settings (cataloged, not applied on import)",
+    "object-type and attribute selection (reapply after the import)",
+    "custom run profiles",
+    "the provisioning hierarchy",
+    "AD FS and PingFederate sign-on settings (re-entered in the wizard)",
+    "the SQL Server and service-account choices (chosen again on the new server's wizard)",
+    "edits to miiserver.exe.config and the proxy in machine.config (copies are in this backup, to reapply by hand)",
+];
 
 /// A file the agent left for the controller to fetch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

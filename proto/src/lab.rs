@@ -51,6 +51,28 @@ pub struct Machine {
     /// The last upgrade the lab's operator ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<MachineUpgrade>,
+    /// What runs on the host besides the services (the installer during an upgrade).
+    #[serde(default)]
+    pub activity: MachineActivity,
+    /// The Windows Installer's events for the Entra Connect product (Application log, source
+    /// `MsiInstaller`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installer_events: Vec<MachineEvent>,
+    /// What an upgrade does after the wizard: a full import and full synchronization when the
+    /// new build changes the out-of-box sync rules (docs/lab.md).
+    #[serde(default)]
+    pub upgrade_effects: MachineUpgradeEffects,
+    /// What a configuration backup finds on the host (docs/lab.md).
+    #[serde(default)]
+    pub backup: MachineBackup,
+    /// `Get-ADSyncEntraConnectorCredential`'s `ConnectorIdentityType` (`Application` or
+    /// `ServiceAccount`); absent: the cmdlet does not exist on this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra_auth: Option<String>,
+    /// The PowerShell language mode scripts run in (`ConstrainedLanguage` under AppLocker or
+    /// App Control).
+    #[serde(default = "full_language")]
+    pub language_mode: String,
     #[serde(default)]
     pub faults: Faults,
     #[serde(default)]
@@ -129,6 +151,78 @@ pub struct MachineRule {
     /// Attribute flows, e.g. `["department -> extensionAttribute1 (Direct)"]`.
     #[serde(default)]
     pub attribute_flows: Vec<String>,
+}
+
+fn full_language() -> String {
+    "FullLanguage".to_string()
+}
+
+/// Processes of an upgrade in progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineActivity {
+    /// `msiexec.exe` is installing the Entra Connect product.
+    pub installer_running: bool,
+}
+
+/// An Application log event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineEvent {
+    /// RFC 3339 UTC, the host's clock.
+    pub at: String,
+    pub id: u32,
+    pub message: String,
+}
+
+/// What the lab's upgrade does once the wizard has migrated the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineUpgradeEffects {
+    /// The new build changes the out-of-box sync rules: a full import and a full
+    /// synchronization run on every connector before any delta cycle (Microsoft's upgrade
+    /// doc, docs/design/DOMAIN.md §8b S42).
+    pub default_rules_change: bool,
+    /// How long the full import and full synchronization take together (lab time).
+    pub full_sync_seconds: u64,
+}
+
+impl Default for MachineUpgradeEffects {
+    fn default() -> Self {
+        MachineUpgradeEffects {
+            default_rules_change: false,
+            // Two hours: a large directory.
+            full_sync_seconds: 7200,
+        }
+    }
+}
+
+/// What a backup finds on the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineBackup {
+    /// Days since the wizard wrote its newest `Applied-SynchronizationPolicy-*.json`; absent:
+    /// the host has none (the wizard never changed the configuration since 1.5.42.0).
+    pub applied_policy_age_days: Option<u32>,
+    /// Days since the configuration was last changed outside the wizard (PowerShell, the
+    /// Rules Editor, Synchronization Service Manager); absent: never.
+    pub changed_outside_wizard_days: Option<u32>,
+    /// `MigrateSettings.ps1` is in the installed product's `Tools` folder.
+    pub migrate_settings_script: bool,
+    /// `%ProgramData%\AADConnect\PersistedState.xml` exists (the wizard writes it); without
+    /// it `MigrateSettings.ps1` fails and no `MigratedPolicy.json` is made.
+    pub persisted_state: bool,
+}
+
+impl Default for MachineBackup {
+    fn default() -> Self {
+        MachineBackup {
+            applied_policy_age_days: Some(30),
+            changed_outside_wizard_days: None,
+            migrate_settings_script: true,
+            persisted_state: true,
+        }
+    }
 }
 
 fn inbound() -> String {
@@ -304,21 +398,32 @@ pub struct MachineUpgrade {
 }
 
 /// How the lab plays the operator of phase 3 (docs/lab.md): after `ecfleet run` hands the
-/// upgrade to the operator, the simulated wizard runs `delay_seconds` (lab time) later.
+/// upgrade to the operator, the operator starts the installer `delay_seconds` (lab time)
+/// later. Then, as Microsoft's upgrade does it (docs/design/DOMAIN.md §8b S41): the installer
+/// runs for `installer_seconds`; the wizard opens (scheduler suspended) and after
+/// `wizard_seconds` replaces the binaries (the engine reads the new build, the configuration
+/// still the old one); `config_migration_seconds` later the configuration is migrated, the
+/// scheduler resumes and the wizard closes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MachineOperator {
     /// The operator runs the wizard (false: never finishes, e.g. an MFA prompt that hangs).
     pub acts: bool,
     pub delay_seconds: u64,
+    pub installer_seconds: u64,
+    pub wizard_seconds: u64,
+    pub config_migration_seconds: u64,
 }
 
 impl Default for MachineOperator {
     fn default() -> Self {
         MachineOperator {
             acts: true,
-            // Five minutes of wizard, in lab time.
-            delay_seconds: 300,
+            // Two minutes until the operator starts, eight of upgrade, in lab time.
+            delay_seconds: 120,
+            installer_seconds: 60,
+            wizard_seconds: 120,
+            config_migration_seconds: 180,
         }
     }
 }
@@ -378,4 +483,8 @@ pub struct Faults {
     /// server fails the writes; behind a real sshd nothing happens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_fills_at_bytes: Option<u64>,
+    /// What `Get-AuthenticodeSignature` says of the staged installer on this host (a lab host
+    /// otherwise has no signature to check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installer_signature: Option<crate::stage::Signature>,
 }

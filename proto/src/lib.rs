@@ -70,6 +70,21 @@ pub struct Facts {
     /// An upgrade in progress or just done: the installer running, the upgrade's events in the
     /// Application log (docs/design/DOMAIN.md §5 "Where to look").
     pub upgrade_activity: Option<UpgradeActivity>,
+    /// `Get-ADSyncSchedulerConnectorOverride`: connectors with a full import or full
+    /// synchronization still required, as an upgrade that changed the out-of-box rules leaves
+    /// them (docs/design/DOMAIN.md §8b, S42).
+    #[serde(default)]
+    pub connector_overrides: Option<Vec<ConnectorOverride>>,
+    /// `Get-ADSyncEntraConnectorCredential`: how the Entra connector authenticates
+    /// (application-based authentication, required from 2027-04-07; docs/design/DOMAIN.md §8b,
+    /// S45). `None` where the cmdlet does not exist (builds before 2.5.76.0) or failed.
+    #[serde(default)]
+    pub entra_auth: Option<EntraAuthFacts>,
+    /// The PowerShell language mode the agent's scripts run in (`FullLanguage`,
+    /// `ConstrainedLanguage`, …): AppLocker or App Control put unsigned scripts in
+    /// ConstrainedLanguage, where the agent's probes fail (docs/design/DOMAIN.md §8b, S47).
+    #[serde(default)]
+    pub language_mode: Option<String>,
     /// One entry per probe that failed.
     pub errors: Vec<ProbeError>,
 }
@@ -183,9 +198,17 @@ pub struct RunResult {
     pub start: Option<String>,
     /// RFC 3339, UTC.
     pub end: Option<String>,
-    /// `IsRunComplete` (Windows); `None` where the source does not say (older agents, the lab).
+    /// `IsRunComplete` (Windows); `None` where the source does not say (older agents).
     #[serde(default)]
     pub complete: Option<bool>,
+}
+
+impl RunResult {
+    /// The run has ended: only ended runs are a success or a failure (a run in progress reads
+    /// `in-progress` with `IsRunComplete` false).
+    pub fn ended(&self) -> bool {
+        self.complete != Some(false) && !self.result.eq_ignore_ascii_case("in-progress")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -195,14 +218,53 @@ pub struct AutoUpgradeFacts {
     pub suspension_reason: Option<String>,
 }
 
-/// What shows an upgrade on the host while `ecfleet run` watches it.
+/// What shows an upgrade on the host while `ecfleet run` watches it. The wizard itself
+/// (`AzureADConnect.exe`) is [`OpenUi::wizard`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpgradeActivity {
-    /// `msiexec.exe` running `AzureADConnect.msi`, or the installer's own process.
+    /// `msiexec.exe` installing the Entra Connect product (`AzureADConnect.msi` or one of the
+    /// packages the wizard installs, such as `Synchronization Service.msi`).
     pub installer_running: bool,
     /// Application log events of source "Microsoft Entra Connect Upgrade" (older: "Azure AD
     /// Connect Upgrade") of the last day, newest first.
     pub events: Vec<UpgradeEvent>,
+    /// The Windows Installer's own events (source `MsiInstaller`: 11707 installed, 11708
+    /// failed, 1033 the product's status) for the Entra Connect product, of the last day,
+    /// newest first (docs/design/DOMAIN.md §8b, S50).
+    #[serde(default)]
+    pub installer_events: Vec<UpgradeEvent>,
+    /// The last lines of the wizard's newest trace log (`%ProgramData%\AADConnect\trace-*.log`).
+    #[serde(default)]
+    pub wizard_log_tail: Vec<String>,
+}
+
+/// One connector's scheduler override (`Get-ADSyncSchedulerConnectorOverride`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorOverride {
+    /// The connector's name (its identifier when the name could not be read).
+    pub connector: String,
+    pub full_import_required: bool,
+    pub full_sync_required: bool,
+}
+
+/// The Entra connector's identity (`Get-ADSyncEntraConnectorCredential`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EntraAuthFacts {
+    /// `ConnectorIdentityType`: `Application` with application-based authentication,
+    /// `ServiceAccount` with the legacy `Sync_*` account.
+    pub identity_type: String,
+}
+
+impl Facts {
+    /// The wizard or the Entra Connect installer runs on the host: an upgrade is under way and
+    /// nothing may touch ADSync (docs/design/DOMAIN.md §8b, S41).
+    pub fn upgrade_running(&self) -> bool {
+        self.open_ui.as_ref().is_some_and(|u| u.wizard)
+            || self
+                .upgrade_activity
+                .as_ref()
+                .is_some_and(|a| a.installer_running)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -40,8 +40,20 @@ fn facts_at(m: &Machine, now: Timestamp, agent_version: &str) -> Facts {
     f.disk = Some(m.disk.clone());
     f.uninstall = Some(m.uninstall.clone());
     f.open_ui = Some(m.open_ui.clone());
+    f.language_mode = Some(m.language_mode.clone());
     f.upgrade_activity = Some(crate::UpgradeActivity {
-        installer_running: false,
+        installer_running: m.activity.installer_running,
+        installer_events: m
+            .installer_events
+            .iter()
+            .rev()
+            .map(|e| crate::UpgradeEvent {
+                time: e.at.clone(),
+                id: e.id,
+                message: e.message.clone(),
+            })
+            .collect(),
+        wizard_log_tail: Vec::new(),
         events: m
             .upgrade
             .iter()
@@ -94,32 +106,67 @@ fn installed(m: &Machine, ec: &MachineEc, now: Timestamp, f: &mut Facts) {
         effective_interval_minutes: Some(s.interval_minutes),
     });
     let upgraded: Option<Timestamp> = m.upgrade.as_ref().and_then(|u| u.completed_at.parse().ok());
-    let mut runs: Vec<RunResult> = m
-        .runs
-        .iter()
-        .filter_map(|r| {
-            let (end, took) = match (r.after_upgrade_seconds, upgraded) {
-                (Some(after), Some(at)) => {
-                    (at + m.real(after.into()), m.real(r.duration_seconds.into()))
+    let mut overrides: Vec<crate::ConnectorOverride> = Vec::new();
+    let mut runs: Vec<RunResult> = Vec::new();
+    for r in &m.runs {
+        let (end, took) = match (r.after_upgrade_seconds, upgraded) {
+            (Some(after), Some(at)) => {
+                (at + m.real(after.into()), m.real(r.duration_seconds.into()))
+            }
+            (Some(_), None) => continue,
+            (None, _) => (
+                now - SignedDuration::from_mins(r.age_minutes as i64),
+                SignedDuration::from_secs(r.duration_seconds as i64),
+            ),
+        };
+        let start = end - took;
+        // A full step of the cycle after the upgrade that has not ended is still an override
+        // (Get-ADSyncSchedulerConnectorOverride) until it ends.
+        let full_import = r.run_profile == "Full Import";
+        let full_sync = r.run_profile == "Full Synchronization";
+        if r.after_upgrade_seconds.is_some() && (full_import || full_sync) && end > now {
+            match overrides.iter_mut().find(|o| o.connector == r.connector) {
+                Some(o) => {
+                    o.full_import_required |= full_import;
+                    o.full_sync_required |= full_sync;
                 }
-                (Some(_), None) => return None,
-                (None, _) => (
-                    now - SignedDuration::from_mins(r.age_minutes as i64),
-                    SignedDuration::from_secs(r.duration_seconds as i64),
-                ),
-            };
-            // A run of the cycle after the upgrade has not happened yet.
-            (end <= now).then(|| RunResult {
-                connector: r.connector.clone(),
-                run_profile: r.run_profile.clone(),
-                result: r.result.clone(),
-                start: Some((end - took).to_string()),
-                end: Some(end.to_string()),
-                complete: None,
-            })
-        })
-        .collect();
-    runs.sort_by(|a, b| b.end.cmp(&a.end));
+                None => overrides.push(crate::ConnectorOverride {
+                    connector: r.connector.clone(),
+                    full_import_required: full_import,
+                    full_sync_required: full_sync,
+                }),
+            }
+        }
+        if start > now {
+            // Not started yet.
+            continue;
+        }
+        let ended = end <= now;
+        // A run in progress reads as Windows shows it: `in-progress`, IsRunComplete false.
+        runs.push(RunResult {
+            connector: r.connector.clone(),
+            run_profile: r.run_profile.clone(),
+            result: if ended {
+                r.result.clone()
+            } else {
+                "in-progress".into()
+            },
+            start: Some(start.to_string()),
+            end: ended.then(|| end.to_string()),
+            complete: Some(ended),
+        });
+    }
+    f.connector_overrides = Some(overrides);
+    f.entra_auth = m.entra_auth.as_ref().map(|t| crate::EntraAuthFacts {
+        identity_type: t.clone(),
+    });
+    // Newest first: a run in progress before every ended one.
+    runs.sort_by(|a, b| match (&a.end, &b.end) {
+        (None, None) => b.start.cmp(&a.start),
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => y.cmp(x),
+    });
     f.run_history = Some(runs);
     f.auto_upgrade = m.auto_upgrade.clone();
     f.health_agent = Some(
@@ -156,6 +203,8 @@ fn not_installed(f: &mut Facts) {
         "database",
         "engine_config",
         "connectors",
+        "connector_overrides",
+        "entra_auth",
     ] {
         f.probe_failed(
             probe,

@@ -31,6 +31,9 @@ pub struct Changed {
     pub changes: Vec<FieldChange>,
 }
 
+/// The global setting an upgrade changes by itself.
+pub const SERVER_CONFIGURATION_VERSION: &str = "Microsoft.Synchronize.ServerConfigurationVersion";
+
 /// What changed since `compared_with`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Drift {
@@ -57,6 +60,20 @@ impl Drift {
             && self.connectors_changed.is_empty()
             && self.scheduler.is_empty()
             && self.global_settings.is_empty()
+    }
+
+    /// Whether an administrator changed something: any change but the configuration version
+    /// an upgrade moves (`Microsoft.Synchronize.ServerConfigurationVersion`).
+    pub fn changes_configuration(&self) -> bool {
+        let only_version = self
+            .global_settings
+            .iter()
+            .all(|c| c.field == SERVER_CONFIGURATION_VERSION);
+        let rest = Drift {
+            global_settings: Vec::new(),
+            ..self.clone()
+        };
+        !rest.is_empty() || !only_version
     }
 
     /// One line per change, for a table.

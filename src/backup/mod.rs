@@ -32,6 +32,9 @@ pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// The largest wizard policy file fetched from a host.
 const MAX_POLICY_BYTES: u64 = 64 << 20;
+/// The largest configuration file (`miiserver.exe.config`, `PersistedState.xml`, the proxy
+/// section) fetched from a host.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// The largest server-configuration archive fetched from a host.
 const MAX_DUMP_BYTES: u64 = 1 << 30;
 
@@ -310,16 +313,37 @@ async fn gather_and_fetch(
         )
         .await?,
     ];
-    if let Some(policy) = &result.applied_policy {
-        files.push(
-            fetch(
-                session,
-                policy,
-                store::Role::AppliedPolicy,
-                MAX_POLICY_BYTES,
-            )
-            .await?,
-        );
+    let optional = [
+        (
+            &result.applied_policy,
+            store::Role::AppliedPolicy,
+            MAX_POLICY_BYTES,
+        ),
+        (
+            &result.migrated_policy,
+            store::Role::MigratedPolicy,
+            MAX_POLICY_BYTES,
+        ),
+        (
+            &result.persisted_state,
+            store::Role::PersistedState,
+            MAX_CONFIG_BYTES,
+        ),
+        (
+            &result.engine_config,
+            store::Role::EngineConfig,
+            MAX_CONFIG_BYTES,
+        ),
+        (
+            &result.proxy_config,
+            store::Role::ProxyConfig,
+            MAX_CONFIG_BYTES,
+        ),
+    ];
+    for (file, role, max) in optional {
+        if let Some(file) = file {
+            files.push(fetch(session, file, role, max).await?);
+        }
     }
     Ok((result, files))
 }
@@ -376,10 +400,12 @@ fn store_and_compare(
         data: reading,
         source_name: None,
     });
-    let mut warnings = Vec::new();
-    if result.applied_policy.is_none() {
-        warnings.push("the host has no Applied-SynchronizationPolicy-*.json from the wizard: a new server cannot import this backup; the server-configuration dump is complete".to_string());
-    }
+    let drift = previous.as_ref().and_then(|p| {
+        let before = read_configuration(p)?;
+        let after = result.configuration.as_ref()?;
+        Some(drift::diff(&p.manifest.name, &before, after))
+    });
+    let judged = judge_importable(&result, previous.as_ref(), drift.as_ref());
     let stored = backups.store(
         store::Meta {
             tenant,
@@ -389,21 +415,115 @@ fn store_and_compare(
             collected_at: result.collected_at.clone(),
             engine_version: result.engine_version.clone(),
             run_id,
-            warnings,
+            warnings: judged.warnings,
+            export_method: result.export_method.clone(),
+            applied_policy_created: result.applied_policy_created.clone(),
+            importable: judged.importable,
         },
         files,
     )?;
-    let drift = previous.and_then(|p| {
-        let before = read_configuration(&p)?;
-        let after = result.configuration.as_ref()?;
-        Some(drift::diff(&p.manifest.name, &before, after))
-    });
     let removed = backups.prune(retention, date);
     Ok(Done {
         stored,
         drift,
         removed,
     })
+}
+
+/// What a new server's wizard can import from a backup, and what the backup should say.
+struct Importable {
+    importable: Option<String>,
+    warnings: Vec<String>,
+}
+
+/// The wizard imports `MigratedPolicy.json` (with its export folder), or an applied policy
+/// JSON; an applied JSON older than a configuration change the host or the previous backup
+/// shows misses that change (Microsoft's import/export doc: only the wizard's own changes are
+/// in it; docs/design/DOMAIN.md §8b S43).
+fn judge_importable(
+    result: &BackupResult,
+    previous: Option<&store::Stored>,
+    drift: Option<&Drift>,
+) -> Importable {
+    let mut warnings = Vec::new();
+    let parse = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let created = parse(&result.applied_policy_created);
+    // The newest change seen: the host's own word, and a change since the previous backup.
+    let mut changes: Vec<(jiff::Timestamp, String)> = Vec::new();
+    if let Some(at) = parse(&result.configuration_changed_at) {
+        changes.push((at, format!("the host shows a configuration change at {at}")));
+    }
+    if let (Some(p), Some(d)) = (previous, drift)
+        && d.changes_configuration()
+        && let Ok(at) = p.manifest.collected_at.parse::<jiff::Timestamp>()
+    {
+        changes.push((
+            at,
+            format!(
+                "the configuration changed since the backup {} of {at}",
+                p.manifest.name
+            ),
+        ));
+    }
+    let newest_change = changes.into_iter().max_by_key(|(at, _)| *at);
+    let applied_fresh = match (&result.applied_policy, created, &newest_change) {
+        (None, _, _) => false,
+        (Some(_), Some(c), Some((at, why))) if c < *at => {
+            warnings.push(format!(
+                "the wizard's Applied-SynchronizationPolicy JSON was written {c}, before a later change ({why}): it misses that change; MigratedPolicy.json and the server-configuration dump have it"
+            ));
+            false
+        }
+        (Some(_), Some(_), _) => true,
+        (Some(_), None, Some(_)) => {
+            warnings.push("the wizard's Applied-SynchronizationPolicy JSON has no creation time (policyMetadata): whether it has the latest changes is unknown".into());
+            false
+        }
+        (Some(_), None, None) => true,
+    };
+    if result.applied_policy.is_none() {
+        warnings
+            .push("the host has no Applied-SynchronizationPolicy-*.json from the wizard".into());
+    }
+    if let Some(method) = &result.export_method
+        && !method.starts_with("MigrateSettings.ps1")
+    {
+        warnings.push(format!(
+            "the migration export was not made by Microsoft's MigrateSettings.ps1 but by {}",
+            crate::checks::shown(method)
+        ));
+    }
+    let importable = if result.migrated_policy.is_some() {
+        Some(
+            "MigratedPolicy.json, with the export folder in the .server-configuration.tar"
+                .to_string(),
+        )
+    } else {
+        let why = result
+            .errors
+            .iter()
+            .find(|e| e.probe == "migrated_policy")
+            .map(|e| crate::checks::shown(&e.message))
+            .unwrap_or_else(|| "not made".into());
+        warnings.push(format!("no MigratedPolicy.json: {why}"));
+        applied_fresh.then(|| {
+            format!(
+                "the applied policy JSON {}",
+                result
+                    .applied_policy
+                    .as_ref()
+                    .map(|f| crate::checks::shown(&f.source_name))
+                    .unwrap_or_default()
+            )
+        })
+    };
+    if importable.is_none() {
+        warnings.push("nothing in this backup can be imported by the wizard on a new server: rebuild by hand from the server-configuration dump".into());
+    }
+    Importable {
+        importable,
+        warnings,
+    }
 }
 
 /// The configuration a stored backup recorded.

@@ -1,8 +1,10 @@
 //! A host's backups on the central share: `tenants/<tenant>/<host>/backups/`, one backup as a
 //! set of files named `EntraConnect-config-YYYY-MM-DD-<tag>[-N].*` (docs/backup.md): the
-//! wizard's policy JSON (`.json`), the server-configuration dump (`.server-configuration.tar`),
-//! ecfleet's reading (`.ecfleet.json`), a `.sha256` beside each, and the manifest
-//! (`.manifest.json`), written last once every file was re-read from the share and matched
+//! migration export folder as one archive (`.server-configuration.tar`), its
+//! `MigratedPolicy.json` and `PersistedState.xml` on their own, the wizard's applied policy
+//! JSON (`.json`), `miiserver.exe.config` and the proxy section of `machine.config`, ecfleet's
+//! reading (`.ecfleet.json`), a `.sha256` beside each, and the manifest (`.manifest.json`),
+//! written last once every file was re-read from the share and matched
 //! its hash. A backup without a manifest is incomplete and is neither compared with nor
 //! counted. Files are created, never overwritten (a second backup of the day is `-2`, `-3` …),
 //! and retention never removes the newest backup or any `pre-upgrade` one.
@@ -50,15 +52,38 @@ pub enum Role {
     ServerConfiguration,
     /// ecfleet's reading of the configuration (drift is judged on it).
     Configuration,
+    /// `MigratedPolicy.json` of the migration export: what the wizard imports (with the rest
+    /// of the export folder, which the server-configuration archive holds).
+    MigratedPolicy,
+    /// `PersistedState.xml` of the migration export.
+    PersistedState,
+    /// The sync engine's `miiserver.exe.config`.
+    EngineConfig,
+    /// The `<system.net>` (proxy) section of `machine.config`.
+    ProxyConfig,
 }
 
 impl Role {
+    pub const ALL: [Role; 7] = [
+        Role::AppliedPolicy,
+        Role::ServerConfiguration,
+        Role::Configuration,
+        Role::MigratedPolicy,
+        Role::PersistedState,
+        Role::EngineConfig,
+        Role::ProxyConfig,
+    ];
+
     /// The file name's ending after the backup's base name.
     fn suffix(self) -> &'static str {
         match self {
             Role::AppliedPolicy => ".json",
             Role::ServerConfiguration => ".server-configuration.tar",
             Role::Configuration => ".ecfleet.json",
+            Role::MigratedPolicy => ".MigratedPolicy.json",
+            Role::PersistedState => ".PersistedState.xml",
+            Role::EngineConfig => ".miiserver.exe.config",
+            Role::ProxyConfig => ".machine.config-system.net.xml",
         }
     }
 }
@@ -104,6 +129,21 @@ pub struct Manifest {
     pub verified_at: String,
     /// What the backup lacks (e.g. no wizard policy on the host).
     pub warnings: Vec<String>,
+    /// How the migration export folder was made on the host: Microsoft's installed
+    /// `MigrateSettings.ps1`, or the agent following its steps (and why).
+    #[serde(default)]
+    pub export_method: Option<String>,
+    /// When the wizard wrote the applied policy JSON (its `policyMetadata.timeCreated`).
+    #[serde(default)]
+    pub applied_policy_created: Option<String>,
+    /// What a new server's wizard can import from this backup ("Import synchronization
+    /// settings"): `MigratedPolicy.json` (with the export folder) or the applied policy JSON;
+    /// `None`: nothing importable (the pre-upgrade gate refuses such a host).
+    #[serde(default)]
+    pub importable: Option<String>,
+    /// What no backup holds, for the restore instructions (docs/backup.md, Restoring).
+    #[serde(default)]
+    pub not_in_backup: Vec<String>,
 }
 
 /// A complete backup found on the share.
@@ -135,6 +175,9 @@ pub struct Meta<'a> {
     pub engine_version: Option<String>,
     pub run_id: Option<String>,
     pub warnings: Vec<String>,
+    pub export_method: Option<String>,
+    pub applied_policy_created: Option<String>,
+    pub importable: Option<String>,
 }
 
 /// The backups of one host.
@@ -260,6 +303,13 @@ impl HostBackups {
                 verified: true,
                 verified_at: now_utc(),
                 warnings: meta.warnings.clone(),
+                export_method: meta.export_method.clone(),
+                applied_policy_created: meta.applied_policy_created.clone(),
+                importable: meta.importable.clone(),
+                not_in_backup: ecfleet_proto::backup::NOT_IN_BACKUP
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             };
             let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ShareError {
                 path: self.dir.clone(),
@@ -346,11 +396,7 @@ impl HostBackups {
     /// backup, never a complete-looking one with files missing), the claim file last.
     fn remove_files(&self, base: &str) {
         let _ = fs::remove_file(self.dir.join(format!("{base}.manifest.json")));
-        for role in [
-            Role::AppliedPolicy,
-            Role::ServerConfiguration,
-            Role::Configuration,
-        ] {
+        for role in Role::ALL {
             let name = format!("{base}{}", role.suffix());
             let _ = fs::remove_file(self.dir.join(format!("{name}.sha256")));
             if role != Role::Configuration {

@@ -299,6 +299,19 @@ fn machine(
     m
 }
 
+/// How a healthy host's Entra connector authenticates: new installs are set up with
+/// application-based authentication from 2.5.76.0; `Get-ADSyncEntraConnectorCredential` exists
+/// from 2.5.3.0 (docs/design/DOMAIN.md §8b, S45); older builds have no such cmdlet.
+pub fn entra_auth_of(version: EcVersion) -> Option<String> {
+    if version >= EcVersion([2, 5, 76, 0]) {
+        Some("Application".into())
+    } else if version >= EcVersion([2, 5, 3, 0]) {
+        Some("ServiceAccount".into())
+    } else {
+        None
+    }
+}
+
 /// A healthy host of the lab: `version` on a supported OS picked by `seed`, both readings
 /// agreeing, .NET 4.8, TLS 1.2 enforced, space to spare, its last runs successful, Health
 /// Agent running, a LocalDB well below its limits, the configuration file as installed, an AD
@@ -401,6 +414,12 @@ pub fn healthy_machine(
         connectors: Some(connectors(tenant, seed)),
         faults: Faults::default(),
         lab: MachineLab::default(),
+        activity: MachineActivity::default(),
+        installer_events: Vec::new(),
+        upgrade_effects: MachineUpgradeEffects::default(),
+        backup: MachineBackup::default(),
+        entra_auth: entra_auth_of(version),
+        language_mode: "FullLanguage".into(),
     }
 }
 

@@ -281,14 +281,15 @@ fn finish(
     already_there: bool,
 ) -> Result<Staged, HostError> {
     if let Some(sig) = &result.signature
-        && !sig.is_microsoft()
+        && let Some(why) = sig.problem()
     {
         return Err(stage_error(
             ErrorKind::Refused,
             format!(
-                "the staged installer's Authenticode signature is {} (signer {}): not signed by Microsoft Corporation; download AzureADConnect.msi again",
+                "the staged installer's Authenticode signature is not Microsoft's ({}, type {}): {}",
                 crate::checks::shown(&sig.status),
-                crate::checks::shown(sig.signer.as_deref().unwrap_or("none"))
+                crate::checks::shown(sig.signature_type.as_deref().unwrap_or("unknown")),
+                crate::checks::shown(&why)
             ),
         ));
     }

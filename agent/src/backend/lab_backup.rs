@@ -1,9 +1,11 @@
 //! The lab backend's `backup` step: the shapes a real host's backup has, generated from
-//! `machine.toml` (docs/lab.md): the wizard's policy JSON (`onpremisesDirectoryPolicy` with
-//! partition filters and rules, `azureDirectoryPolicy`), a server-configuration dump folder of
-//! XML files (connectors, sync rules, global settings), and ecfleet's reading of the
-//! configuration. `faults.backup_fails` makes the dump fail as `Get-ADSyncServerConfiguration`
-//! would.
+//! `machine.toml` (docs/lab.md): the wizard's newest `Applied-SynchronizationPolicy-*.json`
+//! (its `policyMetadata.timeCreated` `[backup] applied_policy_age_days` ago, or none), the
+//! migration export folder as Microsoft's `MigrateSettings.ps1` leaves it (a
+//! `Get-ADSyncServerConfiguration` dump of XML files, `PersistedState.xml`, a metadata-only
+//! `MigratedPolicy.json` in UTF-16; without `[backup] persisted_state` the script fails before
+//! the JSON), `miiserver.exe.config`, and ecfleet's reading of the configuration.
+//! `faults.backup_fails` makes the dump fail as `Get-ADSyncServerConfiguration` would.
 
 use std::path::Path;
 
@@ -21,29 +23,165 @@ pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
                 .into(),
         );
     };
+    let now = jiff::Timestamp::now();
+    let days_ago = |d: u32| now - jiff::SignedDuration::from_hours(24 * i64::from(d));
     let configuration = configuration(&m);
-    let policy = out.join(format!(
-        "Applied-SynchronizationPolicy-{}.json",
-        ec.engine_version.replace('.', "-")
+    let applied_policy = match m.backup.applied_policy_age_days {
+        Some(age) => {
+            let written = days_ago(age);
+            let policy = out.join(format!(
+                "Applied-SynchronizationPolicy-{}.json",
+                written.strftime("%Y-%m-%d-%H%M%S")
+            ));
+            let doc = policy_json(
+                &configuration,
+                &metadata("applied", written, &ec.engine_version),
+            );
+            let text = serde_json::to_string_pretty(&doc)
+                .map_err(|e| format!("cannot encode the policy: {e}"))?;
+            std::fs::write(&policy, text)
+                .map_err(|e| format!("cannot write {}: {e}", policy.display()))?;
+            Some(policy)
+        }
+        None => None,
+    };
+    let (script, method) = if m.backup.migrate_settings_script {
+        (
+            true,
+            format!("{MIGRATE_SETTINGS} (installed with the product; simulated)"),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "the agent's own steps, as {MIGRATE_SETTINGS} takes them: the script is not in the product's Tools folder (simulated)"
+            ),
+        )
+    };
+    let export = out.join(format!(
+        "Exported-ServerConfiguration-{}",
+        lab_guid(&m.host.name, now)
     ));
-    let text = serde_json::to_string_pretty(&policy_json(&configuration))
-        .map_err(|e| format!("cannot encode the policy: {e}"))?;
-    std::fs::write(&policy, text).map_err(|e| format!("cannot write {}: {e}", policy.display()))?;
+    let mut export_problem = None;
     let dump_dir = if m.faults.backup_fails {
         Err("Get-ADSyncServerConfiguration : The operation failed because the sync engine did not answer (simulated: faults.backup_fails)".to_string())
     } else {
-        write_dump(
-            &configuration,
-            &out.join("Exported-ServerConfiguration-lab"),
-        )
+        write_dump(&configuration, &export).and_then(|dir| {
+            if m.backup.persisted_state {
+                write_export_extras(&m, &dir, now)?;
+            } else {
+                let why = r"Cannot find path 'C:\ProgramData\AADConnect\PersistedState.xml' because it does not exist.";
+                export_problem = Some(if script {
+                    format!("{MIGRATE_SETTINGS}: Unable to export the server configuration due to an unexpected error. Message: {why} (simulated)")
+                } else {
+                    format!("copying PersistedState.xml: {why} (simulated)")
+                });
+            }
+            Ok(dir)
+        })
     };
+    let engine_config = out.join("miiserver.exe.config");
+    std::fs::write(&engine_config, ENGINE_CONFIG)
+        .map_err(|e| format!("cannot write {}: {e}", engine_config.display()))?;
+    super::lab_operator::log(root, &m, "backup-taken", method.clone());
     Ok(Gathered {
         host_name: Some(m.host.name.clone()),
         engine_version: Some(ec.engine_version.clone()),
-        applied_policy: Some(policy),
+        applied_policy,
         dump_dir,
+        export_method: Some(method),
+        export_problem,
+        configuration_changed_at: m.backup.changed_outside_wizard_days.map(|d| {
+            days_ago(d)
+                .round(jiff::Unit::Second)
+                .unwrap_or(now)
+                .to_string()
+        }),
+        engine_config: Some(engine_config),
+        proxy_config: None,
         configuration: Ok(configuration),
     })
+}
+
+/// Where Microsoft installs the migration script (docs/design/DOMAIN.md §8b, S44).
+const MIGRATE_SETTINGS: &str =
+    r"C:\Program Files\Microsoft Azure Active Directory Connect\Tools\MigrateSettings.ps1";
+
+/// A lab `miiserver.exe.config`: the shape of the engine's .NET configuration file.
+const ENGINE_CONFIG: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration>\n  <startup useLegacyV2RuntimeActivationPolicy=\"true\">\n    <supportedRuntime version=\"v4.0\" sku=\".NETFramework,Version=v4.7.2\" />\n  </startup>\n  <runtime>\n    <assemblyBinding xmlns=\"urn:schemas-microsoft-com:asm.v1\" />\n  </runtime>\n</configuration>\n";
+
+/// A GUID-shaped name for the export folder, as `MigrateSettings.ps1` makes with
+/// `[Guid]::NewGuid()`.
+fn lab_guid(host: &str, now: jiff::Timestamp) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{host}{}", now.as_nanosecond()).as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// `policyMetadata` as the wizard and `MigrateSettings.ps1` write it: `timeCreated` in the
+/// invariant "u" format.
+fn metadata(kind: &str, created: jiff::Timestamp, version: &str) -> serde_json::Value {
+    json!({
+        "type": kind,
+        "author": r"CONTOSO\ecadmin",
+        "timeCreated": created.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+        "azureADConnectVersion": version,
+    })
+}
+
+/// `PersistedState.xml` and `MigratedPolicy.json` in the export folder, as `MigrateSettings.ps1`
+/// leaves them: the JSON holds metadata only (the settings are the dump and the persisted
+/// state beside it) and is written by `Out-File`, UTF-16 LE with a byte-order mark.
+fn write_export_extras(m: &Machine, dir: &Path, now: jiff::Timestamp) -> Result<(), String> {
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    let version =
+        m.ec.as_ref()
+            .map(|e| e.engine_version.as_str())
+            .unwrap_or("");
+    let staging = m.scheduler.staging_mode_enabled;
+    write(
+        crate::backup::PERSISTED_STATE,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<PersistedStateContainer>\n  <Elements>\n    <PersistedStateElement><Key>IAadConnectivityOptions.StagingMode</Key><Value>{staging}</Value></PersistedStateElement>\n    <PersistedStateElement><Key>IInstallationOptions.ProductVersion</Key><Value>{}</Value></PersistedStateElement>\n  </Elements>\n</PersistedStateContainer>\n",
+            xml_escape(version)
+        )
+        .as_bytes(),
+    )?;
+    let connector_ids: Vec<String> = m
+        .connectors
+        .iter()
+        .flatten()
+        .map(|c| c.identifier.to_lowercase())
+        .collect();
+    let doc = json!({
+        "policyMetadata": metadata("migration", now, version),
+        "deploymentMetadata": {
+            "hostName": format!("{}.{}", m.host.name.to_lowercase(), "contoso.local"),
+            "serviceAccount": r"NT SERVICE\ADSync",
+            "serviceAccountType": "Unknown",
+            "databaseServer": if m.database.local_db { "(localdb)" } else { m.database.sql_server.as_str() },
+            "databaseInstance": if m.database.local_db { ".\\ADSync2019" } else { "" },
+            "databaseName": "ADSync",
+            "connectorIds": connector_ids,
+        },
+    });
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| format!("cannot encode: {e}"))?;
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in text.replace('\n', "\r\n").encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    write(crate::backup::MIGRATED_POLICY, &bytes)
 }
 
 /// The machine's configuration as ecfleet reads it.
@@ -126,8 +264,8 @@ fn rule_json(r: &SyncRule) -> serde_json::Value {
     })
 }
 
-/// The wizard's JSON, in the shape docs/design/DOMAIN.md §4 records.
-fn policy_json(c: &Configuration) -> serde_json::Value {
+/// The wizard's JSON, in the shape docs/design/DOMAIN.md §4 records, with its metadata.
+fn policy_json(c: &Configuration, metadata: &serde_json::Value) -> serde_json::Value {
     let on_premises: Vec<serde_json::Value> = c
         .connectors
         .iter()
@@ -147,6 +285,7 @@ fn policy_json(c: &Configuration) -> serde_json::Value {
         })
         .collect();
     json!({
+        "policyMetadata": metadata,
         "onpremisesDirectoryPolicy": on_premises,
         "azureDirectoryPolicy": { "customSynchronizationRules": [], "standardSynchronizationRules": [] },
     })

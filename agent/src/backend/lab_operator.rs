@@ -1,13 +1,19 @@
 //! The lab plays the operator of phase 3 (docs/lab.md): `handoff` on a lab host schedules the
-//! simulated wizard `[operator] delay_seconds` later (unless `acts = false`: an MFA prompt that
-//! never finishes); the next time the host is looked at after that, the upgrade happens to
-//! `machine.toml`: the new version in both readings (or the configuration version lagging, per
-//! `faults.config_version_lags`), the scheduler resumed, and the first cycle after the upgrade
-//! (a Delta Import, a Delta Synchronization and, off staging, an Export on every connector)
-//! seconds later. `restart-adsync` fixes a lagging configuration version when the fault says
-//! one restart does. The controller's code path is the same as for a real host: it hands off,
-//! then watches the facts.
+//! operator `[operator] delay_seconds` later (unless `acts = false`: an MFA prompt that never
+//! finishes). From then on, each time the host is looked at, the upgrade advances as
+//! Microsoft's does (docs/design/DOMAIN.md §8b, S41): the installer runs; the wizard opens and
+//! suspends the scheduler; the wizard replaces the binaries (the engine reads the new build, the
+//! configuration still the old one); later it migrates the configuration (both read the new
+//! build, or the configuration lags per `faults.config_version_lags`), resumes the scheduler
+//! and closes. The first sync cycle follows, or, when the new build changes the out-of-box
+//! rules (`[upgrade_effects]`), a full import and full synchronization that last lab hours
+//! (S42). `restart-adsync` fixes a lagging configuration version when the fault says one
+//! restart does. Every step, and every restart asked for, goes to the host's own log
+//! (`lab-log.jsonl` beside `machine.toml`), with whether the wizard or the installer ran at
+//! that moment: the tests read it to prove ADSync was never touched during an upgrade. The
+//! controller's code path is the same as for a real host: it hands off, then watches the facts.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ecfleet_proto::lab::{Machine, MachineRun, MachineUpgrade};
@@ -15,11 +21,34 @@ use ecfleet_proto::upgrade::{HANDOFF_KIND, HandoffResult, RESTART_KIND, RestartR
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// The host's own log of what was done to it.
+pub const LAB_LOG: &str = "lab-log.jsonl";
+
+/// Where the scheduled upgrade stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Stage {
+    /// The operator has not started yet.
+    Scheduled,
+    /// `msiexec.exe` runs `AzureADConnect.msi`.
+    Installing,
+    /// The wizard is open; the scheduler suspended.
+    Wizard,
+    /// The binaries are the new build; the configuration is being migrated.
+    Migrating,
+}
+
 /// The scheduled operator, kept beside the agent on the lab host.
 #[derive(Debug, Serialize, Deserialize)]
 struct Scheduled {
     version: String,
     due_at: String,
+    #[serde(default = "scheduled")]
+    stage: Stage,
+}
+
+fn scheduled() -> Stage {
+    Stage::Scheduled
 }
 
 fn schedule_file(root: &Path) -> PathBuf {
@@ -35,9 +64,50 @@ fn write_machine(root: &Path, m: &Machine) -> Result<(), String> {
     std::fs::rename(&tmp, &path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
 }
 
+fn write_schedule(root: &Path, s: &Scheduled) -> Result<(), String> {
+    let path = schedule_file(root);
+    std::fs::write(&path, serde_json::to_vec(s).unwrap_or_default())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 fn now() -> Timestamp {
     let t = Timestamp::now();
     t.round(jiff::Unit::Second).unwrap_or(t)
+}
+
+/// One line of the host's log.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub at: String,
+    pub event: String,
+    pub detail: String,
+    /// The wizard (`AzureADConnect.exe`) ran at that moment.
+    pub wizard_running: bool,
+    /// The Entra Connect installer ran at that moment.
+    pub installer_running: bool,
+}
+
+/// Appends `event` to the host's log, with the machine's state at that moment.
+pub fn log(root: &Path, m: &Machine, event: &str, detail: impl Into<String>) {
+    let entry = LogEntry {
+        at: Timestamp::now().to_string(),
+        event: event.into(),
+        detail: detail.into(),
+        wizard_running: m.open_ui.wizard,
+        installer_running: m.activity.installer_running,
+    };
+    let Ok(mut line) = serde_json::to_vec(&entry) else {
+        return;
+    };
+    line.push(b'\n');
+    // One write of one line: appends from concurrent agents do not interleave.
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join(LAB_LOG))
+    {
+        let _ = f.write_all(&line);
+    }
 }
 
 /// Records the hand-off; schedules the lab's operator.
@@ -46,14 +116,24 @@ pub fn handoff(root: &Path, installer: &Path, version: &str) -> Result<HandoffRe
     let at = now();
     if m.operator.acts {
         let due = at + m.real(m.operator.delay_seconds);
-        let scheduled = Scheduled {
-            version: version.to_string(),
-            due_at: due.to_string(),
-        };
-        let path = schedule_file(root);
-        std::fs::write(&path, serde_json::to_vec(&scheduled).unwrap_or_default())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        write_schedule(
+            root,
+            &Scheduled {
+                version: version.to_string(),
+                due_at: due.to_string(),
+                stage: Stage::Scheduled,
+            },
+        )?;
     }
+    log(
+        root,
+        &m,
+        "handoff",
+        format!(
+            "to {version}; the operator starts at lab delay {} s",
+            m.operator.delay_seconds
+        ),
+    );
     Ok(HandoffResult {
         kind: HANDOFF_KIND.into(),
         at: at.to_string(),
@@ -61,51 +141,127 @@ pub fn handoff(root: &Path, installer: &Path, version: &str) -> Result<HandoffRe
     })
 }
 
-/// Runs the scheduled upgrade when it is due; returns the machine as it is now.
+/// Advances the scheduled upgrade to where it stands now; returns the machine as it is now.
 pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String> {
     let path = schedule_file(root);
     let Ok(text) = std::fs::read(&path) else {
         return Ok(m);
     };
-    let Ok(scheduled) = serde_json::from_slice::<Scheduled>(&text) else {
+    let Ok(mut scheduled) = serde_json::from_slice::<Scheduled>(&text) else {
         return Ok(m);
     };
-    let at = now();
     let due: Timestamp = scheduled
         .due_at
         .parse()
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let at = now();
     if at < due {
         return Ok(m);
     }
-    if let Some(code) = m.faults.installer_fails.clone() {
-        installer_failed(&mut m, &code);
+    let op = m.operator.clone();
+    let installing_ends = due + m.real(op.installer_seconds);
+    let wizard_ends = installing_ends + m.real(op.wizard_seconds);
+    let migration_ends = wizard_ends + m.real(op.config_migration_seconds);
+    let before = scheduled.stage;
+    if scheduled.stage < Stage::Installing {
+        scheduled.stage = Stage::Installing;
+        m.activity.installer_running = true;
+        log(
+            root,
+            &m,
+            "installer-started",
+            "msiexec /i AzureADConnect.msi",
+        );
+    }
+    if at >= installing_ends && scheduled.stage < Stage::Wizard {
+        scheduled.stage = Stage::Wizard;
+        m.activity.installer_running = false;
+        m.open_ui.wizard = true;
+        m.scheduler.scheduler_suspended = true;
+        log(
+            root,
+            &m,
+            "wizard-opened",
+            "the wizard suspends the scheduler",
+        );
+    }
+    if at >= wizard_ends && scheduled.stage < Stage::Migrating {
+        if let Some(code) = m.faults.installer_fails.clone() {
+            installer_failed(root, &mut m, &code, &scheduled.version);
+            write_machine(root, &m)?;
+            let _ = std::fs::remove_file(&path);
+            return Ok(m);
+        }
+        scheduled.stage = Stage::Migrating;
+        if let Some(ec) = m.ec.as_mut() {
+            ec.engine_version = scheduled.version.clone();
+            ec.wizard_version = Some(scheduled.version.clone());
+        }
+        let product = "Microsoft Azure AD Connect synchronization services";
+        m.installer_events.push(ecfleet_proto::lab::MachineEvent {
+            at: at.to_string(),
+            id: 11707,
+            message: format!("Product: {product} -- Installation completed successfully."),
+        });
+        m.installer_events.push(ecfleet_proto::lab::MachineEvent {
+            at: at.to_string(),
+            id: 1033,
+            message: format!("Windows Installer installed the product. Product Name: {product}. Product Version: {}. Product Language: 1033. Manufacturer: Microsoft Corporation. Installation success or error status: 0.", scheduled.version),
+        });
+        log(
+            root,
+            &m,
+            "binaries-replaced",
+            format!(
+                "the engine is {}; the configuration is being migrated",
+                scheduled.version
+            ),
+        );
+    }
+    if at >= migration_ends {
+        configuration_migrated(root, &mut m, &scheduled.version);
         write_machine(root, &m)?;
         let _ = std::fs::remove_file(&path);
         return Ok(m);
     }
-    let Some(ec) = m.ec.as_mut() else {
-        return Ok(m);
-    };
-    let from = ec.engine_version.clone();
-    ec.engine_version = scheduled.version.clone();
-    ec.wizard_version = Some(scheduled.version.clone());
-    if m.faults.config_version_lags.is_none() {
-        ec.config_version = scheduled.version.clone();
+    if scheduled.stage != before {
+        write_machine(root, &m)?;
+        write_schedule(root, &scheduled)?;
     }
+    Ok(m)
+}
+
+/// The wizard's last step: the configuration migrated (unless it lags), the scheduler
+/// resumed, the wizard closed; then the first cycle, or the full import and synchronization.
+fn configuration_migrated(root: &Path, m: &mut Machine, version: &str) {
+    let at = now();
+    let mut from = String::new();
+    if let Some(ec) = m.ec.as_mut() {
+        from = ec.config_version.clone();
+        // Skipped states (a host not looked at for a while) still end in the new build.
+        ec.engine_version = version.to_string();
+        ec.wizard_version = Some(version.to_string());
+        if m.faults.config_version_lags.is_none() {
+            ec.config_version = version.to_string();
+        }
+    }
+    m.activity.installer_running = false;
     m.scheduler.scheduler_suspended = false;
     m.open_ui.wizard = false;
+    // A wizard upgrade writes no "Entra Connect Upgrade" event: those (300-399) are the
+    // automatic upgrade's (docs/design/DOMAIN.md §8b, S49).
     m.upgrade = Some(MachineUpgrade {
-        event_message: format!(
-            "Upgrade succeeded from {from} to {} (simulated)",
-            scheduled.version
-        ),
-        event_id: 300,
+        event_message: String::new(),
+        event_id: 0,
         from,
-        to: scheduled.version,
+        to: version.to_string(),
         completed_at: at.to_string(),
     });
-    m.runs = first_cycle(&m);
+    m.runs = if m.upgrade_effects.default_rules_change {
+        full_cycle(m)
+    } else {
+        first_cycle(m)
+    };
     if m.faults.adsync_stops_after_upgrade {
         m.service.state = "Stopped".into();
         m.runs.clear();
@@ -114,25 +270,47 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
         for r in &mut m.runs {
             match r.run_profile.as_str() {
                 "Export" => r.result = "completed-export-errors".into(),
-                "Delta Synchronization" => r.result = "completed-sync-errors".into(),
+                "Delta Synchronization" | "Full Synchronization" => {
+                    r.result = "completed-sync-errors".into()
+                }
                 _ => {}
             }
         }
         m.sync_rules.customised_default_rules = m.sync_rules.customised_default_rules.max(1);
     }
-    write_machine(root, &m)?;
-    let _ = std::fs::remove_file(&path);
-    Ok(m)
+    log(
+        root,
+        m,
+        "configuration-migrated",
+        format!(
+            "the wizard closed; the scheduler resumed{}",
+            if m.upgrade_effects.default_rules_change {
+                "; the out-of-box rules changed: full import and full synchronization on every connector"
+            } else {
+                ""
+            }
+        ),
+    );
 }
 
-/// The installer failed: `1603` rolls back (nothing changes); `25019` leaves the engine half
-/// removed: no ADSync service and no engine, the uninstall entries still there.
-fn installer_failed(m: &mut Machine, code: &str) {
+/// The installer failed when the wizard installed the sync engine: `1603` rolls back (the old
+/// build stays); `25019` leaves the engine half removed: no ADSync service and no engine, the
+/// uninstall entries still there. The wizard shows the error and the operator closes it.
+fn installer_failed(root: &Path, m: &mut Machine, code: &str, version: &str) {
     if code == "25019" {
         m.ec = None;
         m.service.state = "NotFound".into();
         m.runs.clear();
     }
+    m.open_ui.wizard = false;
+    m.activity.installer_running = false;
+    m.scheduler.scheduler_suspended = false;
+    m.installer_events.push(ecfleet_proto::lab::MachineEvent {
+        at: now().to_string(),
+        id: 11708,
+        message: format!("Product: Microsoft Azure AD Connect synchronization services -- Installation failed. (error {code}, upgrading to {version}, simulated)"),
+    });
+    log(root, m, "installer-failed", format!("MSI error {code}"));
 }
 
 /// A host restarting after its upgrade answers nothing for `faults.reboot_seconds`.
@@ -152,36 +330,84 @@ pub fn refuse_while_rebooting(m: &Machine) -> Result<(), String> {
     Ok(())
 }
 
-/// The first sync cycle after the upgrade, minutes after it (lab time), on every connector.
-fn first_cycle(m: &Machine) -> Vec<MachineRun> {
+/// The machine's connectors, as the cycle after an upgrade runs them.
+fn connector_names(m: &Machine) -> Vec<String> {
     let mut connectors: Vec<String> = m.runs.iter().map(|r| r.connector.clone()).collect();
     connectors.sort();
     connectors.dedup();
+    connectors
+}
+
+fn after_upgrade(connector: &str, profile: &str, after: u64, duration: u64) -> MachineRun {
+    MachineRun {
+        connector: connector.into(),
+        run_profile: profile.into(),
+        result: "success".into(),
+        age_minutes: 0,
+        duration_seconds: duration.min(u32::MAX as u64) as u32,
+        after_upgrade_seconds: Some(after.min(u32::MAX as u64) as u32),
+    }
+}
+
+/// The first sync cycle after the upgrade, minutes after it (lab time), on every connector: a
+/// Delta Import, a Delta Synchronization and, off staging, an Export.
+fn first_cycle(m: &Machine) -> Vec<MachineRun> {
     let mut out = Vec::new();
-    for (i, c) in connectors.iter().enumerate() {
+    for (i, c) in connector_names(m).iter().enumerate() {
         let mut profiles = vec!["Delta Import", "Delta Synchronization"];
         if !m.scheduler.staging_mode_enabled {
             profiles.push("Export");
         }
         for (j, profile) in profiles.iter().enumerate() {
-            out.push(MachineRun {
-                connector: c.clone(),
-                run_profile: (*profile).into(),
-                result: "success".into(),
-                age_minutes: 0,
-                // Two minutes after the upgrade, then a minute apart, half a minute each.
-                duration_seconds: 30,
-                after_upgrade_seconds: Some(120 + 60 * (i * 3 + j) as u32),
-            });
+            // Two minutes after the upgrade, then a minute apart, half a minute each.
+            let after = 120 + 60 * (i * 3 + j) as u64;
+            out.push(after_upgrade(c, profile, after, 30));
+        }
+    }
+    out
+}
+
+/// The cycle after an upgrade that changed the out-of-box rules (Microsoft's upgrade doc,
+/// docs/design/DOMAIN.md §8b S42): a Full Import, then a Full Synchronization on every
+/// connector, together `[upgrade_effects] full_sync_seconds` (lab time), then, off staging,
+/// an Export. Until they end, the connectors' overrides stay and no delta cycle runs.
+fn full_cycle(m: &Machine) -> Vec<MachineRun> {
+    let half = (m.upgrade_effects.full_sync_seconds / 2).max(1);
+    let mut out = Vec::new();
+    for c in connector_names(m) {
+        out.push(after_upgrade(&c, "Full Import", 120 + half, half));
+        out.push(after_upgrade(
+            &c,
+            "Full Synchronization",
+            150 + 2 * half,
+            half,
+        ));
+        if !m.scheduler.staging_mode_enabled {
+            out.push(after_upgrade(&c, "Export", 210 + 2 * half, 30));
         }
     }
     out
 }
 
 /// Restarts the simulated ADSync service: a configuration version that lags behind the
-/// engine's catches up when the fault says one restart fixes it.
+/// engine's catches up when the fault says one restart fixes it. Refused while the wizard or
+/// the installer runs, as the Windows agent refuses it: the host's log keeps every request
+/// with what ran at that moment.
 pub fn restart_adsync(root: &Path) -> Result<RestartResult, String> {
-    let mut m = super::lab::machine(root)?;
+    let mut m = apply_due_upgrade(root, super::lab::machine(root)?)?;
+    let (engine, config) =
+        m.ec.as_ref()
+            .map(|ec| (ec.engine_version.clone(), ec.config_version.clone()))
+            .unwrap_or_default();
+    log(
+        root,
+        &m,
+        "adsync-restart-requested",
+        format!("engine {engine}, configuration {config}"),
+    );
+    if m.open_ui.wizard || m.activity.installer_running {
+        return Err(crate::backend::UPGRADE_RUNNING_REFUSAL.into());
+    }
     let fixed = m.faults.config_version_lags.as_deref() == Some("fixed-by-restart");
     // A service that does not start after the upgrade does not start on a restart either.
     if fixed && let Some(ec) = m.ec.as_mut() {
@@ -190,6 +416,12 @@ pub fn restart_adsync(root: &Path) -> Result<RestartResult, String> {
         write_machine(root, &m)?;
     }
     let running = m.service.state == "Running";
+    log(
+        root,
+        &m,
+        "adsync-restarted",
+        if running { "running" } else { "did not start" },
+    );
     Ok(RestartResult {
         kind: RESTART_KIND.into(),
         running,

@@ -47,14 +47,15 @@ pub fn gather_backup(
 }
 
 /// The installer's Authenticode signature: checked on Windows (`Get-AuthenticodeSignature`);
-/// a lab host has none to check.
+/// a lab host has none to check unless `faults.installer_signature` says what its
+/// `Get-AuthenticodeSignature` would answer.
 pub fn signature(
     backend: &Backend,
     path: &std::path::Path,
 ) -> Result<Option<ecfleet_proto::stage::Signature>, String> {
     match backend {
         Backend::Windows => windows::signature(path).map(Some),
-        Backend::Lab(_) => Ok(None),
+        Backend::Lab(root) => Ok(lab::read_machine(root)?.faults.installer_signature),
     }
 }
 
@@ -80,7 +81,14 @@ pub fn handoff(
     }
 }
 
-/// Restarts the ADSync service (once; the controller decides when).
+/// What `restart-adsync` answers when the wizard or the Entra Connect installer runs: the
+/// wizard migrates the configuration after it replaced the binaries, and a restart then would
+/// cut into it (docs/design/DOMAIN.md §8b, S41). The controller never asks then; this is the
+/// host's own guard.
+pub const UPGRADE_RUNNING_REFUSAL: &str = "refused to restart ADSync: the Entra Connect wizard (AzureADConnect.exe) or its installer is running; an upgrade is under way";
+
+/// Restarts the ADSync service (once; the controller decides when), never while an upgrade
+/// runs ([`UPGRADE_RUNNING_REFUSAL`]).
 pub fn restart_adsync(backend: &Backend) -> Result<ecfleet_proto::upgrade::RestartResult, String> {
     match backend {
         Backend::Windows => windows::restart_adsync(),

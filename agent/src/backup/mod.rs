@@ -1,9 +1,12 @@
 //! The `backup` step: the host's sync-engine configuration gathered into one folder for the
 //! controller to fetch (it never writes to a share itself: over WinRM that would be a second
-//! hop). The backend ([`crate::backend::gather_backup`]) finds the wizard's newest
-//! `Applied-SynchronizationPolicy-*.json`, writes a `Get-ADSyncServerConfiguration` dump and
-//! reads the configuration; this module copies the policy beside the dump, packs the dump as
-//! one tar archive, hashes both and prints an [`ecfleet_proto::backup::BackupResult`].
+//! hop). The backend ([`crate::backend::gather_backup`]) makes the migration export folder as
+//! Microsoft's `MigrateSettings.ps1` does (the `Get-ADSyncServerConfiguration` dump,
+//! `PersistedState.xml`, `MigratedPolicy.json`), finds the wizard's newest
+//! `Applied-SynchronizationPolicy-*.json` and the engine's and proxy's configuration files,
+//! and reads the configuration; this module copies the files into the out folder, packs the
+//! export folder as one tar archive, reads the applied policy's creation time, hashes
+//! everything and prints an [`ecfleet_proto::backup::BackupResult`].
 
 pub mod tar;
 
@@ -23,13 +26,29 @@ pub struct Gathered {
     pub engine_version: Option<String>,
     /// The newest `Applied-SynchronizationPolicy-*.json`, where the wizard left it.
     pub applied_policy: Option<PathBuf>,
-    /// The folder the server-configuration dump was written to, or why there is none.
+    /// The migration export folder (the dump, and `PersistedState.xml` and
+    /// `MigratedPolicy.json` when they could be made), or why there is none.
     pub dump_dir: Result<PathBuf, String>,
+    /// How the export folder was made (`MigrateSettings.ps1 …`, or the agent's own steps and
+    /// why).
+    pub export_method: Option<String>,
+    /// Why `MigratedPolicy.json` or `PersistedState.xml` is missing from the folder.
+    pub export_problem: Option<String>,
+    /// The newest configuration change the host shows (RFC 3339 UTC).
+    pub configuration_changed_at: Option<String>,
+    /// `miiserver.exe.config`.
+    pub engine_config: Option<PathBuf>,
+    /// A file holding `machine.config`'s `<system.net>` section.
+    pub proxy_config: Option<PathBuf>,
     pub configuration: Result<Configuration, String>,
 }
 
 /// The archive's name in the out folder.
 pub const DUMP_ARCHIVE: &str = "server-configuration.tar";
+/// The file the wizard's "Import synchronization settings" takes, in the export folder.
+pub const MIGRATED_POLICY: &str = "MigratedPolicy.json";
+/// The wizard's persisted state, copied into the export folder.
+pub const PERSISTED_STATE: &str = "PersistedState.xml";
 
 /// Earlier backup folders older than this are removed (the controller fetched or gave up on
 /// them); younger ones may belong to another controller's backup in progress.
@@ -55,7 +74,8 @@ pub fn run(backend: &Backend, out_root: Option<PathBuf>) -> Result<String, Strin
     serde_json::to_string(&result).map_err(|e| format!("cannot encode the backup result: {e}"))
 }
 
-/// The result from what was gathered: the policy copied into `out`, the dump packed there.
+/// The result from what was gathered: the policy copied into `out`, the export folder packed
+/// there (its two small files also copied on their own), the configuration files copied.
 pub fn assemble(
     backend: &Backend,
     gathered: Gathered,
@@ -64,22 +84,24 @@ pub fn assemble(
 ) -> Result<BackupResult, String> {
     let mut errors = Vec::new();
     let applied_policy = match &gathered.applied_policy {
-        Some(source) => {
-            let name = source
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "Applied-SynchronizationPolicy.json".into());
-            let copy = out.join(&name);
-            if source != &copy {
-                std::fs::copy(source, &copy)
-                    .map_err(|e| format!("cannot copy {}: {e}", source.display()))?;
-            }
-            Some(describe(&copy, name)?)
-        }
+        Some(source) => Some(copy_in(source, out, "Applied-SynchronizationPolicy.json")?),
         None => None,
     };
+    let applied_policy_created = applied_policy
+        .as_ref()
+        .and_then(|f| policy_created(Path::new(&f.path)));
+    let (mut migrated_policy, mut persisted_state) = (None, None);
     let server_configuration = match gathered.dump_dir {
         Ok(dir) => {
+            for (name, slot) in [
+                (MIGRATED_POLICY, &mut migrated_policy),
+                (PERSISTED_STATE, &mut persisted_state),
+            ] {
+                let file = dir.join(name);
+                if file.is_file() {
+                    *slot = Some(copy_in(&file, out, name)?);
+                }
+            }
             let files = tar::files_under(&dir)?;
             let archive = out.join(DUMP_ARCHIVE);
             let mut file = std::io::BufWriter::new(
@@ -105,6 +127,23 @@ pub fn assemble(
             None
         }
     };
+    if server_configuration.is_some() && migrated_policy.is_none() {
+        errors.push(ProbeError {
+            probe: "migrated_policy".into(),
+            message: gathered
+                .export_problem
+                .clone()
+                .unwrap_or_else(|| format!("the export folder has no {MIGRATED_POLICY}")),
+        });
+    }
+    let engine_config = match &gathered.engine_config {
+        Some(source) => Some(copy_in(source, out, "miiserver.exe.config")?),
+        None => None,
+    };
+    let proxy_config = match &gathered.proxy_config {
+        Some(source) => Some(copy_in(source, out, "machine.config-system.net.xml")?),
+        None => None,
+    };
     let configuration = match gathered.configuration {
         Ok(c) => Some(c),
         Err(message) => {
@@ -127,10 +166,74 @@ pub fn assemble(
         collected_at: now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
         engine_version: gathered.engine_version,
         applied_policy,
+        applied_policy_created,
         server_configuration,
+        migrated_policy,
+        persisted_state,
+        export_method: gathered.export_method,
+        configuration_changed_at: gathered.configuration_changed_at,
+        engine_config,
+        proxy_config,
         configuration,
         errors,
     })
+}
+
+/// `source` copied into `out` under its own name (else `fallback`), described.
+fn copy_in(source: &Path, out: &Path, fallback: &str) -> Result<BackupFile, String> {
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| fallback.into());
+    let copy = out.join(&name);
+    if source != copy {
+        std::fs::copy(source, &copy)
+            .map_err(|e| format!("cannot copy {}: {e}", source.display()))?;
+    }
+    describe(&copy, name)
+}
+
+/// The wizard's `policyMetadata.timeCreated` in a policy file (UTF-8 or, as Windows
+/// PowerShell's `Out-File` writes, UTF-16 with a byte-order mark), as RFC 3339 UTC.
+pub fn policy_created(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = decode_text(&bytes)?;
+    let doc: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}')).ok()?;
+    let created = doc["policyMetadata"]["timeCreated"].as_str()?;
+    parse_time(created)
+}
+
+/// UTF-8, or UTF-16 (LE or BE) with its byte-order mark.
+fn decode_text(bytes: &[u8]) -> Option<String> {
+    let utf16 = |le: bool| -> Option<String> {
+        let units: Vec<u16> = bytes[2..]
+            .chunks_exact(2)
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
+        String::from_utf16(&units).ok()
+    };
+    match bytes {
+        [0xFF, 0xFE, ..] => utf16(true),
+        [0xFE, 0xFF, ..] => utf16(false),
+        _ => String::from_utf8(bytes.to_vec()).ok(),
+    }
+}
+
+/// A time as the wizard and `MigrateSettings.ps1` write it (`2026-10-02 08:15:12Z`, the
+/// invariant "u" format) or as RFC 3339, as RFC 3339 UTC.
+fn parse_time(text: &str) -> Option<String> {
+    let text = text.trim();
+    let t: Timestamp = text
+        .parse()
+        .ok()
+        .or_else(|| text.replacen(' ', "T", 1).parse().ok())?;
+    Some(t.round(jiff::Unit::Second).unwrap_or(t).to_string())
 }
 
 /// Size and SHA-256 of a file in the out folder.

@@ -39,6 +39,9 @@ fn meta(tag: Tag, date: &str) -> Meta<'static> {
         engine_version: Some("2.4.18.0".into()),
         run_id: None,
         warnings: vec![],
+        export_method: Some("MigrateSettings.ps1 (test)".into()),
+        applied_policy_created: None,
+        importable: Some("MigratedPolicy.json".into()),
     }
 }
 

@@ -1,12 +1,22 @@
-# ecfleet-agent backup for Windows PowerShell 5.1. It writes only below -DumpDir (a folder the
-# agent made for this backup) and -OutFile; it changes nothing of the sync engine. Gathers:
-# the newest Applied-SynchronizationPolicy-*.json the wizard left in %ProgramData%\AADConnect (its
-# path; the agent copies it), a Get-ADSyncServerConfiguration dump into -DumpDir, and ecfleet's
-# reading of the configuration (custom and edited default sync rules, connectors with their
-# partition filters, the scheduler, the global settings) for drift. Every part runs on its own:
-# a failure sets it to $null and records the error. Output as in facts.ps1: one compressed JSON
-# object, ASCII only (\uXXXX), written to -OutFile; parsed by agent/src/backend/windows/backup.rs.
-param([string]$OutFile, [string]$DumpDir)
+# ecfleet-agent backup for Windows PowerShell 5.1. It writes only below -OutDir (a folder the
+# agent made for this backup) and -OutFile; it changes nothing of the sync engine. Gathers
+# (docs/backup.md, docs/design/DOMAIN.md §8b S43/S44):
+# - the migration export folder, Exported-ServerConfiguration-<GUID> in -OutDir, as Microsoft's
+#   MigrateSettings.ps1 makes it (the Get-ADSyncServerConfiguration dump, a copy of
+#   %ProgramData%\AADConnect\PersistedState.xml, and MigratedPolicy.json, the file the wizard's
+#   "Import synchronization settings" takes): by the installed script where it is, else by the
+#   same steps taken here, and said which;
+# - the newest Applied-SynchronizationPolicy-*.json the wizard left in %ProgramData%\AADConnect
+#   (its path; the agent copies it);
+# - miiserver.exe.config (its path) and the <system.net> section of the 64-bit machine.config
+#   (written to -OutDir), which neither export holds;
+# - the connectors' newest LastModificationTime, and ecfleet's reading of the configuration
+#   (custom and edited default sync rules, connectors with their partition filters, the
+#   scheduler, the global settings) for drift.
+# Every part runs on its own: a failure sets it to $null and records the error. Output as in
+# facts.ps1: one compressed JSON object, ASCII only (\uXXXX), written to -OutFile; parsed by
+# agent/src/backend/windows/backup.rs.
+param([string]$OutFile, [string]$OutDir)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $WarningPreference = 'SilentlyContinue'
@@ -15,6 +25,15 @@ $Invariant = [System.Globalization.CultureInfo]::InvariantCulture
 $out = [ordered]@{}
 $errs = New-Object System.Collections.ArrayList
 
+# A DateTime as UTC ISO 8601 (invariant culture); ADSync's Unspecified times hold UTC.
+function IsoUtc($Date) {
+    if ($null -eq $Date) { return $null }
+    $d = [DateTime]$Date
+    if ($d.Kind -eq [DateTimeKind]::Local) { $d = $d.ToUniversalTime() }
+    [DateTime]::SpecifyKind($d, [DateTimeKind]::Utc).ToString('yyyy-MM-ddTHH:mm:ssZ', $Invariant)
+}
+
+$exportProblem = $null
 function Part([string]$Name, [scriptblock]$Body) {
     try {
         $out[$Name] = & $Body
@@ -52,9 +71,90 @@ Part 'applied_policy' {
     if ($newest) { $newest.FullName } else { $null }
 }
 
+# MigrateSettings.ps1 ships in the wizard's Tools folder. It always exits normally and says what
+# went wrong only in its output, so what it left in the folder is what counts.
+$DumpDir = Join-Path $OutDir ('Exported-ServerConfiguration-' + [System.Guid]::NewGuid())
+Part 'export_method' {
+    $candidates = @()
+    $wizard = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Azure AD Connect' -ErrorAction SilentlyContinue
+    if ($wizard -and $wizard.WizardPath) { $candidates += Join-Path (Split-Path -Parent $wizard.WizardPath) 'Tools\MigrateSettings.ps1' }
+    $candidates += Join-Path $env:ProgramFiles 'Microsoft Azure Active Directory Connect\Tools\MigrateSettings.ps1'
+    $script = $candidates | Where-Object { Test-Path -LiteralPath $_ -PathType Leaf } | Select-Object -First 1
+    if ($script) {
+        $said = (& $script -ServerConfiguration $DumpDir *>&1 | Out-String).Trim()
+        if (-not (Test-Path -LiteralPath (Join-Path $DumpDir 'MigratedPolicy.json'))) {
+            $lines = @($said -split "`r?`n" | Where-Object { $_.Trim() }) | Select-Object -Last 3
+            $script:exportProblem = "MigrateSettings.ps1: " + ($lines -join ' ')
+        }
+        "MigrateSettings.ps1 ($script)"
+    } else {
+        # Its steps: the dump, the persisted state, the metadata-only MigratedPolicy.json.
+        Get-ADSyncServerConfiguration -Path $DumpDir | Out-Null
+        $programData = Join-Path $env:ProgramData 'AADConnect'
+        try {
+            Copy-Item -LiteralPath (Join-Path $programData 'PersistedState.xml') -Destination $DumpDir -ErrorAction Stop
+            $wizardVersion = ''
+            if ($wizard -and $wizard.WizardPath) { $wizardVersion = [string][Diagnostics.FileVersionInfo]::GetVersionInfo($wizard.WizardPath).FileVersion }
+            $params = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Services\ADSync\Parameters' -ErrorAction SilentlyContinue
+            $service = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Services\ADSync' -Name ObjectName -ErrorAction SilentlyContinue
+            $policy = [ordered]@{
+                policyMetadata = [ordered]@{
+                    type = 'migration'
+                    author = [System.Security.Principal.WindowsIdentity]::GetCurrent().Name
+                    timeCreated = (Get-Date).ToUniversalTime().ToString('u', $Invariant)
+                    azureADConnectVersion = $wizardVersion
+                }
+                deploymentMetadata = [ordered]@{
+                    hostName = ([System.Net.Dns]::GetHostByName($env:COMPUTERNAME)).HostName
+                    serviceAccount = $service.ObjectName
+                    serviceAccountType = 'Unknown'
+                    databaseServer = $params.Server
+                    databaseInstance = $params.SQLInstance
+                    databaseName = $params.DBName
+                    connectorIds = [string[]]@(Get-ADSyncConnector | ForEach-Object { [string]$_.Identifier })
+                }
+            }
+            $policy | ConvertTo-Json | Out-File (Join-Path $DumpDir 'MigratedPolicy.json')
+        } catch {
+            $script:exportProblem = 'copying PersistedState.xml: ' + [string]$_.Exception.Message
+        }
+        'the agent''s own steps, as MigrateSettings.ps1 takes them: the script is not in the product''s Tools folder'
+    }
+}
+$out['export_problem'] = $exportProblem
+
+# The dump is the core of the folder: without its XML files there is no export at all.
 Part 'dump' {
-    Get-ADSyncServerConfiguration -Path $DumpDir | Out-Null
+    if (-not (Get-ChildItem -LiteralPath $DumpDir -Recurse -Filter '*.xml' -File -ErrorAction SilentlyContinue |
+              Where-Object { $_.Name -ne 'PersistedState.xml' } | Select-Object -First 1)) {
+        Get-ADSyncServerConfiguration -Path $DumpDir | Out-Null
+    }
     $DumpDir
+}
+
+# What the wizard's JSON is compared with: the newest change the connectors show.
+Part 'configuration_changed_at' {
+    $newest = @(Get-ADSyncConnector | ForEach-Object { $_.LastModificationTime } | Where-Object { $_ }) |
+        Sort-Object -Descending | Select-Object -First 1
+    if ($newest) { IsoUtc $newest } else { $null }
+}
+
+Part 'engine_config' {
+    $base = (Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Services\ADSync\Parameters' -ErrorAction Stop).Path
+    $path = Join-Path $base 'Bin\miiserver.exe.config'
+    if (Test-Path -LiteralPath $path -PathType Leaf) { $path } else { $null }
+}
+
+# The proxy lives in machine.config's <system.net> (docs/design/DOMAIN.md §3.4): that section alone.
+Part 'proxy_config' {
+    $config = Join-Path $env:SystemRoot 'Microsoft.NET\Framework64\v4.0.30319\Config\machine.config'
+    [xml]$doc = Get-Content -LiteralPath $config -Raw -ErrorAction Stop
+    $node = $doc.configuration.SelectSingleNode('system.net')
+    if ($node) {
+        $file = Join-Path $OutDir 'machine.config-system.net.xml'
+        [System.IO.File]::WriteAllText($file, $node.OuterXml, (New-Object System.Text.UTF8Encoding $false))
+        $file
+    } else { $null }
 }
 
 $connectorNames = @{}

@@ -21,12 +21,11 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 pub fn gather(out: &Path) -> Result<Gathered, String> {
     let script = out.join("ecfleet-backup.ps1");
     let result = out.join("ecfleet-backup-result.json");
-    let dump = out.join("Exported-ServerConfiguration");
     let (written, finished) = super::run_script(
         SCRIPT,
         &script,
         &result,
-        &[("-DumpDir", &dump)],
+        &[("-OutDir", out)],
         SCRIPT_DEADLINE,
     )?;
     let Some(bytes) = written else {
@@ -65,6 +64,11 @@ pub fn gathered_from_output(text: &str) -> Result<Gathered, String> {
         engine_version: version_of(&doc["engine_version"]),
         applied_policy: str_of(&doc["applied_policy"]).map(PathBuf::from),
         dump_dir,
+        export_method: str_of(&doc["export_method"]),
+        export_problem: str_of(&doc["export_problem"]).or_else(|| error_of("export_method")),
+        configuration_changed_at: str_of(&doc["configuration_changed_at"]),
+        engine_config: str_of(&doc["engine_config"]).map(PathBuf::from),
+        proxy_config: str_of(&doc["proxy_config"]).map(PathBuf::from),
         configuration,
     })
 }
@@ -211,6 +215,14 @@ mod tests {
         for needle in [
             "Applied-SynchronizationPolicy-*.json",
             "Get-ADSyncServerConfiguration -Path $DumpDir",
+            "Tools\\MigrateSettings.ps1",
+            "-ServerConfiguration $DumpDir",
+            "'PersistedState.xml'",
+            "'MigratedPolicy.json'",
+            "type = 'migration'",
+            "ToString('u', $Invariant)",
+            "SelectSingleNode('system.net')",
+            "LastModificationTime",
             "ConnectorPartitionScope.ContainerInclusionList",
             "[System.Text.Encoding]::ASCII",
             "Bin\\ADSync\\ADSync.psd1",

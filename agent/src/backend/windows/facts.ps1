@@ -17,6 +17,21 @@ $Invariant = [System.Globalization.CultureInfo]::InvariantCulture
 $out = [ordered]@{}
 $errs = New-Object System.Collections.ArrayList
 
+# Under AppLocker or App Control an unsigned script runs in ConstrainedLanguage: no Add-Type, no
+# .NET beyond a short list of types (docs/design/DOMAIN.md §8b, S47). Say so with what that mode
+# allows (cmdlets, hashtables) and stop: the probes below would fail one by one.
+$LanguageMode = [string]$ExecutionContext.SessionState.LanguageMode
+if ($LanguageMode -ne 'FullLanguage') {
+    $doc = @{
+        collected_at = (Get-Date).ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+        host_name = $env:COMPUTERNAME
+        language_mode = $LanguageMode
+        errors = @(@{ probe = 'language_mode'; message = "PowerShell runs this script in $LanguageMode mode" })
+    }
+    $doc | ConvertTo-Json -Compress -Depth 4 | Set-Content -LiteralPath $OutFile -Encoding Ascii
+    exit 0
+}
+
 function Probe([string]$Name, [scriptblock]$Body) {
     try {
         $out[$Name] = & $Body
@@ -50,6 +65,7 @@ function IsoUtc($Date) {
 $HealthServices = 'AzureADConnectHealthSyncInsights', 'AzureADConnectHealthSyncMonitor', 'AzureADConnectHealthAgent'
 
 $out['collected_at'] = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ', $Invariant)
+$out['language_mode'] = $LanguageMode
 
 Probe 'host_name' { $env:COMPUTERNAME }
 
@@ -224,10 +240,25 @@ Probe 'connectors' {
 # An upgrade under way or just done: the installer's processes, and the upgrade's own events in the
 # Application log (docs/design/DOMAIN.md §5: source "Microsoft Entra Connect Upgrade", older builds
 # "Azure AD Connect Upgrade", ids 300-399), of the last day.
+# The installer: msiexec.exe installing the product's packages (the wizard itself is open_ui). The
+# Windows Installer's own events for the product: 11707 installed, 11708 failed, 1033 its status
+# (docs/design/DOMAIN.md §8b, S50). The tail of the wizard's newest trace log.
 Probe 'upgrade_activity' {
-    $installer = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'msiexec.exe' OR Name = 'AzureADConnect.exe'" |
-        Where-Object { $_.Name -eq 'AzureADConnect.exe' -or $_.CommandLine -match 'AzureADConnect\.msi' }).Count -gt 0
+    $installer = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'msiexec.exe'" |
+        Where-Object { $_.CommandLine -match 'AzureADConnect\.msi|Synchronization Service\.msi' }).Count -gt 0
     $since = (Get-Date).AddDays(-1)
+    $msi = @()
+    try {
+        $msi = @(Get-WinEvent -FilterHashtable @{ LogName = 'Application'; ProviderName = 'MsiInstaller'; Id = 11707, 11708, 1033; StartTime = $since } -MaxEvents 200 -ErrorAction Stop |
+            Where-Object { [string]$_.Message -match 'Azure AD Connect|Entra Connect|Azure AD Sync' } | Select-Object -First 20 |
+            ForEach-Object { [ordered]@{ Time = (IsoUtc $_.TimeCreated); Id = $_.Id; Message = ([string]$_.Message -split "`r?`n")[0] } })
+    } catch [System.Exception] {
+        if ($_.FullyQualifiedErrorId -notmatch 'NoMatchingEventsFound|NoMatchingLogsFound|NoMatchingProvidersFound') { throw }
+    }
+    $tail = @()
+    $trace = Get-ChildItem -LiteralPath (Join-Path $env:ProgramData 'AADConnect') -Filter 'trace-*.log' -File -ErrorAction SilentlyContinue |
+        Sort-Object LastWriteTimeUtc -Descending | Select-Object -First 1
+    if ($trace) { $tail = @(Get-Content -LiteralPath $trace.FullName -Tail 15 -ErrorAction Stop) }
     $events = @()
     foreach ($source in 'Microsoft Entra Connect Upgrade', 'Azure AD Connect Upgrade') {
         try {
@@ -237,7 +268,31 @@ Probe 'upgrade_activity' {
             if ($_.FullyQualifiedErrorId -notmatch 'NoMatchingEventsFound|NoMatchingLogsFound|NoMatchingProvidersFound') { throw }
         }
     }
-    [ordered]@{ InstallerRunning = $installer; Events = @($events) }
+    [ordered]@{ InstallerRunning = $installer; Events = @($events); InstallerEvents = @($msi); WizardLogTail = @($tail) }
+}
+
+# The overrides an upgrade leaves when it changed the out-of-box rules: a full import and a full
+# synchronization still to run on these connectors (docs/design/DOMAIN.md §8b, S42).
+Probe 'connector_overrides' {
+    $names = @{}
+    foreach ($c in @(Get-ADSyncConnector)) { $names[[string]$c.Identifier] = $c.Name }
+    @(Get-ADSyncSchedulerConnectorOverride | ForEach-Object {
+        $id = [string]$_.ConnectorIdentifier
+        [ordered]@{
+            Connector = $(if ($names.ContainsKey($id)) { $names[$id] } else { $id })
+            FullImportRequired = [bool]$_.FullImportRequired
+            FullSyncRequired = [bool]$_.FullSyncRequired
+        }
+    })
+}
+
+# How the Entra connector authenticates (application-based authentication, required by
+# 2027-04-07; docs/design/DOMAIN.md §8b, S45). Builds without the cmdlet report nothing.
+Probe 'entra_auth' {
+    if (Get-Command -Name Get-ADSyncEntraConnectorCredential -ErrorAction SilentlyContinue) {
+        $c = Get-ADSyncEntraConnectorCredential
+        [ordered]@{ ConnectorIdentityType = [string]$c.ConnectorIdentityType }
+    } else { $null }
 }
 
 # The wizard's MFA page in Trusted Sites (zone 2), else its sign-in can hang (docs/design/DOMAIN.md §5, §7 #7):

@@ -35,11 +35,21 @@ fn powershell_path(system_root: Option<String>) -> PathBuf {
         .join("powershell.exe")
 }
 
+/// Where the agent writes its scripts: its own folder (`C:\ProgramData\ecfleet`), so that one
+/// AppLocker or App Control rule for that folder lets them run in FullLanguage; the temporary
+/// folder only when the agent's own cannot be found.
+fn script_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 pub fn collect() -> Result<Facts, String> {
-    let temp = std::env::temp_dir();
+    let dir = script_dir();
     let id = std::process::id();
-    let script = temp.join(format!("ecfleet-facts-{id}.ps1"));
-    let result = temp.join(format!("ecfleet-facts-{id}.json"));
+    let script = dir.join(format!("ecfleet-facts-{id}.ps1"));
+    let result = dir.join(format!("ecfleet-facts-{id}.json"));
     let (written, finished) = run_script(SCRIPT, &script, &result, &[], SCRIPT_DEADLINE)?;
     interpret(
         written,
@@ -99,18 +109,28 @@ pub fn handoff(
     })
 }
 
-/// `Restart-Service ADSync`, then whether it runs.
+/// The processes of an Entra Connect upgrade: the wizard, or `msiexec.exe` installing the
+/// product's packages (facts.ps1 looks for the same).
+pub const UPGRADE_PROCESS_CHECK: &str = "@(Get-CimInstance -ClassName Win32_Process -Filter \"Name = 'msiexec.exe' OR Name = 'AzureADConnect.exe'\" | Where-Object { $_.Name -eq 'AzureADConnect.exe' -or $_.CommandLine -match 'AzureADConnect\\.msi|Synchronization Service\\.msi' }).Count -gt 0";
+
+/// What the restart script prints when an upgrade runs.
+const UPGRADE_RUNNING_MARK: &str = "ecfleet-upgrade-running";
+
+/// `Restart-Service ADSync`, then whether it runs; refused while the wizard or the installer
+/// runs.
 pub fn restart_adsync() -> Result<ecfleet_proto::upgrade::RestartResult, String> {
+    let script = format!(
+        "$ErrorActionPreference = 'Stop'; if ({UPGRADE_PROCESS_CHECK}) {{ '{UPGRADE_RUNNING_MARK}'; exit 3 }}; \
+         Restart-Service -Name ADSync -ErrorAction Stop; [string](Get-Service -Name ADSync).Status"
+    );
     let mut command = Command::new(powershell_path(std::env::var("SystemRoot").ok()));
-    command.args([
-        "-NoProfile",
-        "-NonInteractive",
-        "-Command",
-        "Restart-Service -Name ADSync -ErrorAction Stop; [string](Get-Service -Name ADSync).Status",
-    ]);
+    command.args(["-NoProfile", "-NonInteractive", "-Command", &script]);
     let finished = run_with_deadline(command, Duration::from_secs(300))?;
     let out = String::from_utf8_lossy(&finished.stdout).trim().to_string();
     let err = String::from_utf8_lossy(&finished.stderr).trim().to_string();
+    if out.lines().any(|l| l.trim() == UPGRADE_RUNNING_MARK) {
+        return Err(super::UPGRADE_RUNNING_REFUSAL.into());
+    }
     Ok(ecfleet_proto::upgrade::RestartResult {
         kind: ecfleet_proto::upgrade::RESTART_KIND.into(),
         running: finished.status.success() && out.lines().last() == Some("Running"),
@@ -118,10 +138,16 @@ pub fn restart_adsync() -> Result<ecfleet_proto::upgrade::RestartResult, String>
     })
 }
 
-/// `Get-AuthenticodeSignature` on `path`: its status and signer subject.
+/// `Get-AuthenticodeSignature` on `path`: its status, status message, signature type, signer
+/// and the root its chain ends in (docs/design/DOMAIN.md §8b, S51). Each field is printed as
+/// one line of base64 (UTF-8), so no code page and no line break in a message can garble it.
 pub fn signature(path: &std::path::Path) -> Result<ecfleet_proto::stage::Signature, String> {
     let script = format!(
-        "$s = Get-AuthenticodeSignature -LiteralPath '{}'; [string]$s.Status; [string]$s.SignerCertificate.Subject",
+        "$ErrorActionPreference = 'Stop'; $s = Get-AuthenticodeSignature -LiteralPath '{}'; \
+         $root = ''; if ($s.SignerCertificate) {{ $c = New-Object System.Security.Cryptography.X509Certificates.X509Chain; \
+         [void]$c.Build($s.SignerCertificate); if ($c.ChainElements.Count -gt 0) {{ $root = $c.ChainElements[$c.ChainElements.Count - 1].Certificate.Subject }} }}; \
+         foreach ($v in [string]$s.Status, [string]$s.StatusMessage, [string]$s.SignatureType, [string]$s.SignerCertificate.Subject, [string]$root) \
+         {{ [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($v)) }}",
         path.display().to_string().replace('\'', "''")
     );
     let mut command = Command::new(powershell_path(std::env::var("SystemRoot").ok()));
@@ -130,18 +156,36 @@ pub fn signature(path: &std::path::Path) -> Result<ecfleet_proto::stage::Signatu
         format!("{e}; checking the installer's signature needs Windows PowerShell 5.1")
     })?;
     parse_signature(&String::from_utf8_lossy(&finished.stdout))
+        .map_err(|e| format!("{e} ({})", String::from_utf8_lossy(&finished.stderr).trim()))
 }
 
-/// The two lines the signature command prints: status, then the signer's subject.
+/// The five base64 lines the signature command prints: status, status message, signature
+/// type, signer subject, chain root subject.
 fn parse_signature(text: &str) -> Result<ecfleet_proto::stage::Signature, String> {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let status = lines
-        .next()
-        .ok_or("Get-AuthenticodeSignature printed nothing")?
-        .to_string();
+    let fields: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            data_encoding::BASE64
+                .decode(l.as_bytes())
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                .map_err(|_| format!("Get-AuthenticodeSignature printed something else: {l}"))
+        })
+        .collect::<Result<_, _>>()?;
+    if fields.len() != 5 {
+        return Err(format!(
+            "Get-AuthenticodeSignature printed {} fields, not 5",
+            fields.len()
+        ));
+    }
+    let some = |s: &String| (!s.is_empty()).then(|| s.clone());
     Ok(ecfleet_proto::stage::Signature {
-        status,
-        signer: lines.next().map(str::to_string),
+        status: fields[0].clone(),
+        status_message: some(&fields[1]),
+        signature_type: some(&fields[2]),
+        signer: some(&fields[3]),
+        root: some(&fields[4]),
     })
 }
 
@@ -184,13 +228,50 @@ mod tests {
 
     #[test]
     fn a_signature_is_microsoft_only_when_valid_and_signed_by_microsoft() {
-        let s = parse_signature("Valid\r\nCN=Microsoft Corporation, O=Microsoft Corporation, L=Redmond, S=Washington, C=US\r\n").unwrap();
+        let b64 = |v: &str| data_encoding::BASE64.encode(v.as_bytes());
+        let lines = |f: [&str; 5]| f.iter().map(|v| b64(v)).collect::<Vec<_>>().join("\r\n");
+        let ms = "CN=Microsoft Corporation, O=Microsoft Corporation, L=Redmond, S=Washington, C=US";
+        let root = "CN=Microsoft Root Certificate Authority 2011, O=Microsoft Corporation, L=Redmond, S=Washington, C=US";
+        let s = parse_signature(&lines([
+            "Valid",
+            "Signature verified.",
+            "Authenticode",
+            ms,
+            root,
+        ]))
+        .unwrap();
         assert!(s.is_microsoft());
-        let s = parse_signature("NotSigned\r\n\r\n").unwrap();
-        assert!(!s.is_microsoft() && s.signer.is_none());
-        let s = parse_signature("Valid\nCN=Contoso Ltd, O=Contoso Ltd\n").unwrap();
-        assert!(!s.is_microsoft());
+        assert_eq!(s.signature_type.as_deref(), Some("Authenticode"));
+        let s = parse_signature(&lines([
+            "NotSigned",
+            "The file is not digitally signed.",
+            "None",
+            "",
+            "",
+        ]))
+        .unwrap();
+        assert!(!s.is_microsoft() && s.signer.is_none() && s.root.is_none());
+        let s = parse_signature(&lines([
+            "Valid",
+            "Signature verified.",
+            "Authenticode",
+            "CN=Contoso Ltd, O=Contoso Ltd",
+            root,
+        ]))
+        .unwrap();
+        assert!(s.problem().unwrap().contains("Contoso"));
+        // A message in another language, with a line break inside, survives the trip.
+        let s = parse_signature(&lines([
+            "UnknownError",
+            "Une cha\u{ee}ne de certificats\r\nracine non approuv\u{e9}e",
+            "Authenticode",
+            ms,
+            "",
+        ]))
+        .unwrap();
+        assert!(s.status_message.unwrap().contains("approuv\u{e9}e"));
         assert!(parse_signature("").is_err());
+        assert!(parse_signature("Valid\nCN=x\n").is_err());
     }
 
     #[test]

@@ -198,10 +198,39 @@ fn sync_engine(doc: &Value, f: &mut Facts) {
             })
             .collect();
         events.sort_by(|a, b| b.time.cmp(&a.time));
+        let mut installer_events = events_of(&u["InstallerEvents"]);
+        installer_events.sort_by(|a, b| b.time.cmp(&a.time));
         ecfleet_proto::UpgradeActivity {
             installer_running: bool_of(&u["InstallerRunning"]).unwrap_or(false),
             events,
+            installer_events,
+            wizard_log_tail: list(&u["WizardLogTail"])
+                .into_iter()
+                .filter_map(str_of)
+                .map(|l| l.chars().take(MAX_LOG_LINE).collect())
+                .collect(),
         }
+    });
+    f.language_mode = str_of(&doc["language_mode"]);
+    if !failed(f, "connector_overrides") && !failed(f, "adsync_module") {
+        // An empty list comes as null (PowerShell unrolls it), one override as an object.
+        f.connector_overrides = Some({
+            list(&doc["connector_overrides"])
+                .into_iter()
+                .filter_map(|o| {
+                    Some(ecfleet_proto::ConnectorOverride {
+                        connector: str_of(&o["Connector"])?,
+                        full_import_required: bool_of(&o["FullImportRequired"]).unwrap_or(false),
+                        full_sync_required: bool_of(&o["FullSyncRequired"]).unwrap_or(false),
+                    })
+                })
+                .collect()
+        });
+    }
+    f.entra_auth = object(&doc["entra_auth"]).and_then(|a| {
+        Some(ecfleet_proto::EntraAuthFacts {
+            identity_type: str_of(&a["ConnectorIdentityType"])?,
+        })
     });
     f.trusted_sites = object(&doc["trusted_sites"]).map(|t| ecfleet_proto::TrustedSitesFacts {
         policy: bool_of(&t["Policy"]).unwrap_or(false),
@@ -242,6 +271,23 @@ fn sync_engine(doc: &Value, f: &mut Facts) {
                 .collect(),
         );
     }
+}
+
+/// The longest line of the wizard's trace kept.
+const MAX_LOG_LINE: usize = 300;
+
+/// Application log events as the script renders them (`Time`, `Id`, `Message`).
+fn events_of(v: &Value) -> Vec<ecfleet_proto::UpgradeEvent> {
+    list(v)
+        .into_iter()
+        .filter_map(|e| {
+            Some(ecfleet_proto::UpgradeEvent {
+                time: date_of(&e["Time"])?,
+                id: u64_of(&e["Id"])? as u32,
+                message: str_of(&e["Message"]).unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// The sync Health Agent's services. The "Agent Updater" that cloud sync and pass-through
