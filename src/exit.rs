@@ -33,11 +33,14 @@ pub mod backup {
 /// `ecfleet run`: 0 every host upgraded in place was verified; 1 some failed (a phase failed,
 /// refused, operator timeout, version mismatch); 2 none failed but some are waiting (not
 /// started: interrupted, budget spent); 3 invalid input or the run refused as a whole; 4 the
-/// controller failed.
+/// controller failed; 5 none failed or waiting, some `sync-pending`.
 pub mod run {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const WAITING: u8 = 2;
+    /// None failed or waiting, but some hosts are `sync-pending`: upgraded, with the full
+    /// synchronization Microsoft's upgrade queued still running (re-check with `--resume`).
+    pub const SYNC_PENDING: u8 = 5;
 }
 
 /// Interrupted twice (Ctrl-C): the run detached from the hosts still being worked on.

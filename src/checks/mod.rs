@@ -10,6 +10,7 @@
 //! - [`sync`]: scheduler and staging, run history, Health Agent, auto-upgrade, sync rules;
 //! - [`sync_engine`]: LocalDB, an edited `miiserver.exe.config`, the Entra connector.
 
+pub mod entra_auth;
 pub mod install;
 pub mod model;
 pub mod prerequisites;
@@ -20,6 +21,7 @@ use ecfleet_proto::Facts;
 
 use crate::catalog::{EcVersion, Support};
 
+pub use entra_auth::app_auth;
 pub use install::Readings;
 pub use model::{Check, Code, Limits, Severity};
 
@@ -72,6 +74,8 @@ pub fn assess(facts: &Facts, limits: &Limits<'_>) -> Assessment {
     sync::auto_upgrade(facts, &mut checks);
     sync::sync_rules(facts, &mut checks);
     sync_engine::checks(facts, &mut checks);
+    checks.extend(entra_auth::language_mode(facts));
+    checks.extend(entra_auth::app_auth(facts, limits.as_of));
     Assessment {
         readings,
         support,

@@ -62,6 +62,8 @@ pub enum Code {
     EngineConfigEdited,
     EntraConnectorMissing,
     MfaSiteNotTrusted,
+    AppAuthMissing,
+    ConstrainedLanguage,
 }
 
 impl Code {
@@ -106,6 +108,8 @@ impl Code {
         Code::EngineConfigEdited,
         Code::EntraConnectorMissing,
         Code::MfaSiteNotTrusted,
+        Code::AppAuthMissing,
+        Code::ConstrainedLanguage,
     ];
 
     /// The code in JSON and tables (the audit's finding code).
@@ -150,6 +154,8 @@ impl Code {
             Code::EngineConfigEdited => "engine-config-edited",
             Code::EntraConnectorMissing => "entra-connector-missing",
             Code::MfaSiteNotTrusted => "mfa-site-not-trusted",
+            Code::AppAuthMissing => "app-auth-missing",
+            Code::ConstrainedLanguage => "constrained-language",
         }
     }
 

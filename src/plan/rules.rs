@@ -166,6 +166,10 @@ pub fn decide(host: HostInput<'_>, cx: Context<'_>) -> Decision {
         }
     };
     let assessment = checks::assess(facts, &limits(host.role, &cx));
+    // Under ConstrainedLanguage the agent read nothing else: that is the one reason.
+    if let Some(clm) = assessment.find(Code::ConstrainedLanguage) {
+        return blocked(None, to, vec![clm.into()]);
+    }
     if let Some(absent) = assessment
         .find(Code::HalfRemovedInstall)
         .or(assessment.find(Code::EcNotInstalled))
@@ -364,6 +368,7 @@ const BLOCKING_WARNINGS: &[&str] = &["localdb-full", "entra-connector-missing"];
 
 /// Warnings that still matter on a host that needs no upgrade.
 const UP_TO_DATE_WARNINGS: &[&str] = &[
+    "app-auth-missing",
     "engine-config-edited",
     "entra-connector-missing",
     "health-agent-disabled",
@@ -425,6 +430,7 @@ const WARNING_CHECKS: &[Code] = &[
     Code::SyncCycleDisabled,
     Code::SchedulerSuspended,
     Code::MfaSiteNotTrusted,
+    Code::AppAuthMissing,
 ];
 
 /// Warnings: they do not block, but the operator must see them.

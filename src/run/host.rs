@@ -465,12 +465,13 @@ async fn look(host: &Host, cx: &RunContext<'_>, limit: Duration) -> Result<Facts
     facts
 }
 
-fn engine_build(facts: &Facts) -> Option<EcVersion> {
-    checks::engine_version(facts).and_then(|v| v.parse().ok())
-}
-
-/// Phase 3's watch: until the engine runs the target. Returns the host's clock when it was
-/// last seen on the old version (runs that started after it count for verify).
+/// Phase 3's watch. Microsoft's upgrade replaces the binaries first and migrates the
+/// configuration afterwards, in the same wizard session (docs/design/DOMAIN.md §8b, S41): an
+/// engine on the target with the configuration still on the old build is the normal state
+/// while the wizard runs. So the watch ends only when the engine **and** the configuration
+/// read the target, or when the engine reads the target and the wizard and the installer have
+/// both exited (then verify judges what is left). Returns the host's clock when it was last
+/// seen on the old version (runs that started after it count for verify).
 async fn watch_upgrade(
     host: &Host,
     cx: &RunContext<'_>,
@@ -481,8 +482,10 @@ async fn watch_upgrade(
     // Report a moment before the phase's own deadline, with what was seen last.
     let limit = Duration::from_secs(cx.playbook.deadlines.upgrade);
     let until = Instant::now() + limit.saturating_sub(poll + Duration::from_secs(2));
+    let since: jiff::Timestamp = handed_off_at.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let mut last_old = handed_off_at;
     let mut said = String::new();
+    let mut shown_events: Vec<String> = Vec::new();
     loop {
         if Instant::now() >= until {
             return Err((
@@ -505,78 +508,173 @@ async fn watch_upgrade(
             ));
         }
         let state = match look(host, cx, poll.max(Duration::from_secs(30))).await {
-            Ok(facts) if engine_build(&facts) == Some(cx.target) => {
-                if let Some(event) = facts.upgrade_activity.iter().flat_map(|a| &a.events).next() {
-                    cx.events.send(Event::Notice {
-                        host: host.name.clone(),
-                        message: format!(
-                            "Application log: {} ({}, event {})",
-                            crate::checks::shown(&event.message),
-                            event.time,
-                            event.id
-                        ),
-                    });
-                }
-                return Ok(last_old);
-            }
-            Ok(facts) if !checks::install::installed(&facts) => {
-                return Err((
-                    HostOutcome::Failed,
-                    "the sync engine is gone since the hand-off: the installer left a half-removed install (MSI 25019/1603, docs/design/DOMAIN.md §7 #4); remove the stale product, reinstall and import the pre-upgrade backup".into(),
-                ));
-            }
             Ok(facts) => {
-                last_old = facts.collected_at.clone();
-                let suspended = facts
-                    .scheduler
-                    .as_ref()
-                    .and_then(|s| s.scheduler_suspended)
-                    .unwrap_or(false);
-                let wizard = facts.open_ui.as_ref().is_some_and(|u| u.wizard);
-                let installer = facts
-                    .upgrade_activity
-                    .as_ref()
-                    .is_some_and(|a| a.installer_running);
-                if installer || wizard || suspended {
-                    "upgrade running (installer or wizard running, or scheduler suspended)"
+                show_installer_events(host, cx, &facts, since, &mut shown_events);
+                let readings = checks::Readings::of(&facts);
+                let running = facts.upgrade_running();
+                if readings.engine_build() == Some(cx.target)
+                    && (readings.config_build() == Some(cx.target) || !running)
+                {
+                    return Ok(last_old);
+                }
+                if !checks::install::installed(&facts) && !running {
+                    return Err((
+                        HostOutcome::Failed,
+                        format!(
+                            "the sync engine is gone since the hand-off: the installer left a half-removed install (MSI 25019/1603, docs/design/DOMAIN.md §7 #4){}; remove the stale product, reinstall and import the pre-upgrade backup",
+                            installer_failure(&facts, since)
+                                .map(|e| format!(" ({e})"))
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
+                if readings.engine_build() == Some(cx.target) {
+                    format!(
+                        "upgrade running: the binaries are {}, the wizard is migrating the configuration (still {}); ADSync is not touched until it ends",
+                        cx.target,
+                        readings.config.as_deref().unwrap_or("unreadable")
+                    )
                 } else {
-                    "waiting for operator"
+                    last_old = facts.collected_at.clone();
+                    if !running && let Some(failure) = installer_failure(&facts, since) {
+                        return Err((
+                            HostOutcome::Failed,
+                            format!(
+                                "the installer failed and the wizard has exited: {failure}; the host still runs {}; read the wizard's log in %ProgramData%\\AADConnect before trying again; the pre-upgrade backup is {}",
+                                readings
+                                    .engine
+                                    .as_deref()
+                                    .unwrap_or("an unreadable version"),
+                                if backup.is_empty() {
+                                    "on the share"
+                                } else {
+                                    backup
+                                }
+                            ),
+                        ));
+                    }
+                    let suspended = facts
+                        .scheduler
+                        .as_ref()
+                        .and_then(|s| s.scheduler_suspended)
+                        .unwrap_or(false);
+                    if running || suspended {
+                        "upgrade running (installer or wizard running, or scheduler suspended)"
+                            .to_string()
+                    } else {
+                        "waiting for operator".to_string()
+                    }
                 }
             }
             Err(e) if e.kind == ErrorKind::Interrupted => return Err(failed(e)),
-            Err(_) => "not answering (rebooting?)",
+            Err(_) => "not answering (rebooting?)".to_string(),
         };
         if state != said {
-            said = state.to_string();
             cx.events.send(Event::Notice {
                 host: host.name.clone(),
-                message: state.to_string(),
+                message: state.clone(),
             });
+            said = state;
         }
         tokio::time::sleep(poll).await;
     }
 }
 
-/// Phase 4: ADSync runs and the versions agree (one ADSync restart allowed for either), then a
-/// successful import and export that started after `last_old`. Returns what the operator should
-/// still look at (a Health Agent left disabled). At the deadline it says what it saw last.
+/// The Windows Installer's events for the product since `since` that the operator has not been
+/// shown yet: evidence of what the installer did (docs/design/DOMAIN.md §8b, S50).
+fn show_installer_events(
+    host: &Host,
+    cx: &RunContext<'_>,
+    facts: &Facts,
+    since: jiff::Timestamp,
+    shown: &mut Vec<String>,
+) {
+    let Some(activity) = &facts.upgrade_activity else {
+        return;
+    };
+    for event in activity
+        .installer_events
+        .iter()
+        .chain(&activity.events)
+        .filter(|e| e.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since))
+        .rev()
+    {
+        let key = format!("{}|{}|{}", event.time, event.id, event.message);
+        if shown.contains(&key) {
+            continue;
+        }
+        shown.push(key);
+        let message = format!(
+            "Application log: {} ({}, event {})",
+            crate::checks::shown(&event.message),
+            event.time,
+            event.id
+        );
+        cx.log(host, "upgrade", "evidence", None, Some(message.clone()));
+        cx.events.send(Event::Notice {
+            host: host.name.clone(),
+            message,
+        });
+    }
+}
+
+/// The installer's failure since `since` (MsiInstaller event 11708, or 1033 with a non-zero
+/// status), with the wizard's last trace lines when the host sent them.
+fn installer_failure(facts: &Facts, since: jiff::Timestamp) -> Option<String> {
+    let activity = facts.upgrade_activity.as_ref()?;
+    let failed = activity.installer_events.iter().find(|e| {
+        e.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since)
+            && (e.id == 11708 || (e.id == 1033 && !e.message.contains("error status: 0")))
+    })?;
+    let mut why = format!(
+        "Windows Installer event {} at {}: {}",
+        failed.id,
+        failed.time,
+        crate::checks::shown(&failed.message)
+    );
+    if let Some(last) = activity.wizard_log_tail.last() {
+        why.push_str(&format!(
+            "; the wizard's trace ends: {}",
+            crate::checks::shown(last)
+        ));
+    }
+    Some(why)
+}
+
+/// Phase 4: ADSync runs and the versions agree (one ADSync restart allowed for either, never
+/// while an upgrade runs), then a successful import and export that started after `last_old`.
+/// A full import and synchronization that the upgrade queued (or that runs) when the deadline
+/// comes ends the host `sync-pending`, not failed. Returns what the operator should still look
+/// at (a Health Agent left disabled, application-based authentication not configured).
 async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResult<Vec<String>> {
     let poll = Duration::from_secs(cx.playbook.watch.poll_seconds);
     // Give up a moment before the phase's own deadline, so that the report says what was seen.
     let limit = Duration::from_secs(cx.playbook.deadlines.verify);
     let until = Instant::now() + limit.saturating_sub(poll + Duration::from_secs(2));
-    let mut restarted = false;
+    let mut state = VerifyState {
+        restarted: false,
+        disagreement: None,
+    };
     let mut seen = String::from("the host did not answer");
+    let mut full_sync: Option<String> = None;
     let since: jiff::Timestamp = last_old.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     loop {
         if Instant::now() >= until {
-            return Err((
-                HostOutcome::Failed,
-                format!(
-                    "no successful Delta Import and Export since the upgrade within {} s: {seen}",
-                    cx.playbook.deadlines.verify
+            return Err(match full_sync {
+                Some(what) => (
+                    HostOutcome::SyncPending,
+                    format!(
+                        "the upgrade is in place and the versions agree, but {what}: Microsoft's upgrade runs a full import and full synchronization when the out-of-box rules changed, which can take hours, and no delta cycle runs until they end; re-check later with ecfleet run --resume (it touches nothing)"
+                    ),
                 ),
-            ));
+                None => (
+                    HostOutcome::Failed,
+                    format!(
+                        "no successful Delta Import and Export since the upgrade within {} s: {seen}",
+                        cx.playbook.deadlines.verify
+                    ),
+                ),
+            });
         }
         let facts = match look(host, cx, poll.max(Duration::from_secs(30))).await {
             Ok(f) => f,
@@ -587,12 +685,50 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                 continue;
             }
         };
-        match judge(host, cx, &facts, since, restarted) {
+        match judge(host, cx, &facts, since, &mut state, poll) {
             Judged::Verified(warnings) => return Ok(warnings),
             Judged::Failed(outcome, why) => return Err((outcome, why)),
-            Judged::Restart => {
-                restarted = true;
-                let r = restart_adsync(host, cx).await.map_err(failed)?;
+            Judged::Restart(justification) => {
+                state.restarted = true;
+                // Recorded before it is done, with the facts that justified it.
+                cx.log(
+                    host,
+                    "verify",
+                    "restart-adsync",
+                    None,
+                    Some(justification.clone()),
+                );
+                w_notice(cx, host, format!("restarting ADSync once: {justification}"));
+                let r = match restart_adsync(host, cx).await {
+                    Ok(r) => r,
+                    Err(e) if e.message.contains("refused to restart ADSync") => {
+                        // The host saw the wizard or the installer start again: not now.
+                        cx.log(
+                            host,
+                            "verify",
+                            "restart-refused",
+                            None,
+                            Some(e.message.clone()),
+                        );
+                        state.restarted = false;
+                        state.disagreement = None;
+                        seen = "the host refused the restart: an upgrade is running again".into();
+                        tokio::time::sleep(poll).await;
+                        continue;
+                    }
+                    Err(e) => return Err(failed(e)),
+                };
+                cx.log(
+                    host,
+                    "verify",
+                    "restarted-adsync",
+                    None,
+                    Some(format!(
+                        "running: {}; {}",
+                        r.running,
+                        crate::checks::shown(&r.message)
+                    )),
+                );
                 if !r.running {
                     return Err((
                         HostOutcome::Failed,
@@ -603,21 +739,44 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                     ));
                 }
             }
-            Judged::Waiting(what) => {
+            Judged::Waiting { what, full } => {
                 seen = what;
+                if full.is_some() {
+                    full_sync = full;
+                }
                 tokio::time::sleep(poll).await;
             }
         }
     }
 }
 
+fn w_notice(cx: &RunContext<'_>, host: &Host, message: String) {
+    cx.events.send(Event::Notice {
+        host: host.name.clone(),
+        message,
+    });
+}
+
+/// What verify remembers between looks.
+struct VerifyState {
+    /// ADSync was restarted (once is all verify may do).
+    restarted: bool,
+    /// When the versions (or ADSync's state) were first seen wrong with no upgrade running,
+    /// and what was seen: a restart needs the same on two looks at least a poll apart.
+    disagreement: Option<(Instant, String)>,
+}
+
 enum Judged {
     Verified(Vec<String>),
     Failed(HostOutcome, String),
-    /// Restart ADSync once and look again.
-    Restart,
-    /// Not yet; what was seen.
-    Waiting(String),
+    /// Restart ADSync once (why, from the facts) and look again.
+    Restart(String),
+    /// Not yet; what was seen, and a full import or synchronization running or pending since
+    /// the upgrade.
+    Waiting {
+        what: String,
+        full: Option<String>,
+    },
 }
 
 /// One look at the host during verify.
@@ -626,9 +785,18 @@ fn judge(
     cx: &RunContext<'_>,
     facts: &Facts,
     since: jiff::Timestamp,
-    restarted: bool,
+    state: &mut VerifyState,
+    poll: Duration,
 ) -> Judged {
     let readings = checks::Readings::of(facts);
+    if facts.upgrade_running() {
+        // The wizard or the installer runs (again): nothing is judged, nothing is touched.
+        state.disagreement = None;
+        return Judged::Waiting {
+            what: "the wizard or the installer is running on the host: ADSync is not touched while it runs".into(),
+            full: None,
+        };
+    }
     if readings.engine_build() != Some(cx.target) {
         return Judged::Failed(
             HostOutcome::Failed,
@@ -645,8 +813,42 @@ fn judge(
         .is_none_or(|s| s.state == "Running");
     let versions_agree = readings.config_build() == Some(cx.target);
     if !adsync_running || !versions_agree {
-        if !restarted && cx.playbook.verify.restart_adsync_once {
-            return Judged::Restart;
+        let seen = format!(
+            "engine {}, configuration {}, ADSync {}, scheduler suspended: {}",
+            cx.target,
+            readings.config.as_deref().unwrap_or("unreadable"),
+            facts
+                .adsync_service
+                .as_ref()
+                .map(|s| s.state.as_str())
+                .unwrap_or("unknown"),
+            facts
+                .scheduler
+                .as_ref()
+                .and_then(|s| s.scheduler_suspended)
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "unknown".into())
+        );
+        if !state.restarted && cx.playbook.verify.restart_adsync_once {
+            return match &state.disagreement {
+                Some((first, was)) if first.elapsed() >= poll => Judged::Restart(format!(
+                    "neither the wizard nor the installer runs, and two looks {} s apart saw the same: {was}; then {seen} at {}",
+                    first.elapsed().as_secs(),
+                    facts.collected_at
+                )),
+                Some(_) => Judged::Waiting {
+                    what: seen,
+                    full: None,
+                },
+                None => {
+                    state.disagreement =
+                        Some((Instant::now(), format!("{seen} at {}", facts.collected_at)));
+                    Judged::Waiting {
+                        what: format!("{seen}: looking again before any restart"),
+                        full: None,
+                    }
+                }
+            };
         }
         if !versions_agree {
             return Judged::Failed(
@@ -655,7 +857,7 @@ fn judge(
                     "the configuration version is {} but the engine is {}{}: rerun the wizard and choose Upgrade; the pre-upgrade backup is on the share",
                     readings.config.as_deref().unwrap_or("unreadable"),
                     cx.target,
-                    if restarted {
+                    if state.restarted {
                         ", also after one ADSync restart"
                     } else {
                         ""
@@ -664,6 +866,7 @@ fn judge(
             );
         }
     }
+    state.disagreement = None;
     let staging = checks::sync::staging_mode(facts, host.role);
     let since_upgrade: Vec<&ecfleet_proto::RunResult> = facts
         .run_history
@@ -676,18 +879,22 @@ fn judge(
                 .is_some_and(|s| s >= since)
         })
         .collect();
+    // Only ended runs count: a run in progress is neither a success nor a failure.
+    let ended: Vec<&&ecfleet_proto::RunResult> =
+        since_upgrade.iter().filter(|r| r.ended()).collect();
     let ok = |pred: fn(&str) -> bool| {
-        since_upgrade
+        ended
             .iter()
             .any(|r| pred(&r.run_profile) && r.result == "success")
     };
-    let failures: Vec<String> = since_upgrade
+    let failures: Vec<String> = ended
         .iter()
         .filter(|r| r.result != "success")
         .map(|r| format!("{} on {} ended {}", r.run_profile, r.connector, r.result))
         .collect();
     if ok(is_import) && (staging || ok(is_export)) {
         let mut notes = health_warnings(facts);
+        notes.extend(app_auth_note(facts, cx));
         if !failures.is_empty() {
             // Verified by the three checks, but a run since the upgrade had errors (a sync
             // step with sync-rule errors): the operator should look before calling it done.
@@ -703,17 +910,76 @@ fn judge(
         }
         return Judged::Verified(notes);
     }
-    Judged::Waiting(if failures.is_empty() {
-        format!(
-            "{} runs since the upgrade, none of them yet the import and export it needs",
-            since_upgrade.len()
-        )
+    let full = full_sync_pending(facts, &since_upgrade);
+    let what = if failures.is_empty() {
+        match &full {
+            Some(f) => f.clone(),
+            None => format!(
+                "{} runs ended since the upgrade, none of them yet the import and export it needs",
+                ended.len()
+            ),
+        }
     } else {
         format!(
             "since the upgrade: {} (sync rules incompatible? docs/design/DOMAIN.md §7 #6)",
             crate::checks::shown(&failures.join("; "))
         )
+    };
+    // Failed runs with no full synchronization under way: not pending, failing.
+    Judged::Waiting {
+        what,
+        full: if failures.is_empty() { full } else { None },
+    }
+}
+
+/// A full import or full synchronization the upgrade queued and that has not ended: running
+/// since the upgrade (`IsRunComplete` false), or still an override of the scheduler
+/// (`Get-ADSyncSchedulerConnectorOverride`; docs/design/DOMAIN.md §8b, S42).
+fn full_sync_pending(facts: &Facts, since_upgrade: &[&ecfleet_proto::RunResult]) -> Option<String> {
+    let full = |p: &str| {
+        p.eq_ignore_ascii_case("Full Import") || p.eq_ignore_ascii_case("Full Synchronization")
+    };
+    if let Some(r) = since_upgrade
+        .iter()
+        .find(|r| full(&r.run_profile) && !r.ended())
+    {
+        return Some(format!(
+            "a {} on {} is running since {}",
+            crate::checks::shown(&r.run_profile),
+            crate::checks::shown(&r.connector),
+            r.start.as_deref().unwrap_or("?")
+        ));
+    }
+    let pending: Vec<String> = facts
+        .connector_overrides
+        .iter()
+        .flatten()
+        .filter(|o| o.full_import_required || o.full_sync_required)
+        .map(|o| {
+            format!(
+                "{} ({})",
+                crate::checks::shown(&o.connector),
+                match (o.full_import_required, o.full_sync_required) {
+                    (true, true) => "full import and full synchronization",
+                    (true, false) => "full import",
+                    _ => "full synchronization",
+                }
+            )
+        })
+        .collect();
+    (!pending.is_empty()).then(|| {
+        format!(
+            "the scheduler still owes {} (Get-ADSyncSchedulerConnectorOverride)",
+            pending.join(", ")
+        )
     })
+}
+
+/// After an upgrade to a build that can use application-based authentication, whether the Entra
+/// connector does (required by 2027-04-07; docs/design/DOMAIN.md §8b, S45).
+fn app_auth_note(facts: &Facts, cx: &RunContext<'_>) -> Option<String> {
+    let check = checks::app_auth(facts, cx.today)?;
+    Some(format!("{}; fix: {}", check.message, check.fix))
 }
 
 /// A Health Agent left disabled after the upgrade, with the documented way back.

@@ -51,6 +51,10 @@ pub enum HostOutcome {
     /// Its tenant's maintenance window is closed: phases 1 and 2 ran, phase 3 did not; the
     /// message says when the window opens.
     Deferred,
+    /// Upgraded, the versions agree, but the full import and full synchronization Microsoft's
+    /// upgrade queued (out-of-box rules changed) had not ended by verify's deadline: neither
+    /// failed nor verified. `run --resume` re-checks it without touching the host.
+    SyncPending,
 }
 
 impl HostOutcome {
@@ -65,6 +69,7 @@ impl HostOutcome {
             HostOutcome::Skipped => "skipped",
             HostOutcome::Interrupted => "interrupted",
             HostOutcome::Deferred => "deferred",
+            HostOutcome::SyncPending => "sync-pending",
         }
     }
 
@@ -340,6 +345,9 @@ pub struct RunSummary {
     pub failed: usize,
     pub untouched: usize,
     pub waiting: usize,
+    /// Upgraded, waiting for the full synchronization Microsoft's upgrade queued.
+    #[serde(default)]
+    pub sync_pending: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -359,12 +367,15 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// 0 every upgraded host verified; 1 some failed; 2 some waiting (interrupted, skipped).
+    /// 0 every upgraded host verified; 1 some failed; 2 some waiting (interrupted, skipped);
+    /// 5 none failed or waiting, some `sync-pending` (docs/exit-codes.md).
     pub fn exit_code(&self) -> u8 {
         if self.summary.failed > 0 {
             crate::exit::run::FAILED
         } else if self.summary.waiting > 0 {
             crate::exit::run::WAITING
+        } else if self.summary.sync_pending > 0 {
+            crate::exit::run::SYNC_PENDING
         } else {
             crate::exit::run::OK
         }
@@ -653,6 +664,7 @@ impl RunSummary {
                     HostOutcome::Skipped | HostOutcome::Interrupted | HostOutcome::Deferred
                 )
             }),
+            sync_pending: count(|o| o == HostOutcome::SyncPending),
         }
     }
 }

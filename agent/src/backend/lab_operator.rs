@@ -142,7 +142,12 @@ pub fn handoff(root: &Path, installer: &Path, version: &str) -> Result<HandoffRe
 }
 
 /// Advances the scheduled upgrade to where it stands now; returns the machine as it is now.
-pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String> {
+pub fn apply_due_upgrade(root: &Path, m: Machine) -> Result<Machine, String> {
+    advance(root, m, now())
+}
+
+/// Advances the scheduled upgrade to where it stands at `at`.
+fn advance(root: &Path, mut m: Machine, at: Timestamp) -> Result<Machine, String> {
     let path = schedule_file(root);
     let Ok(text) = std::fs::read(&path) else {
         return Ok(m);
@@ -154,7 +159,6 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
         .due_at
         .parse()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let at = now();
     if at < due {
         return Ok(m);
     }
@@ -187,7 +191,7 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
     }
     if at >= wizard_ends && scheduled.stage < Stage::Migrating {
         if let Some(code) = m.faults.installer_fails.clone() {
-            installer_failed(root, &mut m, &code, &scheduled.version);
+            installer_failed(root, &mut m, &code, &scheduled.version, at);
             write_machine(root, &m)?;
             let _ = std::fs::remove_file(&path);
             return Ok(m);
@@ -219,7 +223,7 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
         );
     }
     if at >= migration_ends {
-        configuration_migrated(root, &mut m, &scheduled.version);
+        configuration_migrated(root, &mut m, &scheduled.version, at);
         write_machine(root, &m)?;
         let _ = std::fs::remove_file(&path);
         return Ok(m);
@@ -233,8 +237,7 @@ pub fn apply_due_upgrade(root: &Path, mut m: Machine) -> Result<Machine, String>
 
 /// The wizard's last step: the configuration migrated (unless it lags), the scheduler
 /// resumed, the wizard closed; then the first cycle, or the full import and synchronization.
-fn configuration_migrated(root: &Path, m: &mut Machine, version: &str) {
-    let at = now();
+fn configuration_migrated(root: &Path, m: &mut Machine, version: &str, at: Timestamp) {
     let mut from = String::new();
     if let Some(ec) = m.ec.as_mut() {
         from = ec.config_version.clone();
@@ -248,6 +251,11 @@ fn configuration_migrated(root: &Path, m: &mut Machine, version: &str) {
     m.activity.installer_running = false;
     m.scheduler.scheduler_suspended = false;
     m.open_ui.wizard = false;
+    // An upgrade does not switch an existing server to application-based authentication
+    // (docs/design/DOMAIN.md §8b, S45): a build that gains the cmdlet reports the legacy account.
+    if m.entra_auth.is_none() && build(version) >= [2, 5, 3, 0] {
+        m.entra_auth = Some("ServiceAccount".into());
+    }
     // A wizard upgrade writes no "Entra Connect Upgrade" event: those (300-399) are the
     // automatic upgrade's (docs/design/DOMAIN.md §8b, S49).
     m.upgrade = Some(MachineUpgrade {
@@ -293,10 +301,19 @@ fn configuration_migrated(root: &Path, m: &mut Machine, version: &str) {
     );
 }
 
+/// A build number as four numbers (missing or unreadable parts are 0).
+fn build(version: &str) -> [u32; 4] {
+    let mut out = [0; 4];
+    for (slot, part) in out.iter_mut().zip(version.split('.')) {
+        *slot = part.parse().unwrap_or(0);
+    }
+    out
+}
+
 /// The installer failed when the wizard installed the sync engine: `1603` rolls back (the old
 /// build stays); `25019` leaves the engine half removed: no ADSync service and no engine, the
 /// uninstall entries still there. The wizard shows the error and the operator closes it.
-fn installer_failed(root: &Path, m: &mut Machine, code: &str, version: &str) {
+fn installer_failed(root: &Path, m: &mut Machine, code: &str, version: &str, at: Timestamp) {
     if code == "25019" {
         m.ec = None;
         m.service.state = "NotFound".into();
@@ -306,7 +323,7 @@ fn installer_failed(root: &Path, m: &mut Machine, code: &str, version: &str) {
     m.activity.installer_running = false;
     m.scheduler.scheduler_suspended = false;
     m.installer_events.push(ecfleet_proto::lab::MachineEvent {
-        at: now().to_string(),
+        at: at.to_string(),
         id: 11708,
         message: format!("Product: Microsoft Azure AD Connect synchronization services -- Installation failed. (error {code}, upgrading to {version}, simulated)"),
     });
@@ -461,9 +478,145 @@ result = "success"
 age_minutes = 5
 [operator]
 delay_seconds = 0
+installer_seconds = 0
+wizard_seconds = 0
+config_migration_seconds = 0
 "#;
         std::fs::write(dir.path().join("machine.toml"), text).unwrap();
         dir
+    }
+
+    fn log_events(root: &Path) -> Vec<LogEntry> {
+        std::fs::read_to_string(root.join(LAB_LOG))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_upgrade_replaces_the_binaries_first_and_migrates_the_configuration_later() {
+        let dir = lab_host();
+        let root = dir.path();
+        let text = std::fs::read_to_string(root.join("machine.toml")).unwrap();
+        // One lab second per real second: each stage a minute.
+        let text = text
+            .replace("installer_seconds = 0", "installer_seconds = 60")
+            .replace("wizard_seconds = 0", "wizard_seconds = 60")
+            .replace(
+                "config_migration_seconds = 0",
+                "config_migration_seconds = 60",
+            );
+        std::fs::write(
+            root.join("machine.toml"),
+            format!("{text}[lab]\nclock_scale = 1\n"),
+        )
+        .unwrap();
+        let h = handoff(root, &root.join("x.msi"), "2.6.91.0").unwrap();
+        let t0: Timestamp = h.at.parse().unwrap();
+        let at = |secs: i64| t0 + jiff::SignedDuration::from_secs(secs);
+        let look = |secs: i64| {
+            advance(
+                root,
+                super::super::lab::read_machine(root).unwrap(),
+                at(secs),
+            )
+            .unwrap()
+        };
+        let m = look(10);
+        assert!(m.activity.installer_running && !m.open_ui.wizard);
+        let m = look(70);
+        assert!(
+            !m.activity.installer_running && m.open_ui.wizard && m.scheduler.scheduler_suspended
+        );
+        assert_eq!(m.ec.as_ref().unwrap().engine_version, "2.4.18.0");
+        // The binaries are the new build; the configuration is still the old one, the wizard
+        // still open, the scheduler still suspended.
+        let m = look(130);
+        let ec = m.ec.as_ref().unwrap();
+        assert_eq!(
+            (ec.engine_version.as_str(), ec.config_version.as_str()),
+            ("2.6.91.0", "2.4.18.0")
+        );
+        assert!(m.open_ui.wizard && m.scheduler.scheduler_suspended);
+        assert!(m.installer_events.iter().any(|e| e.id == 11707));
+        let m = look(190);
+        let ec = m.ec.as_ref().unwrap();
+        assert_eq!(ec.config_version, "2.6.91.0");
+        assert!(!m.open_ui.wizard && !m.scheduler.scheduler_suspended);
+        assert!(!schedule_file(root).exists());
+        let events: Vec<String> = log_events(root).into_iter().map(|e| e.event).collect();
+        assert_eq!(
+            events,
+            [
+                "handoff",
+                "installer-started",
+                "wizard-opened",
+                "binaries-replaced",
+                "configuration-migrated"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_restart_asked_for_while_the_wizard_runs_is_refused_and_logged() {
+        let dir = lab_host();
+        let root = dir.path();
+        let text = std::fs::read_to_string(root.join("machine.toml")).unwrap();
+        std::fs::write(
+            root.join("machine.toml"),
+            text.replace(
+                "[operator]",
+                "[open_ui]\nwizard = true\nsync_service_manager = false\n[operator]",
+            ),
+        )
+        .unwrap();
+        let err = restart_adsync(root).unwrap_err();
+        assert!(err.contains("wizard"), "{err}");
+        let log = log_events(root);
+        assert_eq!(log.len(), 1);
+        assert!(log[0].event == "adsync-restart-requested" && log[0].wizard_running);
+    }
+
+    #[test]
+    fn an_upgrade_that_changes_the_default_rules_runs_a_full_sync_for_lab_hours() {
+        let dir = lab_host();
+        let root = dir.path();
+        let text = std::fs::read_to_string(root.join("machine.toml")).unwrap();
+        std::fs::write(
+            root.join("machine.toml"),
+            format!(
+                "{text}[upgrade_effects]\ndefault_rules_change = true\nfull_sync_seconds = 7200\n"
+            ),
+        )
+        .unwrap();
+        handoff(root, &root.join("x.msi"), "2.6.91.0").unwrap();
+        let m = apply_due_upgrade(root, super::super::lab::machine(root).unwrap()).unwrap();
+        let profiles: Vec<&str> = m.runs.iter().map(|r| r.run_profile.as_str()).collect();
+        assert_eq!(profiles, ["Full Import", "Full Synchronization", "Export"]);
+        // Rendered a lab hour after the upgrade: the full import runs, the overrides stay.
+        let done: Timestamp = m.upgrade.as_ref().unwrap().completed_at.parse().unwrap();
+        let f = m.facts_at(done + m.real(3600), "test");
+        let running = &f.run_history.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                running.run_profile.as_str(),
+                running.result.as_str(),
+                running.complete
+            ),
+            ("Full Import", "in-progress", Some(false))
+        );
+        let o = &f.connector_overrides.as_ref().unwrap()[0];
+        assert!(o.full_import_required && o.full_sync_required);
+        // Three lab hours later it is all done.
+        let f = m.facts_at(done + m.real(3 * 3600), "test");
+        assert!(f.connector_overrides.unwrap().is_empty());
+        assert!(
+            f.run_history
+                .unwrap()
+                .iter()
+                .all(|r| r.complete == Some(true) && r.result == "success")
+        );
     }
 
     #[test]
@@ -526,10 +679,8 @@ delay_seconds = 0
         // Ten lab minutes of wizard at 600 lab seconds per real second: one real second.
         let text = std::fs::read_to_string(root.join("machine.toml"))
             .unwrap()
-            .replace(
-                "delay_seconds = 0",
-                "delay_seconds = 600\n[lab]\nclock_scale = 600",
-            );
+            .replace("delay_seconds = 0", "delay_seconds = 600")
+            + "[lab]\nclock_scale = 600\n";
         std::fs::write(root.join("machine.toml"), text).unwrap();
         handoff(root, &root.join("x.msi"), "2.6.91.0").unwrap();
         let m = apply_due_upgrade(root, super::super::lab::machine(root).unwrap()).unwrap();

@@ -55,7 +55,9 @@ pub fn signature(
 ) -> Result<Option<ecfleet_proto::stage::Signature>, String> {
     match backend {
         Backend::Windows => windows::signature(path).map(Some),
-        Backend::Lab(root) => Ok(lab::read_machine(root)?.faults.installer_signature),
+        Backend::Lab(root) => Ok(lab::read_machine(root)
+            .ok()
+            .and_then(|m| m.faults.installer_signature)),
     }
 }
 

@@ -147,7 +147,7 @@ pub fn signature(path: &std::path::Path) -> Result<ecfleet_proto::stage::Signatu
          $root = ''; if ($s.SignerCertificate) {{ $c = New-Object System.Security.Cryptography.X509Certificates.X509Chain; \
          [void]$c.Build($s.SignerCertificate); if ($c.ChainElements.Count -gt 0) {{ $root = $c.ChainElements[$c.ChainElements.Count - 1].Certificate.Subject }} }}; \
          foreach ($v in [string]$s.Status, [string]$s.StatusMessage, [string]$s.SignatureType, [string]$s.SignerCertificate.Subject, [string]$root) \
-         {{ [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($v)) }}",
+         {{ 'f:' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($v)) }}",
         path.display().to_string().replace('\'', "''")
     );
     let mut command = Command::new(powershell_path(std::env::var("SystemRoot").ok()));
@@ -159,16 +159,19 @@ pub fn signature(path: &std::path::Path) -> Result<ecfleet_proto::stage::Signatu
         .map_err(|e| format!("{e} ({})", String::from_utf8_lossy(&finished.stderr).trim()))
 }
 
-/// The five base64 lines the signature command prints: status, status message, signature
-/// type, signer subject, chain root subject.
+/// The five `f:<base64>` lines the signature command prints: status, status message,
+/// signature type, signer subject, chain root subject (an empty field is `f:`).
 fn parse_signature(text: &str) -> Result<ecfleet_proto::stage::Signature, String> {
     let fields: Vec<String> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(|l| {
+            let b64 = l
+                .strip_prefix("f:")
+                .ok_or_else(|| format!("Get-AuthenticodeSignature printed something else: {l}"))?;
             data_encoding::BASE64
-                .decode(l.as_bytes())
+                .decode(b64.as_bytes())
                 .map(|b| String::from_utf8_lossy(&b).trim().to_string())
                 .map_err(|_| format!("Get-AuthenticodeSignature printed something else: {l}"))
         })
@@ -229,7 +232,12 @@ mod tests {
     #[test]
     fn a_signature_is_microsoft_only_when_valid_and_signed_by_microsoft() {
         let b64 = |v: &str| data_encoding::BASE64.encode(v.as_bytes());
-        let lines = |f: [&str; 5]| f.iter().map(|v| b64(v)).collect::<Vec<_>>().join("\r\n");
+        let lines = |f: [&str; 5]| {
+            f.iter()
+                .map(|v| format!("f:{}", b64(v)))
+                .collect::<Vec<_>>()
+                .join("\r\n")
+        };
         let ms = "CN=Microsoft Corporation, O=Microsoft Corporation, L=Redmond, S=Washington, C=US";
         let root = "CN=Microsoft Root Certificate Authority 2011, O=Microsoft Corporation, L=Redmond, S=Washington, C=US";
         let s = parse_signature(&lines([
