@@ -421,11 +421,9 @@ mod tests {
         let c = Catalog::embedded();
         assert_eq!(c.releases.len(), 46);
         assert!(c.release(v("2.6.79.0")).unwrap().recalled);
-        assert_eq!(
-            c.newest().unwrap().version,
-            v("2.6.91.0"),
-            "2.6.92.0 is unconfirmed"
-        );
+        // 2.6.92.0: a download-only hotfix of 2026-09-23, confirmed on 2026-12-07.
+        assert_eq!(c.newest().unwrap().version, v("2.6.92.0"));
+        assert_eq!(c.release(v("2.6.92.0")).unwrap().channel, "dl-only");
         assert_eq!(
             c.requirement_for(v("2.6.91.0")).unwrap().min_dotnet_release,
             461808

@@ -44,6 +44,15 @@ pub const SCENARIOS: &[&str] = &[
     "backup-fails",
     "staging-drops",
     "disk-fills",
+    // What Microsoft documents and the lab plays since (issue 16, docs/lab.md).
+    "full-sync-after-upgrade",
+    "no-applied-json",
+    "applied-json-stale",
+    "no-migrate-script",
+    "no-importable-backup",
+    "constrained-language",
+    "app-auth-missing",
+    "installer-foreign-signer",
 ];
 
 /// How many of [`SCENARIOS`] a lab made without `--faults` has: those that describe a host as
@@ -288,6 +297,7 @@ fn machine(
         "retiring" => p.retiring,
         "sync-stopped" => p.sync_stopped,
         "recalled" => p.recalled,
+        "app-auth-missing" => p.current,
         "v1-2012r2" => EcVersion([1, 6, 16, 0]),
         "v1-old" => EcVersion([1, 5, 30, 0]),
         _ => behind,
@@ -487,6 +497,33 @@ fn apply_scenario(m: &mut Machine, scenario: &str, p: &Picks, behind: EcVersion)
         "backup-fails" => m.faults.backup_fails = true,
         "staging-drops" => m.faults.staging_drops_at_bytes = Some(STAGING_FAULT_AT),
         "disk-fills" => m.faults.disk_fills_at_bytes = Some(STAGING_FAULT_AT),
+        "full-sync-after-upgrade" => {
+            m.upgrade_effects.default_rules_change = true;
+            // Two lab hours: a minute at the default clock scale.
+            m.upgrade_effects.full_sync_seconds = 7200;
+        }
+        "no-applied-json" => m.backup.applied_policy_age_days = None,
+        "applied-json-stale" => {
+            m.backup.applied_policy_age_days = Some(200);
+            m.backup.changed_outside_wizard_days = Some(10);
+        }
+        "no-migrate-script" => m.backup.migrate_settings_script = false,
+        "no-importable-backup" => {
+            m.backup.persisted_state = false;
+            m.backup.applied_policy_age_days = Some(200);
+            m.backup.changed_outside_wizard_days = Some(10);
+        }
+        "constrained-language" => m.language_mode = "ConstrainedLanguage".into(),
+        "app-auth-missing" => m.entra_auth = Some("ServiceAccount".into()),
+        "installer-foreign-signer" => {
+            m.faults.installer_signature = Some(ecfleet_proto::stage::Signature {
+                status: "Valid".into(),
+                signer: Some("CN=Contoso Software Ltd, O=Contoso Software Ltd, C=GB".into()),
+                status_message: Some("Signature verified.".into()),
+                signature_type: Some("Authenticode".into()),
+                root: Some("CN=Contoso Root CA, O=Contoso Software Ltd, C=GB".into()),
+            })
+        }
         "sync-errors" => {
             for r in &mut m.runs {
                 if r.run_profile == "Export" && r.connector.ends_with(" - AAD") {
@@ -542,6 +579,18 @@ fn description(scenario: &str) -> &'static str {
         "backup-fails" => "the configuration export fails",
         "staging-drops" => "the connection drops once, 512 KiB into the installer (lab server)",
         "disk-fills" => "the disk fills 512 KiB into the installer (lab server)",
+        "full-sync-after-upgrade" => {
+            "the new build changes the out-of-box rules: a full import and full sync of two lab hours follow the upgrade"
+        }
+        "no-applied-json" => "no Applied-SynchronizationPolicy JSON: the wizard never changed the configuration",
+        "applied-json-stale" => "the applied JSON is 200 days old; a rule was changed outside the wizard 10 days ago",
+        "no-migrate-script" => "MigrateSettings.ps1 is not in the product's Tools folder",
+        "no-importable-backup" => {
+            "no PersistedState.xml (no MigratedPolicy.json can be made) and a stale applied JSON"
+        }
+        "constrained-language" => "AppLocker puts the agent's scripts in ConstrainedLanguage mode",
+        "app-auth-missing" => "newest build, the Entra connector still on the legacy account",
+        "installer-foreign-signer" => "the staged installer's signature is Contoso's, not Microsoft's",
         _ => "",
     }
 }
@@ -602,7 +651,7 @@ mod tests {
     #[test]
     fn every_named_scenario_is_present_once_the_fleet_is_big_enough() {
         let fleet = fleet(
-            30,
+            40,
             true,
             &Catalog::embedded(),
             "2026-11-24".parse().unwrap(),
@@ -613,7 +662,7 @@ mod tests {
         let mut names: Vec<&str> = fleet.iter().map(|h| h.name.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 30, "names are unique");
+        assert_eq!(names.len(), 40, "names are unique");
         // The first 18 keep their names and order (scripts and docs name them).
         assert_eq!(SCENARIOS[17], "no-entra-connector");
         let run = fleet.iter().find(|h| h.scenario == "mfa-hangs").unwrap();

@@ -48,7 +48,7 @@ fn facts(version: &str, dotnet: u32, os_build: u32) -> Facts {
 }
 
 const VERSIONS: &[&str] = &[
-    "2.6.91.0",
+    "2.6.92.0",
     "2.6.3.0",
     "2.5.190.0",
     "2.6.79.0",

@@ -150,7 +150,7 @@ mod tests {
         render_plan(&plan, PlanFormat::Table, false, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("tenant0"), "{text}");
-        assert!(text.contains("2.6.3.0 → 2.6.91.0"), "{text}");
+        assert!(text.contains("2.6.3.0 → 2.6.92.0"), "{text}");
         assert!(
             text.contains("fix: install .NET Framework 4.8 and reboot"),
             "{text}"

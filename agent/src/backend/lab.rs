@@ -48,6 +48,12 @@ pub fn machine(root: &Path) -> Result<Machine, String> {
     Ok(machine)
 }
 
+/// The PowerShell language mode when it is not FullLanguage (AppLocker or App Control): the
+/// agent's scripts then fail on the host.
+pub fn constrained(m: &Machine) -> Option<&str> {
+    (!m.language_mode.eq_ignore_ascii_case("FullLanguage")).then_some(m.language_mode.as_str())
+}
+
 pub fn collect(root: &Path) -> Result<LabOutput, String> {
     let machine = super::lab_operator::apply_due_upgrade(root, machine(root)?)?;
     // An upgrade that ends in a restart: the host stops answering from that moment.
@@ -57,6 +63,20 @@ pub fn collect(root: &Path) -> Result<LabOutput, String> {
         return Ok(LabOutput::Raw(garbage.clone()));
     }
     let now = Timestamp::now();
+    if let Some(mode) = constrained(&machine) {
+        // As facts.ps1 answers there: its language mode, and nothing else it could read.
+        let mut f = ecfleet_proto::Facts::new("lab", env!("CARGO_PKG_VERSION"), {
+            let t = now.round(jiff::Unit::Second).unwrap_or(now);
+            t.to_string()
+        });
+        f.host_name = Some(machine.host.name.clone());
+        f.language_mode = Some(mode.to_string());
+        f.probe_failed(
+            "language_mode",
+            format!("PowerShell runs this script in {mode} mode"),
+        );
+        return Ok(LabOutput::Facts(Box::new(f)));
+    }
     Ok(LabOutput::Facts(Box::new(facts_from_machine(
         &machine, now,
     ))))

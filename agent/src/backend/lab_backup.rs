@@ -17,6 +17,11 @@ use crate::backup::Gathered;
 
 pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
     let m = super::lab::machine(root)?;
+    if let Some(mode) = super::lab::constrained(&m) {
+        return Err(format!(
+            "the backup script cannot run: PowerShell runs it in {mode} mode (an AppLocker or App Control policy; simulated)"
+        ));
+    }
     let Some(ec) = &m.ec else {
         return Err(
             "Entra Connect is not installed: there is no configuration to back up (the ADSync module is not installed)"
