@@ -39,7 +39,7 @@ trap cleanup EXIT
 start_sshds
 
 msi=$work/AzureADConnect.msi
-"$ecfleet" lab msi --version 2.6.91.0 --size-mb "$SIZE_MB" --out "$msi" > /dev/null
+"$ecfleet" lab msi --version 2.6.92.0 --size-mb "$SIZE_MB" --out "$msi" > /dev/null
 size=$(stat -c %s "$msi")
 sha=$(sha256sum "$msi" | cut -c1-16)
 

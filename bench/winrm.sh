@@ -41,7 +41,7 @@ print(ssh["name"], winrm["name"], winrm["port"])
 EOF
 )
 password=$(cat "$work/lab/keys/winrm-password")
-"$E" lab msi --version 2.6.91.0 --size-mb "$MB" --out "$work/AzureADConnect.msi" > /dev/null
+"$E" lab msi --version 2.6.92.0 --size-mb "$MB" --out "$work/AzureADConnect.msi" > /dev/null
 # The agents first, so that the stages below time the installer only.
 "$E" audit -i "$inv" --no-share > /dev/null 2>&1 || true
 

@@ -42,8 +42,8 @@ fn audits_24_lab_hosts_behind_three_sshds_with_the_expected_findings() {
         }
     }
     let current = host(&report, "t01-current");
-    assert_eq!(current["version"]["product"], "2.6.91.0");
-    assert_eq!(current["version"]["config"], "2.6.91.0");
+    assert_eq!(current["version"]["product"], "2.6.92.0");
+    assert_eq!(current["version"]["config"], "2.6.92.0");
     assert_eq!(current["support"]["status"], "supported");
     assert_eq!(current["support"]["end_of_support"], "2027-09-23");
     let half = host(&report, "t08-half-upgraded");

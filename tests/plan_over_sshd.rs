@@ -101,7 +101,7 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
     assert_eq!(live["schema_version"], 1);
     assert_eq!(live["kind"], "ecfleet-plan");
     assert_eq!(live["as_of"], AS_OF);
-    assert_eq!(live["target"]["version"], "2.6.91.0");
+    assert_eq!(live["target"]["version"], "2.6.92.0");
     assert_eq!(live["target"]["sha256"], Value::Null);
     assert_eq!(live["catalog"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(live["facts_source"]["kind"], "live");
@@ -191,7 +191,7 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
     );
     assert_eq!(planned(&live, "t14-v1-old")["via"], "1.6.16.0");
     assert_eq!(planned(&live, "t04-sync-stopped")["from"], "2.5.76.0");
-    assert_eq!(planned(&live, "t04-sync-stopped")["to"], "2.6.91.0");
+    assert_eq!(planned(&live, "t04-sync-stopped")["to"], "2.6.92.0");
 
     // The staging server goes in an earlier wave than its tenant's active server, and the
     // New York tenants (Friday) come before the London ones (Saturday).

@@ -153,7 +153,7 @@ fn a_night_upgrades_what_it_may_backs_up_first_and_touches_nothing_else() {
         );
         let text = std::fs::read_to_string(n.machine(host)).unwrap();
         assert!(
-            text.contains("engine_version = \"2.6.91.0\""),
+            text.contains("engine_version = \"2.6.92.0\""),
             "{host} was upgraded"
         );
     }
@@ -292,13 +292,16 @@ fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
             .contains("Run as administrator")
     );
     assert!(
-        stderr.contains("t02-behind: on t02-behind (tenant tenant02)"),
+        stderr.contains("t02-behind: on t02-behind (127.0.0.1, tenant tenant02)"),
         "the operator was told: {stderr}"
     );
+    // The Windows Installer's own event for the product, not an auto-upgrade event (a wizard
+    // upgrade writes none of those).
     assert!(
-        stderr
-            .contains("t02-staging: Application log: \"Upgrade succeeded from 2.6.1.0 to 2.6.91.0"),
-        "the upgrade's event is shown: {stderr}"
+        stderr.contains(
+            "t02-staging: Application log: \"Product: Microsoft Azure AD Connect synchronization services -- Installation completed successfully.\""
+        ) && stderr.contains("event 11707"),
+        "the installer's event is shown: {stderr}"
     );
 }
 
@@ -357,7 +360,7 @@ fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup
     assert!(in_place.len() >= 3, "{in_place:?}");
     for h in &in_place {
         // Three real seconds at the lab's clock scale of 120.
-        n.edit(h, "delay_seconds = 300", "delay_seconds = 360");
+        n.edit(h, "delay_seconds = 120", "delay_seconds = 360");
     }
     // SIGKILL the controller as soon as a phase starts: backup, stage, the operator's wait, verify.
     for (i, phase) in ["backup", "stage", "upgrade", "verify"].iter().enumerate() {
@@ -569,9 +572,16 @@ fn the_things_that_bite_end_in_their_outcomes_with_evidence() {
 /// What `ecfleet run` makes of each lab scenario (docs/lab.md, docs/run.md).
 fn expected_outcome(scenario: &str, action: &str) -> &'static str {
     match (scenario, action) {
-        ("backup-fails" | "installer-fails" | "adsync-wont-start" | "rules-conflict", _) => {
-            "failed"
-        }
+        (
+            "backup-fails"
+            | "installer-fails"
+            | "adsync-wont-start"
+            | "rules-conflict"
+            | "installer-foreign-signer",
+            _,
+        ) => "failed",
+        ("full-sync-after-upgrade", _) => "sync-pending",
+        ("no-importable-backup", _) => "refused",
         ("versions-lag-sticky", _) => "version-mismatch",
         ("mfa-hangs", _) => "operator-timeout",
         (_, "two-hop") => "refused",
@@ -728,4 +738,259 @@ fn a_closed_window_defers_phase_3_or_is_waited_for() {
     for (host, outcome) in windowed(&report) {
         assert_eq!(outcome, "verified", "{host}");
     }
+}
+
+/// One line of a lab host's own log (`lab-log.jsonl`): what was done to it, and whether the
+/// wizard or the installer ran at that moment.
+fn lab_log(n: &Night, host: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(n.fleet.host_dir(host).join("lab-log.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The pre-upgrade backups of `run_id` on the share for `host`: their manifests.
+fn pre_upgrade_manifests(
+    n: &Night,
+    tenant: &str,
+    host: &str,
+    run_id: &str,
+) -> Vec<serde_json::Value> {
+    let dir = n
+        .fleet
+        .dir
+        .path()
+        .join("share/tenants")
+        .join(tenant)
+        .join(host)
+        .join("backups");
+    std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .map(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap())
+        .filter(|m| m["run_id"] == run_id && m["tag"] == "pre-upgrade")
+        .collect()
+}
+
+/// Issue 16's night: every scenario of a 36-host faulted lab (the 28 of before and the 8 that
+/// play Microsoft's documents) ends in its documented outcome; no ADSync restart is ever asked
+/// for while a lab host's wizard or installer runs (the host's own log, and the ledger agrees);
+/// every pre-upgrade backup holds MigratedPolicy.json and PersistedState.xml with their
+/// SHA-256; the host without an importable backup is refused before phase 3; the full
+/// synchronization after the upgrade is `sync-pending`, and `run --resume` verifies it later
+/// without a second backup or hand-off.
+#[test]
+fn a_36_host_night_follows_microsofts_order_and_a_resume_verifies_the_full_sync() {
+    let n = night(36, 3);
+    n.plan();
+    let full = n
+        .fleet
+        .hosts
+        .iter()
+        .map(|(h, _)| h.clone())
+        .find(|h| h.ends_with("-full-sync-after-upgrade"))
+        .unwrap();
+    // Half an hour of full import and half an hour of full sync: 30 real seconds, past
+    // verify's 20 s deadline.
+    n.edit(
+        &full,
+        "full_sync_seconds = 7200",
+        "full_sync_seconds = 3600",
+    );
+    let (code, report, stderr) = n.run();
+    assert_eq!(code, 1, "{stderr}");
+    let hosts = report["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 36);
+    for h in hosts {
+        let name = h["host"].as_str().unwrap();
+        let scenario = &name[name.find('-').unwrap() + 1..];
+        let want = expected_outcome(scenario, h["action"].as_str().unwrap());
+        assert_eq!(h["outcome"], want, "{name}: {h:#}");
+    }
+    assert_eq!(
+        report["summary"]["sync_pending"], 1,
+        "{:#}",
+        report["summary"]
+    );
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    let ledger = PathBuf::from(report["ledger"].as_str().unwrap());
+    let ev = events(&ledger);
+    // No ADSync restart while a wizard or an installer ran, on any host; every restart the
+    // ledger records is one the host saw asked for.
+    for (host, _) in &n.fleet.hosts {
+        let log = lab_log(&n, host);
+        let asked: Vec<&serde_json::Value> = log
+            .iter()
+            .filter(|e| e["event"] == "adsync-restart-requested")
+            .collect();
+        for e in &asked {
+            assert!(
+                e["wizard_running"] == false && e["installer_running"] == false,
+                "{host}: ADSync restart asked for during an upgrade: {e}"
+            );
+        }
+        let restarts = ev
+            .iter()
+            .filter(|e| e["host"] == host.as_str() && e["event"] == "restart-adsync")
+            .count();
+        assert_eq!(restarts, asked.len(), "{host}: ledger and host disagree");
+        // Microsoft's order on every upgraded host: binaries, then the configuration.
+        let steps: Vec<&str> = log.iter().filter_map(|e| e["event"].as_str()).collect();
+        if let Some(b) = steps.iter().position(|s| *s == "binaries-replaced") {
+            let c = steps.iter().position(|s| *s == "configuration-migrated");
+            assert!(c.is_none_or(|c| c > b), "{host}: {steps:?}");
+        }
+    }
+    // The versions-lag host was restarted once, after the wizard had closed.
+    let lag = hosts
+        .iter()
+        .find(|h| h["host"].as_str().unwrap().ends_with("-versions-lag"))
+        .unwrap();
+    let lag_name = lag["host"].as_str().unwrap();
+    assert_eq!(lag["outcome"], "verified");
+    assert!(ev.iter().any(|e| {
+        e["host"] == lag_name
+            && e["event"] == "restart-adsync"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("neither the wizard nor the installer runs")
+    }));
+    // Every host that got past phase 2 has an importable pre-upgrade backup with both files.
+    for h in hosts.iter().filter(|h| {
+        h["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["phase"] == "stage")
+    }) {
+        let (name, tenant) = (h["host"].as_str().unwrap(), h["tenant"].as_str().unwrap());
+        let manifests = pre_upgrade_manifests(&n, tenant, name, &run_id);
+        assert_eq!(manifests.len(), 1, "{name}");
+        let m = &manifests[0];
+        for role in [
+            "migrated-policy",
+            "persisted-state",
+            "server-configuration",
+            "engine-config",
+        ] {
+            let f = m["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["role"] == role);
+            let f = f.unwrap_or_else(|| panic!("{name}: no {role} in {m:#}"));
+            assert_eq!(f["sha256"].as_str().unwrap().len(), 64);
+        }
+        assert!(
+            m["importable"]
+                .as_str()
+                .unwrap()
+                .starts_with("MigratedPolicy.json"),
+            "{m:#}"
+        );
+        let method = m["export_method"].as_str().unwrap();
+        if name.ends_with("-no-migrate-script") {
+            assert!(method.contains("own steps"), "{method}");
+        } else {
+            assert!(method.starts_with("MigrateSettings.ps1"), "{method}");
+        }
+        if name.ends_with("-applied-json-stale") {
+            assert!(
+                m["warnings"].to_string().contains("misses that change"),
+                "{m:#}"
+            );
+        }
+        assert!(
+            m["not_in_backup"].to_string().contains("private key"),
+            "{m:#}"
+        );
+    }
+    // No importable backup: refused before phase 3, with the fix.
+    let gate = hosts
+        .iter()
+        .find(|h| {
+            h["host"]
+                .as_str()
+                .unwrap()
+                .ends_with("-no-importable-backup")
+        })
+        .unwrap();
+    assert!(
+        gate["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing the wizard can import"),
+        "{gate:#}"
+    );
+    assert!(
+        !gate["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["phase"] == "stage"),
+        "{gate:#}"
+    );
+    // The foreign signer: failed at stage, never handed off, the signer named.
+    let signer = hosts
+        .iter()
+        .find(|h| {
+            h["host"]
+                .as_str()
+                .unwrap()
+                .ends_with("-installer-foreign-signer")
+        })
+        .unwrap();
+    assert!(
+        signer["message"].as_str().unwrap().contains("Contoso"),
+        "{signer:#}"
+    );
+    assert!(signer["handed_off_at"].is_null());
+    // The full sync: sync-pending, saying what runs; once it ends, --resume verifies it
+    // without a second backup, stage or hand-off.
+    let pending = record(&report, &full);
+    assert!(
+        pending["message"].as_str().unwrap().contains("Full"),
+        "{pending:#}"
+    );
+    let tenant = pending["tenant"].as_str().unwrap().to_string();
+    let machine: toml::Table =
+        toml::from_str(&std::fs::read_to_string(n.machine(&full)).unwrap()).unwrap();
+    let done: jiff::Timestamp = machine["upgrade"]["completed_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The full cycle ends about 32 real seconds after the upgrade (lab clock 120).
+    let ends = done + jiff::SignedDuration::from_secs(35);
+    let wait = ends.duration_since(jiff::Timestamp::now());
+    if wait.is_positive() {
+        std::thread::sleep(wait.unsigned_abs());
+    }
+    let starts_before = |phase: &str| {
+        events(&ledger)
+            .iter()
+            .filter(|e| e["host"] == full.as_str() && e["phase"] == phase && e["event"] == "start")
+            .count()
+    };
+    let (backups, stages) = (starts_before("backup"), starts_before("stage"));
+    let out = n.run_command(true).output().unwrap();
+    let (again, stderr) = json_of(&out);
+    let r = record(&again, &full);
+    assert_eq!(r["outcome"], "verified", "{r:#}\n{stderr}");
+    let ev = events(&ledger);
+    let count = |phase: &str, event: &str| {
+        ev.iter()
+            .filter(|e| e["host"] == full.as_str() && e["phase"] == phase && e["event"] == event)
+            .count()
+    };
+    assert_eq!(
+        (count("backup", "start"), count("stage", "start")),
+        (backups, stages)
+    );
+    assert_eq!(count("upgrade", "handoff"), 1);
+    assert_eq!(pre_upgrade_manifests(&n, &tenant, &full, &run_id).len(), 1);
 }

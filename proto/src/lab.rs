@@ -212,6 +212,10 @@ pub struct MachineBackup {
     /// `%ProgramData%\AADConnect\PersistedState.xml` exists (the wizard writes it); without
     /// it `MigrateSettings.ps1` fails and no `MigratedPolicy.json` is made.
     pub persisted_state: bool,
+    /// Pads the server-configuration dump with one XML file of this many MiB
+    /// (`lab-padding.xml`), standing in for the configuration of a large directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dump_padding_mb: Option<u64>,
 }
 
 impl Default for MachineBackup {
@@ -221,6 +225,7 @@ impl Default for MachineBackup {
             changed_outside_wizard_days: None,
             migrate_settings_script: true,
             persisted_state: true,
+            dump_padding_mb: None,
         }
     }
 }

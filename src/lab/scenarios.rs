@@ -582,15 +582,21 @@ fn description(scenario: &str) -> &'static str {
         "full-sync-after-upgrade" => {
             "the new build changes the out-of-box rules: a full import and full sync of two lab hours follow the upgrade"
         }
-        "no-applied-json" => "no Applied-SynchronizationPolicy JSON: the wizard never changed the configuration",
-        "applied-json-stale" => "the applied JSON is 200 days old; a rule was changed outside the wizard 10 days ago",
+        "no-applied-json" => {
+            "no Applied-SynchronizationPolicy JSON: the wizard never changed the configuration"
+        }
+        "applied-json-stale" => {
+            "the applied JSON is 200 days old; a rule was changed outside the wizard 10 days ago"
+        }
         "no-migrate-script" => "MigrateSettings.ps1 is not in the product's Tools folder",
         "no-importable-backup" => {
             "no PersistedState.xml (no MigratedPolicy.json can be made) and a stale applied JSON"
         }
         "constrained-language" => "AppLocker puts the agent's scripts in ConstrainedLanguage mode",
         "app-auth-missing" => "newest build, the Entra connector still on the legacy account",
-        "installer-foreign-signer" => "the staged installer's signature is Contoso's, not Microsoft's",
+        "installer-foreign-signer" => {
+            "the staged installer's signature is Contoso's, not Microsoft's"
+        }
         _ => "",
     }
 }

@@ -222,29 +222,27 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         }
         Some(facts)
     };
-    if !w.record.done("backup") {
-        let done = {
-            let s = &mut session;
-            w.phase(
-                "backup",
-                Duration::from_secs(d.backup),
-                pre_upgrade_backup(s, host, cx),
-            )
-            .await?
-        };
-        w.record.backup = Some(done);
-        cx.save(&w.record);
-    }
+    // The pre-upgrade backup is taken when the window is open: a host that waits for its
+    // window is backed up after the wait (again, if an earlier run took one before it).
+    let mut waited = false;
     if let Some((opens, why)) = cx.window_closed(host) {
-        session.close().await;
         if !cx.wait_for_window {
+            if !w.record.done("backup") {
+                take_backup(w, &mut session, false).await?;
+            }
+            session.close().await;
             return Err((HostOutcome::Deferred, why));
         }
+        session.close().await;
         wait_for_window(w, opens).await?;
+        waited = true;
         // A fresh session once the window is open: the last one may have idled out.
         session = HostSession::open(host, cx.connector, w.ctx.deadline)
             .await
             .map_err(failed)?;
+    }
+    if !w.record.done("backup") || waited {
+        take_backup(w, &mut session, waited).await?;
     }
     if w.ctx.stopping() {
         session.close().await;
@@ -312,6 +310,28 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     Ok(())
 }
 
+/// Phase 2 in `session`: the pre-upgrade backup, verified on the share and importable by the
+/// wizard; `fresh` takes a new one even if this run stored one already (the window opened
+/// since).
+async fn take_backup(
+    w: &mut Walk<'_, '_>,
+    session: &mut HostSession<'_>,
+    fresh: bool,
+) -> PhaseResult<()> {
+    let (host, cx) = (w.host, w.cx);
+    let limit = Duration::from_secs(cx.playbook.deadlines.backup);
+    let done = w
+        .phase(
+            "backup",
+            limit,
+            pre_upgrade_backup(session, host, cx, fresh),
+        )
+        .await?;
+    w.record.backup = Some(done);
+    cx.save(&w.record);
+    Ok(())
+}
+
 /// `--wait-for-window`: until the tenant's window opens (a Ctrl-C stops the wait: the host is
 /// `interrupted` before phase 3).
 async fn wait_for_window(w: &Walk<'_, '_>, opens: jiff::Timestamp) -> PhaseResult<()> {
@@ -339,18 +359,23 @@ async fn wait_for_window(w: &Walk<'_, '_>, opens: jiff::Timestamp) -> PhaseResul
 }
 
 /// Phase 2: this run's pre-upgrade backup. A backup of this run that is already complete on
-/// the share (the controller died after storing it) is taken as it is, never taken twice.
+/// the share (the controller died after storing it) is taken as it is, never taken twice
+/// (unless `fresh`). The gate: the backup must hold something the wizard can import on a new
+/// server (`MigratedPolicy.json`, or an applied policy JSON newer than the last change), else
+/// the host goes no further.
 async fn pre_upgrade_backup(
     session: &mut HostSession<'_>,
     host: &Host,
     cx: &RunContext<'_>,
+    fresh: bool,
 ) -> PhaseResult<String> {
     let backups = backup::HostBackups::new(cx.share, &host.tenant, &host.name);
     let name = |s: &backup::store::Stored| format!("{}/{}", s.dir.display(), s.manifest.name);
-    if let Some(s) = backups.list().into_iter().find(|s| {
+    let earlier = backups.list().into_iter().rev().find(|s| {
         s.manifest.tag == Tag::PreUpgrade && s.manifest.run_id.as_deref() == Some(cx.run_id)
-    }) {
-        return Ok(name(&s));
+    });
+    if let Some(s) = earlier.filter(|_| !fresh) {
+        return importable(&s).map(|_| name(&s));
     }
     let settings = BackupSettings {
         tag: Tag::PreUpgrade,
@@ -362,15 +387,37 @@ async fn pre_upgrade_backup(
         run_id: Some(cx.run_id.to_string()),
     };
     let deadline = Instant::now() + Duration::from_secs(cx.playbook.deadlines.backup);
-    backup::back_up_in_session(session, host, &settings, deadline)
+    let done = backup::back_up_in_session(session, host, &settings, deadline)
         .await
-        .map(|done| name(&done.stored))
         .map_err(|e| {
             (
                 HostOutcome::Failed,
                 format!("no verified backup, so no upgrade: {}", e.message),
             )
-        })
+        })?;
+    importable(&done.stored)?;
+    Ok(name(&done.stored))
+}
+
+/// The pre-upgrade gate's second half: a verified backup a new server's wizard can import.
+fn importable(stored: &backup::store::Stored) -> PhaseResult<()> {
+    if stored.manifest.importable.is_some() {
+        return Ok(());
+    }
+    let why: Vec<String> = stored
+        .manifest
+        .warnings
+        .iter()
+        .map(|w| crate::checks::shown(w))
+        .collect();
+    Err((
+        HostOutcome::Refused,
+        format!(
+            "the pre-upgrade backup {} is verified but holds nothing the wizard can import on a new server ({}), so no upgrade: if the upgrade failed, the server could not be rebuilt from it; fix: on the host, find out why MigrateSettings.ps1 made no MigratedPolicy.json (usually %ProgramData%\\AADConnect\\PersistedState.xml is missing), or have the wizard write a current Applied-SynchronizationPolicy JSON, then run again",
+            stored.manifest.name,
+            why.join("; ")
+        ),
+    ))
 }
 
 /// Phase 1: facts, the fingerprint, the rules.
@@ -444,15 +491,17 @@ fn before_the_wizard(facts: &Facts, host: &Host, cx: &RunContext<'_>) -> Vec<Str
         .collect()
 }
 
-/// What the operator must do on the host, exactly.
+/// What the operator must do on the host, exactly (docs/run.md, "The hand-off";
+/// docs/design/DOMAIN.md §5 "Credentials", "MFA on the wizard", §8b S45).
 pub fn operator_instructions(host: &Host, installer: &str, target: EcVersion) -> String {
     format!(
-        "on {} (tenant {}): sign in to the server, right-click {installer} → Run as administrator; \
-sign in as Global Administrator or Hybrid Identity Administrator (assigned directly); keep \
-'Start the synchronization process when configuration completes' ticked; choose Upgrade. \
-If the installer offers a fresh install instead of an upgrade, STOP and do not proceed. \
-ecfleet watches the host until {target} is in place.",
-        host.name, host.tenant
+        "on {} ({}, tenant {}): (1) sign in to the server as a local administrator who is also in ADSyncAdmins; \
+(2) open Windows PowerShell with Run as administrator and run: msiexec /i \"{installer}\" (Explorer offers no Run as administrator for an .msi); \
+(3) in the wizard choose Upgrade and sign in as a Global Administrator or Hybrid Identity Administrator assigned directly (not through a group); with MFA, https://secure.aadcdn.microsoftonline-p.com must be a Trusted Site or the sign-in can hang; \
+keep 'Start the synchronization process when configuration completes' ticked; if the wizard offers a fresh install instead of an upgrade, STOP and do not proceed; \
+(4) when it is done, confirm application-based authentication: Get-ADSyncEntraConnectorCredential must show ConnectorIdentityType Application (otherwise: wizard, Additional tasks, Configure application-based authentication to Microsoft Entra ID). \
+ecfleet watches the host until {target} is in place and the wizard has migrated the configuration; it touches nothing while the wizard runs.",
+        host.name, host.address, host.tenant
     )
 }
 
@@ -995,7 +1044,7 @@ fn health_warnings(facts: &Facts) -> Vec<String> {
         return Vec::new();
     }
     vec![format!(
-        "Health Agent not running after the upgrade ({}): on the host run Register-MicrosoftEntraConnectHealthAgent -AttributeFiltering $true -StagingMode (Get-ADSyncScheduler).StagingModeEnabled (a Global Administrator sign-in), then start the services",
+        "Health Agent not running after the upgrade ({}): on the host run Register-MicrosoftEntraConnectHealthAgent -AttributeFiltering $false -StagingMode (Get-ADSyncScheduler).StagingModeEnabled, with -AttributeFiltering $true instead when this server syncs a filtered attribute set (the wizard's Microsoft Entra app and attribute filtering), signing in as a Global Administrator or Hybrid Identity Administrator; then start the services",
         crate::checks::shown(&stopped.join(", "))
     )]
 }

@@ -358,7 +358,7 @@ pub fn codes(h: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// `ecfleet lab msi --version 2.6.91.0 --size-mb MIB` into `dir/AzureADConnect.msi`: its path and
+/// `ecfleet lab msi --version 2.6.92.0 --size-mb MIB` into `dir/AzureADConnect.msi`: its path and
 /// bytes.
 #[allow(dead_code)] // not every test binary stages an installer
 pub fn lab_msi(dir: &Path, mib: u64) -> (PathBuf, Vec<u8>) {
@@ -368,7 +368,7 @@ pub fn lab_msi(dir: &Path, mib: u64) -> (PathBuf, Vec<u8>) {
             "lab",
             "msi",
             "--version",
-            "2.6.91.0",
+            "2.6.92.0",
             "--size-mb",
             &mib.to_string(),
             "--out",

@@ -72,6 +72,9 @@ pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
         Err("Get-ADSyncServerConfiguration : The operation failed because the sync engine did not answer (simulated: faults.backup_fails)".to_string())
     } else {
         write_dump(&configuration, &export).and_then(|dir| {
+            if let Some(mb) = m.backup.dump_padding_mb {
+                pad(&dir.join("lab-padding.xml"), mb)?;
+            }
             if m.backup.persisted_state {
                 write_export_extras(&m, &dir, now)?;
             } else {
@@ -106,6 +109,31 @@ pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
         proxy_config: None,
         configuration: Ok(configuration),
     })
+}
+
+/// An XML file of `mb` MiB of varied text (so it does not compress to nothing on the way).
+fn pad(path: &Path, mb: u64) -> Result<(), String> {
+    use std::io::Write;
+    let file = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut written = 0u64;
+    let mut n = 0u64;
+    let target = mb << 20;
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    out.write_all(b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<objects>\n")
+        .map_err(fail)?;
+    while written < target {
+        let line = format!(
+            "  <object id=\"{n:016x}\" dn=\"CN=User {n},OU=Users,DC=contoso,DC=local\" hash=\"{:016x}\"/>\n",
+            n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        );
+        out.write_all(line.as_bytes()).map_err(fail)?;
+        written += line.len() as u64;
+        n += 1;
+    }
+    out.write_all(b"</objects>\n").map_err(fail)?;
+    out.flush().map_err(fail)
 }
 
 /// Where Microsoft installs the migration script (docs/design/DOMAIN.md §8b, S44).

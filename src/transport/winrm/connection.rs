@@ -90,12 +90,20 @@ pub(super) fn ps_writing(quoted_path: &str) -> String {
     )
 }
 
+/// Windows PowerShell by its full path (cmd expands `%SystemRoot%`): never a PATH search that
+/// could find another `powershell.exe` first.
+const POWERSHELL: &str = r#""%SystemRoot%\System32\WindowsPowerShell\v1.0\powershell.exe""#;
+
+/// Pieces a fetched file is read in over WinRM, one command each: base64 makes 16 MiB about
+/// 21 MiB of output, well inside [`MAX_OUTPUT`].
+const GET_PIECE: u64 = 16 << 20;
+
 /// `powershell.exe … -EncodedCommand` for `script` (UTF-16LE, base64): nothing in it is seen
 /// by cmd's parser.
 fn powershell(script: &str) -> String {
     let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
     format!(
-        "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {}",
+        "{POWERSHELL} -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {}",
         data_encoding::BASE64.encode(&utf16)
     )
 }
@@ -396,34 +404,77 @@ impl WinRmConnection {
         max_bytes: u64,
         limit: Duration,
     ) -> Result<Vec<u8>, TransportError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         let remote = self.remote(limit).await?;
         let q = quoted(&self.name, remote, path)?;
         let command = match remote {
-            Remote::Posix => format!(
-                "p={p}; s=$(wc -c < \"$p\") || exit 2; if [ \"$s\" -gt {max_bytes} ]; then echo \"$s bytes\" >&2; exit 4; fi; cat \"$p\"",
-                p = q
-            ),
+            Remote::Posix => format!("wc -c < {q}"),
             Remote::Windows => powershell(&format!(
-                "$ErrorActionPreference='Stop'; $p={p}; $n=(Get-Item -LiteralPath $p).Length; \
-                 if($n -gt {max_bytes}){{ [Console]::Error.WriteLine(\"$n bytes\"); exit 4 }}; \
-                 [Convert]::ToBase64String([IO.File]::ReadAllBytes($p))",
-                p = q
+                "$ErrorActionPreference='Stop'; (Get-Item -LiteralPath {q}).Length"
             )),
         };
-        let out = self.run(&command, None, limit).await?;
-        match out.exit_status {
-            Some(0) => {}
-            Some(4) => {
+        let out = self.run(&command, None, left()).await?;
+        if !out.success() {
+            return Err(self.failed(&format!("reading the size of {path}"), &out));
+        }
+        let size: u64 = out
+            .stdout_text()
+            .trim()
+            .parse()
+            .map_err(|_| self.failed(&format!("reading the size of {path}"), &out))?;
+        if size > max_bytes {
+            return Err(TransportError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{}: {path} is larger than {max_bytes} bytes ({size} bytes)",
+                    self.name
+                ),
+            ));
+        }
+        // In pieces, one command each: a whole file in one command's output would stop at the
+        // output cap (32 MiB, about 24 MiB of file in base64).
+        let mut data = Vec::with_capacity(size as usize);
+        while (data.len() as u64) < size {
+            let offset = data.len() as u64;
+            let n = GET_PIECE.min(size - offset);
+            let piece = self.get_piece(remote, &q, path, offset, n, left()).await?;
+            if piece.is_empty() {
                 return Err(TransportError::new(
-                    ErrorKind::Refused,
+                    ErrorKind::Protocol,
                     format!(
-                        "{}: {path} is larger than {max_bytes} bytes ({})",
-                        self.name,
-                        out.stderr_tail()
+                        "{}: {path} ended at {offset} bytes, not the {size} it had when the read began",
+                        self.name
                     ),
                 ));
             }
-            _ => return Err(self.failed(&format!("reading {path}"), &out)),
+            data.extend_from_slice(&piece[..piece.len().min(n as usize)]);
+        }
+        Ok(data)
+    }
+
+    /// `n` bytes of `path` (quoted as `q`) from `offset`.
+    async fn get_piece(
+        &self,
+        remote: Remote,
+        q: &str,
+        path: &str,
+        offset: u64,
+        n: u64,
+        limit: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let command = match remote {
+            Remote::Posix => format!("tail -c +{} {q} | head -c {n}", offset + 1),
+            Remote::Windows => powershell(&format!(
+                "$ErrorActionPreference='Stop'; $f=[IO.File]::Open({q},'Open','Read','ReadWrite'); \
+                 try {{ [void]$f.Seek({offset},'Begin'); $b=New-Object byte[] {n}; $r=0; \
+                 while($r -lt {n}){{ $k=$f.Read($b,$r,{n}-$r); if($k -le 0){{ break }}; $r+=$k }} }} finally {{ $f.Close() }}; \
+                 [Convert]::ToBase64String($b,0,$r)"
+            )),
+        };
+        let out = self.run(&command, None, limit).await?;
+        if !out.success() {
+            return Err(self.failed(&format!("reading {path} from {offset}"), &out));
         }
         match remote {
             Remote::Posix => Ok(out.stdout),
