@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 /// A playbook for tests: the same phases, deadlines in seconds, a one-second watch.
-const FAST: &str = "schema_version = 1\n[deadlines]\npreflight = 60\nbackup = 60\nstage = 60\nupgrade = 12\nverify = 20\n[watch]\npoll_seconds = 1\n[verify]\nrestart_adsync_once = true\n";
+const FAST: &str = "schema_version = 1\n[deadlines]\npreflight = 60\nbackup = 60\nstage = 60\nupgrade = 30\nverify = 20\n[watch]\npoll_seconds = 1\n[verify]\nrestart_adsync_once = true\n";
 
 struct Night {
     fleet: Fleet,
@@ -993,4 +993,29 @@ fn a_36_host_night_follows_microsofts_order_and_a_resume_verifies_the_full_sync(
     );
     assert_eq!(count("upgrade", "handoff"), 1);
     assert_eq!(pre_upgrade_manifests(&n, &tenant, &full, &run_id).len(), 1);
+}
+
+/// A run whose only upgraded host is left running Microsoft's full synchronization ends with
+/// its own exit code (5), the host `sync-pending`, saying what runs and how to re-check it.
+#[test]
+fn a_run_left_with_a_full_sync_exits_5_and_says_what_runs() {
+    let n = night(2, 1);
+    n.plan();
+    assert_eq!(n.in_place(), ["t02-behind"]);
+    n.edit(
+        "t02-behind",
+        "default_rules_change = false",
+        "default_rules_change = true",
+    );
+    let (code, report, stderr) = n.run();
+    assert_eq!(code, 5, "{stderr}\n{report:#}");
+    let r = record(&report, "t02-behind");
+    assert_eq!(r["outcome"], "sync-pending", "{r:#}");
+    let why = r["message"].as_str().unwrap();
+    assert!(
+        why.contains("Full Import") && why.contains("--resume"),
+        "{why}"
+    );
+    assert_eq!(report["summary"]["sync_pending"], 1);
+    assert_eq!(report["summary"]["failed"], 0);
 }

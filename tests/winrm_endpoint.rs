@@ -604,3 +604,59 @@ fn a_24_host_lab_half_over_winrm_audits_plans_backs_up_and_upgrades_as_all_over_
         .count();
     assert!(verified_over_winrm >= 4, "{verified_over_winrm}");
 }
+
+/// A backup of 100 MB (a large directory's configuration) comes back from a host over WinRM,
+/// verified: files are read in pieces, never as one command's output (which stops at 32 MiB).
+#[test]
+fn a_100_mb_backup_comes_back_over_winrm_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_up(dir.path(), 2, 2, &[]);
+    let inventory = dir.path().join("inventory.toml");
+    let (host, _) = winrm_hosts(&inventory).into_iter().next().unwrap();
+    let machine = dir.path().join("hosts").join(&host).join("machine.toml");
+    let text = std::fs::read_to_string(&machine).unwrap();
+    std::fs::write(
+        &machine,
+        format!("{text}\n[backup]\ndump_padding_mb = 100\n"),
+    )
+    .unwrap();
+    let out = common::ecfleet()
+        .args([
+            "backup",
+            "--format",
+            "json",
+            "--host-deadline",
+            "600",
+            "--host",
+            &host,
+            "-i",
+        ])
+        .arg(&inventory)
+        .arg("--agent-dir")
+        .arg(common::agent_dir())
+        .output()
+        .unwrap();
+    drop(lab);
+    let (report, stderr) = common::json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
+    let h = &report["hosts"][0];
+    assert_eq!(h["ok"], true, "{h:#}");
+    let dump = h["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["role"] == "server-configuration")
+        .unwrap();
+    assert!(dump["size"].as_u64().unwrap() > 100 << 20, "{dump:#}");
+    // What is on the share is what the host hashed.
+    let stored = dir
+        .path()
+        .join("share")
+        .join(h["path"].as_str().unwrap())
+        .join(dump["name"].as_str().unwrap());
+    let sha: String = sha2::Sha256::digest(std::fs::read(&stored).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(sha, dump["sha256"].as_str().unwrap());
+}

@@ -31,9 +31,10 @@ pub fn render_run(
         let c = match h.outcome {
             HostOutcome::Verified => Some(Color::Green),
             HostOutcome::Untouched => None,
-            HostOutcome::Deferred | HostOutcome::Skipped | HostOutcome::Interrupted => {
-                Some(Color::Yellow)
-            }
+            HostOutcome::Deferred
+            | HostOutcome::Skipped
+            | HostOutcome::Interrupted
+            | HostOutcome::SyncPending => Some(Color::Yellow),
             _ => Some(Color::Red),
         };
         let outcome = super::cell(h.outcome.as_str());
@@ -58,7 +59,7 @@ pub fn render_run(
     let s = &report.summary;
     writeln!(
         out,
-        "run {}: {} hosts: {} verified on {}, {} failed, {} waiting, {} not touched; ledger {}",
+        "run {}: {} hosts: {} verified on {}, {} failed, {} waiting, {} not touched{}; ledger {}",
         report.run_id,
         s.hosts,
         s.verified,
@@ -66,6 +67,14 @@ pub fn render_run(
         s.failed,
         s.waiting,
         s.untouched,
+        if s.sync_pending > 0 {
+            format!(
+                ", {} sync pending (re-check with ecfleet run --resume {})",
+                s.sync_pending, report.run_id
+            )
+        } else {
+            String::new()
+        },
         report.ledger
     )?;
     for e in &report.ledger_errors {

@@ -485,9 +485,34 @@ precedence = 50
         let ad = &json["onpremisesDirectoryPolicy"][0];
         assert_eq!(ad["fullyQualifiedDomainName"], "tenant02.local");
         assert_eq!(ad["customSynchronizationRules"][0]["precedence"], 50);
+        // When the wizard wrote it, read from its own metadata.
+        assert!(result.applied_policy_created.is_some());
+        // The migration export as MigrateSettings.ps1 leaves it: MigratedPolicy.json (UTF-16,
+        // metadata only) and PersistedState.xml, also on their own.
+        let migrated = result.migrated_policy.as_ref().unwrap();
+        let bytes = std::fs::read(&migrated.path).unwrap();
+        assert_eq!(
+            &bytes[..2],
+            &[0xFF, 0xFE],
+            "UTF-16 LE, as Out-File writes it"
+        );
+        assert!(crate::backup::policy_created(std::path::Path::new(&migrated.path)).is_some());
+        assert!(result.persisted_state.is_some());
+        assert!(
+            result
+                .export_method
+                .as_deref()
+                .unwrap()
+                .starts_with(r"C:\Program Files")
+        );
+        assert!(result.engine_config.is_some());
         // The dump is one archive of XML files, its folder gone, its hash the file's.
         let dump = result.server_configuration.unwrap();
-        assert!(!out.join("Exported-ServerConfiguration-lab").exists());
+        assert!(
+            dump.source_name
+                .starts_with("Exported-ServerConfiguration-")
+        );
+        assert!(!out.join(&dump.source_name).exists());
         let listed = std::process::Command::new("tar")
             .arg("-tf")
             .arg(&dump.path)
@@ -499,6 +524,10 @@ precedence = 50
             "{names}"
         );
         assert!(names.contains("SynchronizationRules/SynchronizationRule_{5E1D0000-7A1C-4D2E-8F30-000000000002}.xml"), "{names}");
+        assert!(
+            names.contains("MigratedPolicy.json") && names.contains("PersistedState.xml"),
+            "{names}"
+        );
         use sha2::Digest;
         let bytes = std::fs::read(&dump.path).unwrap();
         let sha: String = sha2::Sha256::digest(&bytes)
@@ -516,6 +545,33 @@ precedence = 50
         assert!(
             String::from_utf8_lossy(&rule.stdout).contains("User &lt;Department&gt; &amp; Office")
         );
+    }
+
+    #[test]
+    fn without_persisted_state_there_is_no_migrated_policy_and_the_reason_is_kept() {
+        let (dir, out) = lab(&format!(
+            "{MACHINE}\n[backup]\npersisted_state = false\nmigrate_settings_script = false\n"
+        ));
+        let backend = Backend::Lab(dir.path().to_path_buf());
+        let gathered = gather(dir.path(), &out).unwrap();
+        let result =
+            crate::backup::assemble(&backend, gathered, &out, jiff::Timestamp::now()).unwrap();
+        assert!(result.migrated_policy.is_none() && result.persisted_state.is_none());
+        assert!(
+            result.server_configuration.is_some(),
+            "the dump is still there"
+        );
+        let why = result
+            .errors
+            .iter()
+            .find(|e| e.probe == "migrated_policy")
+            .unwrap();
+        assert!(
+            why.message.contains("PersistedState.xml"),
+            "{}",
+            why.message
+        );
+        assert!(result.export_method.unwrap().contains("own steps"));
     }
 
     #[test]

@@ -162,7 +162,7 @@ mod tests {
             r"C:\ProgramData\AADConnect\Applied-SynchronizationPolicy-2026-10-02-081512.json"
         );
         let dump = g.dump_dir.unwrap().to_string_lossy().into_owned();
-        assert!(dump.ends_with(r"\Exported-ServerConfiguration"), "{dump}");
+        assert!(dump.contains(r"\Exported-ServerConfiguration-"), "{dump}");
         let c = g.configuration.unwrap();
         // One custom rule came as a single object, not a list (PS 5.1 unrolls one-item arrays).
         assert_eq!(c.custom_rules.len(), 2);
@@ -208,6 +208,31 @@ mod tests {
         let g = gathered_from_output(&fixture("backup-windows-no-module.json")).unwrap();
         assert!(g.configuration.unwrap_err().contains("ADSync"));
         assert!(g.dump_dir.unwrap_err().contains("ADSync"));
+    }
+
+    #[test]
+    fn the_export_method_and_the_extra_files_are_read() {
+        let g = gathered_from_output(&fixture("backup-windows.json")).unwrap();
+        assert!(
+            g.export_method
+                .unwrap()
+                .starts_with("MigrateSettings.ps1 (")
+        );
+        assert!(g.export_problem.is_none());
+        assert_eq!(
+            g.configuration_changed_at.as_deref(),
+            Some("2026-11-20T14:31:07Z")
+        );
+        let config = g.engine_config.unwrap().to_string_lossy().into_owned();
+        assert!(config.ends_with(r"\Bin\miiserver.exe.config"), "{config}");
+        assert!(g.proxy_config.is_some());
+        let dump = g.dump_dir.unwrap().to_string_lossy().into_owned();
+        assert!(dump.contains(r"\Exported-ServerConfiguration-"), "{dump}");
+        // The script was missing and PersistedState.xml too: said, with the reason.
+        let g = gathered_from_output(&fixture("backup-windows-no-persisted-state.json")).unwrap();
+        assert!(g.export_method.unwrap().contains("own steps"));
+        assert!(g.export_problem.unwrap().contains("PersistedState.xml"));
+        assert!(g.applied_policy.is_none() && g.proxy_config.is_none());
     }
 
     #[test]

@@ -122,9 +122,12 @@ Probe 'database' {
     $params = 'HKLM:\SYSTEM\CurrentControlSet\Services\ADSync\Parameters'
     if (-not (Test-Path -LiteralPath $params)) { throw "$params does not exist" }
     $mdf = $null
+    $denied = @()
     if ($script:enginePath) {
         $data = Join-Path (Split-Path (Split-Path $script:enginePath -Parent) -Parent) 'Data'
-        $mdf = Get-ChildItem -LiteralPath $data -Filter 'ADSync.mdf' -Recurse -ErrorAction SilentlyContinue |
+        # Folders the search could not enter are reported, never skipped in silence: a LocalDB
+        # behind a denied folder must not read as "no LocalDB file".
+        $mdf = Get-ChildItem -LiteralPath $data -Filter 'ADSync.mdf' -Recurse -ErrorAction SilentlyContinue -ErrorVariable denied |
             Sort-Object Length -Descending | Select-Object -First 1
     }
     [ordered]@{
@@ -132,6 +135,7 @@ Probe 'database' {
         SQLInstance = (RegValue $params 'SQLInstance')
         DataFile = $(if ($mdf) { $mdf.FullName } else { $null })
         DataFileBytes = $(if ($mdf) { $mdf.Length } else { $null })
+        SearchErrors = @($denied | Select-Object -First 3 | ForEach-Object { [string]$_.Exception.Message })
     }
 }
 

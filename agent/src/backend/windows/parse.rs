@@ -135,7 +135,13 @@ fn sync(doc: &Value, f: &mut Facts) {
                 })
             })
             .collect();
-        runs.sort_by(|a, b| b.end.cmp(&a.end));
+        // Newest first: a run in progress (no end yet) before every ended one.
+        runs.sort_by(|a, b| match (&a.end, &b.end) {
+            (None, None) => b.start.cmp(&a.start),
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => y.cmp(x),
+        });
         f.run_history = Some(runs);
     }
     f.auto_upgrade = str_of(&doc["auto_upgrade"]).map(|state| AutoUpgradeFacts {
@@ -241,6 +247,24 @@ fn sync_engine(doc: &Value, f: &mut Facts) {
         profiles_checked: u64_of(&t["ProfilesChecked"]).unwrap_or(0) as u32,
     });
     f.database = object(&doc["database"]).map(database);
+    let denied: Vec<String> = object(&doc["database"])
+        .map(|d| {
+            list(&d["SearchErrors"])
+                .into_iter()
+                .filter_map(str_of)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !denied.is_empty() {
+        // The search for ADSync.mdf could not enter some folders: said, never skipped.
+        f.probe_failed(
+            "database_files",
+            format!(
+                "searching for the LocalDB data file: {}",
+                denied.join(" | ")
+            ),
+        );
+    }
     f.engine_config = object(&doc["engine_config"]).and_then(|c| {
         let last_write = date_of(&c["LastWriteTimeUtc"]);
         let engine_last_write = date_of(&c["EngineLastWriteTimeUtc"]);
@@ -467,6 +491,68 @@ mod tests {
             .join(name);
         let text = std::fs::read_to_string(&path).unwrap();
         facts_from_probe_output(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn a_host_in_the_middle_of_its_upgrade_reads_as_one() {
+        let f = fixture("upgrade-migrating.json");
+        // The binaries are the new build, the configuration is not yet: the wizard is open.
+        let ec = f.ec.as_ref().unwrap();
+        assert_eq!(ec.engine_product_version.as_deref(), Some("2.6.92.0"));
+        assert_eq!(ec.config_version.as_deref(), Some("2.6.3.0"));
+        assert!(f.upgrade_running(), "the wizard runs");
+        let a = f.upgrade_activity.as_ref().unwrap();
+        assert!(!a.installer_running);
+        // One installer event came as an object, not a list.
+        assert_eq!(a.installer_events.len(), 1);
+        assert_eq!(a.installer_events[0].id, 11707);
+        assert_eq!(a.wizard_log_tail.len(), 2);
+        // The full import the upgrade queued runs: not ended, not a result.
+        let running = &f.run_history.as_ref().unwrap()[0];
+        assert_eq!(running.run_profile, "Full Import");
+        assert!(!running.ended());
+        let o = f.connector_overrides.as_ref().unwrap();
+        assert_eq!(o.len(), 1, "one override came as an object");
+        assert!(o[0].full_import_required && o[0].full_sync_required);
+        assert_eq!(
+            f.entra_auth.as_ref().unwrap().identity_type,
+            "ServiceAccount"
+        );
+        assert_eq!(f.language_mode.as_deref(), Some("FullLanguage"));
+        // The LocalDB search that was denied is reported, not skipped.
+        let denied = f
+            .errors
+            .iter()
+            .find(|e| e.probe == "database_files")
+            .unwrap();
+        assert!(denied.message.contains("is denied"), "{}", denied.message);
+    }
+
+    #[test]
+    fn constrained_language_is_reported_with_nothing_else() {
+        let f = fixture("constrained-language.json");
+        assert_eq!(f.language_mode.as_deref(), Some("ConstrainedLanguage"));
+        assert!(f.ec.is_none() && f.os.is_none());
+        assert!(f.errors.iter().any(|e| e.probe == "language_mode"));
+    }
+
+    #[test]
+    fn the_facts_script_looks_for_what_the_upgrade_shows() {
+        for needle in [
+            "$ExecutionContext.SessionState.LanguageMode",
+            "Set-Content -LiteralPath $OutFile -Encoding Ascii",
+            "ProviderName = 'MsiInstaller'; Id = 11707, 11708, 1033",
+            "'Microsoft Entra Connect Upgrade', 'Azure AD Connect Upgrade'",
+            "trace-*.log",
+            "Get-ADSyncSchedulerConnectorOverride",
+            "Get-ADSyncEntraConnectorCredential",
+            "-ErrorVariable denied",
+        ] {
+            assert!(
+                super::super::SCRIPT.contains(needle),
+                "facts.ps1 lacks {needle}"
+            );
+        }
     }
 
     #[test]
