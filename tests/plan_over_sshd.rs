@@ -281,7 +281,7 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
             "lab",
             "msi",
             "--version",
-            "2.6.84.0",
+            "2.6.91.0",
             "--size-mb",
             "2",
             "--out",
@@ -315,7 +315,7 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
         String::from_utf8_lossy(&out.stderr)
     );
     let with_msi = json_of(&out);
-    assert_eq!(with_msi["target"]["version"], "2.6.84.0");
+    assert_eq!(with_msi["target"]["version"], "2.6.91.0");
     assert_eq!(with_msi["target"]["source"], "msi");
     assert_eq!(with_msi["target"]["sha256"], sha.as_str());
     assert_eq!(
@@ -325,13 +325,14 @@ fn each_lab_scenario_gets_its_action_live_and_from_a_saved_audit() {
     assert_eq!(
         planned(&with_msi, "t01-current")["action"],
         "up-to-date",
-        "2.6.91.0 is above 2.6.84.0"
+        "2.6.92.0 is above 2.6.91.0"
     );
-    assert_eq!(planned(&with_msi, "t02-behind")["to"], "2.6.84.0");
+    // t02-behind runs 2.6.84.0 (the lab's second-newest supported build as of 2026-11-24).
+    assert_eq!(planned(&with_msi, "t02-behind")["to"], "2.6.91.0");
     assert_eq!(
         with_msi["target"]["warnings"],
         serde_json::json!([]),
-        "2.6.84.0 meets the 2027 deadline"
+        "2.6.91.0 meets the 2027 deadline"
     );
 }
 

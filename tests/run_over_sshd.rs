@@ -53,6 +53,14 @@ impl Night {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // A host the plan could not reach would quietly become `untouched`: say so instead.
+        let plan: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.plan).unwrap()).unwrap();
+        for h in plan["hosts"].as_array().unwrap() {
+            for r in h["reasons"].as_array().into_iter().flatten() {
+                assert_ne!(r["code"], "unreachable", "{}: {r}", h["host"]);
+            }
+        }
     }
 
     fn run(&self) -> (i32, serde_json::Value, String) {
@@ -590,72 +598,6 @@ fn expected_outcome(scenario: &str, action: &str) -> &'static str {
     }
 }
 
-#[test]
-fn a_26_host_night_ends_every_scenario_in_its_documented_outcome() {
-    let n = night(26, 3);
-    n.plan();
-    let before: std::collections::HashMap<String, String> = n
-        .fleet
-        .hosts
-        .iter()
-        .map(|(h, _)| (h.clone(), std::fs::read_to_string(n.machine(h)).unwrap()))
-        .collect();
-    let (code, report, stderr) = n.run();
-    assert_eq!(code, 1, "{stderr}");
-    let hosts = report["hosts"].as_array().unwrap();
-    assert_eq!(hosts.len(), 26);
-    for h in hosts {
-        let name = h["host"].as_str().unwrap();
-        let scenario = &name[name.find('-').unwrap() + 1..];
-        let want = expected_outcome(scenario, h["action"].as_str().unwrap());
-        assert_eq!(h["outcome"], want, "{name}: {h:#}");
-        if want != "verified" && want != "untouched" {
-            assert!(
-                !h["message"].as_str().unwrap().is_empty(),
-                "{name}: evidence"
-            );
-        }
-    }
-    assert!(
-        report["summary"]["verified"].as_u64().unwrap() >= 8,
-        "{:#}",
-        report["summary"]
-    );
-    // Hosts the run does not upgrade are untouched to the byte.
-    for h in hosts.iter().filter(|h| h["action"] != "in-place") {
-        let name = h["host"].as_str().unwrap();
-        assert_eq!(
-            &std::fs::read_to_string(n.machine(name)).unwrap(),
-            &before[name],
-            "{name}"
-        );
-    }
-    // In every tenant with a staging server, its phase 4 ended before the active's phase 3.
-    let ev = events(&PathBuf::from(report["ledger"].as_str().unwrap()));
-    for staging in hosts
-        .iter()
-        .filter(|h| h["role"] == "staging" && h["outcome"] == "verified")
-    {
-        let tenant = &staging["tenant"];
-        let verified = at(&ev, staging["host"].as_str().unwrap(), "verify", "end");
-        for active in hosts
-            .iter()
-            .filter(|h| &h["tenant"] == tenant && h["role"] == "active")
-        {
-            let name = active["host"].as_str().unwrap();
-            if let Some(e) = ev
-                .iter()
-                .find(|e| e["host"] == name && e["phase"] == "stage")
-            {
-                assert!(
-                    verified.as_str() < e["at"].as_str().unwrap(),
-                    "{name} staged first"
-                );
-            }
-        }
-    }
-}
-
 /// `daily HH:MM-HH:MM UTC` opening 30 to 90 s from now: late enough that the first run's
 /// preflight and backup end before it opens, soon enough for the second run to wait for it.
 fn window_opening_soon() -> String {
@@ -818,6 +760,29 @@ fn a_36_host_night_follows_microsofts_order_and_a_resume_verifies_the_full_sync(
     let run_id = report["run_id"].as_str().unwrap().to_string();
     let ledger = PathBuf::from(report["ledger"].as_str().unwrap());
     let ev = events(&ledger);
+    // In every tenant with a staging server, its phase 4 ended before the active's phase 3.
+    for staging in hosts
+        .iter()
+        .filter(|h| h["role"] == "staging" && h["outcome"] == "verified")
+    {
+        let tenant = &staging["tenant"];
+        let verified = at(&ev, staging["host"].as_str().unwrap(), "verify", "end");
+        for active in hosts
+            .iter()
+            .filter(|h| &h["tenant"] == tenant && h["role"] == "active")
+        {
+            let name = active["host"].as_str().unwrap();
+            if let Some(e) = ev
+                .iter()
+                .find(|e| e["host"] == name && e["phase"] == "stage")
+            {
+                assert!(
+                    verified.as_str() < e["at"].as_str().unwrap(),
+                    "{name} staged first"
+                );
+            }
+        }
+    }
     // No ADSync restart while a wizard or an installer ran, on any host; every restart the
     // ledger records is one the host saw asked for.
     for (host, _) in &n.fleet.hosts {

@@ -263,6 +263,19 @@ pub async fn back_up_in_session(
     }
 }
 
+/// The largest file of `role` fetched from a host.
+fn largest(role: store::Role) -> u64 {
+    match role {
+        store::Role::ServerConfiguration => MAX_DUMP_BYTES,
+        store::Role::AppliedPolicy | store::Role::MigratedPolicy | store::Role::Configuration => {
+            MAX_POLICY_BYTES
+        }
+        store::Role::PersistedState | store::Role::EngineConfig | store::Role::ProxyConfig => {
+            MAX_CONFIG_BYTES
+        }
+    }
+}
+
 /// The agent's `backup` step and its files, each checked against the host's SHA-256.
 async fn gather_and_fetch(
     session: &mut HostSession<'_>,
@@ -304,45 +317,18 @@ async fn gather_and_fetch(
             ),
         ));
     }
-    let mut files = vec![
-        fetch(
-            session,
-            dump,
-            store::Role::ServerConfiguration,
-            MAX_DUMP_BYTES,
-        )
-        .await?,
-    ];
+    let role = store::Role::ServerConfiguration;
+    let mut files = vec![fetch(session, dump, role, largest(role)).await?];
     let optional = [
-        (
-            &result.applied_policy,
-            store::Role::AppliedPolicy,
-            MAX_POLICY_BYTES,
-        ),
-        (
-            &result.migrated_policy,
-            store::Role::MigratedPolicy,
-            MAX_POLICY_BYTES,
-        ),
-        (
-            &result.persisted_state,
-            store::Role::PersistedState,
-            MAX_CONFIG_BYTES,
-        ),
-        (
-            &result.engine_config,
-            store::Role::EngineConfig,
-            MAX_CONFIG_BYTES,
-        ),
-        (
-            &result.proxy_config,
-            store::Role::ProxyConfig,
-            MAX_CONFIG_BYTES,
-        ),
+        (&result.applied_policy, store::Role::AppliedPolicy),
+        (&result.migrated_policy, store::Role::MigratedPolicy),
+        (&result.persisted_state, store::Role::PersistedState),
+        (&result.engine_config, store::Role::EngineConfig),
+        (&result.proxy_config, store::Role::ProxyConfig),
     ];
-    for (file, role, max) in optional {
+    for (file, role) in optional {
         if let Some(file) = file {
-            files.push(fetch(session, file, role, max).await?);
+            files.push(fetch(session, file, role, largest(role)).await?);
         }
     }
     Ok((result, files))

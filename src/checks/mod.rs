@@ -74,8 +74,12 @@ pub fn assess(facts: &Facts, limits: &Limits<'_>) -> Assessment {
     sync::auto_upgrade(facts, &mut checks);
     sync::sync_rules(facts, &mut checks);
     sync_engine::checks(facts, &mut checks);
-    checks.extend(entra_auth::language_mode(facts));
     checks.extend(entra_auth::app_auth(facts, limits.as_of));
+    if let Some(clm) = entra_auth::language_mode(facts) {
+        // The agent's scripts could not run: nothing else was read, so nothing else is judged
+        // (an absent ADSync reading is no "not installed").
+        checks = vec![clm];
+    }
     Assessment {
         readings,
         support,

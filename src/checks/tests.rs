@@ -229,3 +229,15 @@ fn the_mfa_page_must_be_trusted_by_policy_or_for_some_profile() {
     facts.trusted_sites = None;
     assert!(!assess(&facts, &limits(&catalog, None)).has(Code::MfaSiteNotTrusted));
 }
+
+#[test]
+fn under_constrained_language_the_one_finding_is_the_language_mode() {
+    // What facts.ps1 answers there: its mode, and nothing else it could read.
+    let mut facts = Facts::new("windows", "test", "2026-12-07T10:00:00Z".into());
+    facts.language_mode = Some("ConstrainedLanguage".into());
+    facts.probe_failed("language_mode", "PowerShell runs this script in ConstrainedLanguage mode");
+    let catalog = Catalog::embedded();
+    let a = assess(&facts, &limits(&catalog, None));
+    let codes: Vec<Code> = a.checks.iter().map(|c| c.code).collect();
+    assert_eq!(codes, [Code::ConstrainedLanguage], "not 'not installed': {:#?}", a.checks);
+}

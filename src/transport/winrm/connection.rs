@@ -358,7 +358,7 @@ impl WinRmConnection {
         let size_command = match remote {
             Remote::Posix => format!("if [ -f {p} ]; then wc -c < {p}; else echo 0; fi", p = q),
             Remote::Windows => powershell(&format!(
-                "$p={}; if(Test-Path -LiteralPath $p){{(Get-Item -LiteralPath $p).Length}}else{{0}}",
+                "$p={}; if(Test-Path -LiteralPath $p){{(Get-Item -Force -LiteralPath $p).Length}}else{{0}}",
                 q
             )),
         };
@@ -411,7 +411,7 @@ impl WinRmConnection {
         let command = match remote {
             Remote::Posix => format!("wc -c < {q}"),
             Remote::Windows => powershell(&format!(
-                "$ErrorActionPreference='Stop'; (Get-Item -LiteralPath {q}).Length"
+                "$ErrorActionPreference='Stop'; $ProgressPreference='SilentlyContinue'; (Get-Item -Force -LiteralPath {q}).Length"
             )),
         };
         let out = self.run(&command, None, left()).await?;

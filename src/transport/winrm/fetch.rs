@@ -94,7 +94,7 @@ pub fn windows(offer: &Offer, path: &str, target: &Target<'_>, seconds: u64) -> 
             ),
         ),
         Target::Rest { total } => format!(
-            "{head}$s=0; if(Test-Path -LiteralPath $p){{ $s=(Get-Item -LiteralPath $p).Length }}; \
+            "{head}$s=0; if(Test-Path -LiteralPath $p){{ $s=(Get-Item -Force -LiteralPath $p).Length }}; \
              if($s -gt {total}){{ Remove-Item -LiteralPath $p; $s=0 }}; [Console]::Out.WriteLine($s); \
              if($s -eq {total}){{ exit 0 }}; {fetch}exit 0",
             fetch = fetch("$p", true, ""),

@@ -22,6 +22,20 @@ $ProgressPreference = 'SilentlyContinue'
 $WarningPreference = 'SilentlyContinue'
 $VerbosePreference = 'SilentlyContinue'
 $Invariant = [System.Globalization.CultureInfo]::InvariantCulture
+
+# Under ConstrainedLanguage (AppLocker, App Control) nothing below can run: say so, in what that
+# mode allows, before anything it refuses (as facts.ps1 does).
+$LanguageMode = [string]$ExecutionContext.SessionState.LanguageMode
+if ($LanguageMode -ne 'FullLanguage') {
+    $doc = @{
+        collected_at = (Get-Date).ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ', $Invariant)
+        host_name = $env:COMPUTERNAME
+        language_mode = $LanguageMode
+        errors = @(@{ probe = 'adsync_module'; message = "PowerShell runs the backup script in $LanguageMode mode (an AppLocker or App Control policy): allow the agent's folder or sign the agent's scripts" })
+    }
+    $doc | ConvertTo-Json -Compress -Depth 4 | Set-Content -LiteralPath $OutFile -Encoding Ascii
+    exit 0
+}
 $out = [ordered]@{}
 $errs = New-Object System.Collections.ArrayList
 
@@ -81,10 +95,23 @@ Part 'export_method' {
     $candidates += Join-Path $env:ProgramFiles 'Microsoft Azure Active Directory Connect\Tools\MigrateSettings.ps1'
     $script = $candidates | Where-Object { Test-Path -LiteralPath $_ -PathType Leaf } | Select-Object -First 1
     if ($script) {
-        $said = (& $script -ServerConfiguration $DumpDir *>&1 | Out-String).Trim()
-        if (-not (Test-Path -LiteralPath (Join-Path $DumpDir 'MigratedPolicy.json'))) {
+        # Microsoft's script with PowerShell's own defaults, not this script's Stop and silence:
+        # its non-fatal errors stay non-fatal and its warnings reach its output.
+        $said = ''
+        try {
+            $ErrorActionPreference = 'Continue'
+            $WarningPreference = 'Continue'
+            $said = (& $script -ServerConfiguration $DumpDir *>&1 | Out-String).Trim()
+        } catch {
+            $said = $said + ' ' + [string]$_.Exception.Message
+        } finally {
+            $ErrorActionPreference = 'Stop'
+            $WarningPreference = 'SilentlyContinue'
+        }
+        $missing = @('MigratedPolicy.json', 'PersistedState.xml' | Where-Object { -not (Test-Path -LiteralPath (Join-Path $DumpDir $_)) })
+        if ($missing.Count) {
             $lines = @($said -split "`r?`n" | Where-Object { $_.Trim() }) | Select-Object -Last 3
-            $script:exportProblem = "MigrateSettings.ps1: " + ($lines -join ' ')
+            $script:exportProblem = "MigrateSettings.ps1 left no " + ($missing -join ' and ') + ': ' + ($lines -join ' ')
         }
         "MigrateSettings.ps1 ($script)"
     } else {

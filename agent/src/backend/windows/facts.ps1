@@ -14,16 +14,15 @@ $ProgressPreference = 'SilentlyContinue'
 $WarningPreference = 'SilentlyContinue'
 $VerbosePreference = 'SilentlyContinue'
 $Invariant = [System.Globalization.CultureInfo]::InvariantCulture
-$out = [ordered]@{}
-$errs = New-Object System.Collections.ArrayList
 
 # Under AppLocker or App Control an unsigned script runs in ConstrainedLanguage: no Add-Type, no
 # .NET beyond a short list of types (docs/design/DOMAIN.md §8b, S47). Say so with what that mode
-# allows (cmdlets, hashtables) and stop: the probes below would fail one by one.
+# allows (cmdlets, hashtables, core types) and stop: the probes below would fail one by one. This
+# comes before anything that mode refuses (an ArrayList is one).
 $LanguageMode = [string]$ExecutionContext.SessionState.LanguageMode
 if ($LanguageMode -ne 'FullLanguage') {
     $doc = @{
-        collected_at = (Get-Date).ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+        collected_at = (Get-Date).ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ', $Invariant)
         host_name = $env:COMPUTERNAME
         language_mode = $LanguageMode
         errors = @(@{ probe = 'language_mode'; message = "PowerShell runs this script in $LanguageMode mode" })
@@ -31,6 +30,8 @@ if ($LanguageMode -ne 'FullLanguage') {
     $doc | ConvertTo-Json -Compress -Depth 4 | Set-Content -LiteralPath $OutFile -Encoding Ascii
     exit 0
 }
+$out = [ordered]@{}
+$errs = New-Object System.Collections.ArrayList
 
 function Probe([string]$Name, [scriptblock]$Body) {
     try {
@@ -123,8 +124,10 @@ Probe 'database' {
     if (-not (Test-Path -LiteralPath $params)) { throw "$params does not exist" }
     $mdf = $null
     $denied = @()
-    if ($script:enginePath) {
-        $data = Join-Path (Split-Path (Split-Path $script:enginePath -Parent) -Parent) 'Data'
+    $data = $null
+    if ($script:enginePath) { $data = Join-Path (Split-Path (Split-Path $script:enginePath -Parent) -Parent) 'Data' }
+    # A full SQL Server install may have no Data folder at all: nothing to search then.
+    if ($data -and (Test-Path -LiteralPath $data)) {
         # Folders the search could not enter are reported, never skipped in silence: a LocalDB
         # behind a denied folder must not read as "no LocalDB file".
         $mdf = Get-ChildItem -LiteralPath $data -Filter 'ADSync.mdf' -Recurse -ErrorAction SilentlyContinue -ErrorVariable denied |
@@ -257,7 +260,7 @@ Probe 'upgrade_activity' {
             Where-Object { [string]$_.Message -match 'Azure AD Connect|Entra Connect|Azure AD Sync' } | Select-Object -First 20 |
             ForEach-Object { [ordered]@{ Time = (IsoUtc $_.TimeCreated); Id = $_.Id; Message = ([string]$_.Message -split "`r?`n")[0] } })
     } catch [System.Exception] {
-        if ($_.FullyQualifiedErrorId -notmatch 'NoMatchingEventsFound|NoMatchingLogsFound|NoMatchingProvidersFound') { throw }
+        if ($_.FullyQualifiedErrorId -notmatch 'NoMatchingEventsFound|NoMatchingLogsFound|NoMatchingProvidersFound|LogsAndProvidersDontOverlap') { throw }
     }
     $tail = @()
     $trace = Get-ChildItem -LiteralPath (Join-Path $env:ProgramData 'AADConnect') -Filter 'trace-*.log' -File -ErrorAction SilentlyContinue |
@@ -269,7 +272,7 @@ Probe 'upgrade_activity' {
             $events += @(Get-WinEvent -FilterHashtable @{ LogName = 'Application'; ProviderName = $source; StartTime = $since } -MaxEvents 20 -ErrorAction Stop |
                 ForEach-Object { [ordered]@{ Time = (IsoUtc $_.TimeCreated); Id = $_.Id; Message = ([string]$_.Message -split "`r?`n")[0] } })
         } catch [System.Exception] {
-            if ($_.FullyQualifiedErrorId -notmatch 'NoMatchingEventsFound|NoMatchingLogsFound|NoMatchingProvidersFound') { throw }
+            if ($_.FullyQualifiedErrorId -notmatch 'NoMatchingEventsFound|NoMatchingLogsFound|NoMatchingProvidersFound|LogsAndProvidersDontOverlap') { throw }
         }
     }
     [ordered]@{ InstallerRunning = $installer; Events = @($events); InstallerEvents = @($msi); WizardLogTail = @($tail) }
@@ -294,8 +297,11 @@ Probe 'connector_overrides' {
 # 2027-04-07; docs/design/DOMAIN.md §8b, S45). Builds without the cmdlet report nothing.
 Probe 'entra_auth' {
     if (Get-Command -Name Get-ADSyncEntraConnectorCredential -ErrorAction SilentlyContinue) {
-        $c = Get-ADSyncEntraConnectorCredential
-        [ordered]@{ ConnectorIdentityType = [string]$c.ConnectorIdentityType }
+        # One answer per Entra connector: any still on the legacy account is what counts.
+        $types = @(Get-ADSyncEntraConnectorCredential | ForEach-Object { [string]$_.ConnectorIdentityType })
+        $type = $null
+        if ($types -contains 'ServiceAccount') { $type = 'ServiceAccount' } elseif ($types.Count) { $type = $types[0] }
+        if ($type) { [ordered]@{ ConnectorIdentityType = $type } } else { $null }
     } else { $null }
 }
 

@@ -145,10 +145,11 @@ pub fn signature(path: &std::path::Path) -> Result<ecfleet_proto::stage::Signatu
     let script = format!(
         "$ErrorActionPreference = 'Stop'; $s = Get-AuthenticodeSignature -LiteralPath '{}'; \
          $root = ''; if ($s.SignerCertificate) {{ $c = New-Object System.Security.Cryptography.X509Certificates.X509Chain; \
+         $c.ChainPolicy.RevocationMode = 'NoCheck'; \
          [void]$c.Build($s.SignerCertificate); if ($c.ChainElements.Count -gt 0) {{ $root = $c.ChainElements[$c.ChainElements.Count - 1].Certificate.Subject }} }}; \
          foreach ($v in [string]$s.Status, [string]$s.StatusMessage, [string]$s.SignatureType, [string]$s.SignerCertificate.Subject, [string]$root) \
          {{ 'f:' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($v)) }}",
-        path.display().to_string().replace('\'', "''")
+        single_quoted_body(&path.display().to_string())
     );
     let mut command = Command::new(powershell_path(std::env::var("SystemRoot").ok()));
     command.args(["-NoProfile", "-NonInteractive", "-Command", &script]);
@@ -157,6 +158,19 @@ pub fn signature(path: &std::path::Path) -> Result<ecfleet_proto::stage::Signatu
     })?;
     parse_signature(&String::from_utf8_lossy(&finished.stdout))
         .map_err(|e| format!("{e} ({})", String::from_utf8_lossy(&finished.stderr).trim()))
+}
+
+/// `text` for the inside of a PowerShell single-quoted string: every quote PowerShell takes as a
+/// single quote (`'` and the typographic ‘ ’ ‚ ‛) doubled.
+fn single_quoted_body(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The five `f:<base64>` lines the signature command prints: status, status message,
@@ -280,6 +294,13 @@ mod tests {
         assert!(s.status_message.unwrap().contains("approuv\u{e9}e"));
         assert!(parse_signature("").is_err());
         assert!(parse_signature("Valid\nCN=x\n").is_err());
+    }
+
+    #[test]
+    fn every_kind_of_single_quote_is_doubled_in_a_quoted_path() {
+        assert_eq!(single_quoted_body(r"C:\it's"), r"C:\it''s");
+        assert_eq!(single_quoted_body("a\u{2019}b"), "a\u{2019}\u{2019}b");
+        assert_eq!(single_quoted_body("plain"), "plain");
     }
 
     #[test]

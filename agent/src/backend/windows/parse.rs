@@ -193,23 +193,10 @@ fn sync(doc: &Value, f: &mut Facts) {
 /// page among the Trusted Sites.
 fn sync_engine(doc: &Value, f: &mut Facts) {
     f.upgrade_activity = object(&doc["upgrade_activity"]).map(|u| {
-        let mut events: Vec<ecfleet_proto::UpgradeEvent> = list(&u["Events"])
-            .into_iter()
-            .filter_map(|e| {
-                Some(ecfleet_proto::UpgradeEvent {
-                    time: date_of(&e["Time"])?,
-                    id: u64_of(&e["Id"])? as u32,
-                    message: str_of(&e["Message"]).unwrap_or_default(),
-                })
-            })
-            .collect();
-        events.sort_by(|a, b| b.time.cmp(&a.time));
-        let mut installer_events = events_of(&u["InstallerEvents"]);
-        installer_events.sort_by(|a, b| b.time.cmp(&a.time));
         ecfleet_proto::UpgradeActivity {
             installer_running: bool_of(&u["InstallerRunning"]).unwrap_or(false),
-            events,
-            installer_events,
+            events: events_of(&u["Events"]),
+            installer_events: events_of(&u["InstallerEvents"]),
             wizard_log_tail: list(&u["WizardLogTail"])
                 .into_iter()
                 .filter_map(str_of)
@@ -300,9 +287,9 @@ fn sync_engine(doc: &Value, f: &mut Facts) {
 /// The longest line of the wizard's trace kept.
 const MAX_LOG_LINE: usize = 300;
 
-/// Application log events as the script renders them (`Time`, `Id`, `Message`).
+/// Application log events as the script renders them (`Time`, `Id`, `Message`), newest first.
 fn events_of(v: &Value) -> Vec<ecfleet_proto::UpgradeEvent> {
-    list(v)
+    let mut events: Vec<ecfleet_proto::UpgradeEvent> = list(v)
         .into_iter()
         .filter_map(|e| {
             Some(ecfleet_proto::UpgradeEvent {
@@ -311,7 +298,9 @@ fn events_of(v: &Value) -> Vec<ecfleet_proto::UpgradeEvent> {
                 message: str_of(&e["Message"]).unwrap_or_default(),
             })
         })
-        .collect()
+        .collect();
+    events.sort_by(|a, b| b.time.cmp(&a.time));
+    events
 }
 
 /// The sync Health Agent's services. The "Agent Updater" that cloud sync and pass-through
