@@ -615,9 +615,10 @@ fn a_100_mb_backup_comes_back_over_winrm_verified() {
     let (host, _) = winrm_hosts(&inventory).into_iter().next().unwrap();
     let machine = dir.path().join("hosts").join(&host).join("machine.toml");
     let text = std::fs::read_to_string(&machine).unwrap();
+    assert!(text.contains("[backup]\n"), "{text}");
     std::fs::write(
         &machine,
-        format!("{text}\n[backup]\ndump_padding_mb = 100\n"),
+        text.replacen("[backup]\n", "[backup]\ndump_padding_mb = 100\n", 1),
     )
     .unwrap();
     let out = common::ecfleet()

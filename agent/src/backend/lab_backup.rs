@@ -53,7 +53,7 @@ pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
     let (script, method) = if m.backup.migrate_settings_script {
         (
             true,
-            format!("{MIGRATE_SETTINGS} (installed with the product; simulated)"),
+            format!("MigrateSettings.ps1 ({MIGRATE_SETTINGS}; simulated)"),
         )
     } else {
         (
@@ -503,7 +503,7 @@ precedence = 50
                 .export_method
                 .as_deref()
                 .unwrap()
-                .starts_with(r"C:\Program Files")
+                .starts_with(r"MigrateSettings.ps1 (C:\Program Files")
         );
         assert!(result.engine_config.is_some());
         // The dump is one archive of XML files, its folder gone, its hash the file's.
