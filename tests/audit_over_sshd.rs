@@ -46,7 +46,10 @@ fn audits_24_lab_hosts_behind_three_sshds_with_the_expected_findings() {
     assert_eq!(current["version"]["config"], "2.6.92.0");
     assert_eq!(current["support"]["status"], "supported");
     // The newest build has no end of support yet: it ends 12 months after the next one ships.
-    assert!(current["support"]["end_of_support"].is_null(), "{current:#}");
+    assert!(
+        current["support"]["end_of_support"].is_null(),
+        "{current:#}"
+    );
     let half = host(&report, "t08-half-upgraded");
     assert_ne!(half["version"]["product"], half["version"]["config"]);
     for f in half["findings"].as_array().unwrap() {

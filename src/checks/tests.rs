@@ -235,9 +235,17 @@ fn under_constrained_language_the_one_finding_is_the_language_mode() {
     // What facts.ps1 answers there: its mode, and nothing else it could read.
     let mut facts = Facts::new("windows", "test", "2026-12-07T10:00:00Z".into());
     facts.language_mode = Some("ConstrainedLanguage".into());
-    facts.probe_failed("language_mode", "PowerShell runs this script in ConstrainedLanguage mode");
+    facts.probe_failed(
+        "language_mode",
+        "PowerShell runs this script in ConstrainedLanguage mode",
+    );
     let catalog = Catalog::embedded();
     let a = assess(&facts, &limits(&catalog, None));
     let codes: Vec<Code> = a.checks.iter().map(|c| c.code).collect();
-    assert_eq!(codes, [Code::ConstrainedLanguage], "not 'not installed': {:#?}", a.checks);
+    assert_eq!(
+        codes,
+        [Code::ConstrainedLanguage],
+        "not 'not installed': {:#?}",
+        a.checks
+    );
 }

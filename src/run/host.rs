@@ -747,7 +747,7 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                     None,
                     Some(justification.clone()),
                 );
-                w_notice(cx, host, format!("restarting ADSync once: {justification}"));
+                tell(cx, host, format!("restarting ADSync once: {justification}"));
                 let r = match restart_adsync(host, cx).await {
                     Ok(r) => r,
                     Err(e) if e.message.contains("refused to restart ADSync") => {
@@ -799,7 +799,8 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
     }
 }
 
-fn w_notice(cx: &RunContext<'_>, host: &Host, message: String) {
+/// A notice about `host` for the operator's screen and `--events`.
+fn tell(cx: &RunContext<'_>, host: &Host, message: String) {
     cx.events.send(Event::Notice {
         host: host.name.clone(),
         message,

@@ -192,17 +192,15 @@ fn sync(doc: &Value, f: &mut Facts) {
 /// The database, the engine's configuration file, the connectors, and the wizard's sign-in
 /// page among the Trusted Sites.
 fn sync_engine(doc: &Value, f: &mut Facts) {
-    f.upgrade_activity = object(&doc["upgrade_activity"]).map(|u| {
-        ecfleet_proto::UpgradeActivity {
-            installer_running: bool_of(&u["InstallerRunning"]).unwrap_or(false),
-            events: events_of(&u["Events"]),
-            installer_events: events_of(&u["InstallerEvents"]),
-            wizard_log_tail: list(&u["WizardLogTail"])
-                .into_iter()
-                .filter_map(str_of)
-                .map(|l| l.chars().take(MAX_LOG_LINE).collect())
-                .collect(),
-        }
+    f.upgrade_activity = object(&doc["upgrade_activity"]).map(|u| ecfleet_proto::UpgradeActivity {
+        installer_running: bool_of(&u["InstallerRunning"]).unwrap_or(false),
+        events: events_of(&u["Events"]),
+        installer_events: events_of(&u["InstallerEvents"]),
+        wizard_log_tail: list(&u["WizardLogTail"])
+            .into_iter()
+            .filter_map(str_of)
+            .map(|l| l.chars().take(MAX_LOG_LINE).collect())
+            .collect(),
     });
     f.language_mode = str_of(&doc["language_mode"]);
     if !failed(f, "connector_overrides") && !failed(f, "adsync_module") {
