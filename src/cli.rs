@@ -210,6 +210,10 @@ pub struct StageArgs {
     /// How long one host may take, facts, transfer and check (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub host_deadline: u64,
+    /// Stage only the hosts this saved plan upgrades in place (the plan must be of this
+    /// inventory, and the installer the plan's).
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

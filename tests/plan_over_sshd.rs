@@ -475,3 +475,178 @@ fn an_unreachable_host_is_planned_as_blocked_and_an_unwritable_plan_file_is_an_e
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The inventory's text with only its first `keep` hosts and the share at `share`.
+fn narrowed_inventory(inventory: &Path, keep: usize, share: &Path, out: &Path) {
+    let mut doc: toml::Table =
+        toml::from_str(&std::fs::read_to_string(inventory).unwrap()).unwrap();
+    let mut left = keep;
+    for tenant in doc["tenant"].as_array_mut().unwrap() {
+        let hosts = tenant["host"].as_array_mut().unwrap();
+        let n = hosts.len().min(left);
+        hosts.truncate(n);
+        left -= n;
+    }
+    doc["tenant"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|t| !t["host"].as_array().unwrap().is_empty());
+    doc["share"]["path"] = share.display().to_string().into();
+    std::fs::write(out, toml::to_string(&doc).unwrap()).unwrap();
+}
+
+fn run_with_plan(inventory: &Path, plan: &Path, msi: &Path) -> Output {
+    ecfleet()
+        .args(["run", "--yes", "--no-progress", "--agent-dir"])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(inventory)
+        .arg("--plan")
+        .arg(plan)
+        .arg("--msi")
+        .arg(msi)
+        .output()
+        .unwrap()
+}
+
+/// Terraform's "saved plan is stale": a plan made from a 28-host inventory does not run against
+/// a 20-host one (or one where a host moved); a plan that names a host twice or a name that
+/// would leave the share is invalid input. Nothing is written to either share. `stage --plan`
+/// stages only the hosts the plan upgrades.
+#[test]
+fn a_plan_runs_only_against_the_inventory_it_was_made_from() {
+    let fleet = Fleet::new(28, 2);
+    let inventory = fleet.write_inventory("");
+    let dir = fleet.dir.path();
+    let (msi, _) = lab_msi(dir, 1);
+    let plan_file = dir.join("tonight.json");
+    let out = plan(
+        &inventory,
+        &[
+            "--msi",
+            msi.to_str().unwrap(),
+            "--out",
+            plan_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other_share = dir.join("share-20");
+    std::fs::create_dir_all(&other_share).unwrap();
+    let twenty = dir.join("inventory-20.toml");
+    narrowed_inventory(&inventory, 20, &other_share, &twenty);
+    let names: Vec<String> = fleet.hosts.iter().map(|(h, _)| h.clone()).collect();
+    let out = run_with_plan(&twenty, &plan_file, &msi);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("stale") && stderr.contains("hosts removed:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(inventory.to_str().unwrap()),
+        "names the plan's inventory: {stderr}"
+    );
+    assert!(stderr.contains("plan again"), "{stderr}");
+    // The hosts no longer in the inventory are named, every one.
+    let written: toml::Table = toml::from_str(&std::fs::read_to_string(&twenty).unwrap()).unwrap();
+    let kept: Vec<String> = written["tenant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| {
+            t["host"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["name"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(kept.len(), 20);
+    for gone in names.iter().filter(|n| !kept.contains(n)) {
+        assert!(stderr.contains(gone.as_str()), "{gone} not named: {stderr}");
+    }
+    // A host that moved is a change.
+    let moved = dir.join("inventory-moved.toml");
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    std::fs::write(
+        &moved,
+        text.replacen("address = \"127.0.0.1\"", "address = \"127.0.0.2\"", 1),
+    )
+    .unwrap();
+    let out = run_with_plan(&moved, &plan_file, &msi);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("hosts changed:") && stderr.contains("127.0.0.2"),
+        "{stderr}"
+    );
+    // A plan naming a host twice, or a tenant that would leave the share: invalid input.
+    let doc: Value = serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
+    for (label, edit) in [
+        (
+            "twice",
+            Box::new(|d: &mut Value| {
+                let first = d["hosts"][0].clone();
+                d["hosts"].as_array_mut().unwrap().push(first);
+            }) as Box<dyn Fn(&mut Value)>,
+        ),
+        (
+            "not a plain name",
+            Box::new(|d: &mut Value| {
+                d["hosts"][0]["tenant"] = "../../outside".into();
+            }),
+        ),
+    ] {
+        let mut bad = doc.clone();
+        edit(&mut bad);
+        let bad_file = dir.join("bad-plan.json");
+        std::fs::write(&bad_file, serde_json::to_vec(&bad).unwrap()).unwrap();
+        let out = run_with_plan(&inventory, &bad_file, &msi);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{label}: {stderr}");
+        assert!(
+            stderr.contains(label) && stderr.contains("hosts["),
+            "{stderr}"
+        );
+    }
+    // Nothing was written to either share: no ledger, no backup.
+    for share in [dir.join("share"), other_share] {
+        assert!(!share.join("runs").exists(), "{}", share.display());
+        assert!(!share.join("tenants").exists(), "{}", share.display());
+    }
+    assert!(!dir.join("outside").exists());
+    // stage --plan: only the hosts the plan upgrades in place.
+    let in_place: Vec<String> = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["action"] == "in-place")
+        .map(|h| h["host"].as_str().unwrap().to_string())
+        .collect();
+    let out = ecfleet()
+        .args(["stage", "--format", "json", "--no-progress", "--agent-dir"])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(&inventory)
+        .arg("--plan")
+        .arg(&plan_file)
+        .arg("--msi")
+        .arg(&msi)
+        .output()
+        .unwrap();
+    let report = json_of(&out);
+    let mut staged: Vec<String> = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap().to_string())
+        .collect();
+    staged.sort();
+    let mut want = in_place.clone();
+    want.sort();
+    assert_eq!(staged, want);
+}

@@ -61,6 +61,7 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
             as_of,
             reference_time: plan::reference_time(as_of, jiff::Timestamp::now()),
             inventory_path: inventory.path.display().to_string(),
+            inventory_hosts: plan::binding::snapshot(&inventory),
             facts_source,
         },
     );

@@ -37,7 +37,7 @@ pub fn parse_budget(text: Option<&str>) -> Result<FailureBudget, String> {
     }
 }
 
-fn load_plan(path: &std::path::Path) -> Result<Plan, String> {
+pub(super) fn load_plan(path: &std::path::Path) -> Result<Plan, String> {
     let bytes = crate::fsread::read_regular(path, 256 << 20)
         .map_err(|e| format!("cannot read the plan {}: {e}", path.display()))?;
     let plan: Plan = serde_json::from_slice(&bytes)
@@ -57,7 +57,7 @@ fn load_plan(path: &std::path::Path) -> Result<Plan, String> {
 
 /// The installer must be what the plan targets (its version, and its hash when the plan has
 /// one).
-fn check_installer(plan: &Plan, installer: &Installer) -> Result<(), String> {
+pub(super) fn check_installer(plan: &Plan, installer: &Installer) -> Result<(), String> {
     if plan.target.version != installer.version {
         return Err(format!(
             "the plan upgrades to {} but {} is {}: give the plan's installer, or plan again with --msi",
@@ -123,12 +123,17 @@ async fn prepare_and_run(
     let (ledger, plan, previous) = match &args.resume {
         Some(which) => {
             let ledger = ledger::Ledger::resume(&share, which).map_err(input)?;
-            let (plan, previous) = resumed(&ledger, &installer, io).map_err(input)?;
+            let (plan, previous) = resumed(&ledger, &inventory, &installer, io).map_err(input)?;
             (ledger, plan, previous)
         }
         None => {
             let plan = match &args.plan {
-                Some(path) => load_plan(path).map_err(input)?,
+                Some(path) => {
+                    let plan = load_plan(path).map_err(input)?;
+                    plan::binding::check(&plan, &path.display().to_string(), &inventory)
+                        .map_err(input)?;
+                    plan
+                }
                 None => {
                     plan_now(
                         &inventory, &selected, &settings, &installer, &connector, cx, io,
@@ -253,6 +258,7 @@ fn header(
 /// the one the run started with.
 fn resumed(
     ledger: &ledger::Ledger,
+    inventory: &crate::inventory::Inventory,
     installer: &Installer,
     io: &mut Io<'_>,
 ) -> Result<(Plan, HashMap<String, run::HostRecord>), String> {
@@ -261,6 +267,12 @@ fn resumed(
         .ok_or_else(|| format!("{} has no plan.json", ledger.dir.display()))?;
     let plan: Plan = serde_json::from_slice(&plan_bytes)
         .map_err(|e| format!("{}/plan.json: {e}", ledger.dir.display()))?;
+    // The run's plan against the inventory given now: the same rule as a new run's.
+    plan::binding::check(
+        &plan,
+        &format!("{}/plan.json", ledger.dir.display()),
+        inventory,
+    )?;
     check_installer(&plan, installer)?;
     let header: serde_json::Value = ledger
         .read("run.json")
@@ -333,6 +345,7 @@ async fn plan_now(
             as_of: settings.as_of,
             reference_time: plan::reference_time(settings.as_of, jiff::Timestamp::now()),
             inventory_path: inventory.path.display().to_string(),
+            inventory_hosts: plan::binding::snapshot(inventory),
             facts_source: plan::FactsSource {
                 kind: "live".into(),
                 path: None,

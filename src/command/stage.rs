@@ -26,10 +26,33 @@ pub async fn run(args: &StageArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         Ok(i) => i,
         Err(e) => return io.error(exit::INVALID_INPUT, e),
     };
-    let fleet = match super::fleet(&args.fleet, &inventory, cx, io) {
+    let mut fleet = match super::fleet(&args.fleet, &inventory, cx, io) {
         Ok(f) => f,
         Err((code, e)) => return io.error(code, e),
     };
+    if let Some(path) = &args.plan {
+        // A plan of this inventory and this installer: only the hosts it upgrades in place.
+        let plan = match super::run::load_plan(path).and_then(|plan| {
+            crate::plan::binding::check(&plan, &path.display().to_string(), &inventory)?;
+            super::run::check_installer(&plan, &installer)?;
+            Ok(plan)
+        }) {
+            Ok(p) => p,
+            Err(e) => return io.error(exit::INVALID_INPUT, e),
+        };
+        fleet.selected.retain(|h| {
+            plan.hosts
+                .iter()
+                .any(|p| p.host == h.name && p.action == crate::plan::Action::InPlace)
+        });
+        let n = fleet.selected.len();
+        let _ = writeln!(
+            io.err,
+            "stage: {n} {} the plan {} upgrades in place",
+            if n == 1 { "host" } else { "hosts" },
+            path.display()
+        );
+    }
     let report = crate::stage::fleet::run(
         &fleet.selected,
         &installer,

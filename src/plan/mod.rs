@@ -5,6 +5,7 @@
 //! refuse for any host whose facts changed since ([`basis`]).
 
 pub mod basis;
+pub mod binding;
 pub mod from_audit;
 pub mod order;
 pub mod policy;
@@ -185,6 +186,10 @@ pub struct Plan {
     pub tenants: Vec<TenantPlan>,
     /// In execution order: by wave, then tenant (inventory order), then host name.
     pub hosts: Vec<PlannedHost>,
+    /// Every host of the inventory the plan was made from ([`binding`]): a saved plan runs only
+    /// against that inventory. Absent in plans of older ecfleet versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_hosts: Option<Vec<binding::InventoryHost>>,
 }
 
 impl Plan {
@@ -227,6 +232,8 @@ pub struct PlanSettings<'a> {
     pub as_of: Date,
     pub reference_time: Timestamp,
     pub inventory_path: String,
+    /// The whole inventory's hosts ([`binding::snapshot`]).
+    pub inventory_hosts: Vec<binding::InventoryHost>,
     pub facts_source: FactsSource,
 }
 
@@ -310,6 +317,7 @@ pub fn build(tenants: &[TenantWindow], inputs: &[PlanInput], settings: PlanSetti
         summary: Summary::of(&hosts),
         tenants,
         hosts,
+        inventory_hosts: Some(settings.inventory_hosts),
     }
 }
 

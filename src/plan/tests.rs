@@ -133,6 +133,7 @@ fn make(
             as_of: "2026-11-24".parse().unwrap(),
             reference_time: "2026-11-24T12:00:00Z".parse().unwrap(),
             inventory_path: "inventory.toml".into(),
+            inventory_hosts: Vec::new(),
             facts_source: FactsSource {
                 kind: "live".into(),
                 path: None,
