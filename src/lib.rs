@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod exit;
 pub mod fsread;
+pub mod identity;
 pub mod inventory;
 pub mod lab;
 pub mod limits;

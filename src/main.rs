@@ -75,6 +75,19 @@ async fn run(command: Command) -> u8 {
         env: Environment {
             home: std::env::var_os("HOME").map(Into::into),
             concurrency: std::env::var("ECFLEET_CONCURRENCY").ok(),
+            user: ["USER", "LOGNAME", "USERNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+                .or_else(ecfleet::identity::account_name),
+            host_name: std::env::var("COMPUTERNAME")
+                .ok()
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_string())
+                })
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .filter(|h| !h.is_empty()),
         },
         controller_exe: std::env::current_exe().ok(),
         open_files: ecfleet::limits::raise_open_files_limit(),

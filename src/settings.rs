@@ -12,6 +12,11 @@ pub struct Environment {
     pub home: Option<std::path::PathBuf>,
     /// `ECFLEET_CONCURRENCY`.
     pub concurrency: Option<String>,
+    /// Who runs ecfleet (`$USER`, `%USERNAME%` on Windows), for the run's ledger.
+    pub user: Option<String>,
+    /// This controller's host name (`/etc/hostname` or `$HOSTNAME`, `%COMPUTERNAME%` on
+    /// Windows), for the run's ledger.
+    pub host_name: Option<String>,
 }
 
 impl Environment {

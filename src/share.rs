@@ -21,6 +21,40 @@ pub struct Share {
     root: PathBuf,
 }
 
+/// Whether `root` can be the share: an existing folder this account can write to. ecfleet
+/// creates folders below the share, never the share itself, so an SMB share that is not
+/// mounted never turns into a folder on the controller's own disk.
+pub fn check_root(root: &Path) -> Result<(), String> {
+    let meta = match fs::metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "the share {} does not exist (not mounted?)",
+                root.display()
+            ));
+        }
+        Err(e) => return Err(format!("the share {} cannot be read: {e}", root.display())),
+    };
+    if !meta.is_dir() {
+        return Err(format!("the share {} is not a folder", root.display()));
+    }
+    let probe = root.join(format!(
+        ".ecfleet-write-check-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    ));
+    match OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "the share {} is not writable by this account ({e})",
+            root.display()
+        )),
+    }
+}
+
 impl Share {
     pub fn new(root: &Path) -> Self {
         Share {

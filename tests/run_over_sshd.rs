@@ -166,6 +166,17 @@ fn a_night_upgrades_what_it_may_backs_up_first_and_touches_nothing_else() {
         );
     }
     let ledger = PathBuf::from(report["ledger"].as_str().unwrap());
+    // Who ran it, from where, with which inventory (its absolute path).
+    let header: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ledger.join("run.json")).unwrap()).unwrap();
+    assert_eq!(header["user"], whoami(), "{header:#}");
+    assert!(
+        header["controller"]["host"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "{header:#}"
+    );
+    assert!(Path::new(header["inventory"].as_str().unwrap()).is_absolute());
     let ev = events(&ledger);
     assert!(
         at(&ev, "t02-staging", "verify", "end") < at(&ev, "t02-behind", "stage", "start"),

@@ -141,7 +141,7 @@ async fn prepare_and_run(
                     .await?
                 }
             };
-            new_run(args, &inventory, plan, &selected, &installer, &share, io).await?
+            new_run(args, &inventory, plan, &selected, &installer, &cx.env, io).await?
         }
     };
     let run_id = ledger.run_id();
@@ -196,9 +196,15 @@ async fn new_run(
     mut plan: Plan,
     selected: &[&crate::inventory::Host],
     installer: &Installer,
-    share: &std::path::Path,
+    who: &crate::settings::Environment,
     io: &mut Io<'_>,
 ) -> Result<(ledger::Ledger, Plan, HashMap<String, run::HostRecord>), (u8, String)> {
+    let share = inventory.share.as_deref().ok_or_else(|| {
+        (
+            exit::INVALID_INPUT,
+            format!("{}: the inventory names no share", inventory.path.display()),
+        )
+    })?;
     check_installer(&plan, installer).map_err(|e| (exit::INVALID_INPUT, e))?;
     if args.plan.is_some() && (!args.fleet.hosts.is_empty() || !args.fleet.tenants.is_empty()) {
         plan.hosts
@@ -224,7 +230,7 @@ async fn new_run(
         ));
     }
     let run_id = ledger::new_run_id();
-    let header = header(&run_id, inventory, args, installer);
+    let header = header(&run_id, inventory, args, installer, who);
     let ledger = ledger::Ledger::create(share, &run_id, &header, &plan)
         .map_err(|e| (exit::FAILURE, format!("cannot start the run's ledger: {e}")))?;
     let _ = writeln!(io.err, "run {run_id}: ledger {}", ledger.dir.display());
@@ -237,20 +243,32 @@ fn header(
     inventory: &crate::inventory::Inventory,
     args: &RunArgs,
     installer: &Installer,
+    who: &crate::settings::Environment,
 ) -> serde_json::Value {
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
     let sha_of = |p: &std::path::Path| std::fs::read(p).ok().map(|b| crate::digest::sha256_hex(&b));
     serde_json::json!({
         "schema_version": 1,
         "kind": "ecfleet-run",
         "run_id": run_id,
         "started_at": jiff::Timestamp::now().to_string(),
-        "inventory": inventory.path.display().to_string(),
+        "inventory": absolute(&inventory.path),
         "inventory_sha256": sha_of(&inventory.path),
-        "plan": args.plan.as_ref().map(|p| p.display().to_string()),
+        "plan": args.plan.as_deref().map(absolute),
         "plan_sha256": args.plan.as_deref().and_then(sha_of),
         "installer": installer.info,
         "arguments": std::env::args().skip(1).collect::<Vec<_>>(),
-        "controller": { "pid": std::process::id(), "version": env!("CARGO_PKG_VERSION") },
+        "user": who.user,
+        "controller": {
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "host": who.host_name,
+        },
     })
 }
 

@@ -999,7 +999,26 @@ fn parse_share(ctx: &mut Ctx<'_>, root: &Table<'_>) -> Option<PathBuf> {
             "add path = \"/mnt/ecfleet-share\" under [share]",
         );
     }
-    p.map(|(p, _)| ctx.resolve_path(&p))
+    let (p, span) = p?;
+    if p.trim().is_empty() {
+        ctx.error(
+            span,
+            "share.path",
+            "the share path is empty",
+            "give the mounted share's folder: path = \"/mnt/ecfleet-share\"",
+        );
+        return None;
+    }
+    let path = ctx.resolve_path(&p);
+    if let Err(why) = crate::share::check_root(&path) {
+        ctx.error(
+            span,
+            "share.path",
+            &why,
+            "mount the share (or create the folder) and check that this account can write to it; ecfleet creates folders below the share, never the share itself",
+        );
+    }
+    Some(path)
 }
 
 /// `[backup]`: how many nightly backups each host keeps (docs/backup.md).

@@ -300,14 +300,12 @@ pub async fn up(
             winrm: shape.is_winrm(i).then_some(password_file.as_path()),
         })
         .collect();
+    // The lab's share is a folder of the lab (a real fleet's is a mounted share): made here,
+    // since ecfleet never creates a share's root.
+    let share = dir.join("share");
+    std::fs::create_dir_all(&share).map_err(io(&share))?;
     let inventory = dir.join("inventory.toml");
-    let text = inventory_text(
-        &dir,
-        &endpoints,
-        &key_path,
-        &known_hosts,
-        &dir.join("share"),
-    );
+    let text = inventory_text(&dir, &endpoints, &key_path, &known_hosts, &share);
     std::fs::write(&inventory, text).map_err(io(&inventory))?;
     let playbook = dir.join("run-playbook.toml");
     std::fs::write(&playbook, LAB_RUN_PLAYBOOK).map_err(io(&playbook))?;

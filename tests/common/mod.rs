@@ -280,6 +280,8 @@ impl Fleet {
 
     /// An inventory for every host; `extra` is appended (more tenants or hosts).
     pub fn write_inventory(&self, extra: &str) -> PathBuf {
+        // The share exists, as a mounted one would: ecfleet never creates a share's root.
+        std::fs::create_dir_all(self.dir.path().join("share")).unwrap();
         let mut s = format!(
             "[defaults]\nuser = \"{}\"\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nos = \"linux\"\nconnect_timeout = 10\n\n[share]\npath = \"{}\"\n\n",
             whoami(),
