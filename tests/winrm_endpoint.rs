@@ -661,3 +661,41 @@ fn a_100_mb_backup_comes_back_over_winrm_verified() {
         .collect();
     assert_eq!(sha, dump["sha256"].as_str().unwrap());
 }
+
+/// A man in the middle on a WinRM host over HTTP: a plain (unencrypted) HTTP 500 carrying
+/// altered command output on the sealed connection, or replies that do not say which request
+/// they answer. Each host fails with a protocol error naming the forgery; nothing it said is
+/// reported as fact; the honest host beside them is audited.
+#[test]
+fn a_forged_winrm_reply_is_a_protocol_error_and_nothing_it_said_is_taken() {
+    let honest = service(&[]);
+    let plain_500 = service(&["--forge", "plain-500"]);
+    let unrelated = service(&["--forge", "no-relates-to"]);
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_up(dir.path(), 3, 0, &[]);
+    let names = common::winrm::host_names(&dir.path().join("inventory.toml"));
+    let inventory = common::winrm::over_winrm(
+        &dir.path().join("inventory.toml"),
+        &[
+            Some((honest.port, toml::Table::new())),
+            Some((plain_500.port, toml::Table::new())),
+            Some((unrelated.port, toml::Table::new())),
+        ],
+    );
+    let (report, stderr) = audit(&inventory, &[]);
+    drop(lab);
+    let host = |i: usize| common::host(&report, &names[i]).clone();
+    assert_eq!(host(0)["reachable"], true, "{:#}\n{stderr}", host(0));
+    for (i, says) in [(1, "forgery"), (2, "RelatesTo")] {
+        let h = host(i);
+        assert_eq!(h["reachable"], false, "{h:#}");
+        assert_eq!(h["error_kind"], "protocol", "{h:#}");
+        assert!(h["error"].as_str().unwrap().contains(says), "{h:#}");
+        assert!(
+            h["version"].is_null() || h["version"]["product"].is_null(),
+            "{h:#}"
+        );
+    }
+    assert!(!report.to_string().contains("FORGED-OUTPUT"));
+    assert!(!stderr.contains("FORGED-OUTPUT"));
+}

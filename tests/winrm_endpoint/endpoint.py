@@ -7,7 +7,7 @@ their faults. Stands in: Windows itself -- commands run with /bin/sh -c.
 
 Usage: endpoint.py --users FILE [--port 0] [--tls-cert C --tls-key K [--require-cbt]]
                    [--max-envelope-kb 150] [--allow-unencrypted] [--max-shells N]
-                   [--no-egress]
+                   [--no-egress] [--forge plain-500|no-relates-to]
 --require-cbt: NTLM over TLS must carry the tls-server-end-point channel binding of C (as
 Windows with CbtHardeningLevel=Strict); pyspnego checks it.
 Prints "listening on PORT" once it accepts connections.
@@ -270,6 +270,15 @@ class Handler(BaseHTTPRequestHandler):
                                   "The WinRM service refuses unencrypted traffic.", None), False)
             return
         status, out = self.server.handle_envelope(plain)
+        forge = self.server.args.forge
+        if forge == "no-relates-to":
+            out = re.sub(rb"<a:RelatesTo>[^<]*</a:RelatesTo>", b"", out)
+        elif forge == "plain-500" and encrypted and b"<rsp:ReceiveResponse" in out:
+            forged = base64.b64encode(b"FORGED-OUTPUT\n")
+            out = re.sub(rb'(<rsp:Stream Name="stdout"[^>]*>)[^<]*(</rsp:Stream>)',
+                         lambda m: m.group(1) + forged + m.group(2), out)
+            self._send(500, out, False)
+            return
         self._send(status, out, encrypted)
 
 
@@ -442,6 +451,9 @@ def main():
     p.add_argument("--max-shells", type=int, default=30)
     p.add_argument("--allow-unencrypted", action="store_true")
     p.add_argument("--no-egress", action="store_true")
+    # A man in the middle: every Receive answered with its output altered, as a plain HTTP 500
+    # on the sealed connection (plain-500), or replies without RelatesTo (no-relates-to).
+    p.add_argument("--forge", choices=["plain-500", "no-relates-to"])
     args = p.parse_args()
     if args.no_egress:
         global COMMAND_ENV

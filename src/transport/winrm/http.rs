@@ -410,10 +410,21 @@ impl HttpExchange {
                 ));
             }
             plain
-        } else if sender.sealing.is_some() && status == StatusCode::OK {
+        } else if sender.sealing.is_some() {
+            // Whatever its status: on a sealed connection only a sealed, verified reply is the
+            // service's word. A plain one could have been written by anyone on the path.
             return Err(fail(
                 ErrorKind::Protocol,
-                "a plain reply on a sealed connection: refused (it could have been injected)",
+                if body.is_empty() {
+                    format!(
+                        "{} answered HTTP {status} with no envelope",
+                        self.endpoint.url()
+                    )
+                } else {
+                    format!(
+                        "a plain (unencrypted) HTTP {status} reply on a sealed connection: refused as a possible forgery, nothing in it was read"
+                    )
+                },
             ));
         } else {
             body.to_vec()

@@ -293,12 +293,19 @@ async fn request_raw<E: Exchange>(
     let bytes = exchange.post(envelope, operation).await?;
     let reply = response::parse(&bytes, operation)
         .map_err(|e| ShellError::Reply(format!("{operation:?}: {e}")))?;
-    if let (Some(sent), Some(relates)) = (&message_id, &reply.relates_to)
-        && !sent.eq_ignore_ascii_case(relates)
-    {
-        return Err(ShellError::Reply(format!(
-            "{operation:?}: the reply relates to {relates}, not to the request {sent}"
-        )));
+    match (&message_id, &reply.relates_to) {
+        (Some(sent), Some(relates)) if !sent.eq_ignore_ascii_case(relates) => {
+            return Err(ShellError::Reply(format!(
+                "{operation:?}: the reply relates to {relates}, not to the request {sent}"
+            )));
+        }
+        // Every reply must say which request it answers (WS-Addressing RelatesTo).
+        (Some(sent), None) => {
+            return Err(ShellError::Reply(format!(
+                "{operation:?}: the reply does not say which request it answers (no RelatesTo for {sent}): refused"
+            )));
+        }
+        _ => {}
     }
     Ok(reply.body)
 }
