@@ -15,8 +15,15 @@ mod common;
 use common::winrm::{PASSWORD, lab_up, over_winrm, service};
 
 fn curl(url: &str, pin: &str, out: &std::path::Path) -> (Option<i32>, String) {
+    curl_from("127.0.0.1", url, pin, out)
+}
+
+/// curl from the loopback address `source` (127.0.0.0/8 is all this machine's).
+fn curl_from(source: &str, url: &str, pin: &str, out: &std::path::Path) -> (Option<i32>, String) {
     let o = Command::new("curl")
         .args([
+            "--interface",
+            source,
             "-sS",
             "--fail",
             "--max-time",
@@ -40,7 +47,8 @@ fn curl(url: &str, pin: &str, out: &std::path::Path) -> (Option<i32>, String) {
 async fn an_offer_is_served_once_to_a_client_that_pins_the_controller_s_key() {
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let offer = pull::offer("127.0.0.1".parse().unwrap(), Bytes::from(data.clone()))
+    let localhost = "127.0.0.1".parse().unwrap();
+    let offer = pull::offer(localhost, localhost, Bytes::from(data.clone()))
         .await
         .unwrap();
     let url = offer.url();
@@ -73,6 +81,31 @@ async fn an_offer_is_served_once_to_a_client_that_pins_the_controller_s_key() {
     .unwrap();
     assert_eq!(code, Some(22), "{err}");
     assert!(err.contains("404"), "{err}");
+    drop(offer);
+    // An offer to the host at 127.0.0.2: the token presented from 127.0.0.1 (another process
+    // that read the host's command line, elsewhere) is refused and not spent; the host gets it.
+    let host = "127.0.0.2".parse().unwrap();
+    let offer = pull::offer(localhost, host, Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    let (url, pin) = (offer.url(), offer.pinned_public_key().to_string());
+    let (code, err) = tokio::task::spawn_blocking({
+        let (url, pin, got) = (url.clone(), pin.clone(), got.clone());
+        move || curl_from("127.0.0.1", &url, &pin, &got)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(22), "{err}");
+    assert!(err.contains("403"), "{err}");
+    let _ = std::fs::remove_file(&got);
+    let (code, err) = tokio::task::spawn_blocking({
+        let (url, pin, got) = (url.clone(), pin.clone(), got.clone());
+        move || curl_from("127.0.0.2", &url, &pin, &got)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read(&got).unwrap(), data);
     drop(offer);
 }
 

@@ -162,11 +162,14 @@ impl WinRmConnection {
             self.set_method(format!("WinRM stdin (host pull failed: {why})"));
             Ok(None)
         };
-        let local = self.exchange.lock().await.local_address();
-        let Some(local) = local else {
-            return fall_back("no connection to take the controller's address from".into());
+        let (local, peer) = {
+            let exchange = self.exchange.lock().await;
+            (exchange.local_address(), exchange.peer_address())
         };
-        let offer = match pull::offer(local, file.data.clone()).await {
+        let (Some(local), Some(peer)) = (local, peer) else {
+            return fall_back("no connection to take the addresses from".into());
+        };
+        let offer = match pull::offer(local, peer, file.data.clone()).await {
             Ok(o) => o,
             Err(e) => return fall_back(e),
         };

@@ -108,7 +108,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_windows_fetcher_fits_cmd_s_line_and_pins_the_certificate() {
-        let offer = super::super::pull::offer("127.0.0.1".parse().unwrap(), vec![1u8; 10].into())
+        let localhost = "127.0.0.1".parse().unwrap();
+        let offer = super::super::pull::offer(localhost, localhost, vec![1u8; 10].into())
             .await
             .unwrap();
         let path = "'C:\\ProgramData\\ecfleet\\staged\\0123456789abcdef\\AzureADConnect.msi'";

@@ -89,6 +89,7 @@ struct Conn {
 struct Opened {
     conn: Conn,
     local: std::net::IpAddr,
+    peer: std::net::IpAddr,
 }
 
 pub struct HttpExchange {
@@ -101,6 +102,8 @@ pub struct HttpExchange {
     conn: Option<Conn>,
     /// The controller's address on the latest connection (where the host reaches it).
     local: Option<std::net::IpAddr>,
+    /// The host's address on the latest connection.
+    peer: Option<std::net::IpAddr>,
 }
 
 fn fail(kind: ErrorKind, message: impl Into<String>) -> ExchangeError {
@@ -121,6 +124,7 @@ impl HttpExchange {
             credentials,
             tls: None,
             local: None,
+            peer: None,
             connect_timeout,
             request_timeout,
             conn: None,
@@ -138,6 +142,7 @@ impl HttpExchange {
         if self.conn.is_none() {
             let opened = self.connect().await?;
             self.local = Some(opened.local);
+            self.peer = Some(opened.peer);
             self.conn = Some(opened.conn);
         }
         Ok(())
@@ -147,6 +152,12 @@ impl HttpExchange {
     /// the controller at, unless something translates it).
     pub fn local_address(&self) -> Option<std::net::IpAddr> {
         self.local
+    }
+
+    /// The host's address on that connection: where its fetches of offered files must come
+    /// from ([`super::pull`]).
+    pub fn peer_address(&self) -> Option<std::net::IpAddr> {
+        self.peer
     }
 
     /// A request with `auth` (a handshake step), else Basic's header where that is the scheme,
@@ -203,6 +214,15 @@ impl HttpExchange {
             )
         })?;
         let _ = tcp.set_nodelay(true);
+        let peer = tcp
+            .peer_addr()
+            .map_err(|e| {
+                fail(
+                    ErrorKind::Unreachable,
+                    format!("{}: {e}", self.endpoint.url()),
+                )
+            })?
+            .ip();
         let local = tcp
             .local_addr()
             .map_err(|e| {
@@ -244,6 +264,7 @@ impl HttpExchange {
                         sealing: None,
                     },
                     local,
+                    peer,
                 });
             }
         };
@@ -305,6 +326,7 @@ impl HttpExchange {
         Ok(Opened {
             conn: Conn { sender, sealing },
             local,
+            peer,
         })
     }
 

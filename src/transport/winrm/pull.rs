@@ -30,7 +30,7 @@ pub struct PullServer {
     cert_sha256: String,
     /// `sha256//<base64>` of the certificate's public key (what curl's `--pinnedpubkey` takes).
     pinned_public_key: String,
-    offers: Arc<Mutex<HashMap<String, Bytes>>>,
+    offers: Arc<Mutex<HashMap<String, Offered>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -81,16 +81,24 @@ fn registry() -> &'static Mutex<HashMap<IpAddr, Weak<PullServer>>> {
     SERVERS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Offers `data` to a host that reaches the controller at `local`, under a new token.
-pub async fn offer(local: IpAddr, data: Bytes) -> Result<Offer, String> {
+/// Offers `data` to the host at `peer` (its address on its WinRM connection) that reaches the
+/// controller at `local`, under a new token. The token is in the host's command line, which
+/// other processes there can read: only a fetch from `peer` is answered.
+pub async fn offer(local: IpAddr, peer: IpAddr, data: Bytes) -> Result<Offer, String> {
     let server = server_for(local).await?;
     let token = token()?;
     server
         .offers
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(token.clone(), data);
+        .insert(token.clone(), Offered { data, peer });
     Ok(Offer { server, token })
+}
+
+/// A file on offer, and the only address it is served to.
+struct Offered {
+    data: Bytes,
+    peer: IpAddr,
 }
 
 fn token() -> Result<String, String> {
@@ -156,7 +164,7 @@ async fn start(local: IpAddr) -> Result<PullServer, String> {
         .await
         .map_err(|e| format!("cannot listen on {local} for host pull: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let offers: Arc<Mutex<HashMap<String, Bytes>>> = Arc::default();
+    let offers: Arc<Mutex<HashMap<String, Offered>>> = Arc::default();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let served = offers.clone();
     let accept = tokio::spawn(async move {
@@ -206,7 +214,7 @@ async fn start(local: IpAddr) -> Result<PullServer, String> {
 
 /// `GET /<token>`, with `Range: bytes=N-` for a resumed download; the token is spent.
 fn answer(
-    offers: &Mutex<HashMap<String, Bytes>>,
+    offers: &Mutex<HashMap<String, Offered>>,
     request: &Request<hyper::body::Incoming>,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
@@ -220,13 +228,24 @@ fn answer(
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
     let token = request.uri().path().trim_start_matches('/');
-    let Some(data) = offers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(token)
-    else {
-        tracing::debug!(%peer, "host pull: an unknown or spent token");
-        return status(StatusCode::NOT_FOUND);
+    let data = {
+        let mut offers = offers.lock().unwrap_or_else(|p| p.into_inner());
+        match offers.get(token) {
+            None => {
+                tracing::debug!(%peer, "host pull: an unknown or spent token");
+                return status(StatusCode::NOT_FOUND);
+            }
+            // The token from elsewhere (another process that saw the host's command line, on
+            // another machine): not served, and not spent, so the host can still fetch.
+            Some(o) if o.peer != peer.ip() => {
+                tracing::warn!(%peer, expected = %o.peer, "host pull: a token presented from another address: refused");
+                return status(StatusCode::FORBIDDEN);
+            }
+            Some(_) => match offers.remove(token) {
+                Some(o) => o.data,
+                None => return status(StatusCode::NOT_FOUND),
+            },
+        }
     };
     let from = match request.headers().get(hyper::header::RANGE) {
         None => None,
