@@ -879,6 +879,16 @@ fn winrm_settings(ctx: &mut Ctx<'_>, path: &str, k: WinRmKeys) -> Option<WinRmSe
             ok = false;
         }
     }
+    if let (Some(_), Some((true, span))) = (&k.cert_sha256, &k.insecure) {
+        // A pin says "exactly this certificate", insecure says "any": one of them is a mistake.
+        ctx.error(
+            span.clone(),
+            &join(path, "insecure"),
+            "`insecure = true` with `cert_sha256` contradicts itself: the pin checks one certificate, insecure accepts any",
+            "keep the pin and remove insecure (a pinned certificate needs no other trust)",
+        );
+        ok = false;
+    }
     ok.then(|| WinRmSettings {
         https,
         auth: k.auth.map(|(a, _)| a).unwrap_or_default(),

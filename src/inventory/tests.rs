@@ -171,7 +171,8 @@ fn unsafe_or_impossible_winrm_settings_are_errors_with_their_fix() {
     has("no password for WinRM host no-password", "password = { env");
     has("`https` is a WinRM setting", "transport = \"winrm\"");
     has("unknown WinRM file transfer `smb`", "\"stdin\"");
-    assert_eq!(errors.len(), 7, "{text:#?}");
+    has("contradicts itself", "remove insecure");
+    assert_eq!(errors.len(), 8, "{text:#?}");
     // Each names its line.
     assert!(errors.iter().all(|e| e.line > 0), "{text:#?}");
 }

@@ -67,7 +67,12 @@ pub fn run(backend: &Backend, out_root: Option<PathBuf>) -> Result<String, Strin
     };
     let now = Timestamp::now();
     remove_old_folders(&out_root);
-    let out = out_root.join(now.strftime("%Y%m%dT%H%M%S%.3fZ").to_string());
+    // The process id too: two backups of one host at once (two controllers) never share a folder.
+    let out = out_root.join(format!(
+        "{}-{}",
+        now.strftime("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    ));
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let gathered = crate::backend::gather_backup(backend, &out)?;
     let result = assemble(backend, gathered, &out, now)?;
