@@ -53,13 +53,17 @@ pub struct ReportArgs {
     /// The inventory whose share holds the run.
     #[arg(short, long, value_name = "FILE")]
     pub inventory: PathBuf,
+    /// Output: a table for people, or JSON (docs/json-output.md).
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormatArg,
 }
 
 #[derive(Subcommand)]
 pub enum InventoryCommand {
+    /// Check an inventory without contacting any host: every error at once, with its file,
+    /// line, key and fix (the share must exist and be writable).
     Check {
+        /// The inventory to check.
         #[arg(short, long, value_name = "FILE")]
         inventory: PathBuf,
     },
@@ -76,6 +80,7 @@ pub enum FormatArg {
 /// reach the hosts.
 #[derive(Args, Clone)]
 pub struct FleetArgs {
+    /// The inventory (TOML): tenants, hosts, how to reach them, the share (docs/inventory.md).
     #[arg(short, long, value_name = "FILE")]
     pub inventory: PathBuf,
     /// The date support and deadlines are judged for (YYYY-MM-DD); default today. A plan also
@@ -113,6 +118,7 @@ pub struct FleetArgs {
 pub struct AuditArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// Output: a table for people, JSON or CSV for machines (docs/json-output.md).
     #[arg(long, value_enum, default_value = "table")]
     pub format: FormatArg,
     /// Audit thresholds (default: the built-in playbooks/audit.toml).
@@ -133,6 +139,7 @@ pub enum TagArg {
 pub struct BackupArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// Output: a table for people, or JSON (docs/json-output.md).
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormatArg,
     /// Why the backup is taken: `nightly`, or `pre-upgrade` before an upgrade done by hand
@@ -155,6 +162,7 @@ pub struct BackupArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// Output: a table for people, or JSON (docs/json-output.md).
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormatArg,
     /// The plan to run (`ecfleet plan --out`); without it the selected hosts are planned now
@@ -199,6 +207,7 @@ pub struct RunArgs {
 pub struct StageArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// Output: a table for people, or JSON (docs/json-output.md).
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormatArg,
     /// The installer (AzureADConnect.msi).
@@ -226,6 +235,7 @@ pub enum PlanFormatArg {
 pub struct PlanArgs {
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// Output: a table for people, or JSON (docs/json-output.md).
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormatArg,
     /// The build to upgrade to (default: the newest confirmed, not recalled build in the catalog).
@@ -256,6 +266,7 @@ pub struct PlanArgs {
 /// How many lab hosts, and which scenarios.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct LabShapeArgs {
+    /// How many simulated hosts (the named scenarios first, then a realistic mix).
     #[arg(long, default_value_t = 20)]
     pub hosts: usize,
     /// Also the scenarios that fail during `ecfleet run` (installer fails, versions lag, …;
@@ -284,8 +295,10 @@ pub enum LabCommand {
     Init {
         #[command(flatten)]
         shape: LabShapeArgs,
+        /// Where the lab goes (`DIR/hosts/<name>/machine.toml`).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// The date the versions are picked for (YYYY-MM-DD; default today).
         #[arg(long, value_name = "DATE")]
         as_of: Option<String>,
     },
@@ -294,6 +307,7 @@ pub enum LabCommand {
     Up {
         #[command(flatten)]
         shape: LabShapeArgs,
+        /// Where the lab goes: hosts, keys, the share and `inventory.toml`.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// First port (one per host); default: any free ports.
@@ -303,10 +317,13 @@ pub enum LabCommand {
     /// Write a lab installer: a real MSI database whose Property table says it is Entra Connect
     /// VERSION, padded to SIZE MiB (real ones are about 150).
     Msi {
+        /// The ProductVersion it says (e.g. 2.6.92.0).
         #[arg(long, value_name = "VERSION")]
         version: String,
+        /// Where to write it.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Padding in MiB (incompressible), so that staging has something to carry.
         #[arg(long, value_name = "MIB", default_value_t = 0)]
         size_mb: u64,
         /// Another ProductName, to make a foreign installer (for testing the refusal).
@@ -317,9 +334,42 @@ pub enum LabCommand {
     Demo {
         #[command(flatten)]
         shape: LabShapeArgs,
+        /// Where the lab goes.
         #[arg(long, value_name = "DIR", default_value = "lab")]
         dir: PathBuf,
+        /// Output: a table for people, JSON or CSV for machines.
         #[arg(long, value_enum, default_value = "table")]
         format: FormatArg,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand says what it does, and every option what it is for (`--help`).
+    #[test]
+    fn every_command_and_option_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name()).trim().to_string();
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("{here}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{here} --{id}: no help text"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
 }

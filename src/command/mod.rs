@@ -67,19 +67,23 @@ pub fn select_hosts<'a>(
     hosts: &[String],
     tenants: &[String],
 ) -> Result<Vec<&'a Host>, String> {
+    let host_names: Vec<&str> = inventory.hosts().map(|h| h.name.as_str()).collect();
     for name in hosts {
-        if !inventory.hosts().any(|h| &h.name == name) {
+        if !host_names.contains(&name.as_str()) {
             return Err(format!(
-                "--host {name}: no such host in {}",
-                inventory.path.display()
+                "--host {name}: no such host in {}{}",
+                inventory.path.display(),
+                did_you_mean(name, &host_names)
             ));
         }
     }
+    let tenant_names: Vec<&str> = inventory.tenants.iter().map(|t| t.name.as_str()).collect();
     for name in tenants {
-        if !inventory.tenants.iter().any(|t| &t.name == name) {
+        if !tenant_names.contains(&name.as_str()) {
             return Err(format!(
-                "--tenant {name}: no such tenant in {}",
-                inventory.path.display()
+                "--tenant {name}: no such tenant in {}{}",
+                inventory.path.display(),
+                did_you_mean(name, &tenant_names)
             ));
         }
     }
@@ -90,6 +94,28 @@ pub fn select_hosts<'a>(
                 && (tenants.is_empty() || tenants.contains(&h.tenant))
         })
         .collect())
+}
+
+/// "; did you mean …?" with up to three of `names` closest to `name` (by Jaro-Winkler, or
+/// containing it), else nothing.
+fn did_you_mean(name: &str, names: &[&str]) -> String {
+    let lower = name.to_lowercase();
+    let mut scored: Vec<(f64, &str)> = names
+        .iter()
+        .map(|n| {
+            let contains = n.to_lowercase().contains(&lower);
+            let score = strsim::jaro_winkler(&lower, &n.to_lowercase());
+            (if contains { score.max(0.9) } else { score }, *n)
+        })
+        .filter(|(score, _)| *score > 0.8)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let best: Vec<&str> = scored.iter().take(3).map(|(_, n)| *n).collect();
+    if best.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", best.join(", "))
+    }
 }
 
 fn discover_agents(agent_dir: Option<&Path>, cx: &Context) -> Result<AgentBuilds, String> {
@@ -238,5 +264,19 @@ fn unless_detached(shutdown: &Shutdown, code: u8) -> u8 {
         exit::INTERRUPTED
     } else {
         code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_misspelt_name_gets_the_nearest_names() {
+        let names = ["t01-current", "t02-behind", "t02-staging", "tenant09-ec"];
+        assert_eq!(
+            super::did_you_mean("t02-behnd", &names),
+            "; did you mean t02-behind?"
+        );
+        assert!(super::did_you_mean("staging", &names).contains("t02-staging"));
+        assert_eq!(super::did_you_mean("zzzz", &names), "");
     }
 }
