@@ -21,6 +21,58 @@ pub struct Share {
     root: PathBuf,
 }
 
+/// `root/a/b/…` as a folder, made where missing, one component at a time and never through a
+/// symbolic link: a link inside the share (planted to send ecfleet's writes elsewhere) is an
+/// error naming it. `root` itself is the share, checked by [`check_root`].
+pub fn dirs_below(root: &Path, components: &[&str]) -> Result<PathBuf, ShareError> {
+    let mut dir = root.to_path_buf();
+    for c in components {
+        dir.push(c);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ShareError {
+                    path: dir.clone(),
+                    source: std::io::Error::other(
+                        "is a symbolic link: ecfleet does not follow links inside the share; remove it",
+                    ),
+                });
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(ShareError {
+                    path: dir.clone(),
+                    source: std::io::Error::other("is not a folder"),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(&dir) {
+                Ok(()) => {}
+                // Another process made it meanwhile: checked on the next look.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+                        return Err(ShareError {
+                            path: dir.clone(),
+                            source: std::io::Error::other("is not a folder"),
+                        });
+                    }
+                }
+                Err(e) => {
+                    return Err(ShareError {
+                        path: dir,
+                        source: e,
+                    });
+                }
+            },
+            Err(e) => {
+                return Err(ShareError {
+                    path: dir,
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(dir)
+}
+
 /// Whether `root` can be the share: an existing folder this account can write to. ecfleet
 /// creates folders below the share, never the share itself, so an SMB share that is not
 /// mounted never turns into a folder on the controller's own disk.

@@ -295,3 +295,38 @@ fn an_inventory_without_a_share_is_refused_with_the_fix() {
         "{stderr}"
     );
 }
+
+/// A symbolic link planted inside the share (a tenant's folder pointing elsewhere) is never
+/// followed: that host's backup fails naming the link, nothing is written where it points, and
+/// the other host is backed up.
+#[test]
+fn a_link_inside_the_share_is_an_error_naming_it_and_is_never_followed() {
+    let fleet = Fleet::new(2, 1);
+    let inventory = fleet.write_inventory("");
+    let (victim, tenant) = fleet.hosts[1].clone();
+    let elsewhere = fleet.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let tenants = fleet.dir.path().join("share/tenants");
+    std::fs::create_dir_all(&tenants).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, tenants.join(&tenant)).unwrap();
+    let (code, report, stderr) = backup(&fleet, &inventory, &[]);
+    assert_eq!(code, 2, "{stderr}\n{report:#}");
+    let h = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == victim.as_str())
+        .unwrap();
+    assert_eq!(h["ok"], false, "{h:#}");
+    let error = h["error"].as_str().unwrap();
+    assert!(
+        error.contains("symbolic link") && error.contains(&tenant),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "written through the link"
+    );
+    assert_eq!(report["summary"]["backed_up"], 1, "{report:#}");
+}

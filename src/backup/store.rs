@@ -183,6 +183,9 @@ pub struct Meta<'a> {
 /// The backups of one host.
 pub struct HostBackups {
     pub dir: PathBuf,
+    /// The share, and the folders below it that lead to `dir`.
+    share: PathBuf,
+    below: [String; 4],
 }
 
 fn now_utc() -> String {
@@ -232,12 +235,28 @@ impl HostBackups {
                 .join(tenant)
                 .join(host)
                 .join("backups"),
+            share: share.to_path_buf(),
+            below: [
+                "tenants".into(),
+                tenant.into(),
+                host.into(),
+                "backups".into(),
+            ],
         }
     }
 
     /// Every complete, verified backup, oldest first (by when it was stored, then by date and
     /// number: a name can come back after retention removed the backup that had it).
     pub fn list(&self) -> Vec<Stored> {
+        // Never through a link inside the share: such a host has no backups to read (and
+        // storing one fails, naming the link).
+        let mut path = self.share.clone();
+        for c in &self.below {
+            path.push(c);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Vec::new();
+            }
+        }
         let mut out: Vec<Stored> = fs::read_dir(&self.dir)
             .into_iter()
             .flatten()
@@ -273,7 +292,8 @@ impl HostBackups {
     /// their `.sha256`, re-reads every file and checks its hash, then writes the manifest. On
     /// any failure the files of this backup are removed again and nothing else is touched.
     pub fn store(&self, meta: Meta<'_>, files: Vec<NewFile>) -> Result<Stored, ShareError> {
-        fs::create_dir_all(&self.dir).map_err(share_error(&self.dir))?;
+        let below: Vec<&str> = self.below.iter().map(String::as_str).collect();
+        crate::share::dirs_below(&self.share, &below)?;
         crate::share::clean_stale_temp_files_in(&self.dir);
         let claim = files
             .iter()

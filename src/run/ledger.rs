@@ -45,8 +45,7 @@ impl Ledger {
         header: &impl Serialize,
         plan: &impl Serialize,
     ) -> Result<Ledger, ShareError> {
-        let runs = share.join("runs");
-        fs::create_dir_all(&runs).map_err(share_error(&runs))?;
+        let runs = crate::share::dirs_below(share, &["runs"])?;
         let dir = runs.join(run_id);
         fs::create_dir(&dir).map_err(share_error(&dir))?;
         let lock = format!(
@@ -152,8 +151,7 @@ impl Ledger {
         host: &str,
         record: &impl Serialize,
     ) -> Result<(), ShareError> {
-        let dir = self.dir.join("hosts").join(tenant);
-        fs::create_dir_all(&dir).map_err(share_error(&dir))?;
+        let dir = crate::share::dirs_below(&self.dir, &["hosts", tenant])?;
         let path = dir.join(format!("{host}.json"));
         let json = serde_json::to_vec_pretty(record).map_err(|e| ShareError {
             path: path.clone(),
