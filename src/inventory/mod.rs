@@ -5,6 +5,7 @@
 mod parse;
 pub mod secret;
 
+pub(crate) use parse::valid_name;
 pub use parse::{InventoryError, InventoryErrors};
 pub use secret::{Secret, SecretRef};
 

@@ -665,7 +665,9 @@ fn escape_value(v: &str) -> String {
     v.chars().flat_map(char::escape_debug).collect()
 }
 
-fn valid_name(name: &str) -> bool {
+/// A tenant or host name: it names folders on the share, so letters, digits, `.`, `-`, `_`,
+/// and no leading dot.
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')

@@ -44,15 +44,9 @@ pub fn snapshot(inventory: &Inventory) -> Vec<InventoryHost> {
         .collect()
 }
 
-/// A tenant or host name that can be a folder on the share: letters, digits, `.`, `-`, `_`, not
-/// starting with a dot (the inventory's own rule).
+/// A tenant or host name that can be a folder on the share: the inventory's own rule.
 pub fn plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    crate::inventory::valid_name(name)
 }
 
 /// The plan's own entries: each host once, every name plain.

@@ -214,24 +214,14 @@ impl HttpExchange {
             )
         })?;
         let _ = tcp.set_nodelay(true);
-        let peer = tcp
-            .peer_addr()
-            .map_err(|e| {
-                fail(
-                    ErrorKind::Unreachable,
-                    format!("{}: {e}", self.endpoint.url()),
-                )
-            })?
-            .ip();
-        let local = tcp
-            .local_addr()
-            .map_err(|e| {
-                fail(
-                    ErrorKind::Unreachable,
-                    format!("{}: {e}", self.endpoint.url()),
-                )
-            })?
-            .ip();
+        let unreachable = |e: std::io::Error| {
+            fail(
+                ErrorKind::Unreachable,
+                format!("{}: {e}", self.endpoint.url()),
+            )
+        };
+        let peer = tcp.peer_addr().map_err(unreachable)?.ip();
+        let local = tcp.local_addr().map_err(unreachable)?.ip();
         let url = self.endpoint.url();
         let (mut sender, channel_binding) = match &self.tls {
             Some(tls) => {
