@@ -80,6 +80,15 @@ pub const NOT_IN_BACKUP: &[&str] = &[
     "edits to miiserver.exe.config and the proxy in machine.config (copies are in this backup, to reapply by hand)",
 ];
 
+/// How `export_method` starts when Microsoft's installed `MigrateSettings.ps1` made the export
+/// (`MigrateSettings.ps1 (<its path>)`); anything else is the agent following its steps.
+pub const BY_MIGRATE_SETTINGS: &str = "MigrateSettings.ps1 (";
+
+/// Whether `export_method` says Microsoft's own script made the export.
+pub fn by_migrate_settings(export_method: &str) -> bool {
+    export_method.starts_with(BY_MIGRATE_SETTINGS)
+}
+
 /// A file the agent left for the controller to fetch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BackupFile {

@@ -23,4 +23,21 @@ pub struct RestartResult {
     /// The ADSync service is running again.
     pub running: bool,
     pub message: String,
+    /// Nothing was done: the wizard or the Entra Connect installer runs on the host, and a
+    /// restart would cut into the wizard's configuration migration (docs/design/DOMAIN.md §8b,
+    /// S41). The host's own guard; the controller never asks then.
+    #[serde(default)]
+    pub refused_upgrade_running: bool,
+}
+
+impl RestartResult {
+    /// The answer of a host that refused the restart because an upgrade runs.
+    pub fn refused(message: &str) -> Self {
+        RestartResult {
+            kind: RESTART_KIND.into(),
+            running: false,
+            message: message.into(),
+            refused_upgrade_running: true,
+        }
+    }
 }

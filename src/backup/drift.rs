@@ -52,6 +52,11 @@ pub struct Drift {
 
 impl Drift {
     pub fn is_empty(&self) -> bool {
+        self.only_global_settings() && self.global_settings.is_empty()
+    }
+
+    /// No rule, connector or scheduler change (global settings aside).
+    fn only_global_settings(&self) -> bool {
         self.rules_added.is_empty()
             && self.rules_removed.is_empty()
             && self.rules_changed.is_empty()
@@ -59,21 +64,16 @@ impl Drift {
             && self.connectors_removed.is_empty()
             && self.connectors_changed.is_empty()
             && self.scheduler.is_empty()
-            && self.global_settings.is_empty()
     }
 
     /// Whether an administrator changed something: any change but the configuration version
     /// an upgrade moves (`Microsoft.Synchronize.ServerConfigurationVersion`).
     pub fn changes_configuration(&self) -> bool {
-        let only_version = self
-            .global_settings
-            .iter()
-            .all(|c| c.field == SERVER_CONFIGURATION_VERSION);
-        let rest = Drift {
-            global_settings: Vec::new(),
-            ..self.clone()
-        };
-        !rest.is_empty() || !only_version
+        !self.only_global_settings()
+            || self
+                .global_settings
+                .iter()
+                .any(|c| c.field != SERVER_CONFIGURATION_VERSION)
     }
 
     /// One line per change, for a table.
@@ -323,6 +323,38 @@ pub fn diff(compared_with: &str, before: &Configuration, after: &Configuration) 
 mod tests {
     use super::*;
     use ecfleet_proto::backup::{Partition, SchedulerSettings};
+
+    #[test]
+    fn an_upgrade_s_own_version_change_is_no_configuration_change() {
+        let version = |from: &str, to: &str| FieldChange {
+            field: SERVER_CONFIGURATION_VERSION.into(),
+            from: from.into(),
+            to: to.into(),
+        };
+        let upgraded = Drift {
+            global_settings: vec![version("2.6.3.0", "2.6.92.0")],
+            ..Drift::default()
+        };
+        assert!(!upgraded.is_empty() && !upgraded.changes_configuration());
+        let edited = Drift {
+            scheduler: vec![FieldChange {
+                field: "interval_minutes".into(),
+                from: "30".into(),
+                to: "60".into(),
+            }],
+            ..upgraded.clone()
+        };
+        assert!(edited.changes_configuration());
+        let setting = Drift {
+            global_settings: vec![FieldChange {
+                field: "Microsoft.Synchronize.StagingMode".into(),
+                from: "False".into(),
+                to: "True".into(),
+            }],
+            ..Drift::default()
+        };
+        assert!(setting.changes_configuration());
+    }
 
     fn rule(id: &str, name: &str, precedence: u32) -> SyncRule {
         SyncRule {

@@ -472,7 +472,7 @@ fn judge_importable(
             .push("the host has no Applied-SynchronizationPolicy-*.json from the wizard".into());
     }
     if let Some(method) = &result.export_method
-        && !method.starts_with("MigrateSettings.ps1")
+        && !ecfleet_proto::backup::by_migrate_settings(method)
     {
         warnings.push(format!(
             "the migration export was not made by Microsoft's MigrateSettings.ps1 but by {}",

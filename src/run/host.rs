@@ -371,10 +371,11 @@ async fn pre_upgrade_backup(
 ) -> PhaseResult<String> {
     let backups = backup::HostBackups::new(cx.share, &host.tenant, &host.name);
     let name = |s: &backup::store::Stored| format!("{}/{}", s.dir.display(), s.manifest.name);
-    let earlier = backups.list().into_iter().rev().find(|s| {
-        s.manifest.tag == Tag::PreUpgrade && s.manifest.run_id.as_deref() == Some(cx.run_id)
-    });
-    if let Some(s) = earlier.filter(|_| !fresh) {
+    if !fresh
+        && let Some(s) = backups.list().into_iter().rev().find(|s| {
+            s.manifest.tag == Tag::PreUpgrade && s.manifest.run_id.as_deref() == Some(cx.run_id)
+        })
+    {
         return importable(&s).map(|_| name(&s));
     }
     let settings = BackupSettings {
@@ -629,6 +630,9 @@ async fn watch_upgrade(
     }
 }
 
+/// Events of each kind looked at per poll (the host's probe sends at most 20 of each).
+const MAX_EVENTS_SHOWN: usize = 20;
+
 /// The Windows Installer's events for the product since `since` that the operator has not been
 /// shown yet: evidence of what the installer did (docs/design/DOMAIN.md §8b, S50).
 fn show_installer_events(
@@ -641,10 +645,12 @@ fn show_installer_events(
     let Some(activity) = &facts.upgrade_activity else {
         return;
     };
+    // At most the newest few of each: a host sends data, not a flood of notices.
     for event in activity
         .installer_events
         .iter()
-        .chain(&activity.events)
+        .take(MAX_EVENTS_SHOWN)
+        .chain(activity.events.iter().take(MAX_EVENTS_SHOWN))
         .filter(|e| e.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= since))
         .rev()
     {
@@ -748,25 +754,22 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                     Some(justification.clone()),
                 );
                 tell(cx, host, format!("restarting ADSync once: {justification}"));
-                let r = match restart_adsync(host, cx).await {
-                    Ok(r) => r,
-                    Err(e) if e.message.contains("refused to restart ADSync") => {
-                        // The host saw the wizard or the installer start again: not now.
-                        cx.log(
-                            host,
-                            "verify",
-                            "restart-refused",
-                            None,
-                            Some(e.message.clone()),
-                        );
-                        state.restarted = false;
-                        state.disagreement = None;
-                        seen = "the host refused the restart: an upgrade is running again".into();
-                        tokio::time::sleep(poll).await;
-                        continue;
-                    }
-                    Err(e) => return Err(failed(e)),
-                };
+                let r = restart_adsync(host, cx).await.map_err(failed)?;
+                if r.refused_upgrade_running {
+                    // The host saw the wizard or the installer start again: not now.
+                    cx.log(
+                        host,
+                        "verify",
+                        "restart-refused",
+                        None,
+                        Some(crate::checks::shown(&r.message)),
+                    );
+                    state.restarted = false;
+                    state.disagreement = None;
+                    seen = "the host refused the restart: an upgrade is running again".into();
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
                 cx.log(
                     host,
                     "verify",
@@ -788,9 +791,17 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                     ));
                 }
             }
-            Judged::Waiting { what, full } => {
+            Judged::Waiting {
+                what,
+                full,
+                failing,
+            } => {
                 seen = what;
-                if full.is_some() {
+                // A full synchronization seen once stays the reason to wait (a gap between
+                // its steps shows none), unless runs since failed.
+                if failing {
+                    full_sync = None;
+                } else if full.is_some() {
                     full_sync = full;
                 }
                 tokio::time::sleep(poll).await;
@@ -821,11 +832,12 @@ enum Judged {
     Failed(HostOutcome, String),
     /// Restart ADSync once (why, from the facts) and look again.
     Restart(String),
-    /// Not yet; what was seen, and a full import or synchronization running or pending since
-    /// the upgrade.
+    /// Not yet; what was seen, a full import or synchronization running or pending since the
+    /// upgrade, and whether runs since the upgrade ended with errors.
     Waiting {
         what: String,
         full: Option<String>,
+        failing: bool,
     },
 }
 
@@ -845,6 +857,7 @@ fn judge(
         return Judged::Waiting {
             what: "the wizard or the installer is running on the host: ADSync is not touched while it runs".into(),
             full: None,
+            failing: false,
         };
     }
     if readings.engine_build() != Some(cx.target) {
@@ -889,6 +902,7 @@ fn judge(
                 Some(_) => Judged::Waiting {
                     what: seen,
                     full: None,
+                    failing: false,
                 },
                 None => {
                     state.disagreement =
@@ -896,6 +910,7 @@ fn judge(
                     Judged::Waiting {
                         what: format!("{seen}: looking again before any restart"),
                         full: None,
+                        failing: false,
                     }
                 }
             };
@@ -975,10 +990,11 @@ fn judge(
             crate::checks::shown(&failures.join("; "))
         )
     };
-    // Failed runs with no full synchronization under way: not pending, failing.
+    // Failed runs since the upgrade: not pending, failing.
     Judged::Waiting {
         what,
         full: if failures.is_empty() { full } else { None },
+        failing: !failures.is_empty(),
     }
 }
 

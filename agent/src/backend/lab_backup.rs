@@ -53,7 +53,10 @@ pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
     let (script, method) = if m.backup.migrate_settings_script {
         (
             true,
-            format!("MigrateSettings.ps1 ({MIGRATE_SETTINGS}; simulated)"),
+            format!(
+                "{}{MIGRATE_SETTINGS}; simulated)",
+                ecfleet_proto::backup::BY_MIGRATE_SETTINGS
+            ),
         )
     } else {
         (

@@ -423,7 +423,9 @@ pub fn restart_adsync(root: &Path) -> Result<RestartResult, String> {
         format!("engine {engine}, configuration {config}"),
     );
     if m.open_ui.wizard || m.activity.installer_running {
-        return Err(crate::backend::UPGRADE_RUNNING_REFUSAL.into());
+        return Ok(RestartResult::refused(
+            crate::backend::UPGRADE_RUNNING_REFUSAL,
+        ));
     }
     let fixed = m.faults.config_version_lags.as_deref() == Some("fixed-by-restart");
     // A service that does not start after the upgrade does not start on a restart either.
@@ -447,6 +449,7 @@ pub fn restart_adsync(root: &Path) -> Result<RestartResult, String> {
         } else {
             "Restart-Service : Service 'Microsoft Azure AD Sync (ADSync)' cannot be started (simulated: faults.adsync_stops_after_upgrade)".into()
         },
+        refused_upgrade_running: false,
     })
 }
 
@@ -571,8 +574,9 @@ config_migration_seconds = 0
             ),
         )
         .unwrap();
-        let err = restart_adsync(root).unwrap_err();
-        assert!(err.contains("wizard"), "{err}");
+        let r = restart_adsync(root).unwrap();
+        assert!(r.refused_upgrade_running && !r.running);
+        assert!(r.message.contains("wizard"), "{}", r.message);
         let log = log_events(root);
         assert_eq!(log.len(), 1);
         assert!(log[0].event == "adsync-restart-requested" && log[0].wizard_running);

@@ -141,14 +141,28 @@ pub fn assemble(
                 .unwrap_or_else(|| format!("the export folder has no {MIGRATED_POLICY}")),
         });
     }
-    let engine_config = match &gathered.engine_config {
-        Some(source) => Some(copy_in(source, out, "miiserver.exe.config")?),
-        None => None,
+    // Copies for a rebuild by hand: one that cannot be read is said, not fatal.
+    let mut optional = |probe: &str, source: &Option<PathBuf>, fallback: &str| {
+        let source = source.as_ref()?;
+        copy_in(source, out, fallback)
+            .map_err(|message| {
+                errors.push(ProbeError {
+                    probe: probe.into(),
+                    message,
+                })
+            })
+            .ok()
     };
-    let proxy_config = match &gathered.proxy_config {
-        Some(source) => Some(copy_in(source, out, "machine.config-system.net.xml")?),
-        None => None,
-    };
+    let engine_config = optional(
+        "engine_config",
+        &gathered.engine_config,
+        "miiserver.exe.config",
+    );
+    let proxy_config = optional(
+        "proxy_config",
+        &gathered.proxy_config,
+        "machine.config-system.net.xml",
+    );
     let configuration = match gathered.configuration {
         Ok(c) => Some(c),
         Err(message) => {

@@ -216,7 +216,7 @@ mod tests {
         assert!(
             g.export_method
                 .unwrap()
-                .starts_with("MigrateSettings.ps1 (")
+                .starts_with(ecfleet_proto::backup::BY_MIGRATE_SETTINGS)
         );
         assert!(g.export_problem.is_none());
         assert_eq!(
@@ -241,6 +241,7 @@ mod tests {
             "Applied-SynchronizationPolicy-*.json",
             "Get-ADSyncServerConfiguration -Path $DumpDir",
             "Tools\\MigrateSettings.ps1",
+            "\"MigrateSettings.ps1 ($script)\"",
             "-ServerConfiguration $DumpDir",
             "'PersistedState.xml'",
             "'MigratedPolicy.json'",

@@ -129,12 +129,15 @@ pub fn restart_adsync() -> Result<ecfleet_proto::upgrade::RestartResult, String>
     let out = String::from_utf8_lossy(&finished.stdout).trim().to_string();
     let err = String::from_utf8_lossy(&finished.stderr).trim().to_string();
     if out.lines().any(|l| l.trim() == UPGRADE_RUNNING_MARK) {
-        return Err(super::UPGRADE_RUNNING_REFUSAL.into());
+        return Ok(ecfleet_proto::upgrade::RestartResult::refused(
+            super::UPGRADE_RUNNING_REFUSAL,
+        ));
     }
     Ok(ecfleet_proto::upgrade::RestartResult {
         kind: ecfleet_proto::upgrade::RESTART_KIND.into(),
         running: finished.status.success() && out.lines().last() == Some("Running"),
         message: if err.is_empty() { out } else { err },
+        refused_upgrade_running: false,
     })
 }
 
