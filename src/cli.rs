@@ -173,9 +173,10 @@ pub struct RunArgs {
     /// completed phase; hosts handed to the operator are watched, never handed off again.
     #[arg(long, value_name = "RUN-ID|latest")]
     pub resume: Option<String>,
-    /// The installer to upgrade with; its version must be the plan's target.
-    #[arg(long, value_name = "PATH")]
-    pub msi: PathBuf,
+    /// The installer to upgrade with; its version must be the plan's target. With --resume:
+    /// the run's own (kept in its ledger) unless given.
+    #[arg(long, value_name = "PATH", required_unless_present = "resume")]
+    pub msi: Option<PathBuf>,
     /// Refuse the installer unless its SHA-256 is this (a plan made with --msi pins it too).
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod inventory;
 pub mod lab;
 pub mod limits;
+pub mod lock;
 pub mod msi;
 pub mod plan;
 pub mod platform;

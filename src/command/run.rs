@@ -10,6 +10,7 @@ use crate::engine::FailureBudget;
 use crate::exit::audit as exit;
 use crate::plan::{self, Action, Plan, PlanPolicy};
 use crate::report::render_run;
+use crate::run::options::RunOptions;
 use crate::run::{self, RunPlaybook, ledger};
 use crate::session::Connector;
 use crate::stage::Installer;
@@ -98,11 +99,7 @@ async fn prepare_and_run(
             inventory.path.display()
         ))
     })?;
-    let playbook = match &args.playbook {
-        Some(p) => RunPlaybook::load(p).map_err(input)?,
-        None => RunPlaybook::embedded(),
-    };
-    let budget = parse_budget(args.max_failures.as_deref()).map_err(input)?;
+    let budget_text = |o: &RunOptions| parse_budget(o.max_failures.as_deref()).map_err(input);
     let settings = super::audit::resolve(
         &args.fleet,
         &inventory,
@@ -111,7 +108,6 @@ async fn prepare_and_run(
         io,
     )
     .map_err(input)?;
-    let installer = Installer::load(&args.msi, args.sha256.as_deref()).map_err(input)?;
     let agents =
         discover_agents(args.fleet.agent_dir.as_deref(), cx).map_err(|e| (exit::FAILURE, e))?;
     let connector = Connector::new(
@@ -120,13 +116,57 @@ async fn prepare_and_run(
     );
     let selected =
         select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants).map_err(input)?;
-    let (ledger, plan, previous) = match &args.resume {
+    let (ledger, plan, previous, options, playbook, installer) = match &args.resume {
         Some(which) => {
-            let ledger = ledger::Ledger::resume(&share, which).map_err(input)?;
+            let ledger =
+                ledger::Ledger::resume(&share, which, &controller(&cx.env)).map_err(input)?;
+            let options = resumed_options(&ledger, args)?;
+            let playbook = match ledger.read("playbook.toml") {
+                Some(text) => RunPlaybook::parse(
+                    &String::from_utf8_lossy(&text),
+                    &format!("{}/playbook.toml", ledger.dir.display()),
+                )
+                .map_err(input)?,
+                None => RunPlaybook::embedded(),
+            };
+            if let Some(given) = &args.playbook
+                && std::fs::read(given).ok() != ledger.read("playbook.toml")
+            {
+                return Err(input(format!(
+                    "run {} keeps the playbook it started with ({}), and --playbook {} differs: leave it out",
+                    ledger.run_id(),
+                    options
+                        .playbook
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "the built-in one".into()),
+                    given.display()
+                )));
+            }
+            let msi = args.msi.clone().unwrap_or_else(|| options.msi.clone());
+            let pinned = Some(options.sha256.as_str()).filter(|s| !s.is_empty());
+            let installer = Installer::load(&msi, pinned).map_err(|e| {
+                input(format!(
+                    "run {} upgrades with {} (SHA-256 {}): {e}",
+                    ledger.run_id(),
+                    options.msi.display(),
+                    options.sha256
+                ))
+            })?;
             let (plan, previous) = resumed(&ledger, &inventory, &installer, io).map_err(input)?;
-            (ledger, plan, previous)
+            (ledger, plan, previous, options, playbook, installer)
         }
         None => {
+            let playbook = match &args.playbook {
+                Some(p) => RunPlaybook::load(p).map_err(input)?,
+                None => RunPlaybook::embedded(),
+            };
+            let msi = args.msi.as_deref().ok_or_else(|| {
+                input("give the installer with --msi (or carry a run on with --resume)".into())
+            })?;
+            let installer = Installer::load(msi, args.sha256.as_deref()).map_err(input)?;
+            let options = RunOptions::of_new_run(args, msi, &installer.payload.sha256);
+            budget_text(&options)?;
             let plan = match &args.plan {
                 Some(path) => {
                     let plan = load_plan(path).map_err(input)?;
@@ -141,9 +181,14 @@ async fn prepare_and_run(
                     .await?
                 }
             };
-            new_run(args, &inventory, plan, &selected, &installer, &cx.env, io).await?
+            let (ledger, plan, previous) = new_run(
+                args, &inventory, plan, &selected, &installer, &options, &cx.env, io,
+            )
+            .await?;
+            (ledger, plan, previous, options, playbook, installer)
         }
     };
+    let budget = budget_text(&options)?;
     let run_id = ledger.run_id();
     let reporters = super::reporters(io, args.fleet.events.as_deref()).map_err(input)?;
     let reporters = reporters.with_notices(io);
@@ -161,11 +206,11 @@ async fn prepare_and_run(
             failure_budget: budget,
             connector: &connector,
             ledger: &ledger,
-            ignore_windows: args.ignore_windows,
-            wait_for_window: args.wait_for_window,
+            ignore_windows: options.ignore_windows,
+            wait_for_window: options.wait_for_window,
             previous,
-            canary: args.canary.map(|n| n as usize),
-            continue_after_canary: args.continue_after_canary,
+            canary: options.canary.map(|n| n as usize),
+            continue_after_canary: options.continue_after_canary,
         },
         cx.shutdown.clone(),
         reporters.sink(),
@@ -185,6 +230,14 @@ async fn prepare_and_run(
     let json = matches!(args.format, PlanFormatArg::Json);
     render_run(&report, json, io.color, io.out)
         .map_err(|e| (exit::FAILURE, format!("cannot write the report: {e}")))?;
+    let detached = cx.shutdown.level() == crate::engine::Level::Detach;
+    if detached || report.summary.waiting > 0 || report.summary.sync_pending > 0 {
+        let _ = writeln!(
+            io.err,
+            "to carry the run on (its options are kept in the ledger): {}",
+            RunOptions::resume_command(&inventory.path, &run_id)
+        );
+    }
     Ok(super::unless_detached(&cx.shutdown, report.exit_code()))
 }
 
@@ -196,6 +249,7 @@ async fn new_run(
     mut plan: Plan,
     selected: &[&crate::inventory::Host],
     installer: &Installer,
+    options: &RunOptions,
     who: &crate::settings::Environment,
     io: &mut Io<'_>,
 ) -> Result<(ledger::Ledger, Plan, HashMap<String, run::HostRecord>), (u8, String)> {
@@ -230,11 +284,26 @@ async fn new_run(
         ));
     }
     let run_id = ledger::new_run_id();
-    let header = header(&run_id, inventory, args, installer, who);
-    let ledger = ledger::Ledger::create(share, &run_id, &header, &plan)
+    let header = header(&run_id, inventory, args, installer, options, who);
+    let ledger = ledger::Ledger::create(share, &run_id, &header, &plan, &controller(who))
         .map_err(|e| (exit::FAILURE, format!("cannot start the run's ledger: {e}")))?;
+    if let Some(path) = &args.playbook {
+        // The playbook's very text, so that a resumed run does not depend on the file.
+        let text = crate::fsread::read_regular(path, 1 << 20)
+            .map_err(|e| (exit::INVALID_INPUT, format!("{}: {e}", path.display())))?;
+        crate::share::write_new_file(&ledger.dir.join("playbook.toml"), &text)
+            .map_err(|e| (exit::FAILURE, format!("cannot start the run's ledger: {e}")))?;
+    }
     let _ = writeln!(io.err, "run {run_id}: ledger {}", ledger.dir.display());
     Ok((ledger, plan, HashMap::new()))
+}
+
+/// This controller, as its holds on the share name it.
+fn controller(who: &crate::settings::Environment) -> ledger::Controller {
+    ledger::Controller {
+        host_name: who.host_name.clone(),
+        user: who.user.clone(),
+    }
 }
 
 /// `run.json` for a new run: who ran what, when.
@@ -243,6 +312,7 @@ fn header(
     inventory: &crate::inventory::Inventory,
     args: &RunArgs,
     installer: &Installer,
+    options: &RunOptions,
     who: &crate::settings::Environment,
 ) -> serde_json::Value {
     let absolute = |p: &std::path::Path| {
@@ -263,6 +333,7 @@ fn header(
         "plan_sha256": args.plan.as_deref().and_then(sha_of),
         "installer": installer.info,
         "arguments": std::env::args().skip(1).collect::<Vec<_>>(),
+        "options": options,
         "user": who.user,
         "controller": {
             "pid": std::process::id(),
@@ -270,6 +341,38 @@ fn header(
             "host": who.host_name,
         },
     })
+}
+
+/// A resumed run's options: the ones `run.json` kept, checked against those given now (a run
+/// from before options were kept takes the command line's).
+fn resumed_options(ledger: &ledger::Ledger, args: &RunArgs) -> Result<RunOptions, (u8, String)> {
+    let header: serde_json::Value = ledger
+        .read("run.json")
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    match serde_json::from_value::<RunOptions>(header["options"].clone()) {
+        Ok(recorded) => RunOptions::resumed(recorded, args, &ledger.run_id())
+            .map_err(|e| (exit::INVALID_INPUT, e)),
+        Err(_) => {
+            let msi = args.msi.clone().ok_or_else(|| {
+                (
+                    exit::INVALID_INPUT,
+                    format!(
+                        "run {} was started by an ecfleet that did not keep its options: give --msi",
+                        ledger.run_id()
+                    ),
+                )
+            })?;
+            Ok(RunOptions {
+                sha256: header["installer"]["sha256"]
+                    .as_str()
+                    .or(args.sha256.as_deref())
+                    .unwrap_or_default()
+                    .to_string(),
+                ..RunOptions::of_new_run(args, &msi, "")
+            })
+        }
+    }
 }
 
 /// A resumed run's plan (as the ledger kept it) and each host's record; the installer must be
@@ -407,7 +510,9 @@ pub fn report(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> u
             ),
         );
     };
-    let report = match ledger::find(&share, &args.run).and_then(|d| run::report_from_ledger(&d)) {
+    let report = match ledger::find(&share, &args.run).and_then(|d| {
+        run::report_from_ledger(&d, controller(&cx.env).name())
+    }) {
         Ok(r) => r,
         Err(e) => return io.error(exit::INVALID_INPUT, e),
     };

@@ -34,6 +34,8 @@ pub fn render_run(
             HostOutcome::Deferred
             | HostOutcome::Skipped
             | HostOutcome::Interrupted
+            | HostOutcome::Locked
+            | HostOutcome::InProgress
             | HostOutcome::SyncPending => Some(Color::Yellow),
             _ => Some(Color::Red),
         };
@@ -77,6 +79,9 @@ pub fn render_run(
         },
         report.ledger
     )?;
+    if let Some(p) = &report.in_progress {
+        writeln!(out, "run {}: {p}", report.run_id)?;
+    }
     for e in &report.ledger_errors {
         writeln!(out, "warning: ledger: {e}")?;
     }

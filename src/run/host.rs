@@ -300,13 +300,15 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         )
         .await
         .map_err(failed)?;
-    session.close().await;
+    // Recorded at once, with no wait between the host's answer and the record (a detach drops
+    // this step at its next wait): a resumed run finds it handed off and only watches.
     let instructions = operator_instructions(host, &staged, cx.target);
     w.record.operator = Some(instructions.clone());
     w.record.handed_off_at = Some(handoff.at);
     cx.save(&w.record);
     cx.log(host, "upgrade", "handoff", None, Some(instructions.clone()));
     w.notice(instructions);
+    session.close().await;
     Ok(())
 }
 

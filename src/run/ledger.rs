@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! runs/<run-id>/run.json                   who ran what: plan and inventory hashes, arguments, start
-//! runs/<run-id>/lock                       held while a controller drives the run
+//! runs/<run-id>/lock/<generation>.json     which controller drives the run (crate::lock)
 //! runs/<run-id>/events.jsonl               append-only, one flushed line per phase start and end
 //! runs/<run-id>/hosts/<tenant>/<host>.json each host's record, replaced atomically
 //! runs/<run-id>/summary.json               at the end
@@ -15,11 +15,30 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::lock::{self, Hold, HoldError, Holder};
 use crate::share::{ShareError, replace_file, write_new_file};
 
 pub struct Ledger {
     pub dir: PathBuf,
     events: Mutex<File>,
+    /// This controller's hold of the run, let go by [`Ledger::finish`].
+    hold: Hold,
+    /// Who drives the run now: also the holder of each host's hold.
+    pub holder: Holder,
+}
+
+/// Who this controller is, for its holds: its host name and user.
+#[derive(Debug, Clone, Default)]
+pub struct Controller {
+    pub host_name: Option<String>,
+    pub user: Option<String>,
+}
+
+impl Controller {
+    /// Its name in holds: the host name, or `unknown`.
+    pub fn name(&self) -> &str {
+        self.host_name.as_deref().unwrap_or("unknown")
+    }
 }
 
 fn share_error(path: &Path) -> impl Fn(std::io::Error) -> ShareError + '_ {
@@ -44,16 +63,19 @@ impl Ledger {
         run_id: &str,
         header: &impl Serialize,
         plan: &impl Serialize,
+        who: &Controller,
     ) -> Result<Ledger, ShareError> {
         let runs = crate::share::dirs_below(share, &["runs"])?;
         let dir = runs.join(run_id);
         fs::create_dir(&dir).map_err(share_error(&dir))?;
-        let lock = format!(
-            "{{\"pid\": {}, \"started_at\": \"{}\"}}\n",
-            std::process::id(),
-            jiff::Timestamp::now()
-        );
-        write_new_file(&dir.join("lock"), lock.as_bytes())?;
+        let holder = Holder::me(run_id, Some(who.name()), who.user.as_deref());
+        let hold = lock::acquire(&dir, &["lock"], &holder, |_| false).map_err(|e| match e {
+            HoldError::Share(e) => e,
+            other => ShareError {
+                path: dir.join("lock"),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
         let json = serde_json::to_vec_pretty(header).map_err(|e| ShareError {
             path: dir.join("run.json"),
             source: std::io::Error::other(e),
@@ -73,38 +95,30 @@ impl Ledger {
         Ok(Ledger {
             dir,
             events: Mutex::new(events),
+            hold,
+            holder,
         })
     }
 
     /// Opens an existing run to carry it on (`--resume`): `latest` is the newest run on the
-    /// share. Its lock is taken over only when the controller that held it is gone (same
-    /// machine: its process no longer exists); another live controller is an error.
-    pub fn resume(share: &Path, which: &str) -> Result<Ledger, String> {
+    /// share. Its hold is taken over only when the controller that held it is gone (this
+    /// machine: its process no longer exists; another: its heartbeat stopped), and atomically:
+    /// of two `--resume` started together exactly one carries the run on, the other is told
+    /// which controller does.
+    pub fn resume(share: &Path, which: &str, who: &Controller) -> Result<Ledger, String> {
         let dir = find(share, which)?;
         let id = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let lock = dir.join("lock");
-        if let Ok(text) = fs::read_to_string(&lock) {
-            let pid = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["pid"].as_u64());
-            if let Some(pid) = pid
-                && pid as u32 != std::process::id()
-                && process_alive(pid as u32)
-            {
-                return Err(format!(
-                    "run {id} is being driven by another controller (process {pid}); wait for it or stop it first"
-                ));
-            }
-        }
-        let taken = format!(
-            "{{\"pid\": {}, \"started_at\": \"{}\", \"resumed\": true}}\n",
-            std::process::id(),
-            jiff::Timestamp::now()
-        );
-        replace_file(&lock, taken.as_bytes()).map_err(|e| e.to_string())?;
+        let holder = Holder::me(&id, Some(who.name()), who.user.as_deref());
+        let hold = lock::acquire(&dir, &["lock"], &holder, |_| true).map_err(|e| match e {
+            HoldError::Held { holder, .. } => format!(
+                "run {id} is being driven by another controller: {}; wait for it or stop it first",
+                holder.describe()
+            ),
+            other => format!("run {id}: {other}"),
+        })?;
         let events_path = dir.join("events.jsonl");
         let events = OpenOptions::new()
             .create(true)
@@ -114,6 +128,8 @@ impl Ledger {
         Ok(Ledger {
             dir,
             events: Mutex::new(events),
+            hold,
+            holder,
         })
     }
 
@@ -160,7 +176,7 @@ impl Ledger {
         replace_file(&path, &json)
     }
 
-    /// Writes `summary.json` and lets go of the lock.
+    /// Writes `summary.json` and lets go of the run's hold.
     pub fn finish(self, summary: &impl Serialize) -> Result<(), ShareError> {
         let path = self.dir.join("summary.json");
         let json = serde_json::to_vec_pretty(summary).map_err(|e| ShareError {
@@ -168,8 +184,13 @@ impl Ledger {
             source: std::io::Error::other(e),
         })?;
         replace_file(&path, &json)?;
-        let lock = self.dir.join("lock");
-        fs::remove_file(&lock).map_err(share_error(&lock))
+        self.hold.release()
+    }
+
+    /// Lets go of the run's hold without a summary: the run was interrupted and `--resume`
+    /// carries it on (the hosts it left handed off keep their own holds).
+    pub fn let_go(self) -> Result<(), ShareError> {
+        self.hold.release()
     }
 }
 
@@ -209,13 +230,6 @@ pub fn find(share: &Path, which: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// Whether a process with this id exists on this machine.
-fn process_alive(pid: u32) -> bool {
-    // kill(pid, 0) delivers nothing; it only says whether the process exists.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,9 +240,10 @@ mod tests {
         let id = new_run_id();
         let plan = serde_json::json!({"kind": "ecfleet-plan"});
         let header = serde_json::json!({"run_id": id});
-        let ledger = Ledger::create(share.path(), &id, &header, &plan).unwrap();
+        let who = Controller::default();
+        let ledger = Ledger::create(share.path(), &id, &header, &plan, &who).unwrap();
         assert!(
-            Ledger::create(share.path(), &id, &header, &plan).is_err(),
+            Ledger::create(share.path(), &id, &header, &plan, &who).is_err(),
             "one run per id"
         );
         assert!(ledger.read("plan.json").is_some());
@@ -253,9 +268,9 @@ mod tests {
             )
             .unwrap();
         let dir = ledger.dir.clone();
-        assert!(dir.join("lock").exists());
+        assert!(crate::lock::held_by_live(&dir.join("lock"), "unknown").is_some());
         ledger.finish(&serde_json::json!({"verified": 1})).unwrap();
-        assert!(!dir.join("lock").exists());
+        assert!(crate::lock::held_by_live(&dir.join("lock"), "unknown").is_none());
         let events = fs::read_to_string(dir.join("events.jsonl")).unwrap();
         assert_eq!(events.lines().count(), 2);
         let host: serde_json::Value =
@@ -274,22 +289,35 @@ mod resume_tests {
     fn a_run_is_resumed_only_when_its_controller_is_gone() {
         let share = tempfile::tempdir().unwrap();
         let plan = serde_json::json!({});
-        let a = Ledger::create(share.path(), "20261202T010000Z-0001", &plan, &plan).unwrap();
+        let who = Controller {
+            host_name: Some("ctl".into()),
+            user: Some("ops".into()),
+        };
+        let a = Ledger::create(share.path(), "20261202T010000Z-0001", &plan, &plan, &who).unwrap();
         a.event(&serde_json::json!({"n": 1})).unwrap();
-        // This process holds it: resuming it here is taking it over (as after a crash).
-        let lock = a.dir.join("lock");
-        // A live other process (pid 1) holds it: refused.
-        std::fs::write(&lock, "{\"pid\": 1}").unwrap();
-        let err = Ledger::resume(share.path(), "latest").err().unwrap();
+        // A live controller (this process) holds it: refused, naming it.
+        let err = Ledger::resume(share.path(), "latest", &who).err().unwrap();
         assert!(err.contains("another controller"), "{err}");
-        // A dead one: taken over, and events are appended after the old ones.
-        std::fs::write(&lock, "{\"pid\": 4194303}").unwrap();
-        let b = Ledger::resume(share.path(), "latest").unwrap();
+        assert!(err.contains(&format!("process {}", std::process::id())), "{err}");
+        assert!(err.contains("user ops"), "{err}");
+        // A dead one (a newer generation, as a killed resume leaves it): taken over, and
+        // events are appended after the old ones.
+        let gone = crate::lock::Holder {
+            pid: 4_194_303,
+            ..crate::lock::Holder::me("20261202T010000Z-0001", Some("ctl"), None)
+        };
+        std::fs::write(
+            a.dir.join("lock/00000002.json"),
+            serde_json::to_vec(&gone).unwrap(),
+        )
+        .unwrap();
+        let b = Ledger::resume(share.path(), "latest", &who).unwrap();
         assert_eq!(b.run_id(), "20261202T010000Z-0001");
         b.event(&serde_json::json!({"n": 2})).unwrap();
         let events = std::fs::read_to_string(b.dir.join("events.jsonl")).unwrap();
         assert_eq!(events.lines().count(), 2);
-        assert!(Ledger::resume(share.path(), "../etc").is_err());
-        assert!(Ledger::resume(share.path(), "20991231T000000Z-ffff").is_err());
+        assert!(b.dir.join("lock/00000003.json").is_file());
+        assert!(Ledger::resume(share.path(), "../etc", &who).is_err());
+        assert!(Ledger::resume(share.path(), "20991231T000000Z-ffff", &who).is_err());
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod host;
 pub mod ledger;
+pub mod options;
 pub mod playbook;
 
 use std::collections::HashMap;
@@ -55,6 +56,13 @@ pub enum HostOutcome {
     /// upgrade queued (out-of-box rules changed) had not ended by verify's deadline: neither
     /// failed nor verified. `run --resume` re-checks it without touching the host.
     SyncPending,
+    /// Not touched: another controller drives the host (another run, or a resume of this one),
+    /// or a run whose controller is gone left it in the middle of its upgrade. The message names
+    /// that run and controller.
+    Locked,
+    /// Only in `ecfleet report` of a run whose controller is still working: the host is not
+    /// finished yet; its open phase says where it stands.
+    InProgress,
 }
 
 impl HostOutcome {
@@ -70,6 +78,8 @@ impl HostOutcome {
             HostOutcome::Interrupted => "interrupted",
             HostOutcome::Deferred => "deferred",
             HostOutcome::SyncPending => "sync-pending",
+            HostOutcome::Locked => "locked",
+            HostOutcome::InProgress => "in-progress",
         }
     }
 
@@ -295,6 +305,53 @@ impl RunContext<'_> {
         }
     }
 
+    /// Takes the host's hold on the share (`locks/<tenant>/<host>`): no other controller drives
+    /// it while this run does. A hold this run's earlier controller left is taken over; another
+    /// run's is left alone, named.
+    fn hold(&self, host: &Host) -> Result<crate::lock::Hold, (HostOutcome, String)> {
+        use crate::lock::HoldError;
+        crate::lock::acquire(
+            self.share,
+            &["locks", &host.tenant, &host.name],
+            &self.ledger.holder,
+            |h| h.run_id == self.run_id,
+        )
+        .map_err(|e| match e {
+            HoldError::Held { holder, .. } => (
+                HostOutcome::Locked,
+                format!(
+                    "another controller drives this host: {}; left alone (run it again once that run has ended)",
+                    holder.describe()
+                ),
+            ),
+            HoldError::Abandoned { holder, path } => (
+                HostOutcome::Locked,
+                format!(
+                    "{} left this host in the middle of its upgrade and its controller is gone; left alone: carry that run on with `ecfleet run --resume {}`, or remove {} if it is abandoned",
+                    holder.describe(),
+                    holder.run_id,
+                    path.parent().unwrap_or(&path).display()
+                ),
+            ),
+            HoldError::Share(e) => (
+                HostOutcome::Failed,
+                format!("cannot take the host's hold on the share: {e}"),
+            ),
+        })
+    }
+
+    /// Lets go of the host's hold at its end. A host left with the operator (handed off, then
+    /// the run was interrupted) stays held for `--resume` of this run: no other run hands it
+    /// off a second time.
+    fn let_go(&self, hold: crate::lock::Hold, record: &HostRecord) {
+        if record.handed_off_at.is_some() && record.outcome == HostOutcome::Interrupted {
+            return;
+        }
+        if let Err(e) = hold.release() {
+            self.ledger_error(e.to_string());
+        }
+    }
+
     fn save(&self, record: &HostRecord) {
         if let Err(err) = self.ledger.host(&record.tenant, &record.host, record) {
             self.ledger_error(err.to_string());
@@ -364,6 +421,9 @@ pub struct RunReport {
     pub hosts: Vec<HostRecord>,
     /// Ledger writes that failed (the share was unwritable for a while).
     pub ledger_errors: Vec<String>,
+    /// `ecfleet report` of a run a live controller still drives: which (`in progress (pid …)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<String>,
 }
 
 impl RunReport {
@@ -486,7 +546,22 @@ async fn drive(
         shutdown,
         cx.events,
         |(h, p, earlier), ctx| async move {
-            let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
+            let record = match cx.hold(h) {
+                Ok(hold) => {
+                    let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
+                    cx.let_go(hold, &record);
+                    record
+                }
+                Err((outcome, message)) => {
+                    let mut r = earlier.unwrap_or_else(|| HostRecord::new(h, p));
+                    r.outcome = outcome;
+                    r.message = message;
+                    r.finished_at = Some(jiff::Timestamp::now().to_string());
+                    cx.log(h, "preflight", "locked", Some(outcome.as_str()), Some(r.message.clone()));
+                    cx.save(&r);
+                    r
+                }
+            };
             let failed = record.outcome.is_failure().then(|| record.message.clone());
             cx.records
                 .lock()
@@ -647,6 +722,7 @@ fn report(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
+        in_progress: None,
     }
 }
 
@@ -661,7 +737,11 @@ impl RunSummary {
             waiting: count(|o| {
                 matches!(
                     o,
-                    HostOutcome::Skipped | HostOutcome::Interrupted | HostOutcome::Deferred
+                    HostOutcome::Skipped
+                        | HostOutcome::Interrupted
+                        | HostOutcome::Deferred
+                        | HostOutcome::Locked
+                        | HostOutcome::InProgress
                 )
             }),
             sync_pending: count(|o| o == HostOutcome::SyncPending),
@@ -670,10 +750,14 @@ impl RunSummary {
 }
 
 /// A run as its ledger has it (`ecfleet report`): the summary when the run finished, else the
-/// plan and the host records so far (a run in progress, or whose controller died).
-pub fn report_from_ledger(dir: &Path) -> Result<RunReport, String> {
+/// plan and the host records so far: a run a live controller drives (`in_progress`, each
+/// unfinished host `in-progress` at its open phase), or one whose controller stopped.
+pub fn report_from_ledger(dir: &Path, this_controller: &str) -> Result<RunReport, String> {
     let read = |name: &str| crate::fsread::read_regular(&dir.join(name), 256 << 20).ok();
-    if let Some(bytes) = read("summary.json") {
+    let driver = crate::lock::held_by_live(&dir.join("lock"), this_controller);
+    if driver.is_none()
+        && let Some(bytes) = read("summary.json")
+    {
         return serde_json::from_slice(&bytes)
             .map_err(|e| format!("{}/summary.json: {e}", dir.display()));
     }
@@ -683,12 +767,16 @@ pub fn report_from_ledger(dir: &Path) -> Result<RunReport, String> {
     let header: serde_json::Value = read("run.json")
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    let run_id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let records: Vec<HostRecord> = plan
         .hosts
         .iter()
         .map(|p| {
-            read(&format!("hosts/{}/{}.json", p.tenant, p.host))
-                .and_then(|b| serde_json::from_slice(&b).ok())
+            let mut r = read(&format!("hosts/{}/{}.json", p.tenant, p.host))
+                .and_then(|b| serde_json::from_slice::<HostRecord>(&b).ok())
                 .unwrap_or_else(|| HostRecord {
                     outcome: if p.action == Action::InPlace {
                         HostOutcome::Interrupted
@@ -701,22 +789,50 @@ pub fn report_from_ledger(dir: &Path) -> Result<RunReport, String> {
                         format!("the plan says {}: not touched", p.action.as_str())
                     },
                     ..HostRecord::from_plan(p)
-                })
+                });
+            if driver.is_some() && p.action == Action::InPlace && r.finished_at.is_none() {
+                r.outcome = HostOutcome::InProgress;
+                r.message = match r.phases.iter().rev().find(|ph| ph.ended_at.is_none()) {
+                    Some(open) => format!("in {} since {}", open.phase, open.started_at),
+                    None if r.handed_off_at.is_some() => "with the operator".into(),
+                    None => "not started yet".into(),
+                };
+            }
+            r
         })
         .collect();
+    let (in_progress, note) = match &driver {
+        Some(h) => (
+            Some(format!(
+                "in progress (pid {} on {}{}, since {})",
+                h.pid,
+                h.controller,
+                h.user
+                    .as_deref()
+                    .map(|u| format!(", user {u}"))
+                    .unwrap_or_default(),
+                h.since
+            )),
+            Vec::new(),
+        ),
+        None => (
+            None,
+            vec![format!(
+                "the run has no summary: its controller stopped; carry it on with `ecfleet run --resume {run_id}`"
+            )],
+        ),
+    };
     Ok(RunReport {
         schema_version: REPORT_SCHEMA_VERSION,
         kind: "ecfleet-run-report".into(),
-        run_id: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        run_id,
         ledger: dir.display().to_string(),
         target: plan.target.version.to_string(),
         started_at: header["started_at"].as_str().unwrap_or_default().to_string(),
         finished_at: String::new(),
         summary: RunSummary::of(&records),
         hosts: records,
-        ledger_errors: vec!["the run has no summary yet: in progress, or its controller stopped (ecfleet run --resume)".into()],
+        ledger_errors: note,
+        in_progress,
     })
 }

@@ -114,7 +114,12 @@ pub fn log(root: &Path, m: &Machine, event: &str, detail: impl Into<String>) {
 pub fn handoff(root: &Path, installer: &Path, version: &str) -> Result<HandoffResult, String> {
     let m = super::lab::machine(root)?;
     let at = now();
-    if m.operator.acts {
+    let already = std::fs::read(schedule_file(root))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Scheduled>(&b).ok())
+        .is_some_and(|s| s.version == version);
+    // Told twice, the operator goes on with the upgrade already under way.
+    if m.operator.acts && !already {
         let due = at + m.real(m.operator.delay_seconds);
         write_schedule(
             root,
