@@ -36,6 +36,16 @@ pub enum ErrorKind {
     Skipped,
     /// The central share could not be written, or what was written did not read back the same.
     Share,
+    /// `ecfleet run`: the phase a host failed in (docs/run.md) ...
+    Preflight,
+    Backup,
+    Stage,
+    Upgrade,
+    Verify,
+    /// ... or how its upgrade ended: the operator did not finish in time, or the versions
+    /// still disagree.
+    OperatorTimeout,
+    VersionMismatch,
 }
 
 impl ErrorKind {
@@ -53,6 +63,25 @@ impl ErrorKind {
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Skipped => "skipped",
             ErrorKind::Share => "share",
+            ErrorKind::Preflight => "preflight",
+            ErrorKind::Backup => "backup",
+            ErrorKind::Stage => "stage",
+            ErrorKind::Upgrade => "upgrade",
+            ErrorKind::Verify => "verify",
+            ErrorKind::OperatorTimeout => "operator-timeout",
+            ErrorKind::VersionMismatch => "version-mismatch",
+        }
+    }
+
+    /// The kind of a run's host that failed in `phase` (a phase of docs/run.md).
+    pub fn of_failed_phase(phase: &str) -> ErrorKind {
+        match phase {
+            "preflight" => ErrorKind::Preflight,
+            "backup" => ErrorKind::Backup,
+            "stage" => ErrorKind::Stage,
+            "upgrade" => ErrorKind::Upgrade,
+            "verify" => ErrorKind::Verify,
+            _ => ErrorKind::Agent,
         }
     }
 }

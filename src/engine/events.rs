@@ -41,8 +41,16 @@ pub enum Event {
     Detached {
         hosts: usize,
     },
+    /// A gate between waves closed (the canary did not all pass): no later host starts.
+    GateClosed {
+        after_wave: u32,
+        reason: String,
+    },
     RunFinished {
+        hosts: usize,
         failures: usize,
+        /// Hosts skipped or interrupted: never started, or stopped before their end.
+        not_finished: usize,
     },
     /// Something a person must see or do now about a host (the operator's instructions, a
     /// host's progress through a long phase). Printed above the progress bar; never host output

@@ -33,11 +33,55 @@ pub enum FailureBudget {
 }
 
 impl FailureBudget {
-    fn allowed(&self, hosts: usize) -> usize {
+    /// Whether `failures` of a run of `hosts` spend the budget: once N hosts (or P% of them)
+    /// have failed, no new host starts.
+    fn spent_by(&self, failures: usize, hosts: usize) -> bool {
         match self {
-            FailureBudget::Unlimited => usize::MAX,
-            FailureBudget::Count(n) => *n,
-            FailureBudget::Percent(p) => hosts * (*p as usize) / 100,
+            FailureBudget::Unlimited => false,
+            FailureBudget::Count(n) => failures >= (*n).max(1),
+            FailureBudget::Percent(p) => failures >= 1 && failures * 100 >= hosts * *p as usize,
+        }
+    }
+
+    /// The failures it allows before it is spent, for people (`None`: unlimited).
+    fn allowed(&self, hosts: usize) -> Option<usize> {
+        match self {
+            FailureBudget::Unlimited => None,
+            FailureBudget::Count(n) => Some((*n).max(1)),
+            FailureBudget::Percent(p) => Some((hosts * *p as usize).div_ceil(100).max(1)),
+        }
+    }
+}
+
+/// How a run judges its hosts' results beyond "an error is a failure": for runs whose work
+/// returns a record also when the host failed (`ecfleet run`), and for a gate between waves
+/// (the canary).
+pub struct Judge<'j, O> {
+    /// A result's failure, by kind (`None`: not a failure). Counts against the budget, and is
+    /// the `error_kind` of its `host-finished` event.
+    pub failure: Box<dyn Fn(&Result<O, HostError>) -> Option<ErrorKind> + Send + Sync + 'j>,
+    /// After wave `after` has finished, `check` sees the results of every wave so far; a reason
+    /// it returns stops the run there: every later host is `skipped` with that reason.
+    pub gate: Option<Gate<'j, O>>,
+}
+
+pub struct Gate<'j, O> {
+    pub after: u32,
+    #[allow(clippy::type_complexity)]
+    pub check: Box<dyn Fn(&[&Result<O, HostError>]) -> Option<String> + Send + Sync + 'j>,
+}
+
+impl<O> Default for Judge<'_, O> {
+    /// An error is a failure of its own kind, except `interrupted` and `skipped`; no gate.
+    fn default() -> Self {
+        Judge {
+            failure: Box::new(|r| {
+                r.as_ref()
+                    .err()
+                    .filter(|e| counts_as_failure(e))
+                    .map(|e| e.kind)
+            }),
+            gate: None,
         }
     }
 }
@@ -126,18 +170,24 @@ fn not_run<O>(kind: ErrorKind, message: &str) -> Outcome<O> {
 }
 
 /// What the run has seen so far, across waves.
-struct RunState<O> {
+struct RunState<'j, O> {
     outcomes: Vec<Option<Outcome<O>>>,
     failures: usize,
-    allowed: usize,
+    hosts: usize,
+    budget: FailureBudget,
     budget_spent: bool,
+    /// Why a gate stopped the run, once one did.
+    gated: Option<String>,
     stopping_announced: bool,
+    judge: Judge<'j, O>,
 }
 
-impl<O> RunState<O> {
-    /// Records a unit that will not start: skipped (budget) or interrupted (shutdown).
+impl<O> RunState<'_, O> {
+    /// Records a unit that will not start: skipped (gate, budget) or interrupted (shutdown).
     fn not_started(&mut self, i: usize) {
-        self.outcomes[i] = Some(if self.budget_spent {
+        self.outcomes[i] = Some(if let Some(why) = &self.gated {
+            not_run(ErrorKind::Skipped, why)
+        } else if self.budget_spent {
             not_run(
                 ErrorKind::Skipped,
                 "not started: the failure budget was spent",
@@ -159,33 +209,73 @@ impl<O> RunState<O> {
         duration: Duration,
         events: &EventSink,
     ) {
-        let error_kind = result.as_ref().err().map(|e| e.kind);
-        if result.as_ref().is_err_and(counts_as_failure) {
+        let failure = (self.judge.failure)(&result);
+        if failure.is_some() {
             self.failures += 1;
         }
         events.send(Event::HostFinished {
             host: name,
-            ok: result.is_ok(),
-            error_kind,
+            ok: failure.is_none(),
+            error_kind: failure.or(result.as_ref().err().map(|e| e.kind)),
             duration_ms: duration.as_millis() as u64,
         });
         self.outcomes[i] = Some(Outcome { result, duration });
-        if !self.budget_spent && self.failures > self.allowed {
+        if !self.budget_spent && self.budget.spent_by(self.failures, self.hosts) {
             self.budget_spent = true;
             events.send(Event::BudgetSpent {
                 failures: self.failures,
-                allowed: self.allowed,
+                allowed: self.budget.allowed(self.hosts).unwrap_or(usize::MAX),
             });
+        }
+    }
+
+    /// Whether no new host may start: the budget is spent or a gate closed.
+    fn closed(&self) -> bool {
+        self.budget_spent || self.gated.is_some()
+    }
+
+    /// After wave `wave`: the gate's check, if it is this wave's.
+    fn pass_gate(&mut self, wave: u32, events: &EventSink) {
+        let Some(gate) = self.judge.gate.as_ref().filter(|g| g.after == wave) else {
+            return;
+        };
+        let so_far: Vec<&Result<O, HostError>> =
+            self.outcomes.iter().flatten().map(|o| &o.result).collect();
+        if let Some(why) = (gate.check)(&so_far) {
+            events.send(Event::GateClosed {
+                after_wave: wave,
+                reason: why.clone(),
+            });
+            self.gated = Some(why);
         }
     }
 }
 
-/// Runs `work` for every unit and returns the outcomes in the units' order.
+/// Runs `work` for every unit and returns the outcomes in the units' order: an error is a
+/// failure, no gate ([`run_judged`] for more).
 pub async fn run<T, O, F, Fut>(
+    units: Vec<Unit<T>>,
+    settings: &EngineSettings,
+    shutdown: Shutdown,
+    events: &EventSink,
+    work: F,
+) -> Vec<Outcome<O>>
+where
+    F: Fn(T, StepContext) -> Fut,
+    Fut: Future<Output = Result<O, HostError>>,
+{
+    run_judged(units, settings, shutdown, events, Judge::default(), work).await
+}
+
+/// Runs `work` for every unit, judging results with `judge`, and returns the outcomes in the
+/// units' order. One `run-started` and one `run-finished`; one failure budget across every
+/// wave, gate or not.
+pub async fn run_judged<T, O, F, Fut>(
     units: Vec<Unit<T>>,
     settings: &EngineSettings,
     mut shutdown: Shutdown,
     events: &EventSink,
+    judge: Judge<'_, O>,
     work: F,
 ) -> Vec<Outcome<O>>
 where
@@ -197,16 +287,19 @@ where
     let mut state = RunState {
         outcomes: (0..total).map(|_| None).collect(),
         failures: 0,
-        allowed: settings.failure_budget.allowed(total),
+        hosts: total,
+        budget: settings.failure_budget,
         budget_spent: false,
+        gated: None,
         stopping_announced: false,
+        judge,
     };
     let mut waves: BTreeMap<u32, Vec<(usize, String, T)>> = BTreeMap::new();
     for (i, u) in units.into_iter().enumerate() {
         waves.entry(u.wave).or_default().push((i, u.name, u.item));
     }
     for (wave, members) in waves {
-        if shutdown.level() >= Level::Stopping || state.budget_spent {
+        if shutdown.level() >= Level::Stopping || state.closed() {
             for (i, _, _) in members {
                 state.not_started(i);
             }
@@ -231,15 +324,27 @@ where
             wave,
             failures: state.failures - before,
         });
+        state.pass_gate(wave, events);
     }
-    events.send(Event::RunFinished {
-        failures: state.failures,
-    });
-    state
+    let outcomes: Vec<Outcome<O>> = state
         .outcomes
         .into_iter()
         .map(|o| o.unwrap_or_else(|| not_run(ErrorKind::Interrupted, "not started")))
-        .collect()
+        .collect();
+    let not_started = outcomes
+        .iter()
+        .filter(|o| {
+            o.result
+                .as_ref()
+                .is_err_and(|e| matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Skipped))
+        })
+        .count();
+    events.send(Event::RunFinished {
+        hosts: total,
+        failures: state.failures,
+        not_finished: not_started,
+    });
+    outcomes
 }
 
 /// One wave: start units while a slot is free (and no shutdown or spent budget says stop),
@@ -251,7 +356,7 @@ async fn run_wave<T, O, F, Fut>(
     shutdown: &mut Shutdown,
     events: &EventSink,
     work: &F,
-    state: &mut RunState<O>,
+    state: &mut RunState<'_, O>,
 ) where
     F: Fn(T, StepContext) -> Fut,
     Fut: Future<Output = Result<O, HostError>>,
@@ -262,7 +367,7 @@ async fn run_wave<T, O, F, Fut>(
     loop {
         while running.len() < settings.concurrency.max(1)
             && shutdown.level() < Level::Stopping
-            && !state.budget_spent
+            && !state.closed()
         {
             let Some((i, name, item)) = pending.next() else {
                 break;

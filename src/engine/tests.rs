@@ -197,7 +197,7 @@ async fn a_spent_failure_budget_stops_the_next_wave() {
         spent |= matches!(
             e,
             Event::BudgetSpent {
-                failures: 3,
+                failures: 2,
                 allowed: 2
             }
         );
@@ -307,4 +307,135 @@ async fn a_step_deadline_is_shorter_than_the_hosts() {
         err.message
             .contains("the backup export did not finish within 5 s")
     );
+}
+
+/// Work that fails the hosts `failing` says, at once: the engine alone, no transport.
+async fn outcome_of(i: usize, failing: fn(usize) -> bool) -> Result<usize, HostError> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    if failing(i) {
+        Err(HostError::new(ErrorKind::Agent, Phase::Agent, "failed"))
+    } else {
+        Ok(i)
+    }
+}
+
+fn numbered(n: usize, wave_of: impl Fn(usize) -> u32) -> Vec<Unit<usize>> {
+    (0..n)
+        .map(|i| Unit {
+            name: format!("h{i:03}"),
+            wave: wave_of(i),
+            item: i,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_n_hosts_have_failed_no_new_host_starts() {
+    // One at a time, every host failing: --max-failures 2 means two hosts ran, not three.
+    let mut s = settings(1);
+    s.failure_budget = FailureBudget::Count(2);
+    let out = run(numbered(6, |_| 1), &s, Shutdown::never(), &EventSink::none(), |i, _| {
+        outcome_of(i, |_| true)
+    })
+    .await;
+    let kinds: Vec<ErrorKind> = out.iter().map(|o| o.result.as_ref().unwrap_err().kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ErrorKind::Agent,
+            ErrorKind::Agent,
+            ErrorKind::Skipped,
+            ErrorKind::Skipped,
+            ErrorKind::Skipped,
+            ErrorKind::Skipped
+        ]
+    );
+    // 25% of 8 hosts: the second failure spends it.
+    s.failure_budget = FailureBudget::Percent(25);
+    let out = run(numbered(8, |_| 1), &s, Shutdown::never(), &EventSink::none(), |i, _| {
+        outcome_of(i, |_| true)
+    })
+    .await;
+    let ran = out
+        .iter()
+        .filter(|o| o.result.as_ref().unwrap_err().kind == ErrorKind::Agent)
+        .count();
+    assert_eq!(ran, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gate_stops_the_later_waves_and_the_budget_spans_the_gate() {
+    // Waves 1 (the canary) and 2, 3: the gate after wave 1 passes (nothing failed there), and
+    // the one budget of 2 counts wave 1's failure with wave 2's.
+    let mut s = settings(1);
+    s.failure_budget = FailureBudget::Count(2);
+    let (sink, mut rx) = EventSink::channel();
+    let judge = Judge {
+        gate: Some(Gate {
+            after: 1,
+            check: Box::new(|so_far: &[&Result<usize, HostError>]| {
+                (so_far.iter().filter(|r| r.is_err()).count() > 1).then(|| "canary".to_string())
+            }),
+        }),
+        ..Judge::default()
+    };
+    let out = run_judged(
+        numbered(6, |i| if i < 2 { 1 } else { 2 + (i as u32 % 2) }),
+        &s,
+        Shutdown::never(),
+        &sink,
+        judge,
+        |i, _| outcome_of(i, |i| i == 1 || i == 2),
+    )
+    .await;
+    let failed: Vec<usize> = (0..6)
+        .filter(|i| out[*i].result.as_ref().is_err_and(|e| e.kind == ErrorKind::Agent))
+        .collect();
+    assert_eq!(failed, [1, 2], "one budget across the gate: spent at the second failure");
+    assert!(out[3..].iter().all(|o| o.result.as_ref().is_err_and(|e| e.kind == ErrorKind::Skipped)));
+    drop(sink);
+    let mut started = 0;
+    let mut finished = 0;
+    while let Ok(e) = rx.try_recv() {
+        match e {
+            Event::RunStarted { hosts } => {
+                assert_eq!(hosts, 6);
+                started += 1;
+            }
+            Event::RunFinished {
+                hosts,
+                failures,
+                not_finished,
+            } => {
+                assert_eq!((hosts, failures, not_finished), (6, 2, 3));
+                finished += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((started, finished), (1, 1));
+
+    // A gate that closes: the later waves are skipped with its reason.
+    let judge = Judge {
+        gate: Some(Gate {
+            after: 1,
+            check: Box::new(|so_far: &[&Result<usize, HostError>]| {
+                so_far.iter().any(|r| r.is_err()).then(|| "the canary did not pass".to_string())
+            }),
+        }),
+        ..Judge::default()
+    };
+    let out = run_judged(
+        numbered(4, |i| if i < 2 { 1 } else { 2 }),
+        &settings(4),
+        Shutdown::never(),
+        &EventSink::none(),
+        judge,
+        |i, _| outcome_of(i, |i| i == 0),
+    )
+    .await;
+    for o in &out[2..] {
+        let e = o.result.as_ref().unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Skipped, "the canary did not pass"));
+    }
 }

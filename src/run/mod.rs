@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, EcVersion};
 use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, Unit};
-use crate::error::{ErrorKind, HostError, Phase};
+use crate::error::{ErrorKind, HostError};
 use crate::inventory::{Host, Inventory, Role};
 use crate::plan::{Action, Plan, PlannedHost};
 use crate::session::Connector;
@@ -223,8 +223,6 @@ pub struct RunContext<'a> {
     staging: Mutex<HashMap<String, Vec<(String, bool)>>>,
     /// Ledger writes that failed (the run goes on; the report says so).
     ledger_errors: Mutex<Vec<String>>,
-    /// Each host's final record, by host name.
-    records: Mutex<HashMap<String, HostRecord>>,
 }
 
 #[derive(Serialize)]
@@ -525,60 +523,45 @@ fn select<'a>(
     }
 }
 
-/// Runs `pending` on the engine in their plan waves; each host's record goes to `cx.records`.
-async fn drive(
-    cx: &RunContext<'_>,
-    pending: &[Pending<'_>],
-    settings: &EngineSettings,
-    shutdown: Shutdown,
-) -> Vec<engine::Outcome<()>> {
+/// What the engine's failure count and `host-finished` events call a host's end: its
+/// outcome's kind (a backup failure, a version mismatch, an operator timeout are not alike).
+fn failure_kind(record: &HostRecord) -> Option<ErrorKind> {
+    match record.outcome {
+        HostOutcome::Refused => Some(ErrorKind::Refused),
+        HostOutcome::OperatorTimeout => Some(ErrorKind::OperatorTimeout),
+        HostOutcome::VersionMismatch => Some(ErrorKind::VersionMismatch),
+        HostOutcome::Failed => Some(
+            record
+                .phases
+                .last()
+                .map(|p| ErrorKind::of_failed_phase(&p.phase))
+                .unwrap_or(ErrorKind::Agent),
+        ),
+        _ => None,
+    }
+}
+
+/// The engine's units: each pending host in its plan wave; with a canary of `canary` hosts,
+/// the canary's waves first and every other host's after them, so that a gate between them
+/// decides. Returns the units and the canary's last wave.
+fn units<'a>(pending: &[Pending<'a>], canary: usize) -> (Vec<Unit<Pending<'a>>>, Option<u32>) {
+    let canary_last = pending[..canary].iter().map(|(_, p, _)| p.wave).max();
+    let offset = canary_last.unwrap_or(0);
     let units = pending
         .iter()
-        .map(|(h, p, earlier)| Unit {
+        .enumerate()
+        .map(|(i, (h, p, earlier))| Unit {
             name: h.name.clone(),
-            wave: p.wave,
+            wave: if i < canary { p.wave } else { p.wave + offset },
             item: (*h, *p, earlier.clone()),
         })
         .collect();
-    engine::run(
-        units,
-        settings,
-        shutdown,
-        cx.events,
-        |(h, p, earlier), ctx| async move {
-            let record = match cx.hold(h) {
-                Ok(hold) => {
-                    let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
-                    cx.let_go(hold, &record);
-                    record
-                }
-                Err((outcome, message)) => {
-                    let mut r = earlier.unwrap_or_else(|| HostRecord::new(h, p));
-                    r.outcome = outcome;
-                    r.message = message;
-                    r.finished_at = Some(jiff::Timestamp::now().to_string());
-                    cx.log(h, "preflight", "locked", Some(outcome.as_str()), Some(r.message.clone()));
-                    cx.save(&r);
-                    r
-                }
-            };
-            let failed = record.outcome.is_failure().then(|| record.message.clone());
-            cx.records
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(h.name.clone(), record);
-            match failed {
-                // The failure budget counts these.
-                Some(message) => Err(HostError::new(ErrorKind::Refused, Phase::Agent, message)),
-                None => Ok(()),
-            }
-        },
-    )
-    .await
+    (units, canary_last)
 }
 
-/// Runs the plan's in-place hosts on the engine, in the plan's waves; with a canary, its first
-/// `canary` hosts first, and the rest only when they all passed (or `continue_after_canary`).
+/// Runs the plan's in-place hosts on the engine, once, in the plan's waves; with a canary, its
+/// first `canary` hosts first, and the rest only when they all passed (or
+/// `continue_after_canary`). One failure budget across all of it.
 pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) -> RunReport {
     let started_at = jiff::Timestamp::now();
     let selection = select(inputs.inventory, inputs.plan, inputs.previous);
@@ -605,7 +588,6 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         wait_for_window: inputs.wait_for_window,
         staging: Mutex::new(selection.staging),
         ledger_errors: Mutex::new(Vec::new()),
-        records: Mutex::new(HashMap::new()),
     };
     let settings = EngineSettings {
         concurrency: inputs.concurrency,
@@ -613,38 +595,79 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         failure_budget: inputs.failure_budget,
     };
     let pending = &selection.pending;
-    let split = inputs.canary.map(|n| n.min(pending.len())).unwrap_or(0);
-    let mut outcomes = drive(&cx, &pending[..split], &settings, shutdown.clone()).await;
-    let canary_failed: Vec<String> = {
-        let records = cx.records.lock().unwrap_or_else(|e| e.into_inner());
-        pending[..split]
-            .iter()
-            .filter(|(h, _, _)| {
-                records
-                    .get(&h.name)
-                    .is_none_or(|r| r.outcome != HostOutcome::Verified)
-            })
-            .map(|(h, _, _)| h.name.clone())
-            .collect()
+    let canary = inputs.canary.map(|n| n.min(pending.len())).unwrap_or(0);
+    let (units, canary_last) = units(pending, canary);
+    let canary_names: Vec<String> = pending[..canary]
+        .iter()
+        .map(|(h, _, _)| h.name.clone())
+        .collect();
+    let gate = canary_last
+        .filter(|_| !inputs.continue_after_canary)
+        .map(|after| engine::Gate {
+            after,
+            check: Box::new(move |so_far: &[&Result<HostRecord, HostError>]| {
+                let passed = |name: &str| {
+                    so_far.iter().any(|r| {
+                        r.as_ref()
+                            .is_ok_and(|r| r.host == name && r.outcome == HostOutcome::Verified)
+                    })
+                };
+                let failed: Vec<&str> = canary_names
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|n| !passed(n))
+                    .collect();
+                (!failed.is_empty()).then(|| {
+                    format!(
+                        "not started: the canary ({}) did not all pass; give --continue-after-canary to go on anyway",
+                        failed.join(", ")
+                    )
+                })
+            }) as _,
+        });
+    let judge = engine::Judge {
+        failure: Box::new(|r: &Result<HostRecord, HostError>| match r {
+            Ok(record) => failure_kind(record),
+            Err(e) => (!matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Skipped))
+                .then_some(e.kind),
+        }),
+        gate,
     };
-    if canary_failed.is_empty() || inputs.continue_after_canary {
-        outcomes.extend(drive(&cx, &pending[split..], &settings, shutdown).await);
-    } else {
-        let why = format!(
-            "not started: the canary ({}) did not all pass; give --continue-after-canary to go on anyway",
-            canary_failed.join(", ")
-        );
-        outcomes.extend(pending[split..].iter().map(|_| engine::Outcome {
-            result: Err(HostError::new(
-                ErrorKind::Skipped,
-                Phase::Schedule,
-                why.clone(),
-            )),
-            duration: std::time::Duration::ZERO,
-        }));
-    }
+    let cx = &cx;
+    let outcomes = engine::run_judged(
+        units,
+        &settings,
+        shutdown,
+        cx.events,
+        judge,
+        |(h, p, earlier), ctx| async move {
+            Ok(match cx.hold(h) {
+                Ok(hold) => {
+                    let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
+                    cx.let_go(hold, &record);
+                    record
+                }
+                Err((outcome, message)) => {
+                    let mut r = earlier.unwrap_or_else(|| HostRecord::new(h, p));
+                    r.outcome = outcome;
+                    r.message = message;
+                    r.finished_at = Some(jiff::Timestamp::now().to_string());
+                    cx.log(
+                        h,
+                        "preflight",
+                        "locked",
+                        Some(outcome.as_str()),
+                        Some(r.message.clone()),
+                    );
+                    cx.save(&r);
+                    r
+                }
+            })
+        },
+    )
+    .await;
     report(
-        &cx,
+        cx,
         &selection.hosts,
         selection.finished,
         pending,
@@ -659,26 +682,37 @@ fn report(
     hosts: &[Planned<'_>],
     finished: HashMap<String, HostRecord>,
     pending: &[Pending<'_>],
-    outcomes: Vec<engine::Outcome<()>>,
+    outcomes: Vec<engine::Outcome<HostRecord>>,
     started_at: jiff::Timestamp,
 ) -> RunReport {
-    let mut by_host = std::mem::take(&mut *cx.records.lock().unwrap_or_else(|e| e.into_inner()));
-    by_host.extend(finished);
+    let mut by_host = finished;
     for ((h, p, earlier), o) in pending.iter().zip(outcomes) {
-        if by_host.contains_key(&h.name) {
-            continue;
-        }
-        // Never started: the budget was spent, the canary failed, or the run was interrupted.
-        let mut r = earlier.clone().unwrap_or_else(|| HostRecord::new(h, p));
-        if let Err(e) = o.result {
-            r.outcome = match e.kind {
-                ErrorKind::Skipped => HostOutcome::Skipped,
-                ErrorKind::Interrupted => HostOutcome::Interrupted,
-                _ => HostOutcome::Failed,
-            };
-            r.message = e.message;
-        }
-        cx.save(&r);
+        let r = match o.result {
+            Ok(record) => record,
+            Err(e) => {
+                // Never started: the budget was spent, the canary failed, or the run was
+                // interrupted (or dropped in flight by a detach).
+                // A host dropped in flight has its newest record in the ledger (a hand-off
+                // included): that one, never an older copy over it.
+                let newest = (e.kind == ErrorKind::Interrupted)
+                    .then(|| cx.ledger.read(&format!("hosts/{}/{}.json", h.tenant, h.name)))
+                    .flatten()
+                    .and_then(|b| serde_json::from_slice::<HostRecord>(&b).ok());
+                let mut r = newest
+                    .or_else(|| earlier.clone())
+                    .unwrap_or_else(|| HostRecord::new(h, p));
+                r.outcome = match e.kind {
+                    ErrorKind::Skipped => HostOutcome::Skipped,
+                    ErrorKind::Interrupted => HostOutcome::Interrupted,
+                    _ => HostOutcome::Failed,
+                };
+                r.message = e.message;
+                if e.kind != ErrorKind::Interrupted {
+                    cx.save(&r);
+                }
+                r
+            }
+        };
         by_host.insert(h.name.clone(), r);
     }
     let records: Vec<HostRecord> = hosts
