@@ -159,11 +159,13 @@ fn alive(holder: &Holder, file: &Path, this_controller: &str) -> bool {
     }
     let modified = fs::metadata(file).and_then(|m| m.modified());
     match modified {
-        Ok(t) => SystemTime::now()
+        Ok(t) => {
+            SystemTime::now()
             .duration_since(t)
             .is_ok_and(|age| age < STALE_AFTER)
             // A clock ahead of ours is not a sign of death.
-            || t > SystemTime::now(),
+            || t > SystemTime::now()
+        }
         Err(_) => true,
     }
 }

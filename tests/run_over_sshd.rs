@@ -239,7 +239,7 @@ fn a_night_upgrades_what_it_may_backs_up_first_and_touches_nothing_else() {
     }
     // The ledger: run.json, a host record each, the summary; the lock let go.
     assert!(ledger.join("run.json").exists() && ledger.join("summary.json").exists());
-    assert!(!ledger.join("lock").exists());
+    assert_released(&ledger);
     assert!(ledger.join("hosts/tenant02/t02-behind.json").exists());
 }
 
@@ -324,6 +324,18 @@ fn changed_facts_are_refused_and_an_operator_who_never_finishes_is_a_timeout() {
     );
 }
 
+/// The run's hold is let go: its newest generation says when.
+fn assert_released(ledger: &Path) {
+    let mut generations: Vec<PathBuf> = std::fs::read_dir(ledger.join("lock"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    generations.sort();
+    let newest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(generations.last().unwrap()).unwrap()).unwrap();
+    assert!(newest["released_at"].is_string(), "{newest}");
+}
+
 fn latest_run(n: &Night) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(n.fleet.dir.path().join("share/runs"))
         .ok()?
@@ -406,8 +418,22 @@ fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the controller ended before the kill in {phase}"
+        );
         let _ = child.kill();
         let _ = child.wait();
+        // The kill landed in the phase it names: some host's last word on it is its start.
+        let ledger = latest_run(&n).unwrap();
+        let open = n.in_place().iter().any(|h| {
+            events(&ledger)
+                .iter()
+                .filter(|e| e["host"] == h.as_str() && e["phase"] == *phase)
+                .next_back()
+                .is_some_and(|e| e["event"] == "start")
+        });
+        assert!(open, "the kill did not land in {phase}");
     }
     let out = n.run_command(true).output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -462,7 +488,7 @@ fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup
             .collect();
         assert_eq!(mine.len(), 1, "{host}: {mine:#?}");
     }
-    assert!(!ledger.join("lock").exists());
+    assert_released(&ledger);
 }
 
 #[test]

@@ -510,9 +510,9 @@ pub fn report(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> u
             ),
         );
     };
-    let report = match ledger::find(&share, &args.run).and_then(|d| {
-        run::report_from_ledger(&d, controller(&cx.env).name())
-    }) {
+    let report = match ledger::find(&share, &args.run)
+        .and_then(|d| run::report_from_ledger(&d, controller(&cx.env).name()))
+    {
         Ok(r) => r,
         Err(e) => return io.error(exit::INVALID_INPUT, e),
     };

@@ -334,11 +334,18 @@ async fn once_n_hosts_have_failed_no_new_host_starts() {
     // One at a time, every host failing: --max-failures 2 means two hosts ran, not three.
     let mut s = settings(1);
     s.failure_budget = FailureBudget::Count(2);
-    let out = run(numbered(6, |_| 1), &s, Shutdown::never(), &EventSink::none(), |i, _| {
-        outcome_of(i, |_| true)
-    })
+    let out = run(
+        numbered(6, |_| 1),
+        &s,
+        Shutdown::never(),
+        &EventSink::none(),
+        |i, _| outcome_of(i, |_| true),
+    )
     .await;
-    let kinds: Vec<ErrorKind> = out.iter().map(|o| o.result.as_ref().unwrap_err().kind).collect();
+    let kinds: Vec<ErrorKind> = out
+        .iter()
+        .map(|o| o.result.as_ref().unwrap_err().kind)
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -352,9 +359,13 @@ async fn once_n_hosts_have_failed_no_new_host_starts() {
     );
     // 25% of 8 hosts: the second failure spends it.
     s.failure_budget = FailureBudget::Percent(25);
-    let out = run(numbered(8, |_| 1), &s, Shutdown::never(), &EventSink::none(), |i, _| {
-        outcome_of(i, |_| true)
-    })
+    let out = run(
+        numbered(8, |_| 1),
+        &s,
+        Shutdown::never(),
+        &EventSink::none(),
+        |i, _| outcome_of(i, |_| true),
+    )
     .await;
     let ran = out
         .iter()
@@ -389,10 +400,23 @@ async fn a_gate_stops_the_later_waves_and_the_budget_spans_the_gate() {
     )
     .await;
     let failed: Vec<usize> = (0..6)
-        .filter(|i| out[*i].result.as_ref().is_err_and(|e| e.kind == ErrorKind::Agent))
+        .filter(|i| {
+            out[*i]
+                .result
+                .as_ref()
+                .is_err_and(|e| e.kind == ErrorKind::Agent)
+        })
         .collect();
-    assert_eq!(failed, [1, 2], "one budget across the gate: spent at the second failure");
-    assert!(out[3..].iter().all(|o| o.result.as_ref().is_err_and(|e| e.kind == ErrorKind::Skipped)));
+    assert_eq!(
+        failed,
+        [1, 2],
+        "one budget across the gate: spent at the second failure"
+    );
+    assert!(out[3..].iter().all(|o| {
+        o.result
+            .as_ref()
+            .is_err_and(|e| e.kind == ErrorKind::Skipped)
+    }));
     drop(sink);
     let mut started = 0;
     let mut finished = 0;
@@ -420,7 +444,10 @@ async fn a_gate_stops_the_later_waves_and_the_budget_spans_the_gate() {
         gate: Some(Gate {
             after: 1,
             check: Box::new(|so_far: &[&Result<usize, HostError>]| {
-                so_far.iter().any(|r| r.is_err()).then(|| "the canary did not pass".to_string())
+                so_far
+                    .iter()
+                    .any(|r| r.is_err())
+                    .then(|| "the canary did not pass".to_string())
             }),
         }),
         ..Judge::default()
@@ -436,6 +463,9 @@ async fn a_gate_stops_the_later_waves_and_the_budget_spans_the_gate() {
     .await;
     for o in &out[2..] {
         let e = o.result.as_ref().unwrap_err();
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Skipped, "the canary did not pass"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Skipped, "the canary did not pass")
+        );
     }
 }

@@ -27,7 +27,7 @@ use crate::catalog::EcVersion;
 use crate::checks::{self, is_export, is_import};
 use crate::engine::{Event, StepContext};
 use crate::error::{ErrorKind, HostError};
-use crate::inventory::{Host, Role};
+use crate::inventory::Host;
 use crate::plan::{Action, Basis, PlannedHost, rules};
 use crate::session::HostSession;
 
@@ -141,9 +141,6 @@ pub async fn upgrade_host(
     walk.record.outcome = outcome;
     walk.record.message = message;
     walk.record.finished_at = Some(now());
-    if outcome == HostOutcome::Verified {
-        cx.staging_verified(host);
-    }
     walk.cx.save(&walk.record);
     walk.record
 }
@@ -287,12 +284,6 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         }
         staged.path
     };
-    if host.role == Role::Active
-        && let Some(why) = cx.staging_not_verified(host)
-    {
-        session.close().await;
-        return Err((HostOutcome::Refused, why));
-    }
     let handoff: HandoffResult = session
         .agent(
             "handoff",

@@ -298,7 +298,10 @@ mod resume_tests {
         // A live controller (this process) holds it: refused, naming it.
         let err = Ledger::resume(share.path(), "latest", &who).err().unwrap();
         assert!(err.contains("another controller"), "{err}");
-        assert!(err.contains(&format!("process {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("process {}", std::process::id())),
+            "{err}"
+        );
         assert!(err.contains("user ops"), "{err}");
         // A dead one (a newer generation, as a killed resume leaves it): taken over, and
         // events are appended after the old ones.

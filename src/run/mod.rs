@@ -220,7 +220,7 @@ pub struct RunContext<'a> {
     /// `--wait-for-window`: a host whose window is closed waits for it instead of `deferred`.
     pub wait_for_window: bool,
     /// Per tenant: its staging hosts in this run and whether each passed phase 4.
-    staging: Mutex<HashMap<String, Vec<(String, bool)>>>,
+    staging: Mutex<HashMap<String, Vec<(String, StagingState)>>>,
     /// Ledger writes that failed (the run goes on; the report says so).
     ledger_errors: Mutex<Vec<String>>,
 }
@@ -363,34 +363,64 @@ impl RunContext<'_> {
             .push(message);
     }
 
-    fn staging_verified(&self, host: &Host) {
+    /// A staging host's end, for its tenant's active servers.
+    fn staging_ended(&self, record: &HostRecord) {
         let mut staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = staging.get_mut(&host.tenant) {
-            for (name, ok) in list.iter_mut() {
-                if *name == host.name {
-                    *ok = true;
+        if let Some(list) = staging.get_mut(&record.tenant) {
+            for (name, state) in list.iter_mut() {
+                if *name == record.host {
+                    *state = match record.outcome {
+                        HostOutcome::Verified => StagingState::Verified,
+                        HostOutcome::Locked => StagingState::Locked(record.message.clone()),
+                        _ => StagingState::NotVerified,
+                    };
                 }
             }
         }
     }
 
-    /// Why an active host may not start its upgrade yet: its tenant's staging server in this
-    /// run did not pass phase 4.
-    fn staging_not_verified(&self, host: &Host) -> Option<String> {
+    /// Why an active host is not touched: its tenant's staging server in this run did not pass
+    /// phase 4 (`refused`), or another controller drives it (`locked`). Waves are barriers, so
+    /// the staging servers have ended when an active server starts.
+    fn staging_holds_back(&self, host: &Host) -> Option<(HostOutcome, String)> {
+        if host.role != Role::Active {
+            return None;
+        }
         let staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        let pending: Vec<&str> = staging
-            .get(&host.tenant)?
+        let list = staging.get(&host.tenant)?;
+        if let Some((name, StagingState::Locked(why))) = list
             .iter()
-            .filter(|(_, ok)| !ok)
+            .find(|(_, s)| matches!(s, StagingState::Locked(_)))
+        {
+            return Some((
+                HostOutcome::Locked,
+                format!("its tenant's staging server {name} is not this run's ({why})"),
+            ));
+        }
+        let pending: Vec<&str> = list
+            .iter()
+            .filter(|(_, s)| *s != StagingState::Verified)
             .map(|(n, _)| n.as_str())
             .collect();
         (!pending.is_empty()).then(|| {
-            format!(
-                "the tenant's staging server {} did not pass verification in this run: the active server is not upgraded before it",
-                pending.join(", ")
+            (
+                HostOutcome::Refused,
+                format!(
+                    "the tenant's staging server {} did not pass verification in this run: the active server is not upgraded before it",
+                    pending.join(", ")
+                ),
             )
         })
     }
+}
+
+/// Where a tenant's staging server stands in this run.
+#[derive(Debug, Clone, PartialEq)]
+enum StagingState {
+    NotVerified,
+    Verified,
+    /// Another controller drives it: why.
+    Locked(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -476,7 +506,7 @@ struct Selection<'a> {
     /// In-place hosts to work on, in plan order.
     pending: Vec<Pending<'a>>,
     /// Per tenant: its staging hosts and whether each was verified already.
-    staging: HashMap<String, Vec<(String, bool)>>,
+    staging: HashMap<String, Vec<(String, StagingState)>>,
 }
 
 fn select<'a>(
@@ -494,15 +524,16 @@ fn select<'a>(
         .iter()
         .copied()
         .filter(|(_, p)| p.action == Action::InPlace);
-    let mut staging: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+    let mut staging: HashMap<String, Vec<(String, StagingState)>> = HashMap::new();
     for (h, _) in in_place.clone().filter(|(h, _)| h.role == Role::Staging) {
-        let verified = previous
-            .get(&h.name)
-            .is_some_and(|r| r.outcome == HostOutcome::Verified);
+        let state = match previous.get(&h.name) {
+            Some(r) if r.outcome == HostOutcome::Verified => StagingState::Verified,
+            _ => StagingState::NotVerified,
+        };
         staging
             .entry(h.tenant.clone())
             .or_default()
-            .push((h.name.clone(), verified));
+            .push((h.name.clone(), state));
     }
     let finished: HashMap<String, HostRecord> = in_place
         .clone()
@@ -628,8 +659,9 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
     let judge = engine::Judge {
         failure: Box::new(|r: &Result<HostRecord, HostError>| match r {
             Ok(record) => failure_kind(record),
-            Err(e) => (!matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Skipped))
-                .then_some(e.kind),
+            Err(e) => {
+                (!matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Skipped)).then_some(e.kind)
+            }
         }),
         gate,
     };
@@ -641,7 +673,7 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         cx.events,
         judge,
         |(h, p, earlier), ctx| async move {
-            Ok(match cx.hold(h) {
+            let record = match cx.staging_holds_back(h).map_or_else(|| cx.hold(h), Err) {
                 Ok(hold) => {
                     let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
                     cx.let_go(hold, &record);
@@ -655,14 +687,18 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
                     cx.log(
                         h,
                         "preflight",
-                        "locked",
+                        "not-started",
                         Some(outcome.as_str()),
                         Some(r.message.clone()),
                     );
                     cx.save(&r);
                     r
                 }
-            })
+            };
+            if h.role == Role::Staging {
+                cx.staging_ended(&record);
+            }
+            Ok(record)
         },
     )
     .await;
@@ -695,7 +731,10 @@ fn report(
                 // A host dropped in flight has its newest record in the ledger (a hand-off
                 // included): that one, never an older copy over it.
                 let newest = (e.kind == ErrorKind::Interrupted)
-                    .then(|| cx.ledger.read(&format!("hosts/{}/{}.json", h.tenant, h.name)))
+                    .then(|| {
+                        cx.ledger
+                            .read(&format!("hosts/{}/{}.json", h.tenant, h.name))
+                    })
                     .flatten()
                     .and_then(|b| serde_json::from_slice::<HostRecord>(&b).ok());
                 let mut r = newest
@@ -862,7 +901,10 @@ pub fn report_from_ledger(dir: &Path, this_controller: &str) -> Result<RunReport
         run_id,
         ledger: dir.display().to_string(),
         target: plan.target.version.to_string(),
-        started_at: header["started_at"].as_str().unwrap_or_default().to_string(),
+        started_at: header["started_at"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         finished_at: String::new(),
         summary: RunSummary::of(&records),
         hosts: records,

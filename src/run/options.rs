@@ -53,7 +53,11 @@ impl RunOptions {
                 conflicts.push(format!("{name} (the run started without it)"));
             }
         };
-        flag("--ignore-windows", args.ignore_windows, recorded.ignore_windows);
+        flag(
+            "--ignore-windows",
+            args.ignore_windows,
+            recorded.ignore_windows,
+        );
         flag(
             "--wait-for-window",
             args.wait_for_window,
@@ -165,8 +169,14 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(err.contains("--ignore-windows (the run started without it)"), "{err}");
-        assert!(err.contains("--max-failures 5 (the run started with 2)"), "{err}");
+        assert!(
+            err.contains("--ignore-windows (the run started without it)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("--max-failures 5 (the run started with 2)"),
+            "{err}"
+        );
     }
 
     #[test]
