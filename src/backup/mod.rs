@@ -8,6 +8,7 @@
 //! applied. `ecfleet run` calls [`back_up_host`] for its pre-upgrade backup.
 
 pub mod drift;
+pub mod spool;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -156,7 +157,8 @@ pub async fn run(
             failed: rows.len() - backed_up,
             drifted: rows
                 .iter()
-                .filter(|r| r.drift.as_ref().is_some_and(|d| !d.is_empty()))
+                // The upgrade's own configuration version is not drift.
+                .filter(|r| r.drift.as_ref().is_some_and(|d| d.changes_configuration()))
                 .count(),
         },
         hosts: rows,
@@ -233,7 +235,10 @@ pub async fn back_up_in_session(
     settings: &BackupSettings,
     deadline: tokio::time::Instant,
 ) -> Result<Done, HostError> {
-    let (result, files) = gather_and_fetch(session).await?;
+    let folder = store::HostBackups::new(&settings.share, &host.tenant, &host.name)
+        .folder()
+        .map_err(|e| backup_error(ErrorKind::Share, e.to_string()))?;
+    let (result, files) = gather_and_fetch(session, &folder).await?;
     let share = settings.share.clone();
     let (tenant, name) = (host.tenant.clone(), host.name.clone());
     let (tag, date, run_id, retention) = (
@@ -279,6 +284,7 @@ fn largest(role: store::Role) -> u64 {
 /// The agent's `backup` step and its files, each checked against the host's SHA-256.
 async fn gather_and_fetch(
     session: &mut HostSession<'_>,
+    folder: &Path,
 ) -> Result<(BackupResult, Vec<store::NewFile>), HostError> {
     let result: BackupResult = session.agent("backup", &[]).await?;
     if result.kind != BACKUP_KIND || result.schema_version != BACKUP_SCHEMA_VERSION {
@@ -318,7 +324,7 @@ async fn gather_and_fetch(
         ));
     }
     let role = store::Role::ServerConfiguration;
-    let mut files = vec![fetch(session, dump, role, largest(role)).await?];
+    let mut files = vec![fetch(session, dump, role, largest(role), folder).await?];
     let optional = [
         (&result.applied_policy, store::Role::AppliedPolicy),
         (&result.migrated_policy, store::Role::MigratedPolicy),
@@ -328,27 +334,39 @@ async fn gather_and_fetch(
     ];
     for (file, role) in optional {
         if let Some(file) = file {
-            files.push(fetch(session, file, role, largest(role)).await?);
+            files.push(fetch(session, file, role, largest(role), folder).await?);
         }
     }
     Ok((result, files))
 }
 
+/// Fetches `file` into a temporary file in `dir` (the host's backup folder on the share),
+/// hashed on the way and never past the size the host declared, and checks it against the
+/// host's SHA-256. The store links it into place and verifies it from disk.
 async fn fetch(
     session: &HostSession<'_>,
     file: &BackupFile,
     role: store::Role,
     max: u64,
+    dir: &Path,
 ) -> Result<store::NewFile, HostError> {
-    let data = session.get(&file.path, max).await?;
-    let actual = hex(&Sha256::digest(&data));
-    if !actual.eq_ignore_ascii_case(&file.sha256) || data.len() as u64 != file.size {
+    let share_failed = |e: std::io::Error| {
+        backup_error(
+            ErrorKind::Share,
+            format!("receiving into {}: {e}", dir.display()),
+        )
+    };
+    let mut spool = spool::Spool::create(dir, file.size.min(max)).map_err(share_failed)?;
+    session.get(&file.path, max, &mut spool).await?;
+    let got = spool.finish().map_err(share_failed)?;
+    if !got.sha256.eq_ignore_ascii_case(&file.sha256) || got.size != file.size {
         return Err(backup_error(
             ErrorKind::Protocol,
             format!(
-                "{} arrived as {} bytes with SHA-256 {actual}; the host reported {} bytes, {}",
+                "{} arrived as {} bytes with SHA-256 {}; the host reported {} bytes, {}",
                 crate::checks::shown(&file.path),
-                data.len(),
+                got.size,
+                got.sha256,
                 file.size,
                 crate::checks::shown(&file.sha256)
             ),
@@ -356,8 +374,8 @@ async fn fetch(
     }
     Ok(store::NewFile {
         role,
-        data,
-        sha256: actual,
+        sha256: got.sha256.clone(),
+        content: store::Content::Spooled(got),
         source_name: Some(file.source_name.clone()),
     })
 }
@@ -383,7 +401,7 @@ fn store_and_compare(
     files.push(store::NewFile {
         role: store::Role::Configuration,
         sha256: hex(&Sha256::digest(&reading)),
-        data: reading,
+        content: store::Content::Bytes(reading),
         source_name: None,
     });
     let drift = previous.as_ref().and_then(|p| {

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::digest::hex;
 use crate::share::{ShareError, write_new_file};
 
 pub const MANIFEST_KIND: &str = "ecfleet-backup-manifest";
@@ -91,10 +89,26 @@ impl Role {
 /// One file to store: its content and the SHA-256 it must have (the host's, for fetched files).
 pub struct NewFile {
     pub role: Role,
-    pub data: Vec<u8>,
+    pub content: Content,
     pub sha256: String,
     /// Its name on the host, for the manifest.
     pub source_name: Option<String>,
+}
+
+/// A new file's bytes: made on the controller (small), or fetched from the host into a
+/// temporary file in the backup folder ([`super::spool`]).
+pub enum Content {
+    Bytes(Vec<u8>),
+    Spooled(super::spool::Spooled),
+}
+
+impl Content {
+    fn size(&self) -> u64 {
+        match self {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Spooled(s) => s.size,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,6 +259,13 @@ impl HostBackups {
         }
     }
 
+    /// The host's backup folder, made where missing (never through a link inside the share):
+    /// where fetched files are received before they are stored.
+    pub fn folder(&self) -> Result<PathBuf, ShareError> {
+        let below: Vec<&str> = self.below.iter().map(String::as_str).collect();
+        crate::share::dirs_below(&self.share, &below)
+    }
+
     /// Every complete, verified backup, oldest first (by when it was stored, then by date and
     /// number: a name can come back after retention removed the backup that had it).
     pub fn list(&self) -> Vec<Stored> {
@@ -304,7 +325,13 @@ impl HostBackups {
                     "a backup needs ecfleet's reading of the configuration",
                 ),
             })?;
-        let (number, base) = self.claim(meta.date, meta.tag, &files[claim].data)?;
+        let Content::Bytes(reading) = &files[claim].content else {
+            return Err(ShareError {
+                path: self.dir.clone(),
+                source: std::io::Error::other("ecfleet's reading is made on the controller"),
+            });
+        };
+        let (number, base) = self.claim(meta.date, meta.tag, reading)?;
         let written = self.write_rest(&base, claim, &files);
         let result = written.and_then(|manifest_files| {
             let manifest = Manifest {
@@ -396,7 +423,13 @@ impl HostBackups {
             let name = format!("{base}{}", f.role.suffix());
             let path = self.dir.join(&name);
             if i != claimed {
-                write_new_file(&path, &f.data)?;
+                match &f.content {
+                    Content::Bytes(data) => write_new_file(&path, data)?,
+                    // Synced already: linked into place (never over a file), then verified.
+                    Content::Spooled(spooled) => {
+                        fs::hard_link(&spooled.path, &path).map_err(share_error(&path))?
+                    }
+                }
             }
             let sums = format!("{}  {name}\n", f.sha256);
             write_new_file(&self.dir.join(format!("{name}.sha256")), sums.as_bytes())?;
@@ -404,7 +437,7 @@ impl HostBackups {
             out.push(ManifestFile {
                 name,
                 role: f.role,
-                size: f.data.len() as u64,
+                size: f.content.size(),
                 sha256: f.sha256.clone(),
                 source_name: f.source_name.clone(),
             });
@@ -455,8 +488,8 @@ impl HostBackups {
 
 /// Re-reads a stored file and checks its SHA-256.
 fn verify(path: &Path, expected: &str) -> Result<(), ShareError> {
-    let data = fs::read(path).map_err(share_error(path))?;
-    let actual = hex(&Sha256::digest(&data));
+    // A buffer at a time: a backup's dump can be gigabytes.
+    let actual = super::spool::sha256_of(path).map_err(share_error(path))?;
     if actual.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {

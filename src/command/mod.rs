@@ -236,10 +236,10 @@ pub fn inventory_check(path: &Path, cx: &Context, io: &mut Io<'_>) -> u8 {
             }
             let _ = writeln!(
                 io.out,
-                "{}: ok ({} tenants, {} hosts)",
+                "{}: ok ({}, {})",
                 path.display(),
-                inv.tenants.len(),
-                inv.host_count()
+                crate::report::count(inv.tenants.len(), "tenant"),
+                crate::report::count(inv.host_count(), "host")
             );
             exit::audit::OK
         }

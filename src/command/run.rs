@@ -271,9 +271,9 @@ async fn new_run(
         .count();
     let _ = writeln!(
         io.err,
-        "run: {} of {} hosts to upgrade in place to {} ({}); the others are not touched",
+        "run: {} of {} to upgrade in place to {} ({}); the others are not touched",
         upgrading,
-        plan.hosts.len(),
+        crate::report::count(plan.hosts.len(), "host"),
         installer.version,
         plan.summary.line()
     );
@@ -419,9 +419,9 @@ fn resumed(
     }
     let _ = writeln!(
         io.err,
-        "run {}: resumed ({} hosts have a record); ledger {}",
+        "run {}: resumed ({} with a record); ledger {}",
         ledger.run_id(),
-        previous.len(),
+        crate::report::count(previous.len(), "host"),
         ledger.dir.display()
     );
     Ok((plan, previous))

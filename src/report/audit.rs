@@ -131,8 +131,8 @@ fn table(report: &AuditReport, color: bool, out: &mut dyn Write) -> io::Result<(
     let s = &report.summary;
     writeln!(
         out,
-        "{} hosts: {} reachable, {} unreachable; findings: {} critical, {} warning, {} info (as of {}, catalog checked {})",
-        s.hosts,
+        "{}: {} reachable, {} unreachable; findings: {} critical, {} warning, {} info (as of {}, catalog checked {})",
+        super::count(s.hosts, "host"),
         s.reachable,
         s.unreachable,
         s.critical,

@@ -52,6 +52,10 @@ fn drift_cell(h: &HostBackup) -> String {
     match &h.drift {
         None => "first backup".into(),
         Some(d) if d.is_empty() => "no change".into(),
+        Some(d) if !d.changes_configuration() => format!(
+            "no configuration change (an upgrade: {})",
+            d.lines().join("; ")
+        ),
         Some(d) => d.lines().join("\n"),
     }
 }
@@ -100,7 +104,11 @@ fn table(report: &BackupReport, color: bool, out: &mut dyn Write) -> io::Result<
     let s = &report.summary;
     writeln!(
         out,
-        "{} hosts: {} backed up and verified on {}, {} failed; {} with configuration drift",
-        s.hosts, s.backed_up, report.share, s.failed, s.drifted
+        "{}: {} backed up and verified on {}, {} failed; {} with configuration drift",
+        super::count(s.hosts, "host"),
+        s.backed_up,
+        report.share,
+        s.failed,
+        s.drifted
     )
 }

@@ -16,6 +16,15 @@ pub use run_report::render_run;
 pub use stage::render_stage;
 
 /// A report as pretty JSON and a newline: every command's `--format json`.
+/// `n` of `noun` in words: "1 host", "3 hosts", "0 hosts".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn write_json(out: &mut dyn std::io::Write, report: &impl serde::Serialize) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
     writeln!(out)

@@ -26,7 +26,10 @@ pub async fn draw(mut events: UnboundedReceiver<Event>) {
                 "interrupted: finishing hosts in flight, starting no new ones (Ctrl-C again to stop waiting)",
             ),
             Event::Detached { hosts } => {
-                bar.println(format!("detached from {hosts} hosts still being worked on"))
+                bar.println(format!(
+                    "detached from {} still being worked on",
+                    super::count(hosts, "host")
+                ))
             }
             Event::Notice { host, message } => {
                 bar.println(format!("{host}: {}", super::sanitize::terminal_safe(&message)))

@@ -61,9 +61,9 @@ pub fn render_run(
     let s = &report.summary;
     writeln!(
         out,
-        "run {}: {} hosts: {} verified on {}, {} failed, {} waiting, {} not touched{}; ledger {}",
+        "run {}: {}: {} verified on {}, {} failed, {} waiting, {} not touched{}; ledger {}",
         report.run_id,
-        s.hosts,
+        super::count(s.hosts, "host"),
         s.verified,
         report.target,
         s.failed,

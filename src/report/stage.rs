@@ -29,11 +29,11 @@ pub fn render_stage(
     let mib = s.bytes_sent as f64 / (1u64 << 20) as f64;
     writeln!(
         out,
-        "{} {}: staged on {} of {} hosts ({} already had it), {} failed; {mib:.1} MiB sent in {:.1} s ({:.1} MiB/s)",
+        "{} {}: staged on {} of {} ({} already had it), {} failed; {mib:.1} MiB sent in {:.1} s ({:.1} MiB/s)",
         report.installer.product_name,
         report.installer.product_version,
         s.staged,
-        s.hosts,
+        super::count(s.hosts, "host"),
         s.already_there,
         s.failed,
         s.seconds,

@@ -260,30 +260,39 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         let s = &mut session;
         let staged = w
             .phase("stage", Duration::from_secs(d.stage), async {
-                crate::stage::stage(s, cx.installer, free, &drive)
+                let staged = crate::stage::stage(s, cx.installer, free, &drive)
                     .await
-                    .map_err(failed)
+                    .map_err(failed)?;
+                // In the journal within the phase, before its end.
+                if let Some(how) = staged.transfer.as_ref().filter(|h| h.contains("failed")) {
+                    cx.log(host, "stage", "fallback", None, Some(how.clone()));
+                }
+                if !staged.interruptions.is_empty() {
+                    let evidence = staged.interruptions.join("; ");
+                    cx.log(host, "stage", "resumed", None, Some(evidence));
+                }
+                Ok(staged)
             })
             .await?;
         w.record.staged = Some(staged.path.clone());
-        if let Some(how) = staged.transfer.as_ref().filter(|h| h.contains("failed")) {
-            // Host pull did not work: said with the phase, and in the ledger.
+        // Host pull that did not work, or a dropped connection resumed: said with the phase.
+        let detail = match (&staged.transfer, staged.interruptions.is_empty()) {
+            (_, false) => Some(staged.interruptions.join("; ")),
+            (Some(how), true) if how.contains("failed") => Some(format!("sent by {how}")),
+            _ => None,
+        };
+        if let Some(detail) = detail {
             if let Some(p) = w.record.phases.last_mut() {
-                p.detail = Some(format!("sent by {how}"));
+                p.detail = Some(detail);
             }
-            cx.log(host, "stage", "fallback", None, Some(how.clone()));
-        }
-        if !staged.interruptions.is_empty() {
-            // A dropped connection, resumed: the evidence goes with the phase.
-            let evidence = staged.interruptions.join("; ");
-            if let Some(p) = w.record.phases.last_mut() {
-                p.detail = Some(evidence.clone());
-            }
-            cx.log(host, "stage", "resumed", None, Some(evidence));
             cx.save(&w.record);
         }
         staged.path
     };
+    if let Some(held_back) = cx.staging_not_verified(host) {
+        session.close().await;
+        return Err(held_back);
+    }
     let handoff: HandoffResult = session
         .agent(
             "handoff",

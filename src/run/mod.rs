@@ -369,47 +369,62 @@ impl RunContext<'_> {
         if let Some(list) = staging.get_mut(&record.tenant) {
             for (name, state) in list.iter_mut() {
                 if *name == record.host {
-                    *state = match record.outcome {
-                        HostOutcome::Verified => StagingState::Verified,
-                        HostOutcome::Locked => StagingState::Locked(record.message.clone()),
-                        _ => StagingState::NotVerified,
-                    };
+                    *state = StagingState::of(record);
                 }
             }
         }
     }
 
-    /// Why an active host is not touched: its tenant's staging server in this run did not pass
-    /// phase 4 (`refused`), or another controller drives it (`locked`). Waves are barriers, so
-    /// the staging servers have ended when an active server starts.
+    /// Why an active host is not touched at all: another controller drives its tenant's
+    /// staging server (`locked`), or that server failed in this run (`refused`). Waves are
+    /// barriers, so the staging servers have ended when an active server starts.
     fn staging_holds_back(&self, host: &Host) -> Option<(HostOutcome, String)> {
         if host.role != Role::Active {
             return None;
         }
         let staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        let list = staging.get(&host.tenant)?;
-        if let Some((name, StagingState::Locked(why))) = list
-            .iter()
-            .find(|(_, s)| matches!(s, StagingState::Locked(_)))
-        {
-            return Some((
+        staging.get(&host.tenant)?.iter().find_map(|(name, s)| match s {
+            StagingState::Locked(why) => Some((
                 HostOutcome::Locked,
                 format!("its tenant's staging server {name} is not this run's ({why})"),
-            ));
-        }
-        let pending: Vec<&str> = list
-            .iter()
-            .filter(|(_, s)| *s != StagingState::Verified)
-            .map(|(n, _)| n.as_str())
-            .collect();
-        (!pending.is_empty()).then(|| {
-            (
+            )),
+            StagingState::Failed(outcome) => Some((
                 HostOutcome::Refused,
                 format!(
-                    "the tenant's staging server {} did not pass verification in this run: the active server is not upgraded before it",
-                    pending.join(", ")
+                    "the tenant's staging server {name} did not pass verification in this run ({}): the active server is not upgraded before it",
+                    outcome.as_str()
                 ),
-            )
+            )),
+            _ => None,
+        })
+    }
+
+    /// Why an active host may not start phase 3 yet: its tenant's staging server has not been
+    /// verified. One still on its way (deferred, sync-pending, interrupted) holds it back as
+    /// `skipped`, for `--resume` to carry on; one that never ran refuses it.
+    fn staging_not_verified(&self, host: &Host) -> Option<(HostOutcome, String)> {
+        if host.role != Role::Active {
+            return None;
+        }
+        let staging = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        let (name, state) = staging
+            .get(&host.tenant)?
+            .iter()
+            .find(|(_, s)| *s != StagingState::Verified)?;
+        Some(match state {
+            StagingState::Waiting(outcome) => (
+                HostOutcome::Skipped,
+                format!(
+                    "waits for its tenant's staging server {name} ({}): the active server is upgraded after it is verified; `ecfleet run --resume` carries both on",
+                    outcome.as_str()
+                ),
+            ),
+            _ => (
+                HostOutcome::Refused,
+                format!(
+                    "the tenant's staging server {name} did not pass verification in this run: the active server is not upgraded before it"
+                ),
+            ),
         })
     }
 }
@@ -417,10 +432,26 @@ impl RunContext<'_> {
 /// Where a tenant's staging server stands in this run.
 #[derive(Debug, Clone, PartialEq)]
 enum StagingState {
+    /// Not ended yet (or not known).
     NotVerified,
     Verified,
+    /// Ended as a failure.
+    Failed(HostOutcome),
+    /// Still on its way: deferred, skipped, interrupted, sync-pending.
+    Waiting(HostOutcome),
     /// Another controller drives it: why.
     Locked(String),
+}
+
+impl StagingState {
+    fn of(record: &HostRecord) -> StagingState {
+        match record.outcome {
+            HostOutcome::Verified => StagingState::Verified,
+            HostOutcome::Locked => StagingState::Locked(record.message.clone()),
+            o if o.is_failure() => StagingState::Failed(o),
+            o => StagingState::Waiting(o),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -530,6 +561,8 @@ fn select<'a>(
             Some(r) if r.outcome == HostOutcome::Verified => StagingState::Verified,
             _ => StagingState::NotVerified,
         };
+        // (A staging host not finished in an earlier run runs again in this one first: its
+        // tenant's active server waits for its new end.)
         staging
             .entry(h.tenant.clone())
             .or_default()

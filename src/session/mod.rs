@@ -152,9 +152,15 @@ impl<'a> HostSession<'a> {
         Ok(shell.join(&staged, name))
     }
 
-    pub async fn get(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>, HostError> {
+    /// Reads the host's file `path` (at most `max_bytes`) into `out` as it arrives.
+    pub async fn get(
+        &self,
+        path: &str,
+        max_bytes: u64,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, HostError> {
         self.conn
-            .get(path, max_bytes, self.remaining())
+            .get(path, max_bytes, self.remaining(), out)
             .await
             .map_err(host_error(Phase::Agent))
     }

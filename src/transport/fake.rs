@@ -152,7 +152,8 @@ impl Connection for FakeConnection {
         path: &'a str,
         _max_bytes: u64,
         _limit: Duration,
-    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>> {
+        _out: &'a mut (dyn std::io::Write + Send),
+    ) -> BoxFuture<'a, Result<u64, TransportError>> {
         Box::pin(async move {
             Err(TransportError::new(
                 ErrorKind::Refused,

@@ -130,13 +130,15 @@ pub trait Connection: Send + Sync {
     fn transfer_method(&self) -> Option<String> {
         None
     }
-    /// Reads a whole file of at most `max_bytes`.
+    /// Reads a file of at most `max_bytes` into `out` as it arrives (never the whole file in
+    /// memory): returns the bytes read. An error of `out` fails the read ([`sink_error`]).
     fn get<'a>(
         &'a self,
         path: &'a str,
         max_bytes: u64,
         limit: Duration,
-    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>>;
+        out: &'a mut (dyn std::io::Write + Send),
+    ) -> BoxFuture<'a, Result<u64, TransportError>>;
     /// Ends the connection politely (bounded: it never waits long for a dead host).
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
@@ -215,5 +217,18 @@ mod tests {
         assert!(tail.starts_with("first | second | éé"), "{tail}");
         assert_eq!(tail.chars().count(), STDERR_TAIL_CHARS + 1);
         assert!(tail.ends_with('…'));
+    }
+}
+
+/// A fetched file's destination refused bytes: more than the host declared (`InvalidData`, the
+/// host's doing: a protocol error) or the disk failed (the share's).
+pub fn sink_error(path: &str, e: std::io::Error) -> TransportError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        TransportError::new(ErrorKind::Protocol, format!("{path}: {e}"))
+    } else {
+        TransportError::new(
+            ErrorKind::Share,
+            format!("writing {path} to the share: {e}"),
+        )
     }
 }

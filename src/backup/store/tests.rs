@@ -1,6 +1,8 @@
 //! The share's side of backups, on real files in a temporary directory.
 
 use super::*;
+use crate::digest::hex;
+use sha2::{Digest, Sha256};
 
 fn sha(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
@@ -10,7 +12,7 @@ fn files(content: &str) -> Vec<NewFile> {
     let make = |role, data: Vec<u8>| NewFile {
         role,
         sha256: sha(&data),
-        data,
+        content: Content::Bytes(data),
         source_name: None,
     };
     vec![

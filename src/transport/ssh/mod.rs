@@ -508,7 +508,9 @@ impl SshConnection {
         path: &str,
         max_bytes: u64,
         limit: Duration,
-    ) -> Result<Vec<u8>, TransportError> {
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, TransportError> {
+        use tokio::io::AsyncReadExt;
         let path = sftp_path(path);
         let run = async {
             let sftp = self.sftp().await?;
@@ -527,21 +529,38 @@ impl SshConnection {
                     ),
                 ));
             }
-            let data = sftp
-                .read(path.clone())
+            let mut file = sftp
+                .open(path.clone())
                 .await
                 .map_err(|e| err(ErrorKind::Refused, format!("sftp {path}: {e}")))?;
-            let _ = sftp.close().await;
-            if data.len() as u64 > max_bytes {
-                return Err(err(
-                    ErrorKind::Protocol,
-                    format!(
-                        "{path} on {} grew past the {max_bytes} bytes allowed",
-                        self.name
-                    ),
-                ));
+            // Read and written out a buffer at a time: the controller's memory per host is
+            // this buffer, whatever the file's size.
+            let mut buf = vec![0u8; 256 << 10];
+            let mut total = 0u64;
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| err(ErrorKind::Protocol, format!("sftp {path}: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+                if total > max_bytes {
+                    return Err(err(
+                        ErrorKind::Protocol,
+                        format!(
+                            "{path} on {} grew past the {max_bytes} bytes allowed",
+                            self.name
+                        ),
+                    ));
+                }
+                out.write_all(&buf[..n])
+                    .map_err(|e| crate::transport::sink_error(&path, e))?;
             }
-            Ok(data)
+            let _ = file.shutdown().await;
+            let _ = sftp.close().await;
+            Ok(total)
         };
         within(
             limit,
@@ -592,8 +611,9 @@ impl Connection for SshConnection {
         path: &'a str,
         max_bytes: u64,
         limit: Duration,
-    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>> {
-        Box::pin(self.download(path, max_bytes, limit))
+        out: &'a mut (dyn std::io::Write + Send),
+    ) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(self.download(path, max_bytes, limit, out))
     }
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(SshConnection::close(*self))

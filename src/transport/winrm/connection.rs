@@ -96,7 +96,7 @@ const POWERSHELL: &str = r#""%SystemRoot%\System32\WindowsPowerShell\v1.0\powers
 
 /// Pieces a fetched file is read in over WinRM, one command each: base64 makes 16 MiB about
 /// 21 MiB of output, well inside [`MAX_OUTPUT`].
-const GET_PIECE: u64 = 16 << 20;
+const GET_PIECE: u64 = 4 << 20;
 
 /// `powershell.exe … -EncodedCommand` for `script` (UTF-16LE, base64): nothing in it is seen
 /// by cmd's parser.
@@ -406,7 +406,8 @@ impl WinRmConnection {
         path: &str,
         max_bytes: u64,
         limit: Duration,
-    ) -> Result<Vec<u8>, TransportError> {
+        sink: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, TransportError> {
         let deadline = tokio::time::Instant::now() + limit;
         let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
         let remote = self.remote(limit).await?;
@@ -435,11 +436,11 @@ impl WinRmConnection {
                 ),
             ));
         }
-        // In pieces, one command each: a whole file in one command's output would stop at the
-        // output cap (32 MiB, about 24 MiB of file in base64).
-        let mut data = Vec::with_capacity(size as usize);
-        while (data.len() as u64) < size {
-            let offset = data.len() as u64;
+        // In pieces, one command each, each written out as it comes: a whole file in one
+        // command's output would stop at the output cap (32 MiB, about 24 MiB of file in
+        // base64), and a whole file in memory would let a host size the controller's memory.
+        let mut offset = 0u64;
+        while offset < size {
             let n = GET_PIECE.min(size - offset);
             let piece = self.get_piece(remote, &q, path, offset, n, left()).await?;
             if piece.is_empty() {
@@ -451,9 +452,12 @@ impl WinRmConnection {
                     ),
                 ));
             }
-            data.extend_from_slice(&piece[..piece.len().min(n as usize)]);
+            let piece = &piece[..piece.len().min(n as usize)];
+            sink.write_all(piece)
+                .map_err(|e| crate::transport::sink_error(path, e))?;
+            offset += piece.len() as u64;
         }
-        Ok(data)
+        Ok(offset)
     }
 
     /// `n` bytes of `path` (quoted as `q`) from `offset`.
@@ -527,8 +531,9 @@ impl Connection for WinRmConnection {
         path: &'a str,
         max_bytes: u64,
         limit: Duration,
-    ) -> BoxFuture<'a, Result<Vec<u8>, TransportError>> {
-        Box::pin(self.get_file(path, max_bytes, limit))
+        out: &'a mut (dyn std::io::Write + Send),
+    ) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(self.get_file(path, max_bytes, limit, out))
     }
 
     fn transfer_method(&self) -> Option<String> {
