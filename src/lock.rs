@@ -76,11 +76,11 @@ impl Holder {
 pub enum HoldError {
     /// A live controller holds it.
     #[error("held by {}", .holder.describe())]
-    Held { holder: Holder, path: PathBuf },
+    Held { holder: Box<Holder>, path: PathBuf },
     /// Its holder is gone without letting go, and the caller may not take it over (another
     /// run's host left in the middle of its upgrade).
     #[error("left held by {}, whose controller is gone", .holder.describe())]
-    Abandoned { holder: Holder, path: PathBuf },
+    Abandoned { holder: Box<Holder>, path: PathBuf },
     #[error(transparent)]
     Share(#[from] ShareError),
 }
@@ -190,13 +190,13 @@ pub fn acquire(
                 let file = dir.join(generation_name(g));
                 if alive(&h, &file, &me.controller) {
                     return Err(HoldError::Held {
-                        holder: h,
+                        holder: Box::new(h),
                         path: file,
                     });
                 }
                 if !may_take_over(&h) {
                     return Err(HoldError::Abandoned {
-                        holder: h,
+                        holder: Box::new(h),
                         path: file,
                     });
                 }

@@ -429,8 +429,7 @@ fn a_controller_killed_at_any_phase_is_resumed_without_doing_a_phase_or_a_backup
         let open = n.in_place().iter().any(|h| {
             events(&ledger)
                 .iter()
-                .filter(|e| e["host"] == h.as_str() && e["phase"] == *phase)
-                .next_back()
+                .rfind(|e| e["host"] == h.as_str() && e["phase"] == *phase)
                 .is_some_and(|e| e["event"] == "start")
         });
         assert!(open, "the kill did not land in {phase}");

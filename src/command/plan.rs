@@ -85,6 +85,32 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
             format!("cannot write the plan: {e}"),
         );
     }
+    if let Some(out) = &args.out {
+        // The last line: what to do with the plan.
+        let in_place = result
+            .hosts
+            .iter()
+            .filter(|h| h.action == plan::Action::InPlace)
+            .count();
+        let _ = if in_place == 0 {
+            writeln!(
+                io.err,
+                "next: nothing to upgrade in place; the plan above says why for each host"
+            )
+        } else {
+            let msi =
+                args.msi.as_deref().map(super::relative).unwrap_or_else(|| {
+                    format!("<AzureADConnect.msi of {}>", result.target.version)
+                });
+            writeln!(
+                io.err,
+                "next: read the plan, then upgrade {} with: ecfleet run -i {} --plan {} --msi {msi}",
+                crate::report::count(in_place, "host"),
+                super::relative(&inventory.path),
+                super::relative(out)
+            )
+        };
+    }
     let done = if args.detailed_exitcode {
         result.detailed_exit_code()
     } else {

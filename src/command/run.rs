@@ -243,6 +243,7 @@ async fn prepare_and_run(
 
 /// A new run: the plan checked against the installer and narrowed to the selection, shown and
 /// confirmed, then its ledger created.
+#[allow(clippy::too_many_arguments)]
 async fn new_run(
     args: &RunArgs,
     inventory: &crate::inventory::Inventory,
@@ -277,6 +278,9 @@ async fn new_run(
         installer.version,
         plan.summary.line()
     );
+    for line in per_tenant(&plan, inventory, options) {
+        let _ = writeln!(io.err, "{line}");
+    }
     if !args.yes && !confirm(io).await {
         return Err((
             exit::INVALID_INPUT,
@@ -296,6 +300,75 @@ async fn new_run(
     }
     let _ = writeln!(io.err, "run {run_id}: ledger {}", ledger.dir.display());
     Ok((ledger, plan, HashMap::new()))
+}
+
+/// What the run will do per tenant: its hosts in wave order and its window, and a plain warning
+/// when `--ignore-windows` works outside the customers' windows.
+fn per_tenant(
+    plan: &Plan,
+    inventory: &crate::inventory::Inventory,
+    options: &RunOptions,
+) -> Vec<String> {
+    let now = jiff::Timestamp::now();
+    let mut lines = Vec::new();
+    let mut outside = Vec::new();
+    let mut tenants: Vec<&str> = Vec::new();
+    for h in plan.hosts.iter().filter(|h| h.action == Action::InPlace) {
+        if !tenants.contains(&h.tenant.as_str()) {
+            tenants.push(&h.tenant);
+        }
+    }
+    for tenant in tenants {
+        let mut hosts: Vec<&plan::PlannedHost> = plan
+            .hosts
+            .iter()
+            .filter(|h| h.tenant == tenant && h.action == Action::InPlace)
+            .collect();
+        hosts.sort_by_key(|h| h.wave);
+        let order = hosts
+            .iter()
+            .map(|h| format!("{} (wave {})", h.host, h.wave))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let window = inventory
+            .tenants
+            .iter()
+            .find(|t| t.name == tenant)
+            .and_then(|t| t.maintenance_window.as_ref());
+        let when = match window {
+            None => "no maintenance window".to_string(),
+            Some(w) => {
+                let next = w.next_after(now);
+                let open = next.start.timestamp() <= now;
+                if !open && options.ignore_windows {
+                    outside.push(format!("{tenant} ({})", w.text()));
+                }
+                match (open, options.ignore_windows, options.wait_for_window) {
+                    (true, _, _) => format!("window {} open now", w.text()),
+                    (false, true, _) => format!("window {} closed: IGNORED", w.text()),
+                    (false, false, true) => {
+                        format!("window {} closed: waits for it ({})", w.text(), next.start)
+                    }
+                    (false, false, false) => format!(
+                        "window {} closed: backed up, then deferred (opens {})",
+                        w.text(),
+                        next.start
+                    ),
+                }
+            }
+        };
+        lines.push(format!(
+            "  {tenant}: {}: {order}; {when}",
+            crate::report::count(hosts.len(), "host")
+        ));
+    }
+    if !outside.is_empty() {
+        lines.push(format!(
+            "warning: --ignore-windows: upgrading outside the customers' maintenance windows of {}",
+            outside.join(", ")
+        ));
+    }
+    lines
 }
 
 /// This controller, as its holds on the share name it.

@@ -11,6 +11,8 @@ use crate::error::ErrorKind;
 pub enum Event {
     RunStarted {
         hosts: usize,
+        /// How many waves the hosts are in.
+        waves: u32,
     },
     WaveStarted {
         wave: u32,
@@ -51,6 +53,22 @@ pub enum Event {
         failures: usize,
         /// Hosts skipped or interrupted: never started, or stopped before their end.
         not_finished: usize,
+    },
+    /// `ecfleet run`: a host's end, as the operator reads it ("verified on t02-behind
+    /// (2.6.3.0 → 2.6.92.0, 4m12s)", "failed on …: why").
+    HostEnded {
+        host: String,
+        ok: bool,
+        line: String,
+    },
+    /// `ecfleet run`: the host's upgrade is in the operator's hands (instructions follow).
+    HandedOff {
+        host: String,
+        address: String,
+    },
+    /// `ecfleet run`: the operator's part on the host is over (the new version is in place).
+    OperatorDone {
+        host: String,
     },
     /// Something a person must see or do now about a host (the operator's instructions, a
     /// host's progress through a long phase). Printed above the progress bar; never host output

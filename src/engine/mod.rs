@@ -59,16 +59,23 @@ impl FailureBudget {
 pub struct Judge<'j, O> {
     /// A result's failure, by kind (`None`: not a failure). Counts against the budget, and is
     /// the `error_kind` of its `host-finished` event.
-    pub failure: Box<dyn Fn(&Result<O, HostError>) -> Option<ErrorKind> + Send + Sync + 'j>,
+    pub failure: FailureOf<'j, O>,
     /// After wave `after` has finished, `check` sees the results of every wave so far; a reason
     /// it returns stops the run there: every later host is `skipped` with that reason.
     pub gate: Option<Gate<'j, O>>,
 }
 
+/// A result's failure kind, if it is one.
+pub type FailureOf<'j, O> =
+    Box<dyn Fn(&Result<O, HostError>) -> Option<ErrorKind> + Send + Sync + 'j>;
+
+/// Why the results so far close a gate, if they do.
+pub type GateCheck<'j, O> =
+    Box<dyn Fn(&[&Result<O, HostError>]) -> Option<String> + Send + Sync + 'j>;
+
 pub struct Gate<'j, O> {
     pub after: u32,
-    #[allow(clippy::type_complexity)]
-    pub check: Box<dyn Fn(&[&Result<O, HostError>]) -> Option<String> + Send + Sync + 'j>,
+    pub check: GateCheck<'j, O>,
 }
 
 impl<O> Default for Judge<'_, O> {
@@ -283,7 +290,15 @@ where
     Fut: Future<Output = Result<O, HostError>>,
 {
     let total = units.len();
-    events.send(Event::RunStarted { hosts: total });
+    let waves = units
+        .iter()
+        .map(|u| u.wave)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u32;
+    events.send(Event::RunStarted {
+        hosts: total,
+        waves,
+    });
     let mut state = RunState {
         outcomes: (0..total).map(|_| None).collect(),
         failures: 0,

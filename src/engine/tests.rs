@@ -422,8 +422,8 @@ async fn a_gate_stops_the_later_waves_and_the_budget_spans_the_gate() {
     let mut finished = 0;
     while let Ok(e) = rx.try_recv() {
         match e {
-            Event::RunStarted { hosts } => {
-                assert_eq!(hosts, 6);
+            Event::RunStarted { hosts, waves } => {
+                assert_eq!((hosts, waves), (6, 3));
                 started += 1;
             }
             Event::RunFinished {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+pub mod live;
 mod plan;
 pub mod progress;
 mod run_report;

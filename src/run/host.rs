@@ -152,6 +152,10 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         before_handoff(w).await?;
     } else {
         // Re-attached to a host already handed to the operator: watch, never hand off again.
+        w.cx.events.send(Event::HandedOff {
+            host: host.name.clone(),
+            address: host.address.clone(),
+        });
         w.notice(format!(
             "still handed to the operator (since {}): watching",
             w.record.handed_off_at.clone().unwrap_or_default()
@@ -174,6 +178,9 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             .await?;
         w.record.last_old_seen = Some(last_old);
         cx.save(&w.record);
+        cx.events.send(Event::OperatorDone {
+            host: host.name.clone(),
+        });
         w.notice(format!("{} is in place; verifying", cx.target));
     }
     let since = w.record.last_old_seen.clone().unwrap_or_default();
@@ -308,6 +315,10 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     cx.save(&w.record);
     cx.log(host, "upgrade", "handoff", None, Some(instructions.clone()));
     w.notice(instructions);
+    cx.events.send(Event::HandedOff {
+        host: host.name.clone(),
+        address: host.address.clone(),
+    });
     session.close().await;
     Ok(())
 }

@@ -587,6 +587,25 @@ fn select<'a>(
     }
 }
 
+/// A host's end as the operator reads it while the run goes on.
+fn ended_line(record: &HostRecord, took: std::time::Duration) -> String {
+    let took = crate::report::live::short_duration(took);
+    match record.outcome {
+        HostOutcome::Verified => format!(
+            "verified on {} ({} → {}, {took})",
+            record.host,
+            record.from.as_deref().unwrap_or("?"),
+            record.to.as_deref().unwrap_or("?")
+        ),
+        o => format!(
+            "{} on {} ({took}): {}",
+            o.as_str(),
+            record.host,
+            record.message
+        ),
+    }
+}
+
 /// What the engine's failure count and `host-finished` events call a host's end: its
 /// outcome's kind (a backup failure, a version mismatch, an operator timeout are not alike).
 fn failure_kind(record: &HostRecord) -> Option<ErrorKind> {
@@ -706,6 +725,7 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         cx.events,
         judge,
         |(h, p, earlier), ctx| async move {
+            let began = tokio::time::Instant::now();
             let record = match cx.staging_holds_back(h).map_or_else(|| cx.hold(h), Err) {
                 Ok(hold) => {
                     let record = host::upgrade_host(h, p, cx, ctx, earlier).await;
@@ -731,6 +751,11 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
             if h.role == Role::Staging {
                 cx.staging_ended(&record);
             }
+            cx.events.send(engine::Event::HostEnded {
+                host: h.name.clone(),
+                ok: !record.outcome.is_failure(),
+                line: ended_line(&record, began.elapsed()),
+            });
             Ok(record)
         },
     )

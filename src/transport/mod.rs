@@ -203,6 +203,19 @@ impl Connector {
     }
 }
 
+/// A fetched file's destination refused bytes: more than the host declared (`InvalidData`, the
+/// host's doing: a protocol error) or the disk failed (the share's).
+pub fn sink_error(path: &str, e: std::io::Error) -> TransportError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        TransportError::new(ErrorKind::Protocol, format!("{path}: {e}"))
+    } else {
+        TransportError::new(
+            ErrorKind::Share,
+            format!("writing {path} to the share: {e}"),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,18 +230,5 @@ mod tests {
         assert!(tail.starts_with("first | second | éé"), "{tail}");
         assert_eq!(tail.chars().count(), STDERR_TAIL_CHARS + 1);
         assert!(tail.ends_with('…'));
-    }
-}
-
-/// A fetched file's destination refused bytes: more than the host declared (`InvalidData`, the
-/// host's doing: a protocol error) or the disk failed (the share's).
-pub fn sink_error(path: &str, e: std::io::Error) -> TransportError {
-    if e.kind() == std::io::ErrorKind::InvalidData {
-        TransportError::new(ErrorKind::Protocol, format!("{path}: {e}"))
-    } else {
-        TransportError::new(
-            ErrorKind::Share,
-            format!("writing {path} to the share: {e}"),
-        )
     }
 }
