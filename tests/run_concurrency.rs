@@ -313,6 +313,28 @@ fn two_resumes_of_a_detached_run_started_together_carry_it_on_once() {
             assert!(Instant::now() < deadline, "{name}: no hand-off");
             std::thread::sleep(Duration::from_millis(20));
         }
+        if trial == 0 {
+            // While it runs, its report says so: the controller and each host's phase.
+            let out = ecfleet()
+                .args(["report", "latest", "--format", "json", "-i"])
+                .arg(&bench.inventory)
+                .output()
+                .unwrap();
+            let (report, stderr) = json_of(&out);
+            let live = report["in_progress"].as_str().unwrap_or_default();
+            assert!(
+                live.starts_with(&format!("in progress (pid {}", run.id())),
+                "{stderr}\n{report:#}"
+            );
+            let outcomes: Vec<&str> = report["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["outcome"].as_str().unwrap())
+                .collect();
+            assert!(outcomes.contains(&"in-progress"), "{report:#}");
+            assert!(!outcomes.contains(&"interrupted"), "{report:#}");
+        }
         interrupt(&run);
         std::thread::sleep(Duration::from_millis(200));
         interrupt(&run);
