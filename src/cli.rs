@@ -56,6 +56,9 @@ pub struct ReportArgs {
     /// Output: a table for people, or JSON (docs/json-output.md).
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormatArg,
+    /// Full tables on a terminal too (by default fitted to its width).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +111,10 @@ pub struct FleetArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Full tables on a terminal too (by default a terminal gets tables fitted to its width,
+    /// at most three lines per host; piped output is always full).
+    #[arg(long)]
+    pub wide: bool,
     /// Also write the run's events (run, wave and host started/finished, stopping) as JSON
     /// Lines to FILE, one flushed line per event, for a monitor to follow; `-` is stderr.
     #[arg(long, value_name = "FILE")]

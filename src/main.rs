@@ -71,6 +71,15 @@ async fn run(command: Command) -> u8 {
         Command::Run(r) => r.fleet.no_progress,
         _ => false,
     };
+    let wide = match &command {
+        Command::Audit(a) => a.fleet.wide,
+        Command::Plan(p) => p.fleet.wide,
+        Command::Backup(b) => b.fleet.wide,
+        Command::Stage(s) => s.fleet.wide,
+        Command::Run(r) => r.fleet.wide,
+        Command::Report(r) => r.wide,
+        _ => false,
+    };
     let cx = Context {
         env: Environment {
             home: std::env::var_os("HOME").map(Into::into),
@@ -100,6 +109,10 @@ async fn run(command: Command) -> u8 {
     let mut io = Io {
         color: std::io::stdout().is_terminal(),
         progress: !no_progress && std::io::stderr().is_terminal(),
+        // A terminal's width (comfy-table asks the terminal); piped output: full tables.
+        width: (!wide && std::io::stdout().is_terminal())
+            .then(|| comfy_table::Table::new().width().map(usize::from))
+            .flatten(),
         out: &mut stdout,
         err: &mut stderr,
     };

@@ -117,7 +117,7 @@ pub async fn run(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
             }
         }
     }
-    if let Err(e) = render_audit(&report, format_of(args.format), io.color, io.out) {
+    if let Err(e) = render_audit(&report, format_of(args.format), io.look(), io.out) {
         return io.error(exit::FAILURE, format!("cannot write the report: {e}"));
     }
     if !args.no_share

@@ -65,7 +65,7 @@ pub async fn run(args: &BackupArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         PlanFormatArg::Table => BackupFormat::Table,
         PlanFormatArg::Json => BackupFormat::Json,
     };
-    if let Err(e) = render_backup(&report, format, io.color, io.out) {
+    if let Err(e) = render_backup(&report, format, io.look(), io.out) {
         return io.error(exit::FAILURE, format!("cannot write the report: {e}"));
     }
     super::unless_detached(&cx.shutdown, report.exit_code())

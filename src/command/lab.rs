@@ -126,6 +126,7 @@ async fn demo(dir: &Path, shape: Shape, format: FormatArg, cx: &Context, io: &mu
             accept_new_host_keys: false,
             agent_dir: None,
             no_progress: false,
+            wide: false,
             events: None,
         },
         format,

@@ -31,6 +31,19 @@ pub struct Io<'a> {
     pub color: bool,
     /// Draw a progress bar (stderr is a terminal and `--no-progress` was not given).
     pub progress: bool,
+    /// Fit tables to this width (stdout is a terminal of this width and `--wide` was not
+    /// given); `None`: the full tables.
+    pub width: Option<usize>,
+}
+
+impl Io<'_> {
+    /// How tables are drawn for this output.
+    pub fn look(&self) -> crate::report::Look {
+        crate::report::Look {
+            color: self.color,
+            width: self.width,
+        }
+    }
 }
 
 /// What the edge knows about the process: the environment, the controller's own path, the

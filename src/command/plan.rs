@@ -79,7 +79,7 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         PlanFormatArg::Table => PlanFormat::Table,
         PlanFormatArg::Json => PlanFormat::Json,
     };
-    if let Err(e) = render_plan(&result, format, io.color, io.out) {
+    if let Err(e) = render_plan(&result, format, io.look(), io.out) {
         return io.error(
             code(exit::audit::FAILURE),
             format!("cannot write the plan: {e}"),

@@ -228,7 +228,7 @@ async fn prepare_and_run(
         let _ = writeln!(io.err, "warning: the run's summary was not written: {e}");
     }
     let json = matches!(args.format, PlanFormatArg::Json);
-    render_run(&report, json, io.color, io.out)
+    render_run(&report, json, io.look(), io.out)
         .map_err(|e| (exit::FAILURE, format!("cannot write the report: {e}")))?;
     let detached = cx.shutdown.level() == crate::engine::Level::Detach;
     if detached || report.summary.waiting > 0 || report.summary.sync_pending > 0 {
@@ -590,7 +590,7 @@ pub fn report(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> u
         Err(e) => return io.error(exit::INVALID_INPUT, e),
     };
     let json = matches!(args.format, PlanFormatArg::Json);
-    if let Err(e) = render_run(&report, json, io.color, io.out) {
+    if let Err(e) = render_run(&report, json, io.look(), io.out) {
         return io.error(exit::FAILURE, format!("cannot write the report: {e}"));
     }
     report.exit_code()

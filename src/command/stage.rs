@@ -65,7 +65,7 @@ pub async fn run(args: &StageArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
     .await;
     fleet.reporters.finish().await;
     let json = matches!(args.format, PlanFormatArg::Json);
-    if let Err(e) = render_stage(&report, json, io.color, io.out) {
+    if let Err(e) = render_stage(&report, json, io.look(), io.out) {
         return io.error(exit::FAILURE, format!("cannot write the report: {e}"));
     }
     super::unless_detached(&cx.shutdown, report.exit_code())

@@ -17,14 +17,102 @@ pub enum AuditFormat {
 pub fn render_audit(
     report: &AuditReport,
     format: AuditFormat,
-    color: bool,
+    look: super::Look,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
         AuditFormat::Json => super::write_json(out, report),
         AuditFormat::Csv => csv(report, out),
-        AuditFormat::Table => table(report, color, out),
+        AuditFormat::Table => match look.width {
+            Some(w) => fitted(report, w, out),
+            None => table(report, look.color, out),
+        },
     }
+}
+
+/// The findings with their severity in words ("critical: os-too-old; warning: …"), and the
+/// sync state when it is not healthy: for a table that has no colour to say it.
+fn findings_text(h: &HostAudit) -> String {
+    if let Some(e) = &h.error {
+        return format!("UNREACHABLE: {e}");
+    }
+    let mut parts = Vec::new();
+    for (severity, word) in [
+        (Severity::Critical, "critical"),
+        (Severity::Warning, "warning"),
+    ] {
+        let codes: Vec<&str> = h
+            .findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .map(|f| f.code.as_str())
+            .collect();
+        if !codes.is_empty() {
+            parts.push(format!("{word}: {}", codes.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "ok".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The audit fitted to `width` columns.
+fn fitted(report: &AuditReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
+    use super::fit::{Col, render};
+    let cols = [
+        Col {
+            header: "tenant",
+            max: 14,
+        },
+        Col {
+            header: "host",
+            max: 22,
+        },
+        Col {
+            header: "version",
+            max: 20,
+        },
+        Col {
+            header: "sync",
+            max: 10,
+        },
+        Col {
+            header: "findings",
+            max: 0,
+        },
+    ];
+    let rows: Vec<Vec<String>> = report
+        .hosts
+        .iter()
+        .map(|h| {
+            vec![
+                h.tenant.clone(),
+                h.host.clone(),
+                version_cell(h),
+                if h.reachable {
+                    h.sync.as_str().to_string()
+                } else {
+                    "-".into()
+                },
+                findings_text(h),
+            ]
+        })
+        .map(|r| {
+            r.iter()
+                .map(|c| super::sanitize::terminal_safe(c).into_owned())
+                .collect()
+        })
+        .collect();
+    write!(out, "{}", render(&cols, &rows, width))?;
+    let mut under = Vec::new();
+    summary(report, &mut under)?;
+    write!(
+        out,
+        "{}",
+        super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
+    )
 }
 
 fn version_cell(h: &HostAudit) -> String {
@@ -72,23 +160,6 @@ fn prereq_cell(h: &HostAudit) -> String {
     }
 }
 
-fn findings_cell(h: &HostAudit) -> String {
-    if let Some(e) = &h.error {
-        return format!("UNREACHABLE: {e}");
-    }
-    let shown: Vec<&str> = h
-        .findings
-        .iter()
-        .filter(|f| f.severity != Severity::Info)
-        .map(|f| f.code.as_str())
-        .collect();
-    if shown.is_empty() {
-        "-".into()
-    } else {
-        shown.join(", ")
-    }
-}
-
 fn table(report: &AuditReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let mut t = super::new_table(color);
     t.set_header(vec![
@@ -124,10 +195,15 @@ fn table(report: &AuditReport, color: bool, out: &mut dyn Write) -> io::Result<(
             super::cell(support_cell(h)),
             super::cell(prereq_cell(h)),
             super::cell(if h.reachable { h.sync.as_str() } else { "-" }),
-            tint(super::cell(findings_cell(h)), c),
+            tint(super::cell(findings_text(h)), c),
         ]);
     }
     writeln!(out, "{t}")?;
+    summary(report, out)
+}
+
+/// The lines under the audit table: the counts and what changed since the last audit.
+fn summary(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
     let s = &report.summary;
     writeln!(
         out,

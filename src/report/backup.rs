@@ -17,13 +17,73 @@ pub enum BackupFormat {
 pub fn render_backup(
     report: &BackupReport,
     format: BackupFormat,
-    color: bool,
+    look: super::Look,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
         BackupFormat::Json => super::write_json(out, report),
-        BackupFormat::Table => table(report, color, out),
+        BackupFormat::Table => match look.width {
+            Some(w) => fitted(report, w, out),
+            None => table(report, look.color, out),
+        },
     }
+}
+
+/// The backups fitted to `width` columns.
+fn fitted(report: &BackupReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
+    use super::fit::{Col, render};
+    let cols = [
+        Col {
+            header: "host",
+            max: 22,
+        },
+        Col {
+            header: "backup",
+            max: 14,
+        },
+        Col {
+            header: "tenant · name · since the previous one · notes",
+            max: 0,
+        },
+    ];
+    let rows: Vec<Vec<String>> = report
+        .hosts
+        .iter()
+        .map(|h| {
+            let total: u64 = h.files.iter().map(|f| f.size).sum();
+            let mut parts = vec![h.tenant.clone()];
+            let verdict = match (&h.backup, &h.error) {
+                (Some(name), _) => {
+                    parts.push(name.clone());
+                    parts.push(drift_cell(h));
+                    format!("ok, {}", size(total))
+                }
+                (None, Some(e)) => {
+                    parts.push(e.clone());
+                    "FAILED".to_string()
+                }
+                (None, None) => "-".to_string(),
+            };
+            let notes = notes_cell(h);
+            if notes != "-" {
+                parts.push(notes);
+            }
+            vec![h.host.clone(), verdict, parts.join(" · ")]
+        })
+        .map(|r| {
+            r.iter()
+                .map(|c| super::sanitize::terminal_safe(c).into_owned())
+                .collect()
+        })
+        .collect();
+    write!(out, "{}", render(&cols, &rows, width))?;
+    let mut under = Vec::new();
+    summary(report, &mut under)?;
+    write!(
+        out,
+        "{}",
+        super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
+    )
 }
 
 fn size(bytes: u64) -> String {
@@ -101,6 +161,11 @@ fn table(report: &BackupReport, color: bool, out: &mut dyn Write) -> io::Result<
         ]);
     }
     writeln!(out, "{t}")?;
+    summary(report, out)
+}
+
+/// The line under the backups: the counts.
+fn summary(report: &BackupReport, out: &mut dyn Write) -> io::Result<()> {
     let s = &report.summary;
     writeln!(
         out,

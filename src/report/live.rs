@@ -15,6 +15,8 @@ use crate::engine::Event;
 #[derive(Default)]
 pub struct LiveView {
     waves: u32,
+    /// Waves started so far.
+    waves_started: u32,
     /// Hosts handed to the operator and not back yet: their address and since when.
     handed_off: BTreeMap<String, (String, Instant)>,
 }
@@ -39,8 +41,11 @@ impl LiveView {
                 Vec::new()
             }
             Event::WaveStarted { wave, hosts } if self.waves > 1 => {
+                // Plan waves are numbered by window group and role, with gaps: its place too.
+                self.waves_started += 1;
                 vec![format!(
-                    "── wave {wave} of {}: {} ──",
+                    "── wave {wave} ({} of {}): {} ──",
+                    self.waves_started,
                     self.waves,
                     super::count(*hosts, "host")
                 )]
@@ -176,12 +181,12 @@ mod tests {
             screen.extend(view.on(e, at(*s)));
         }
         let expected = "\
-── wave 1 of 2: 1 host ──
+── wave 1 (1 of 2): 1 host ──
 t02-staging: on t02-staging (10.0.0.5, tenant contoso): (1) sign in
   (2) run msiexec
 waiting for operator: 1 host — t02-staging 0s
 verified on t02-staging (2.6.3.0 → 2.6.92.0, 5m30s)
-── wave 2 of 2: 2 hosts ──
+── wave 2 (2 of 2): 2 hosts ──
 failed on t02-behind: backup: the export failed\\u{1b}[31m";
         assert_eq!(screen.join("\n"), expected);
     }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+pub mod fit;
 pub mod live;
 mod plan;
 pub mod progress;
@@ -15,6 +16,22 @@ pub use backup::{BackupFormat, render_backup};
 pub use plan::{PlanFormat, render_plan};
 pub use run_report::render_run;
 pub use stage::render_stage;
+
+/// How tables are drawn: in colour (stdout is a terminal), and fitted to a width (a terminal
+/// without `--wide`: at most three lines per host, [`fit`]). Piped output, or `--wide`, gets the
+/// full tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Look {
+    pub color: bool,
+    pub width: Option<usize>,
+}
+
+impl Look {
+    /// Full tables, no colour: what a pipe gets.
+    pub fn plain() -> Look {
+        Look::default()
+    }
+}
 
 /// A report as pretty JSON and a newline: every command's `--format json`.
 /// `n` of `noun` in words: "1 host", "3 hosts", "0 hosts".

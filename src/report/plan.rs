@@ -16,13 +16,75 @@ pub enum PlanFormat {
 pub fn render_plan(
     plan: &Plan,
     format: PlanFormat,
-    color: bool,
+    look: super::Look,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match format {
         PlanFormat::Json => super::write_json(out, plan),
-        PlanFormat::Table => table(plan, color, out),
+        PlanFormat::Table => match look.width {
+            Some(w) => fitted(plan, w, out),
+            None => table(plan, look.color, out),
+        },
     }
+}
+
+/// The plan fitted to `width` columns: a host a row, the tenant's window on its first.
+fn fitted(plan: &Plan, width: usize, out: &mut dyn Write) -> io::Result<()> {
+    use super::fit::{Col, render};
+    let cols = [
+        Col {
+            header: "tenant",
+            max: 14,
+        },
+        Col {
+            header: "wave",
+            max: 4,
+        },
+        Col {
+            header: "host",
+            max: 22,
+        },
+        Col {
+            header: "action",
+            max: 10,
+        },
+        Col {
+            header: "version",
+            max: 21,
+        },
+        Col {
+            header: "why",
+            max: 0,
+        },
+    ];
+    let rows: Vec<Vec<String>> = plan
+        .hosts
+        .iter()
+        .map(|h| {
+            let why = details_cell(h);
+            vec![
+                h.tenant.clone(),
+                h.wave.to_string(),
+                h.host.clone(),
+                h.action.as_str().to_string(),
+                change_cell(h).replace(" → ", "→"),
+                if why == "-" { String::new() } else { why },
+            ]
+        })
+        .map(|r| {
+            r.iter()
+                .map(|c| super::sanitize::terminal_safe(c).into_owned())
+                .collect()
+        })
+        .collect();
+    write!(out, "{}", render(&cols, &rows, width))?;
+    let mut under = Vec::new();
+    footer(plan, &mut under)?;
+    write!(
+        out,
+        "{}",
+        super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
+    )
 }
 
 fn change_cell(h: &PlannedHost) -> String {
@@ -125,6 +187,11 @@ fn table(plan: &Plan, color: bool, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     writeln!(out, "{t}")?;
+    footer(plan, out)
+}
+
+/// The lines under the plan: the target and the summary.
+fn footer(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     let target = &plan.target;
     let origin = match (&target.msi, target.source.as_str()) {
         (Some(m), _) => format!("from {} (sha256 {})", m.path.display(), m.sha256),
@@ -147,7 +214,13 @@ mod tests {
     fn the_table_groups_by_tenant_and_ends_with_the_summary_line() {
         let plan = small_plan();
         let mut out = Vec::new();
-        render_plan(&plan, PlanFormat::Table, false, &mut out).unwrap();
+        render_plan(
+            &plan,
+            PlanFormat::Table,
+            super::super::Look::plain(),
+            &mut out,
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("tenant0"), "{text}");
         assert!(text.contains("2.6.3.0 → 2.6.92.0"), "{text}");
@@ -161,7 +234,13 @@ mod tests {
             "{text}"
         );
         let mut json = Vec::new();
-        render_plan(&plan, PlanFormat::Json, false, &mut json).unwrap();
+        render_plan(
+            &plan,
+            PlanFormat::Json,
+            super::super::Look::plain(),
+            &mut json,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["hosts"].as_array().unwrap().len(), 3);
     }

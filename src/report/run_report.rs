@@ -11,12 +11,16 @@ use crate::run::{HostOutcome, HostRecord, RunReport};
 pub fn render_run(
     report: &RunReport,
     json: bool,
-    color: bool,
+    look: super::Look,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     if json {
         return super::write_json(out, report);
     }
+    if let Some(width) = look.width {
+        return fitted(report, width, out);
+    }
+    let color = look.color;
     let mut t = super::new_table(color);
     t.set_header(vec![
         "tenant",
@@ -58,6 +62,101 @@ pub fn render_run(
         ]);
     }
     writeln!(out, "{t}")?;
+    summary(report, out)
+}
+
+/// The run fitted to `width` columns: the host and its outcome, then in words its tenant, the
+/// versions, the phases, why it ended so and its backup.
+fn fitted(report: &RunReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
+    use super::fit::{Col, render};
+    let cols = [
+        Col {
+            header: "host",
+            max: 22,
+        },
+        Col {
+            header: "outcome",
+            max: 16,
+        },
+        Col {
+            header: "tenant · from → to · phases · why",
+            max: 0,
+        },
+    ];
+    let rows: Vec<Vec<String>> = report
+        .hosts
+        .iter()
+        .map(|h| {
+            let mut parts = vec![
+                h.tenant.clone(),
+                format!(
+                    "{} → {}",
+                    h.from.as_deref().unwrap_or("?"),
+                    h.to.as_deref().unwrap_or("-")
+                ),
+            ];
+            parts.extend(one_line_phases(h));
+            if h.outcome != HostOutcome::Verified {
+                parts.push(h.message.clone());
+            }
+            if let Some(b) = &h.backup {
+                parts.push(format!(
+                    "backup {}",
+                    b.rsplit(['/', '\\']).next().unwrap_or(b)
+                ));
+            }
+            [
+                h.host.clone(),
+                h.outcome.as_str().to_string(),
+                parts.join(" · "),
+            ]
+            .iter()
+            .map(|c| super::sanitize::terminal_safe(c).into_owned())
+            .collect()
+        })
+        .collect();
+    write!(out, "{}", render(&cols, &rows, width))?;
+    let mut under = Vec::new();
+    summary(report, &mut under)?;
+    write!(
+        out,
+        "{}",
+        super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
+    )
+}
+
+/// A host's phases in a few words: "5 phases ok in 31 min", or the phase that did not end
+/// `ok` ("backup FAILED after 38s", "upgrade …" while open).
+fn one_line_phases(h: &HostRecord) -> Option<String> {
+    let short =
+        |s: i64| super::live::short_duration(std::time::Duration::from_secs(s.max(0) as u64));
+    let first = h.phases.first()?;
+    match h.phases.iter().find(|p| p.outcome.as_deref() != Some("ok")) {
+        Some(p) => Some(
+            match (&p.outcome, seconds(&p.started_at, p.ended_at.as_ref())) {
+                (Some(o), Some(t)) => {
+                    format!("{} {} after {}", p.phase, o.to_ascii_uppercase(), short(t))
+                }
+                (Some(o), None) => format!("{} {}", p.phase, o.to_ascii_uppercase()),
+                (None, _) => format!("{} …", p.phase),
+            },
+        ),
+        None => {
+            let last = h.phases.last()?;
+            let total = seconds(&first.started_at, last.ended_at.as_ref());
+            Some(format!(
+                "{} ok{}",
+                super::count(h.phases.len(), "phase"),
+                total
+                    .map(|t| format!(" in {}", short(t)))
+                    .unwrap_or_default()
+            ))
+        }
+    }
+}
+
+/// The lines under the run table: the counts, where the ledger is, what is in progress.
+fn summary(report: &RunReport, out: &mut dyn Write) -> io::Result<()> {
     let s = &report.summary;
     writeln!(
         out,

@@ -8,13 +8,59 @@ use crate::stage::fleet::{HostStage, StageReport};
 pub fn render_stage(
     report: &StageReport,
     json: bool,
-    color: bool,
+    look: super::Look,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     if json {
         return super::write_json(out, report);
     }
-    let mut t = super::new_table(color);
+    if let Some(width) = look.width {
+        use super::fit::{Col, render};
+        let cols = [
+            Col {
+                header: "tenant",
+                max: 14,
+            },
+            Col {
+                header: "host",
+                max: 22,
+            },
+            Col {
+                header: "sent",
+                max: 24,
+            },
+            Col {
+                header: "installer on the host",
+                max: 0,
+            },
+        ];
+        let rows: Vec<Vec<String>> = report
+            .hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    h.tenant.clone(),
+                    h.host.clone(),
+                    sent_cell(h),
+                    where_cell(h),
+                ]
+            })
+            .map(|r| {
+                r.iter()
+                    .map(|c| super::sanitize::terminal_safe(c).into_owned())
+                    .collect()
+            })
+            .collect();
+        write!(out, "{}", render(&cols, &rows, width))?;
+        let mut under = Vec::new();
+        summary(report, &mut under)?;
+        return write!(
+            out,
+            "{}",
+            super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
+        );
+    }
+    let mut t = super::new_table(look.color);
     t.set_header(vec!["tenant", "host", "installer on the host", "sent"]);
     for h in &report.hosts {
         t.add_row(vec![
@@ -25,6 +71,11 @@ pub fn render_stage(
         ]);
     }
     writeln!(out, "{t}")?;
+    summary(report, out)
+}
+
+/// The line under the stage table: what moved, how fast.
+fn summary(report: &StageReport, out: &mut dyn Write) -> io::Result<()> {
     let s = &report.summary;
     let mib = s.bytes_sent as f64 / (1u64 << 20) as f64;
     writeln!(
