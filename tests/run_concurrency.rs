@@ -361,3 +361,103 @@ fn two_resumes_of_a_detached_run_started_together_carry_it_on_once() {
         bench.assert_once(&name);
     }
 }
+
+/// A ledger changed behind the run's back is not believed (issue 17 §8): an edited `plan.json`
+/// stops the resume; a host record that cannot be read leaves that host alone (its file kept);
+/// a record's "backup ok" whose backup no longer verifies on the share is taken again before
+/// anything else is done to the host.
+#[test]
+fn a_tampered_ledger_is_not_believed() {
+    let bench = Bench::new(240);
+    bench.reset();
+    let mut run = bench.command(false).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bench
+        .journal()
+        .iter()
+        .any(|e| e["host"] == "t02-staging" && e["phase"] == "stage" && e["event"] == "start")
+    {
+        assert!(Instant::now() < deadline, "the stage never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run.kill().unwrap();
+    let _ = run.wait();
+    let ledger = bench.ledgers().pop().unwrap();
+    // The staging server's pre-upgrade dump, altered on the share.
+    let backups = bench.share().join("tenants/tenant02/t02-staging/backups");
+    let dump = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".server-configuration.tar"))
+        .unwrap();
+    let mut bytes = std::fs::read(&dump).unwrap();
+    bytes.extend_from_slice(b"tampered");
+    std::fs::write(&dump, bytes).unwrap();
+    // An edited plan.json: refused, naming it.
+    let plan = ledger.join("plan.json");
+    let original = std::fs::read(&plan).unwrap();
+    let mut edited = original.clone();
+    edited.extend_from_slice(b"\n");
+    std::fs::write(&plan, &edited).unwrap();
+    let out = bench.command(true).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("plan.json changed since the run started"),
+        "{stderr}"
+    );
+    std::fs::write(&plan, &original).unwrap();
+    // A host record that cannot be read.
+    let record = ledger.join("hosts/tenant02/t02-behind.json");
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(&record, "{ not json").unwrap();
+    let out = bench.command(true).output().unwrap();
+    let (report, stderr) = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}\n{report:#}");
+    let host = |name: &str| {
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == name)
+            .unwrap()
+            .clone()
+    };
+    let behind = host("t02-behind");
+    assert_eq!(behind["outcome"], "failed", "{behind:#}");
+    assert!(
+        behind["message"]
+            .as_str()
+            .unwrap()
+            .contains("its record in the run's ledger cannot be read"),
+        "{behind:#}"
+    );
+    assert_eq!(std::fs::read_to_string(&record).unwrap(), "{ not json");
+    // The staging server: its backup not believed, taken again, then upgraded.
+    assert_eq!(host("t02-staging")["outcome"], "verified", "{report:#}");
+    let journal = bench.journal();
+    let not_believed = journal
+        .iter()
+        .find(|e| e["host"] == "t02-staging" && e["event"] == "not-believed")
+        .unwrap_or_else(|| panic!("no not-believed event: {journal:#?}"));
+    assert!(
+        not_believed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
+        "{not_believed}"
+    );
+    let manifests = std::fs::read_dir(&backups)
+        .unwrap()
+        .filter(|e| {
+            let n = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            n.ends_with(".manifest.json") && n.contains("pre-upgrade")
+        })
+        .count();
+    assert_eq!(manifests, 2, "a second pre-upgrade backup");
+}

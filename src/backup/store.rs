@@ -170,6 +170,38 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// Reads every file of the backup back and checks it against the manifest (present, a
+    /// regular file, its size and SHA-256): a record that says "backup ok" is believed only
+    /// when this holds.
+    pub fn verify(&self) -> Result<(), String> {
+        for f in &self.manifest.files {
+            let path = self.dir.join(&f.name);
+            let meta = fs::symlink_metadata(&path)
+                .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+            if !meta.is_file() {
+                return Err(format!("{} is not a regular file", path.display()));
+            }
+            if meta.len() != f.size {
+                return Err(format!(
+                    "{} is {} bytes; its manifest says {}",
+                    path.display(),
+                    meta.len(),
+                    f.size
+                ));
+            }
+            let sha = super::spool::sha256_of(&path)
+                .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+            if !sha.eq_ignore_ascii_case(&f.sha256) {
+                return Err(format!(
+                    "{} has SHA-256 {sha}; its manifest says {}",
+                    path.display(),
+                    f.sha256
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn path_of(&self, role: Role) -> Option<PathBuf> {
         self.manifest
             .files

@@ -207,6 +207,12 @@ impl Reporters {
         self
     }
 
+    /// Also records events in line (the run's journal on the share).
+    pub(super) fn with_journal(mut self, journal: crate::engine::events::Journal) -> Self {
+        self.sink.add_journal(journal);
+        self
+    }
+
     pub(super) async fn finish(self) {
         drop(self.sink);
         for task in self.tasks {
@@ -244,7 +250,7 @@ fn reporters(io: &Io<'_>, events: Option<&Path>) -> Result<Reporters, String> {
 pub fn inventory_check(path: &Path, cx: &Context, io: &mut Io<'_>) -> u8 {
     match Inventory::load(path, cx.env.user_known_hosts().as_deref()) {
         Ok(inv) => {
-            for w in inv.file_warnings() {
+            for w in inv.warnings() {
                 let _ = writeln!(io.err, "warning: {w}");
             }
             let _ = writeln!(

@@ -116,45 +116,22 @@ async fn prepare_and_run(
     );
     let selected =
         select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants).map_err(input)?;
+    let mut unreadable = HashMap::new();
     let (ledger, plan, previous, options, playbook, installer) = match &args.resume {
         Some(which) => {
             let ledger =
                 ledger::Ledger::resume(&share, which, &controller(&cx.env)).map_err(input)?;
-            let options = resumed_options(&ledger, args)?;
-            let playbook = match ledger.read("playbook.toml") {
-                Some(text) => RunPlaybook::parse(
-                    &String::from_utf8_lossy(&text),
-                    &format!("{}/playbook.toml", ledger.dir.display()),
-                )
-                .map_err(input)?,
-                None => RunPlaybook::embedded(),
-            };
-            if let Some(given) = &args.playbook
-                && std::fs::read(given).ok() != ledger.read("playbook.toml")
-            {
-                return Err(input(format!(
-                    "run {} keeps the playbook it started with ({}), and --playbook {} differs: leave it out",
-                    ledger.run_id(),
-                    options
-                        .playbook
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "the built-in one".into()),
-                    given.display()
-                )));
+            match resume_setup(&ledger, args, &inventory, io) {
+                Ok((options, playbook, installer, r)) => {
+                    unreadable = r.unreadable;
+                    (ledger, r.plan, r.previous, options, playbook, installer)
+                }
+                Err(e) => {
+                    // Refused before any host: the run is let go for the next resume.
+                    let _ = ledger.let_go();
+                    return Err(e);
+                }
             }
-            let msi = args.msi.clone().unwrap_or_else(|| options.msi.clone());
-            let pinned = Some(options.sha256.as_str()).filter(|s| !s.is_empty());
-            let installer = Installer::load(&msi, pinned).map_err(|e| {
-                input(format!(
-                    "run {} upgrades with {} (SHA-256 {}): {e}",
-                    ledger.run_id(),
-                    options.msi.display(),
-                    options.sha256
-                ))
-            })?;
-            let (plan, previous) = resumed(&ledger, &inventory, &installer, io).map_err(input)?;
-            (ledger, plan, previous, options, playbook, installer)
         }
         None => {
             let playbook = match &args.playbook {
@@ -191,7 +168,7 @@ async fn prepare_and_run(
     let budget = budget_text(&options)?;
     let run_id = ledger.run_id();
     let reporters = super::reporters(io, args.fleet.events.as_deref()).map_err(input)?;
-    let reporters = reporters.with_notices(io);
+    let reporters = reporters.with_notices(io).with_journal(ledger.journal());
     let report = run::run(
         run::RunInputs {
             run_id: &run_id,
@@ -209,6 +186,7 @@ async fn prepare_and_run(
             ignore_windows: options.ignore_windows,
             wait_for_window: options.wait_for_window,
             previous,
+            unreadable,
             canary: options.canary.map(|n| n as usize),
             continue_after_canary: options.continue_after_canary,
         },
@@ -217,13 +195,6 @@ async fn prepare_and_run(
     )
     .await;
     reporters.finish().await;
-    if cx.shutdown.level() == crate::engine::Level::Detach {
-        let _ = ledger.event(&serde_json::json!({
-            "at": jiff::Timestamp::now().to_string(),
-            "event": "detached",
-            "detail": format!("the controller let go of the hosts still in progress: ecfleet run --resume {run_id}"),
-        }));
-    }
     if let Err(e) = ledger.finish(&report) {
         let _ = writeln!(io.err, "warning: the run's summary was not written: {e}");
     }
@@ -416,6 +387,52 @@ fn header(
     })
 }
 
+/// What a resumed run is carried on with, from its ledger: its options, its playbook (the
+/// text kept in the ledger), its installer (the same SHA-256), its plan and host records.
+fn resume_setup(
+    ledger: &ledger::Ledger,
+    args: &RunArgs,
+    inventory: &crate::inventory::Inventory,
+    io: &mut Io<'_>,
+) -> Result<(RunOptions, RunPlaybook, Installer, Resumed), (u8, String)> {
+    let input = |e: String| (exit::INVALID_INPUT, e);
+    let options = resumed_options(ledger, args)?;
+    let playbook = match ledger.read("playbook.toml") {
+        Some(text) => RunPlaybook::parse(
+            &String::from_utf8_lossy(&text),
+            &format!("{}/playbook.toml", ledger.dir.display()),
+        )
+        .map_err(input)?,
+        None => RunPlaybook::embedded(),
+    };
+    if let Some(given) = &args.playbook
+        && std::fs::read(given).ok() != ledger.read("playbook.toml")
+    {
+        return Err(input(format!(
+            "run {} keeps the playbook it started with ({}), and --playbook {} differs: leave it out",
+            ledger.run_id(),
+            options
+                .playbook
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "the built-in one".into()),
+            given.display()
+        )));
+    }
+    let msi = args.msi.clone().unwrap_or_else(|| options.msi.clone());
+    let pinned = Some(options.sha256.as_str()).filter(|s| !s.is_empty());
+    let installer = Installer::load(&msi, pinned).map_err(|e| {
+        input(format!(
+            "run {} upgrades with {} (SHA-256 {}): {e}",
+            ledger.run_id(),
+            options.msi.display(),
+            options.sha256
+        ))
+    })?;
+    let resumed = resumed(ledger, inventory, &installer, io).map_err(input)?;
+    Ok((options, playbook, installer, resumed))
+}
+
 /// A resumed run's options: the ones `run.json` kept, checked against those given now (a run
 /// from before options were kept takes the command line's).
 fn resumed_options(ledger: &ledger::Ledger, args: &RunArgs) -> Result<RunOptions, (u8, String)> {
@@ -448,17 +465,38 @@ fn resumed_options(ledger: &ledger::Ledger, args: &RunArgs) -> Result<RunOptions
     }
 }
 
-/// A resumed run's plan (as the ledger kept it) and each host's record; the installer must be
-/// the one the run started with.
+/// What `--resume` found in the ledger: the run's plan, each host's record, and the hosts whose
+/// record is there but cannot be read (they are left alone, never started over).
+struct Resumed {
+    plan: Plan,
+    previous: HashMap<String, run::HostRecord>,
+    unreadable: HashMap<String, String>,
+}
+
+/// A resumed run's plan (as the ledger kept it, checked against the SHA-256 `run.json` keeps
+/// of it) and each host's record; the installer must be the one the run started with.
 fn resumed(
     ledger: &ledger::Ledger,
     inventory: &crate::inventory::Inventory,
     installer: &Installer,
     io: &mut Io<'_>,
-) -> Result<(Plan, HashMap<String, run::HostRecord>), String> {
+) -> Result<Resumed, String> {
     let plan_bytes = ledger
         .read("plan.json")
         .ok_or_else(|| format!("{} has no plan.json", ledger.dir.display()))?;
+    let header: serde_json::Value = ledger
+        .read("run.json")
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some(kept) = header[ledger::PLAN_SHA256_FIELD].as_str() {
+        let now = crate::digest::sha256_hex(&plan_bytes);
+        if !now.eq_ignore_ascii_case(kept) {
+            return Err(format!(
+                "{}/plan.json changed since the run started (SHA-256 {now}; run.json says {kept}): a ledger that was edited is not carried on; start a new run from a plan",
+                ledger.dir.display()
+            ));
+        }
+    }
     let plan: Plan = serde_json::from_slice(&plan_bytes)
         .map_err(|e| format!("{}/plan.json: {e}", ledger.dir.display()))?;
     // The run's plan against the inventory given now: the same rule as a new run's.
@@ -468,10 +506,6 @@ fn resumed(
         inventory,
     )?;
     check_installer(&plan, installer)?;
-    let header: serde_json::Value = ledger
-        .read("run.json")
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
     if let Some(sha) = header["installer"]["sha256"].as_str()
         && !sha.eq_ignore_ascii_case(&installer.payload.sha256)
     {
@@ -483,21 +517,52 @@ fn resumed(
         ));
     }
     let mut previous = HashMap::new();
+    let mut unreadable = HashMap::new();
     for h in &plan.hosts {
-        if let Some(bytes) = ledger.read(&format!("hosts/{}/{}.json", h.tenant, h.host))
-            && let Ok(record) = serde_json::from_slice::<run::HostRecord>(&bytes)
-        {
-            previous.insert(h.host.clone(), record);
+        let path = ledger
+            .dir
+            .join("hosts")
+            .join(&h.tenant)
+            .join(format!("{}.json", h.host));
+        let read = crate::fsread::read_regular(&path, 16 << 20)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<run::HostRecord>(&b).map_err(|e| e.to_string()));
+        match read {
+            Ok(record) => {
+                previous.insert(h.host.clone(), record);
+            }
+            Err(_) if !path.exists() && std::fs::symlink_metadata(&path).is_err() => {}
+            Err(e) => {
+                unreadable.insert(
+                    h.host.clone(),
+                    format!(
+                        "its record in the run's ledger cannot be read ({}: {e}); nothing was done to it: repair or remove that file, then resume again",
+                        path.display()
+                    ),
+                );
+            }
         }
     }
     let _ = writeln!(
         io.err,
-        "run {}: resumed ({} with a record); ledger {}",
+        "run {}: resumed ({} with a record{}); ledger {}",
         ledger.run_id(),
         crate::report::count(previous.len(), "host"),
+        if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} whose record cannot be read: left alone",
+                crate::report::count(unreadable.len(), "host")
+            )
+        },
         ledger.dir.display()
     );
-    Ok((plan, previous))
+    Ok(Resumed {
+        plan,
+        previous,
+        unreadable,
+    })
 }
 
 /// No plan file: plan the selected hosts now, against the installer.

@@ -1,5 +1,7 @@
-//! What the engine tells reporters while it runs (progress bars, JSON Lines, later the run
-//! journal): events over an unbounded channel, so that a slow reporter never slows a host.
+//! What the engine tells reporters while it runs: the progress bar and the live view, JSON
+//! Lines (`--events`), and the run's journal on the share. Channel reporters get events over an
+//! unbounded channel, so that a slow reporter never slows a host; a journal reporter is called
+//! in line ([`EventSink::add_journal`]), so that its record is on disk before the host goes on.
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -54,6 +56,34 @@ pub enum Event {
         /// Hosts skipped or interrupted: never started, or stopped before their end.
         not_finished: usize,
     },
+    /// `ecfleet run`: a host's phase began (`preflight`, `backup`, `stage`, `upgrade`, `verify`,
+    /// or `window` for a wait). `at` is the controller's clock.
+    PhaseStarted {
+        at: String,
+        tenant: String,
+        host: String,
+        phase: String,
+    },
+    /// `ecfleet run`: something within a phase the journal keeps (`handoff`, `evidence`,
+    /// `resumed`, `fallback`, `restart-adsync`, `not-believed`, `not-started`, …).
+    PhaseStep {
+        at: String,
+        tenant: String,
+        host: String,
+        phase: String,
+        step: String,
+        outcome: Option<String>,
+        detail: Option<String>,
+    },
+    /// `ecfleet run`: a host's phase ended: `ok`, or the outcome it ended the host with.
+    PhaseEnded {
+        at: String,
+        tenant: String,
+        host: String,
+        phase: String,
+        outcome: String,
+        detail: Option<String>,
+    },
     /// `ecfleet run`: a host's end, as the operator reads it ("verified on t02-behind
     /// (2.6.3.0 → 2.6.92.0, 4m12s)", "failed on …: why").
     HostEnded {
@@ -79,20 +109,37 @@ pub enum Event {
     },
 }
 
-/// Where events go: every reporter's channel (none: they are dropped).
+/// A reporter called in line with each event: it must be quick (a synced append is).
+pub type Journal = std::sync::Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Where events go: every reporter's channel, and the journals called in line (none: they are
+/// dropped).
 #[derive(Clone, Default)]
 pub struct EventSink {
     tx: Vec<mpsc::UnboundedSender<Event>>,
+    journals: Vec<Journal>,
 }
 
 impl EventSink {
     pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (EventSink { tx: vec![tx] }, rx)
+        (
+            EventSink {
+                tx: vec![tx],
+                journals: Vec::new(),
+            },
+            rx,
+        )
     }
 
     pub fn none() -> EventSink {
-        EventSink { tx: Vec::new() }
+        EventSink::default()
+    }
+
+    /// A reporter that records events as they happen, before `send` returns (the run's journal
+    /// on the share: a host goes on only once its step is on disk).
+    pub fn add_journal(&mut self, journal: Journal) {
+        self.journals.push(journal);
     }
 
     /// One more reporter: every event goes to it too.
@@ -103,6 +150,9 @@ impl EventSink {
     }
 
     pub fn send(&self, event: Event) {
+        for journal in &self.journals {
+            journal(&event);
+        }
         for tx in &self.tx {
             let _ = tx.send(event.clone());
         }

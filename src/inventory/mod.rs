@@ -223,10 +223,27 @@ impl Inventory {
 
     /// Problems that do not make the inventory invalid but will bite at run time: a key,
     /// known_hosts or password file that is not a regular file (a FIFO blocks its reader, a
-    /// device never ends). Missing files are not warned about (known_hosts may not exist yet).
-    pub fn file_warnings(&self) -> Vec<String> {
+    /// device never ends; missing files are not warned about: known_hosts may not exist yet),
+    /// and a WinRM host whose port is the other scheme's default (HTTPS on 5985, HTTP on 5986).
+    pub fn warnings(&self) -> Vec<String> {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
+        for host in self.hosts() {
+            let HostTransport::WinRm(w) = &host.transport else {
+                continue;
+            };
+            let (port, said, fix) = match (w.https, host.port) {
+                (true, 5985) => (5985, "https = true", "port = 5986, or https = false"),
+                (false, 5986) => (5986, "https = false", "https = true, or port = 5985"),
+                _ => continue,
+            };
+            out.push(format!(
+                "{}:{}: host {}: {said} on port {port}, WinRM's default port for the other scheme: the listener there likely does not speak it; set {fix}",
+                self.path.display(),
+                host.line,
+                host.name
+            ));
+        }
         for host in self.hosts() {
             for (what, path) in host.local_files() {
                 if !seen.insert(path.to_path_buf()) {

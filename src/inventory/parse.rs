@@ -965,7 +965,12 @@ fn parse_host(
             "set password = { env = \"VAR\" } (or file / command) on the host or in [defaults]",
         );
     }
-    let winrm = winrm_keys(ctx, t, path, true).or(&d.winrm);
+    // `[defaults]` WinRM keys are for the WinRM hosts; an SSH host is judged on its own keys.
+    let own = winrm_keys(ctx, t, path, true);
+    let winrm = match transport {
+        TransportKind::WinRm => own.or(&d.winrm),
+        TransportKind::Ssh => own,
+    };
     let host_transport = host_transport(
         ctx,
         &span,

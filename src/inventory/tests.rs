@@ -176,3 +176,88 @@ fn unsafe_or_impossible_winrm_settings_are_errors_with_their_fix() {
     // Each names its line.
     assert!(errors.iter().all(|e| e.line > 0), "{text:#?}");
 }
+
+#[test]
+fn winrm_keys_in_defaults_are_for_winrm_hosts_and_a_crossed_port_is_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, "").unwrap();
+    let text = format!(
+        r#"[defaults]
+user = "ops"
+password = {{ env = "EC_PASSWORD" }}
+known_hosts = "{}"
+https = true
+auth = "basic"
+
+[[tenant]]
+name = "contoso"
+
+[[tenant.host]]
+name = "linux-lab"
+address = "10.0.0.1"
+role = "active"
+
+[[tenant.host]]
+name = "win-on-5985"
+address = "10.0.0.2"
+role = "active"
+transport = "winrm"
+port = 5985
+
+[[tenant.host]]
+name = "win-http-on-5986"
+address = "10.0.0.3"
+role = "staging"
+transport = "winrm"
+https = false
+auth = "negotiate"
+cert_sha256 = "3f2a9c0d5e61b7a8c4d2e0f19a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a09"
+port = 5986
+"#,
+        known_hosts.display()
+    );
+    let path = dir.path().join("fleet.toml");
+    // The SSH host takes nothing from the WinRM defaults (`auth = "basic"` would be an error
+    // there); the HTTP host's own pin is one.
+    let errors = Inventory::parse(&text, &path, None).unwrap_err().0;
+    let text_of: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{text_of:#?}");
+    assert!(
+        text_of[0].contains("win-http-on-5986") || text_of[0].contains("cert_sha256"),
+        "{text_of:#?}"
+    );
+    let fixed = text.replace(
+        "auth = \"negotiate\"\ncert_sha256 = \"3f2a9c0d5e61b7a8c4d2e0f19a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a09\"\n",
+        "auth = \"negotiate\"\n",
+    );
+    let inv = Inventory::parse(&fixed, &path, None).unwrap();
+    let warnings = inv.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0].contains(":16: host win-on-5985: https = true on port 5985")
+            && warnings[0].contains("set port = 5986"),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[1].contains("host win-http-on-5986: https = false on port 5986"),
+        "{warnings:#?}"
+    );
+}
+
+#[test]
+fn the_winrm_example_in_the_docs_parses() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/winrm.md"))
+        .unwrap();
+    // The first indented block: the example inventory.
+    let example: String = doc
+        .lines()
+        .skip_while(|l| !l.starts_with("    [[tenant]]"))
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(example.contains("command = \"pass show"), "{example}");
+    let inv = Inventory::parse(&example, Path::new("fleet.toml"), None)
+        .unwrap_or_else(|e| panic!("docs/winrm.md's example: {e}\n{example}"));
+    assert_eq!(inv.host_count(), 2);
+}

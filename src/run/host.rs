@@ -245,7 +245,7 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             .await
             .map_err(failed)?;
     }
-    if !w.record.done("backup") || waited {
+    if !w.record.done("backup") || waited || !recorded_backup_holds(w) {
         take_backup(w, &mut session, waited).await?;
     }
     if w.ctx.stopping() {
@@ -345,6 +345,27 @@ async fn take_backup(
     Ok(())
 }
 
+/// Whether the backup an earlier controller recorded (`--resume`) is still on the share, whole:
+/// its manifest is there and every file verifies. If not, the ledger says why and phase 2 is
+/// done again (the gate relies on it).
+fn recorded_backup_holds(w: &Walk<'_, '_>) -> bool {
+    let Some(recorded) = w.record.backup.as_deref() else {
+        return false;
+    };
+    let name = recorded.rsplit(['/', '\\']).next().unwrap_or(recorded);
+    let backups = backup::HostBackups::new(w.cx.share, &w.host.tenant, &w.host.name);
+    let why = match backups.list().into_iter().find(|s| s.manifest.name == name) {
+        None => format!("the recorded backup {name} is not on the share (no verified manifest)"),
+        Some(s) => match s.verify() {
+            Ok(()) => return true,
+            Err(e) => format!("the recorded backup {name} does not verify: {e}"),
+        },
+    };
+    w.cx.log(w.host, "backup", "not-believed", None, Some(why.clone()));
+    w.notice(format!("{why}: taking the pre-upgrade backup again"));
+    false
+}
+
 /// `--wait-for-window`: until the tenant's window opens (a Ctrl-C stops the wait: the host is
 /// `interrupted` before phase 3).
 async fn wait_for_window(w: &Walk<'_, '_>, opens: jiff::Timestamp) -> PhaseResult<()> {
@@ -386,7 +407,9 @@ async fn pre_upgrade_backup(
     let name = |s: &backup::store::Stored| format!("{}/{}", s.dir.display(), s.manifest.name);
     if !fresh
         && let Some(s) = backups.list().into_iter().rev().find(|s| {
-            s.manifest.tag == Tag::PreUpgrade && s.manifest.run_id.as_deref() == Some(cx.run_id)
+            s.manifest.tag == Tag::PreUpgrade
+                && s.manifest.run_id.as_deref() == Some(cx.run_id)
+                && s.verify().is_ok()
         })
     {
         return importable(&s).map(|_| name(&s));

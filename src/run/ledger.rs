@@ -11,16 +11,21 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::lock::{self, Hold, HoldError, Holder};
 use crate::share::{ShareError, replace_file, write_new_file};
 
+/// `run.json`'s field with the SHA-256 of the ledger's `plan.json`.
+pub const PLAN_SHA256_FIELD: &str = "ledger_plan_sha256";
+
 pub struct Ledger {
     pub dir: PathBuf,
-    events: Mutex<File>,
+    events: Arc<Mutex<File>>,
+    /// Writes to the ledger that failed (the run goes on; its report says so).
+    errors: Arc<Mutex<Vec<String>>>,
     /// This controller's hold of the run, let go by [`Ledger::finish`].
     hold: Hold,
     /// Who drives the run now: also the holder of each host's hold.
@@ -61,7 +66,7 @@ impl Ledger {
     pub fn create(
         share: &Path,
         run_id: &str,
-        header: &impl Serialize,
+        header: &serde_json::Value,
         plan: &impl Serialize,
         who: &Controller,
     ) -> Result<Ledger, ShareError> {
@@ -76,15 +81,23 @@ impl Ledger {
                 source: std::io::Error::other(other.to_string()),
             },
         })?;
-        let json = serde_json::to_vec_pretty(header).map_err(|e| ShareError {
-            path: dir.join("run.json"),
-            source: std::io::Error::other(e),
-        })?;
-        write_new_file(&dir.join("run.json"), &json)?;
         let plan = serde_json::to_vec_pretty(plan).map_err(|e| ShareError {
             path: dir.join("plan.json"),
             source: std::io::Error::other(e),
         })?;
+        // run.json names the very plan.json beside it: a resume checks it against this.
+        let mut header = header.clone();
+        if let Some(h) = header.as_object_mut() {
+            h.insert(
+                PLAN_SHA256_FIELD.into(),
+                crate::digest::sha256_hex(&plan).into(),
+            );
+        }
+        let json = serde_json::to_vec_pretty(&header).map_err(|e| ShareError {
+            path: dir.join("run.json"),
+            source: std::io::Error::other(e),
+        })?;
+        write_new_file(&dir.join("run.json"), &json)?;
         write_new_file(&dir.join("plan.json"), &plan)?;
         let events_path = dir.join("events.jsonl");
         let events = OpenOptions::new()
@@ -94,7 +107,8 @@ impl Ledger {
             .map_err(share_error(&events_path))?;
         Ok(Ledger {
             dir,
-            events: Mutex::new(events),
+            events: Arc::new(Mutex::new(events)),
+            errors: Arc::default(),
             hold,
             holder,
         })
@@ -127,7 +141,8 @@ impl Ledger {
             .map_err(|e| format!("cannot append to {}: {e}", events_path.display()))?;
         Ok(Ledger {
             dir,
-            events: Mutex::new(events),
+            events: Arc::new(Mutex::new(events)),
+            errors: Arc::default(),
             hold,
             holder,
         })
@@ -148,16 +163,44 @@ impl Ledger {
 
     /// Appends one event as a line, flushed and synced before this returns.
     pub fn event(&self, event: &impl Serialize) -> Result<(), ShareError> {
+        append(&self.dir.join("events.jsonl"), &self.events, event)
+    }
+
+    /// A failed write to the ledger, for the run's report.
+    pub fn error(&self, message: String) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message);
+    }
+
+    /// The writes to the ledger that failed so far.
+    pub fn errors(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The journal as a reporter of the engine's events: each host's phase starts, ends and
+    /// steps, and a detach (with the command that carries the run on), appended as one synced
+    /// line each before the host goes on (docs/run.md, "The ledger on the share").
+    pub fn journal(&self) -> crate::engine::events::Journal {
         let path = self.dir.join("events.jsonl");
-        let mut line = serde_json::to_vec(event).map_err(|e| ShareError {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        line.push(b'\n');
-        let mut file = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&line)
-            .and_then(|_| file.sync_data())
-            .map_err(share_error(&path))
+        let file = self.events.clone();
+        let errors = self.errors.clone();
+        let run_id = self.run_id();
+        Arc::new(move |event: &crate::engine::Event| {
+            let Some(line) = journal_line(event, &run_id) else {
+                return;
+            };
+            if let Err(e) = append(&path, &file, &line) {
+                errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(e.to_string());
+            }
+        })
     }
 
     /// Replaces `hosts/<tenant>/<host>.json` atomically.
@@ -192,6 +235,68 @@ impl Ledger {
     pub fn let_go(self) -> Result<(), ShareError> {
         self.hold.release()
     }
+}
+
+/// One synced line appended to the journal.
+fn append(path: &Path, file: &Mutex<File>, event: &impl Serialize) -> Result<(), ShareError> {
+    let mut line = serde_json::to_vec(event).map_err(|e| ShareError {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    line.push(b'\n');
+    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+    file.write_all(&line)
+        .and_then(|_| file.sync_data())
+        .map_err(share_error(path))
+}
+
+/// The journal's line for an engine event (`None`: the journal does not keep it). The format
+/// is the ledger's contract: `{at, tenant, host, phase, event, outcome, detail}`.
+fn journal_line(event: &crate::engine::Event, run_id: &str) -> Option<serde_json::Value> {
+    use crate::engine::Event;
+    Some(match event {
+        Event::PhaseStarted {
+            at,
+            tenant,
+            host,
+            phase,
+        } => serde_json::json!({
+            "at": at, "tenant": tenant, "host": host, "phase": phase,
+            "event": "start", "outcome": null, "detail": null,
+        }),
+        Event::PhaseEnded {
+            at,
+            tenant,
+            host,
+            phase,
+            outcome,
+            detail,
+        } => serde_json::json!({
+            "at": at, "tenant": tenant, "host": host, "phase": phase,
+            "event": "end", "outcome": outcome, "detail": detail,
+        }),
+        Event::PhaseStep {
+            at,
+            tenant,
+            host,
+            phase,
+            step,
+            outcome,
+            detail,
+        } => serde_json::json!({
+            "at": at, "tenant": tenant, "host": host, "phase": phase,
+            "event": step, "outcome": outcome, "detail": detail,
+        }),
+        Event::Detached { hosts } => serde_json::json!({
+            "at": jiff::Timestamp::now().to_string(),
+            "event": "detached",
+            "detail": format!(
+                "the controller let go of the {} still in progress: ecfleet run --resume {run_id}",
+                crate::report::count(*hosts, "host")
+            ),
+        }),
+        _ => return None,
+    })
 }
 
 /// The folder of run `which` (an id, or `latest`: the newest) on the share.

@@ -8,13 +8,13 @@ pub mod host;
 pub mod ledger;
 pub mod options;
 pub mod playbook;
+mod record;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
 use jiff::civil::Date;
-use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, EcVersion};
 use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, Unit};
@@ -25,182 +25,9 @@ use crate::session::Connector;
 use crate::stage::Installer;
 
 pub use playbook::RunPlaybook;
-
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
-
-/// How a host's run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HostOutcome {
-    /// On the target, the versions agree, the first syncs since the upgrade succeeded.
-    Verified,
-    /// A phase failed; the record says which and why.
-    Failed,
-    /// Not upgraded: its facts changed since the plan, it is no longer an in-place host, or its
-    /// tenant's staging server did not pass verification.
-    Refused,
-    /// The operator did not finish within the upgrade deadline (the upgrade was not touched).
-    OperatorTimeout,
-    /// The configuration version still disagrees with the engine's (after one ADSync restart).
-    VersionMismatch,
-    /// The plan does not upgrade it in place (`migrate`, `two-hop`, `blocked`, `up-to-date`).
-    Untouched,
-    /// Not started: the failure budget was spent.
-    Skipped,
-    /// Not started or stopped at a safe point: the run was interrupted.
-    Interrupted,
-    /// Its tenant's maintenance window is closed: phases 1 and 2 ran, phase 3 did not; the
-    /// message says when the window opens.
-    Deferred,
-    /// Upgraded, the versions agree, but the full import and full synchronization Microsoft's
-    /// upgrade queued (out-of-box rules changed) had not ended by verify's deadline: neither
-    /// failed nor verified. `run --resume` re-checks it without touching the host.
-    SyncPending,
-    /// Not touched: another controller drives the host (another run, or a resume of this one),
-    /// or a run whose controller is gone left it in the middle of its upgrade. The message names
-    /// that run and controller.
-    Locked,
-    /// Only in `ecfleet report` of a run whose controller is still working: the host is not
-    /// finished yet; its open phase says where it stands.
-    InProgress,
-}
-
-impl HostOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostOutcome::Verified => "verified",
-            HostOutcome::Failed => "failed",
-            HostOutcome::Refused => "refused",
-            HostOutcome::OperatorTimeout => "operator-timeout",
-            HostOutcome::VersionMismatch => "version-mismatch",
-            HostOutcome::Untouched => "untouched",
-            HostOutcome::Skipped => "skipped",
-            HostOutcome::Interrupted => "interrupted",
-            HostOutcome::Deferred => "deferred",
-            HostOutcome::SyncPending => "sync-pending",
-            HostOutcome::Locked => "locked",
-            HostOutcome::InProgress => "in-progress",
-        }
-    }
-
-    /// Whether the host's run is over (a resumed run leaves it as it is).
-    pub fn is_final(self) -> bool {
-        self.is_failure() || matches!(self, HostOutcome::Verified | HostOutcome::Untouched)
-    }
-
-    fn is_failure(self) -> bool {
-        matches!(
-            self,
-            HostOutcome::Failed
-                | HostOutcome::Refused
-                | HostOutcome::OperatorTimeout
-                | HostOutcome::VersionMismatch
-        )
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PhaseRecord {
-    /// `preflight`, `backup`, `stage`, `upgrade`, `verify`.
-    pub phase: String,
-    pub started_at: String,
-    pub ended_at: Option<String>,
-    /// `ok`, or the host's outcome when the phase ended it.
-    pub outcome: Option<String>,
-    pub detail: Option<String>,
-}
-
-/// One host's record: in the ledger (`hosts/<tenant>/<host>.json`) and in the report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostRecord {
-    pub tenant: String,
-    pub host: String,
-    pub role: Role,
-    pub action: Action,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub wave: u32,
-    pub outcome: HostOutcome,
-    pub message: String,
-    pub phases: Vec<PhaseRecord>,
-    /// The versions before the upgrade.
-    pub baseline: Option<host::Baseline>,
-    /// The verified pre-upgrade backup (its folder and name).
-    pub backup: Option<String>,
-    /// Where the verified installer is on the host.
-    pub staged: Option<String>,
-    /// What the operator was told to do.
-    pub operator: Option<String>,
-    /// When the upgrade was handed to the operator (the host's clock): from then on a resumed
-    /// run only watches; it never hands off a second time.
-    #[serde(default)]
-    pub handed_off_at: Option<String>,
-    /// When the host was last seen on the old version (the host's clock): syncs that started
-    /// after it count for verify.
-    #[serde(default)]
-    pub last_old_seen: Option<String>,
-    /// What the operator should still look at after a verified upgrade (a Health Agent left
-    /// disabled, with the command that re-enables it).
-    #[serde(default)]
-    pub warnings: Vec<String>,
-    pub finished_at: Option<String>,
-}
-
-impl HostRecord {
-    fn new(host: &Host, planned: &PlannedHost) -> Self {
-        HostRecord {
-            role: host.role,
-            ..HostRecord::from_plan(planned)
-        }
-    }
-
-    /// A record with what the plan says of a host.
-    fn from_plan(planned: &PlannedHost) -> Self {
-        HostRecord {
-            tenant: planned.tenant.clone(),
-            host: planned.host.clone(),
-            role: planned.role,
-            action: planned.action,
-            from: planned.from.clone(),
-            to: planned.to.clone(),
-            wave: planned.wave,
-            outcome: HostOutcome::Interrupted,
-            message: "in progress".into(),
-            phases: Vec::new(),
-            baseline: None,
-            backup: None,
-            staged: None,
-            operator: None,
-            handed_off_at: None,
-            last_old_seen: None,
-            warnings: Vec::new(),
-            finished_at: None,
-        }
-    }
-
-    /// Whether `phase` ended well (a resumed run does not do it again).
-    pub fn done(&self, phase: &str) -> bool {
-        self.phases
-            .iter()
-            .any(|p| p.phase == phase && p.outcome.as_deref() == Some("ok"))
-    }
-
-    /// A record picked up by `--resume`: a phase the killed controller left open is closed as
-    /// `interrupted`.
-    fn resumed(mut self) -> Self {
-        let now = {
-            let t = jiff::Timestamp::now();
-            t.round(jiff::Unit::Second).unwrap_or(t).to_string()
-        };
-        for p in self.phases.iter_mut().filter(|p| p.ended_at.is_none()) {
-            p.ended_at = Some(now.clone());
-            p.outcome = Some("interrupted".into());
-            p.detail = Some("the controller stopped; carried on by --resume".into());
-        }
-        self.outcome = HostOutcome::Interrupted;
-        self
-    }
-}
+pub use record::{
+    HostOutcome, HostRecord, PhaseRecord, REPORT_SCHEMA_VERSION, RunReport, RunSummary,
+};
 
 /// What every host's phases share.
 pub struct RunContext<'a> {
@@ -221,19 +48,6 @@ pub struct RunContext<'a> {
     pub wait_for_window: bool,
     /// Per tenant: its staging hosts in this run and whether each passed phase 4.
     staging: Mutex<HashMap<String, Vec<(String, StagingState)>>>,
-    /// Ledger writes that failed (the run goes on; the report says so).
-    ledger_errors: Mutex<Vec<String>>,
-}
-
-#[derive(Serialize)]
-struct LedgerEvent<'a> {
-    at: String,
-    tenant: &'a str,
-    host: &'a str,
-    phase: &'a str,
-    event: &'a str,
-    outcome: Option<&'a str>,
-    detail: Option<String>,
 }
 
 impl RunContext<'_> {
@@ -278,6 +92,9 @@ impl RunContext<'_> {
         std::time::Duration::from_secs(latest.clamp(0, 8 * 86_400) as u64 + 60)
     }
 
+    /// Tells the reporters of a step of `host`'s `phase` (`start`, `end`, or a step within):
+    /// the journal on the share records it before this returns; `--events` and the live view
+    /// get it too.
     fn log(
         &self,
         host: &Host,
@@ -286,21 +103,36 @@ impl RunContext<'_> {
         outcome: Option<&str>,
         detail: Option<String>,
     ) {
-        let e = LedgerEvent {
-            at: {
-                let t = jiff::Timestamp::now();
-                t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string()
-            },
-            tenant: &host.tenant,
-            host: &host.name,
-            phase,
-            event,
-            outcome,
-            detail,
+        let at = {
+            let t = jiff::Timestamp::now();
+            t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string()
         };
-        if let Err(err) = self.ledger.event(&e) {
-            self.ledger_error(err.to_string());
-        }
+        let (tenant, host, phase) = (host.tenant.clone(), host.name.clone(), phase.to_string());
+        self.events.send(match event {
+            "start" => engine::Event::PhaseStarted {
+                at,
+                tenant,
+                host,
+                phase,
+            },
+            "end" => engine::Event::PhaseEnded {
+                at,
+                tenant,
+                host,
+                phase,
+                outcome: outcome.unwrap_or("ok").to_string(),
+                detail,
+            },
+            step => engine::Event::PhaseStep {
+                at,
+                tenant,
+                host,
+                phase,
+                step: step.to_string(),
+                outcome: outcome.map(str::to_string),
+                detail,
+            },
+        });
     }
 
     /// Takes the host's hold on the share (`locks/<tenant>/<host>`): no other controller drives
@@ -357,10 +189,7 @@ impl RunContext<'_> {
     }
 
     fn ledger_error(&self, message: String) {
-        self.ledger_errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(message);
+        self.ledger.error(message);
     }
 
     /// A staging host's end, for its tenant's active servers.
@@ -454,53 +283,6 @@ impl StagingState {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub hosts: usize,
-    pub verified: usize,
-    pub failed: usize,
-    pub untouched: usize,
-    pub waiting: usize,
-    /// Upgraded, waiting for the full synchronization Microsoft's upgrade queued.
-    #[serde(default)]
-    pub sync_pending: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunReport {
-    pub schema_version: u32,
-    pub kind: String,
-    pub run_id: String,
-    /// The ledger's folder on the share.
-    pub ledger: String,
-    pub target: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub summary: RunSummary,
-    pub hosts: Vec<HostRecord>,
-    /// Ledger writes that failed (the share was unwritable for a while).
-    pub ledger_errors: Vec<String>,
-    /// `ecfleet report` of a run a live controller still drives: which (`in progress (pid …)`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub in_progress: Option<String>,
-}
-
-impl RunReport {
-    /// 0 every upgraded host verified; 1 some failed; 2 some waiting (interrupted, skipped);
-    /// 5 none failed or waiting, some `sync-pending` (docs/exit-codes.md).
-    pub fn exit_code(&self) -> u8 {
-        if self.summary.failed > 0 {
-            crate::exit::run::FAILED
-        } else if self.summary.waiting > 0 {
-            crate::exit::run::WAITING
-        } else if self.summary.sync_pending > 0 {
-            crate::exit::run::SYNC_PENDING
-        } else {
-            crate::exit::run::OK
-        }
-    }
-}
-
 pub struct RunInputs<'a> {
     pub run_id: &'a str,
     pub inventory: &'a Inventory,
@@ -518,6 +300,9 @@ pub struct RunInputs<'a> {
     pub wait_for_window: bool,
     /// `--resume`: each host's record as the earlier controller left it.
     pub previous: HashMap<String, HostRecord>,
+    /// `--resume`: hosts whose record is in the ledger but cannot be read, and why: left
+    /// alone (`failed`), their record never overwritten.
+    pub unreadable: HashMap<String, String>,
     /// `--canary N`: the first N hosts first; the rest only when they all passed.
     pub canary: Option<usize>,
     pub continue_after_canary: bool,
@@ -544,6 +329,7 @@ fn select<'a>(
     inventory: &'a Inventory,
     plan: &'a Plan,
     mut previous: HashMap<String, HostRecord>,
+    unreadable: HashMap<String, String>,
 ) -> Selection<'a> {
     let by_name: HashMap<&str, &Host> = inventory.hosts().map(|h| (h.name.as_str(), h)).collect();
     let hosts: Vec<Planned<'a>> = plan
@@ -568,13 +354,22 @@ fn select<'a>(
             .or_default()
             .push((h.name.clone(), state));
     }
-    let finished: HashMap<String, HostRecord> = in_place
+    let mut finished: HashMap<String, HostRecord> = in_place
         .clone()
         .filter_map(|(h, _)| {
             let r = previous.get(&h.name)?;
             (r.outcome.is_final() && r.finished_at.is_some()).then(|| (h.name.clone(), r.clone()))
         })
         .collect();
+    // A record that cannot be read: the host is reported, not worked on (its file is kept).
+    for (h, p) in in_place.clone() {
+        if let Some(why) = unreadable.get(&h.name) {
+            let mut r = HostRecord::new(h, p);
+            r.outcome = HostOutcome::Failed;
+            r.message = why.clone();
+            finished.insert(h.name.clone(), r);
+        }
+    }
     let pending = in_place
         .filter(|(h, _)| !finished.contains_key(&h.name))
         .map(|(h, p)| (h, p, previous.remove(&h.name).map(HostRecord::resumed)))
@@ -647,7 +442,12 @@ fn units<'a>(pending: &[Pending<'a>], canary: usize) -> (Vec<Unit<Pending<'a>>>,
 /// `continue_after_canary`). One failure budget across all of it.
 pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) -> RunReport {
     let started_at = jiff::Timestamp::now();
-    let selection = select(inputs.inventory, inputs.plan, inputs.previous);
+    let selection = select(
+        inputs.inventory,
+        inputs.plan,
+        inputs.previous,
+        inputs.unreadable,
+    );
     let cx = RunContext {
         run_id: inputs.run_id,
         plan: inputs.plan,
@@ -670,7 +470,6 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         }),
         wait_for_window: inputs.wait_for_window,
         staging: Mutex::new(selection.staging),
-        ledger_errors: Mutex::new(Vec::new()),
     };
     let settings = EngineSettings {
         concurrency: inputs.concurrency,
@@ -848,35 +647,8 @@ fn report(
         finished_at: stamp(jiff::Timestamp::now()),
         summary: RunSummary::of(&records),
         hosts: records,
-        ledger_errors: cx
-            .ledger_errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone(),
+        ledger_errors: cx.ledger.errors(),
         in_progress: None,
-    }
-}
-
-impl RunSummary {
-    pub fn of(records: &[HostRecord]) -> RunSummary {
-        let count = |f: fn(HostOutcome) -> bool| records.iter().filter(|r| f(r.outcome)).count();
-        RunSummary {
-            hosts: records.len(),
-            verified: count(|o| o == HostOutcome::Verified),
-            failed: count(HostOutcome::is_failure),
-            untouched: count(|o| o == HostOutcome::Untouched),
-            waiting: count(|o| {
-                matches!(
-                    o,
-                    HostOutcome::Skipped
-                        | HostOutcome::Interrupted
-                        | HostOutcome::Deferred
-                        | HostOutcome::Locked
-                        | HostOutcome::InProgress
-                )
-            }),
-            sync_pending: count(|o| o == HostOutcome::SyncPending),
-        }
     }
 }
 
