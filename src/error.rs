@@ -74,13 +74,13 @@ impl ErrorKind {
     }
 
     /// The kind of a run's host that failed in `phase` (a phase of docs/run.md).
-    pub fn of_failed_phase(phase: &str) -> ErrorKind {
+    pub fn of_failed_phase(phase: Phase) -> ErrorKind {
         match phase {
-            "preflight" => ErrorKind::Preflight,
-            "backup" => ErrorKind::Backup,
-            "stage" => ErrorKind::Stage,
-            "upgrade" => ErrorKind::Upgrade,
-            "verify" => ErrorKind::Verify,
+            Phase::Preflight => ErrorKind::Preflight,
+            Phase::Backup => ErrorKind::Backup,
+            Phase::Stage => ErrorKind::Stage,
+            Phase::Upgrade => ErrorKind::Upgrade,
+            Phase::Verify => ErrorKind::Verify,
             _ => ErrorKind::Agent,
         }
     }
@@ -92,7 +92,8 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// Where in a host's work it failed.
+/// Where in a host's work something happened or failed: one enum for errors, the run's
+/// records and the engine's events (serialized as kebab-case words, `preflight`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
@@ -100,14 +101,45 @@ pub enum Phase {
     Connect,
     /// Finding the shell and putting the agent on the host.
     Provision,
-    /// Running an agent step (facts, and later backup, stage, verify).
+    /// Running an agent step.
     Agent,
     /// Before the host's work started (interrupted, budget spent).
     Schedule,
-    /// Fetching a backup from the host and storing it on the share.
+    /// `ecfleet run` phase 1: fresh facts against the plan.
+    Preflight,
+    /// Fetching a backup from the host and storing it on the share (`ecfleet run` phase 2).
     Backup,
-    /// Sending the installer to the host and checking it there.
+    /// Sending the installer to the host and checking it there (phase 3's first half).
     Stage,
+    /// The operator's upgrade, watched (phase 3).
+    Upgrade,
+    /// Phase 4.
+    Verify,
+    /// `--wait-for-window`: waiting for the tenant's maintenance window.
+    Window,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Provision => "provision",
+            Phase::Agent => "agent",
+            Phase::Schedule => "schedule",
+            Phase::Preflight => "preflight",
+            Phase::Backup => "backup",
+            Phase::Stage => "stage",
+            Phase::Upgrade => "upgrade",
+            Phase::Verify => "verify",
+            Phase::Window => "window",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One host's failure.

@@ -11,6 +11,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ecfleet_proto::step::Step;
+
 const USAGE: &str =
     "usage: ecfleet-agent [--expect-sha256 HEX] facts [--backend windows|lab] [--lab-root DIR]
        ecfleet-agent [--expect-sha256 HEX] backup [--out-dir DIR] [--backend windows|lab] [--lab-root DIR]
@@ -66,65 +68,45 @@ fn self_check(expected: &str) -> Result<String, String> {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
-    let Some(command) = args.first() else {
-        return Err(USAGE.to_string());
-    };
-    match command.as_str() {
-        "--version" | "version" => {
-            println!("ecfleet-agent {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        "facts" => {
-            let backend = parse_backend(&args[1..])?;
-            print_document(&backend::collect_facts(&backend)?)
-        }
-        "backup" => {
-            let (out_dir, rest) = take_option(&args[1..], "--out-dir")?;
-            let backend = parse_backend(&rest)?;
-            print_document(&backup::run(&backend, out_dir.map(PathBuf::from))?)
-        }
-        "stage" => {
-            let (path, rest) = take_option(&args[1..], "--path")?;
-            let (sha256, rest) = take_option(&rest, "--sha256")?;
-            let (size, rest) = take_option(&rest, "--size")?;
-            let (discard, rest) = take_flag(&rest, "--discard");
-            let backend = parse_backend(&rest)?;
-            let missing = |name: &str| format!("stage needs {name}\n{USAGE}");
-            let request = stage::Request {
-                path: PathBuf::from(path.ok_or_else(|| missing("--path"))?),
-                sha256: sha256.ok_or_else(|| missing("--sha256"))?,
-                size: size
-                    .ok_or_else(|| missing("--size"))?
-                    .parse()
-                    .map_err(|_| format!("--size takes a number of bytes\n{USAGE}"))?,
-                discard,
-            };
-            let result = stage::check(&backend, &request)?;
-            print_document(
-                &serde_json::to_string(&result).map_err(|e| format!("cannot encode: {e}"))?,
-            )
-        }
-        "handoff" => {
-            let (installer, rest) = take_option(&args[1..], "--installer")?;
-            let (version, rest) = take_option(&rest, "--version")?;
-            let backend = parse_backend(&rest)?;
-            let installer =
-                installer.ok_or_else(|| format!("handoff needs --installer\n{USAGE}"))?;
-            let version = version.ok_or_else(|| format!("handoff needs --version\n{USAGE}"))?;
-            let result = backend::handoff(&backend, std::path::Path::new(&installer), &version)?;
-            print_document(
-                &serde_json::to_string(&result).map_err(|e| format!("cannot encode: {e}"))?,
-            )
-        }
-        "restart-adsync" => {
-            let backend = parse_backend(&args[1..])?;
-            let result = backend::restart_adsync(&backend)?;
-            print_document(
-                &serde_json::to_string(&result).map_err(|e| format!("cannot encode: {e}"))?,
-            )
-        }
-        other => Err(format!("unknown command `{other}`\n{USAGE}")),
+    if matches!(
+        args.first().map(String::as_str),
+        Some("--version" | "version")
+    ) {
+        println!("ecfleet-agent {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
     }
+    let (step, rest) = Step::parse(args).map_err(|e| format!("{e}\n{USAGE}"))?;
+    let backend = parse_backend(&rest)?;
+    let document = match step {
+        Step::Facts => backend::collect_facts(&backend)?,
+        Step::Backup { out_dir } => backup::run(&backend, out_dir.map(PathBuf::from))?,
+        Step::Stage {
+            path,
+            sha256,
+            size,
+            discard,
+        } => to_json(&stage::check(
+            &backend,
+            &stage::Request {
+                path: PathBuf::from(path),
+                sha256,
+                size,
+                discard,
+            },
+        )?)?,
+        Step::Handoff { installer, version } => to_json(&backend::handoff(
+            &backend,
+            std::path::Path::new(&installer),
+            &version,
+        )?)?,
+        Step::RestartAdsync => to_json(&backend::restart_adsync(&backend)?)?,
+    };
+    print_document(&document)
+}
+
+/// A step's answer as JSON text.
+fn to_json(answer: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string(answer).map_err(|e| format!("cannot encode: {e}"))
 }
 
 fn print_document(output: &str) -> Result<(), String> {
@@ -134,31 +116,6 @@ fn print_document(output: &str) -> Result<(), String> {
         .and_then(|_| stdout.write_all(b"\n"))
         .and_then(|_| stdout.flush())
         .map_err(|e| format!("cannot write the result: {e}"))
-}
-
-/// `name VALUE` taken out of `args` (once), and the rest.
-/// Whether `name` is among `args`, and the others.
-fn take_flag(args: &[String], name: &str) -> (bool, Vec<String>) {
-    let rest: Vec<String> = args.iter().filter(|a| *a != name).cloned().collect();
-    (rest.len() != args.len(), rest)
-}
-
-fn take_option(args: &[String], name: &str) -> Result<(Option<String>, Vec<String>), String> {
-    let mut rest = Vec::new();
-    let mut value = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if arg == name {
-            value = Some(
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?,
-            );
-        } else {
-            rest.push(arg.clone());
-        }
-    }
-    Ok((value, rest))
 }
 
 fn parse_backend(args: &[String]) -> Result<backend::Backend, String> {

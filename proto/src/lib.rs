@@ -11,10 +11,13 @@ pub mod backup;
 pub mod lab;
 pub mod simulate;
 pub mod stage;
+pub mod step;
 pub mod upgrade;
 
 /// Version of the [`Facts`] document. Bump on any change that an older controller would misread.
 pub const FACTS_SCHEMA_VERSION: u32 = 1;
+/// What a [`Facts`] document says it is.
+pub const FACTS_KIND: &str = "ecfleet-facts";
 
 /// The agent's self-check. `ecfleet-agent --expect-sha256 HEX <command>` first hashes its own
 /// executable. When that is HEX, it prints [`AGENT_READY_PREFIX`], a space and the hash as its
@@ -33,6 +36,9 @@ pub const AGENT_MISMATCH_EXIT: u8 = 97;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     pub schema_version: u32,
+    /// `ecfleet-facts` ([`FACTS_KIND`]).
+    #[serde(default)]
+    pub kind: String,
     /// Version of the agent binary that collected the facts.
     pub agent_version: String,
     /// `windows` or `lab`.
@@ -364,6 +370,7 @@ impl Facts {
     pub fn new(backend: &str, agent_version: &str, collected_at: String) -> Self {
         Facts {
             schema_version: FACTS_SCHEMA_VERSION,
+            kind: FACTS_KIND.to_string(),
             agent_version: agent_version.to_string(),
             backend: backend.to_string(),
             collected_at,

@@ -7,10 +7,14 @@ use serde::{Deserialize, Serialize};
 
 pub const HANDOFF_KIND: &str = "ecfleet-handoff";
 pub const RESTART_KIND: &str = "ecfleet-restart";
+/// The schema of both documents.
+pub const UPGRADE_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandoffResult {
     pub kind: String,
+    #[serde(default)]
+    pub schema_version: u32,
     /// When the hand-off was recorded (RFC 3339 UTC, the host's clock).
     pub at: String,
     /// The staged installer is where the operator is told to find it.
@@ -20,6 +24,8 @@ pub struct HandoffResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestartResult {
     pub kind: String,
+    #[serde(default)]
+    pub schema_version: u32,
     /// The ADSync service is running again.
     pub running: bool,
     pub message: String,
@@ -35,6 +41,7 @@ impl RestartResult {
     pub fn refused(message: &str) -> Self {
         RestartResult {
             kind: RESTART_KIND.into(),
+            schema_version: UPGRADE_SCHEMA_VERSION,
             running: false,
             message: message.into(),
             refused_upgrade_running: true,

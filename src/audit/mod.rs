@@ -8,13 +8,14 @@ pub mod playbook;
 
 use std::time::Duration;
 
-use ecfleet_proto::{FACTS_SCHEMA_VERSION, Facts};
+use ecfleet_proto::Facts;
+use ecfleet_proto::step::Step;
 use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext};
-use crate::error::{ErrorKind, HostError, Phase};
+use crate::error::{ErrorKind, HostError};
 use crate::inventory::{Host, Inventory, Role};
 use crate::session::{Connector, HostSession};
 
@@ -237,18 +238,7 @@ async fn collect_facts(
     ctx: StepContext,
 ) -> Result<Facts, HostError> {
     let mut session = HostSession::open(host, connector, ctx.deadline).await?;
-    let facts: Result<Facts, HostError> = session.agent("facts", &[]).await;
+    let facts: Result<Facts, HostError> = session.agent(&Step::Facts).await;
     session.close().await;
-    let facts = facts?;
-    if facts.schema_version != FACTS_SCHEMA_VERSION {
-        return Err(HostError::new(
-            ErrorKind::Agent,
-            Phase::Agent,
-            format!(
-                "the agent speaks facts schema {} but this controller expects {FACTS_SCHEMA_VERSION}",
-                facts.schema_version
-            ),
-        ));
-    }
-    Ok(facts)
+    facts
 }

@@ -14,7 +14,8 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ecfleet_proto::backup::{BACKUP_KIND, BACKUP_SCHEMA_VERSION, BackupFile, BackupResult};
+use ecfleet_proto::backup::{BackupFile, BackupResult};
+use ecfleet_proto::step::Step;
 use jiff::civil::Date;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -286,17 +287,7 @@ async fn gather_and_fetch(
     session: &mut HostSession<'_>,
     folder: &Path,
 ) -> Result<(BackupResult, Vec<store::NewFile>), HostError> {
-    let result: BackupResult = session.agent("backup", &[]).await?;
-    if result.kind != BACKUP_KIND || result.schema_version != BACKUP_SCHEMA_VERSION {
-        return Err(backup_error(
-            ErrorKind::Agent,
-            format!(
-                "the agent answered a {} document of schema {}, not an {BACKUP_KIND} of schema {BACKUP_SCHEMA_VERSION}",
-                crate::checks::shown(&result.kind),
-                result.schema_version
-            ),
-        ));
-    }
+    let result: BackupResult = session.agent(&Step::Backup { out_dir: None }).await?;
     let failed = |part: &str| {
         result
             .errors

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Phase};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -62,7 +62,7 @@ pub enum Event {
         at: String,
         tenant: String,
         host: String,
-        phase: String,
+        phase: Phase,
     },
     /// `ecfleet run`: something within a phase the journal keeps (`handoff`, `evidence`,
     /// `resumed`, `fallback`, `restart-adsync`, `not-believed`, `not-started`, …).
@@ -70,7 +70,7 @@ pub enum Event {
         at: String,
         tenant: String,
         host: String,
-        phase: String,
+        phase: Phase,
         step: String,
         outcome: Option<String>,
         detail: Option<String>,
@@ -80,7 +80,7 @@ pub enum Event {
         at: String,
         tenant: String,
         host: String,
-        phase: String,
+        phase: Phase,
         outcome: String,
         detail: Option<String>,
     },

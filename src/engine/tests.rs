@@ -48,13 +48,29 @@ fn settings(concurrency: usize) -> EngineSettings {
     }
 }
 
+/// Any JSON the fake hosts answer, taken as an agent document (the fakes speak no real one).
+#[derive(Debug, serde::Deserialize)]
+#[serde(transparent)]
+struct AnyAnswer(serde_json::Value);
+
+impl ecfleet_proto::step::Document for AnyAnswer {
+    const KIND: &'static str = "any";
+    const SCHEMA_VERSION: u32 = 1;
+    fn kind(&self) -> &str {
+        Self::KIND
+    }
+    fn schema_version(&self) -> u32 {
+        Self::SCHEMA_VERSION
+    }
+}
+
 async fn facts_of(
     host: &Host,
     connector: &Connector,
     ctx: StepContext,
-) -> Result<serde_json::Value, HostError> {
+) -> Result<AnyAnswer, HostError> {
     let mut session = HostSession::open(host, connector, ctx.deadline).await?;
-    let answer = session.agent("facts", &[]).await;
+    let answer = session.agent(&ecfleet_proto::step::Step::Facts).await;
     session.close().await;
     answer
 }
@@ -103,7 +119,7 @@ async fn a_hung_host_hits_its_deadline_while_99_others_finish() {
         took >= Duration::from_secs(30) && took < Duration::from_secs(32),
         "{took:?}"
     );
-    assert_eq!(out[0].result.as_ref().unwrap()["ok"], true);
+    assert_eq!(out[0].result.as_ref().unwrap().0["ok"], true);
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use ecfleet_proto::Facts;
+use ecfleet_proto::step::Step;
 use ecfleet_proto::upgrade::{HandoffResult, RestartResult};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -26,7 +27,7 @@ use crate::backup::{self, BackupSettings, Tag};
 use crate::catalog::EcVersion;
 use crate::checks::{self, is_export, is_import};
 use crate::engine::{Event, StepContext};
-use crate::error::{ErrorKind, HostError};
+use crate::error::{ErrorKind, HostError, Phase};
 use crate::inventory::Host;
 use crate::plan::{Action, Basis, PlannedHost, rules};
 use crate::session::HostSession;
@@ -65,9 +66,9 @@ impl Walk<'_, '_> {
     }
 
     /// Starts a phase: ledger event, record.
-    fn start(&mut self, phase: &str) {
+    fn start(&mut self, phase: Phase) {
         self.record.phases.push(PhaseRecord {
-            phase: phase.into(),
+            phase,
             started_at: now(),
             ended_at: None,
             outcome: None,
@@ -83,8 +84,8 @@ impl Walk<'_, '_> {
             p.ended_at = Some(now());
             p.outcome = Some(outcome.into());
             p.detail = detail.clone();
-            let phase = p.phase.clone();
-            self.cx.log(self.host, &phase, "end", Some(outcome), detail);
+            let phase = p.phase;
+            self.cx.log(self.host, phase, "end", Some(outcome), detail);
         }
         self.cx.save(&self.record);
     }
@@ -92,7 +93,7 @@ impl Walk<'_, '_> {
     /// Runs phase `name` within `limit`, recording its end.
     async fn phase<T>(
         &mut self,
-        name: &str,
+        name: Phase,
         limit: Duration,
         work: impl Future<Output = PhaseResult<T>>,
     ) -> PhaseResult<T> {
@@ -161,7 +162,7 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             w.record.handed_off_at.clone().unwrap_or_default()
         ));
     }
-    if !w.record.done("upgrade") {
+    if !w.record.done(Phase::Upgrade) {
         let from = w
             .record
             .last_old_seen
@@ -171,7 +172,7 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         let backup = w.record.backup.clone().unwrap_or_default();
         let last_old = w
             .phase(
-                "upgrade",
+                Phase::Upgrade,
                 Duration::from_secs(d.upgrade),
                 watch_upgrade(host, cx, from, &backup),
             )
@@ -186,7 +187,7 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     let since = w.record.last_old_seen.clone().unwrap_or_default();
     let warnings = w
         .phase(
-            "verify",
+            Phase::Verify,
             Duration::from_secs(d.verify),
             verify(host, cx, since),
         )
@@ -206,14 +207,14 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     let mut session = HostSession::open(host, cx.connector, w.ctx.deadline)
         .await
         .map_err(failed)?;
-    let facts = if w.record.done("preflight") {
+    let facts = if w.record.done(Phase::Preflight) {
         // Only for the free space staging needs; preflight is not done twice.
-        session.agent::<Facts>("facts", &[]).await.ok()
+        session.agent::<Facts>(&Step::Facts).await.ok()
     } else {
         let s = &mut session;
         let facts = w
             .phase(
-                "preflight",
+                Phase::Preflight,
                 Duration::from_secs(d.preflight),
                 preflight(s, w.planned, cx),
             )
@@ -231,7 +232,7 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     let mut waited = false;
     if let Some((opens, why)) = cx.window_closed(host) {
         if !cx.wait_for_window {
-            if !w.record.done("backup") {
+            if !w.record.done(Phase::Backup) {
                 take_backup(w, &mut session, false).await?;
             }
             session.close().await;
@@ -245,7 +246,7 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             .await
             .map_err(failed)?;
     }
-    if !w.record.done("backup") || waited || !recorded_backup_holds(w) {
+    if !w.record.done(Phase::Backup) || waited || !recorded_backup_holds(w) {
         take_backup(w, &mut session, waited).await?;
     }
     if w.ctx.stopping() {
@@ -259,24 +260,24 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     let (free, drive) = disk
         .map(|d| (Some(d.free_bytes), d.system_drive.clone()))
         .unwrap_or((None, "the system drive".into()));
-    let staged = if w.record.done("stage")
+    let staged = if w.record.done(Phase::Stage)
         && let Some(path) = w.record.staged.clone()
     {
         path
     } else {
         let s = &mut session;
         let staged = w
-            .phase("stage", Duration::from_secs(d.stage), async {
+            .phase(Phase::Stage, Duration::from_secs(d.stage), async {
                 let staged = crate::stage::stage(s, cx.installer, free, &drive)
                     .await
                     .map_err(failed)?;
                 // In the journal within the phase, before its end.
                 if let Some(how) = staged.transfer.as_ref().filter(|h| h.contains("failed")) {
-                    cx.log(host, "stage", "fallback", None, Some(how.clone()));
+                    cx.log(host, Phase::Stage, "fallback", None, Some(how.clone()));
                 }
                 if !staged.interruptions.is_empty() {
                     let evidence = staged.interruptions.join("; ");
-                    cx.log(host, "stage", "resumed", None, Some(evidence));
+                    cx.log(host, Phase::Stage, "resumed", None, Some(evidence));
                 }
                 Ok(staged)
             })
@@ -301,10 +302,10 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         return Err(held_back);
     }
     let handoff: HandoffResult = session
-        .agent(
-            "handoff",
-            &["--installer", &staged, "--version", &cx.target.to_string()],
-        )
+        .agent(&Step::Handoff {
+            installer: staged.clone(),
+            version: cx.target.to_string(),
+        })
         .await
         .map_err(failed)?;
     // Recorded at once, with no wait between the host's answer and the record (a detach drops
@@ -313,7 +314,13 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     w.record.operator = Some(instructions.clone());
     w.record.handed_off_at = Some(handoff.at);
     cx.save(&w.record);
-    cx.log(host, "upgrade", "handoff", None, Some(instructions.clone()));
+    cx.log(
+        host,
+        Phase::Upgrade,
+        "handoff",
+        None,
+        Some(instructions.clone()),
+    );
     w.notice(instructions);
     cx.events.send(Event::HandedOff {
         host: host.name.clone(),
@@ -335,7 +342,7 @@ async fn take_backup(
     let limit = Duration::from_secs(cx.playbook.deadlines.backup);
     let done = w
         .phase(
-            "backup",
+            Phase::Backup,
             limit,
             pre_upgrade_backup(session, host, cx, fresh),
         )
@@ -361,7 +368,13 @@ fn recorded_backup_holds(w: &Walk<'_, '_>) -> bool {
             Err(e) => format!("the recorded backup {name} does not verify: {e}"),
         },
     };
-    w.cx.log(w.host, "backup", "not-believed", None, Some(why.clone()));
+    w.cx.log(
+        w.host,
+        Phase::Backup,
+        "not-believed",
+        None,
+        Some(why.clone()),
+    );
     w.notice(format!("{why}: taking the pre-upgrade backup again"));
     false
 }
@@ -372,11 +385,11 @@ async fn wait_for_window(w: &Walk<'_, '_>, opens: jiff::Timestamp) -> PhaseResul
     w.notice(format!(
         "waiting for the maintenance window: it opens {opens}"
     ));
-    w.cx.log(w.host, "window", "wait", None, Some(opens.to_string()));
+    w.cx.log(w.host, Phase::Window, "wait", None, Some(opens.to_string()));
     loop {
         let left = opens.duration_since(jiff::Timestamp::now());
         if left.is_zero() || left.is_negative() {
-            w.cx.log(w.host, "window", "open", None, None);
+            w.cx.log(w.host, Phase::Window, "open", None, None);
             return Ok(());
         }
         if w.ctx.stopping() {
@@ -463,7 +476,7 @@ async fn preflight(
     planned: &PlannedHost,
     cx: &RunContext<'_>,
 ) -> PhaseResult<Facts> {
-    let facts: Facts = session.agent("facts", &[]).await.map_err(failed)?;
+    let facts: Facts = session.agent(&Step::Facts).await.map_err(failed)?;
     let basis = Basis::of(Some(&facts));
     if basis.fingerprint() != planned.fingerprint {
         let changed = planned.basis.differences(&basis);
@@ -546,7 +559,7 @@ ecfleet watches the host until {target} is in place and the wizard has migrated 
 async fn look(host: &Host, cx: &RunContext<'_>, limit: Duration) -> Result<Facts, HostError> {
     let deadline = Instant::now() + limit;
     let mut session = HostSession::open(host, cx.connector, deadline).await?;
-    let facts = session.agent::<Facts>("facts", &[]).await;
+    let facts = session.agent::<Facts>(&Step::Facts).await;
     session.close().await;
     facts
 }
@@ -701,7 +714,13 @@ fn show_installer_events(
             event.time,
             event.id
         );
-        cx.log(host, "upgrade", "evidence", None, Some(message.clone()));
+        cx.log(
+            host,
+            Phase::Upgrade,
+            "evidence",
+            None,
+            Some(message.clone()),
+        );
         cx.events.send(Event::Notice {
             host: host.name.clone(),
             message,
@@ -784,7 +803,7 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                 // Recorded before it is done, with the facts that justified it.
                 cx.log(
                     host,
-                    "verify",
+                    Phase::Verify,
                     "restart-adsync",
                     None,
                     Some(justification.clone()),
@@ -795,7 +814,7 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                     // The host saw the wizard or the installer start again: not now.
                     cx.log(
                         host,
-                        "verify",
+                        Phase::Verify,
                         "restart-refused",
                         None,
                         Some(crate::checks::shown(&r.message)),
@@ -808,7 +827,7 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                 }
                 cx.log(
                     host,
-                    "verify",
+                    Phase::Verify,
                     "restarted-adsync",
                     None,
                     Some(format!(
@@ -1105,7 +1124,7 @@ fn health_warnings(facts: &Facts) -> Vec<String> {
 async fn restart_adsync(host: &Host, cx: &RunContext<'_>) -> Result<RestartResult, HostError> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut session = HostSession::open(host, cx.connector, deadline).await?;
-    let r = session.agent::<RestartResult>("restart-adsync", &[]).await;
+    let r = session.agent::<RestartResult>(&Step::RestartAdsync).await;
     session.close().await;
     r
 }

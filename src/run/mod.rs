@@ -18,7 +18,7 @@ use jiff::civil::Date;
 
 use crate::catalog::{Catalog, EcVersion};
 use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, Unit};
-use crate::error::{ErrorKind, HostError};
+use crate::error::{ErrorKind, HostError, Phase};
 use crate::inventory::{Host, Inventory, Role};
 use crate::plan::{Action, Plan, PlannedHost};
 use crate::session::Connector;
@@ -98,7 +98,7 @@ impl RunContext<'_> {
     fn log(
         &self,
         host: &Host,
-        phase: &str,
+        phase: Phase,
         event: &str,
         outcome: Option<&str>,
         detail: Option<String>,
@@ -107,7 +107,7 @@ impl RunContext<'_> {
             let t = jiff::Timestamp::now();
             t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string()
         };
-        let (tenant, host, phase) = (host.tenant.clone(), host.name.clone(), phase.to_string());
+        let (tenant, host) = (host.tenant.clone(), host.name.clone());
         self.events.send(match event {
             "start" => engine::Event::PhaseStarted {
                 at,
@@ -412,7 +412,7 @@ fn failure_kind(record: &HostRecord) -> Option<ErrorKind> {
             record
                 .phases
                 .last()
-                .map(|p| ErrorKind::of_failed_phase(&p.phase))
+                .map(|p| ErrorKind::of_failed_phase(p.phase))
                 .unwrap_or(ErrorKind::Agent),
         ),
         _ => None,
@@ -538,7 +538,7 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
                     r.finished_at = Some(jiff::Timestamp::now().to_string());
                     cx.log(
                         h,
-                        "preflight",
+                        Phase::Preflight,
                         "not-started",
                         Some(outcome.as_str()),
                         Some(r.message.clone()),

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Phase;
 use crate::inventory::{Host, Role};
 use crate::plan::{Action, PlannedHost};
 
@@ -83,7 +84,7 @@ impl HostOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseRecord {
     /// `preflight`, `backup`, `stage`, `upgrade`, `verify`.
-    pub phase: String,
+    pub phase: Phase,
     pub started_at: String,
     pub ended_at: Option<String>,
     /// `ok`, or the host's outcome when the phase ended it.
@@ -160,7 +161,7 @@ impl HostRecord {
     }
 
     /// Whether `phase` ended well (a resumed run does not do it again).
-    pub fn done(&self, phase: &str) -> bool {
+    pub fn done(&self, phase: Phase) -> bool {
         self.phases
             .iter()
             .any(|p| p.phase == phase && p.outcome.as_deref() == Some("ok"))

@@ -10,11 +10,12 @@ pub mod shell;
 
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 pub use agent::{AgentBuild, AgentBuilds, LazyBuild};
 pub use shell::RemoteShell;
+
+use ecfleet_proto::step::{Document, Step};
 
 use crate::error::{ErrorKind, HostError, Phase};
 use crate::inventory::{Host, RemoteOs};
@@ -179,13 +180,10 @@ impl<'a> HostSession<'a> {
         Ok(shell)
     }
 
-    /// Runs agent step `step` with `args` (the agent provisioned first when the host's copy is
-    /// not the expected build) and reads its JSON document.
-    pub async fn agent<T: DeserializeOwned>(
-        &mut self,
-        step: &str,
-        args: &[&str],
-    ) -> Result<T, HostError> {
+    /// Runs agent step `step` (the agent provisioned first when the host's copy is not the
+    /// expected build) and reads its JSON document, which must say it is a `T` of the schema
+    /// this controller speaks: checked here, once, for every step.
+    pub async fn agent<T: Document>(&mut self, step: &Step) -> Result<T, HostError> {
         let shell = self.shell().await?;
         let provision =
             |message: String| HostError::new(ErrorKind::Agent, Phase::Provision, message);
@@ -201,8 +199,8 @@ impl<'a> HostSession<'a> {
         })?;
         let path = agent::agent_path(shell, self.host.lab_root.as_deref())
             .map_err(|m| HostError::new(ErrorKind::Unsupported, Phase::Provision, m))?;
-        let mut full: Vec<&str> = vec![step];
-        full.extend_from_slice(args);
+        let args = step.to_args();
+        let mut full: Vec<&str> = args.iter().map(String::as_str).collect();
         if let Some(root) = &self.host.lab_root {
             full.extend(["--backend", "lab", "--lab-root", root.as_str()]);
         }
@@ -236,12 +234,24 @@ impl<'a> HostSession<'a> {
             )));
         }
         let text = out.stdout_text();
-        serde_json::from_str(text.trim()).map_err(|e| {
+        let step = step.name();
+        let document: T = serde_json::from_str(text.trim()).map_err(|e| {
             failed(format!(
-                "the agent's answer is not a {step} document ({e}): {}",
-                text.chars().take(120).collect::<String>()
+                "the agent's answer to {step} is not a {} document ({e}): {}",
+                T::KIND,
+                crate::checks::shown(&text.chars().take(120).collect::<String>())
             ))
-        })
+        })?;
+        if document.kind() != T::KIND || document.schema_version() != T::SCHEMA_VERSION {
+            return Err(failed(format!(
+                "the agent answered {step} with a {} document of schema {}, not a {} of schema {}: an agent of another ecfleet version",
+                crate::checks::shown(document.kind()),
+                document.schema_version(),
+                T::KIND,
+                T::SCHEMA_VERSION
+            )));
+        }
+        Ok(document)
     }
 
     /// Ends the session (bounded).

@@ -136,7 +136,7 @@ async fn stage_host(
 ) -> Result<Staged, HostError> {
     let mut session = HostSession::open(host, connector, ctx.deadline).await?;
     let result = async {
-        let facts: Facts = session.agent("facts", &[]).await?;
+        let facts: Facts = session.agent(&ecfleet_proto::step::Step::Facts).await?;
         let (free, drive) = match &facts.disk {
             Some(d) => (Some(d.free_bytes), d.system_drive.clone()),
             None => (None, "the system drive".to_string()),

@@ -13,7 +13,8 @@ pub mod fleet;
 use std::path::Path;
 
 use bytes::Bytes;
-use ecfleet_proto::stage::{PARTIAL_SUFFIX, STAGE_KIND, Signature, StageResult, StageState};
+use ecfleet_proto::stage::{PARTIAL_SUFFIX, Signature, StageResult, StageState};
+use ecfleet_proto::step::Step;
 use serde::Serialize;
 
 use crate::catalog::EcVersion;
@@ -97,29 +98,14 @@ async fn check(
     installer: &Installer,
     discard: bool,
 ) -> Result<StageResult, HostError> {
-    let size = installer.size().to_string();
-    let mut args = vec![
-        "--path",
-        path,
-        "--sha256",
-        &installer.payload.sha256,
-        "--size",
-        &size,
-    ];
-    if discard {
-        args.push("--discard");
-    }
-    let result: StageResult = session.agent("stage", &args).await?;
-    if result.kind != STAGE_KIND {
-        return Err(stage_error(
-            ErrorKind::Agent,
-            format!(
-                "the agent answered a {} document, not {STAGE_KIND}",
-                crate::checks::shown(&result.kind)
-            ),
-        ));
-    }
-    Ok(result)
+    session
+        .agent::<StageResult>(&Step::Stage {
+            path: path.to_string(),
+            sha256: installer.payload.sha256.clone(),
+            size: installer.size(),
+            discard,
+        })
+        .await
 }
 
 /// How many times one stage sends (or resumes) the installer before it gives up: a dropped

@@ -141,6 +141,7 @@ pub fn handoff(root: &Path, installer: &Path, version: &str) -> Result<HandoffRe
     );
     Ok(HandoffResult {
         kind: HANDOFF_KIND.into(),
+        schema_version: ecfleet_proto::upgrade::UPGRADE_SCHEMA_VERSION,
         at: at.to_string(),
         installer_present: installer.is_file(),
     })
@@ -448,6 +449,7 @@ pub fn restart_adsync(root: &Path) -> Result<RestartResult, String> {
     );
     Ok(RestartResult {
         kind: RESTART_KIND.into(),
+        schema_version: ecfleet_proto::upgrade::UPGRADE_SCHEMA_VERSION,
         running,
         message: if running {
             "Restart-Service ADSync (simulated)".into()

@@ -104,6 +104,7 @@ pub fn handoff(
     let now = jiff::Timestamp::now();
     Ok(ecfleet_proto::upgrade::HandoffResult {
         kind: ecfleet_proto::upgrade::HANDOFF_KIND.into(),
+        schema_version: ecfleet_proto::upgrade::UPGRADE_SCHEMA_VERSION,
         at: now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
         installer_present: installer.is_file(),
     })
@@ -135,6 +136,7 @@ pub fn restart_adsync() -> Result<ecfleet_proto::upgrade::RestartResult, String>
     }
     Ok(ecfleet_proto::upgrade::RestartResult {
         kind: ecfleet_proto::upgrade::RESTART_KIND.into(),
+        schema_version: ecfleet_proto::upgrade::UPGRADE_SCHEMA_VERSION,
         running: finished.status.success() && out.lines().last() == Some("Running"),
         message: if err.is_empty() { out } else { err },
         refused_upgrade_running: false,
