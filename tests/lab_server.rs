@@ -217,6 +217,16 @@ fn a_dropped_transfer_is_resumed_and_a_full_disk_stops_the_host_behind_the_lab_s
         .filter(|l| l.contains(&drops) && l.contains("\"resumed\""))
         .collect();
     assert_eq!(resumed.len(), 1, "{events}");
+    // Within the phase: the journal has the resume before the stage's end.
+    let of_host: Vec<&str> = events.lines().filter(|l| l.contains(&drops)).collect();
+    let resumed_line = of_host.iter().position(|l| l.contains("\"resumed\""));
+    let stage_end = of_host
+        .iter()
+        .position(|l| l.contains("\"phase\":\"stage\"") && l.contains("\"event\":\"end\""));
+    assert!(
+        resumed_line.is_some() && stage_end.is_some() && resumed_line < stage_end,
+        "{events}"
+    );
     // Where it stopped: at the fault's 512 KiB, or a little after (writes already in flight).
     let at: u64 = resumed[0]
         .split("stopped at ")

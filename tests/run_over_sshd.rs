@@ -778,10 +778,64 @@ fn a_36_host_night_follows_microsofts_order_and_a_resume_verifies_the_full_sync(
         "full_sync_seconds = 7200",
         "full_sync_seconds = 3600",
     );
-    let (code, report, stderr) = n.run();
-    assert_eq!(code, 1, "{stderr}");
+    // Detach (Ctrl-C twice) while hosts wait for the operator, then carry the run on with only
+    // the inventory and `--resume latest`: every host ends as in a run never interrupted.
+    let first = n
+        .run_command(false)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let handed = latest_run(&n)
+            .map(|l| count(&l, "upgrade", "handoff"))
+            .unwrap_or(0);
+        if handed >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no hosts with the operator"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for _ in 0..2 {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &first.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let detached = first.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&detached.stderr);
+    assert_eq!(detached.status.code(), Some(130), "{said}");
+    assert!(said.contains(" --resume "), "the resume command is shown: {said}");
+    let out = ecfleet()
+        .args(["run", "--format", "json", "--as-of", "2026-11-24", "--agent-dir"])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(&n.inventory)
+        .args(["--resume", "latest"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     let hosts = report["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 36);
+    // One hand-off per host, whatever the detach cut.
+    let journal = events(&PathBuf::from(report["ledger"].as_str().unwrap()));
+    for h in hosts {
+        let name = h["host"].as_str().unwrap();
+        let handoffs = journal
+            .iter()
+            .filter(|e| e["host"] == name && e["event"] == "handoff")
+            .count();
+        assert!(handoffs <= 1, "{name}: handed off {handoffs} times");
+    }
     for h in hosts {
         let name = h["host"].as_str().unwrap();
         let scenario = &name[name.find('-').unwrap() + 1..];
