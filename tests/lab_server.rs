@@ -258,6 +258,48 @@ fn a_dropped_transfer_is_resumed_and_a_full_disk_stops_the_host_behind_the_lab_s
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// `ecfleet stage` over a connection the lab server drops once: the report counts every byte
+/// that went out, before the cut and after it, and says where the transfer stopped.
+#[test]
+fn a_stage_cut_once_reports_every_byte_it_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = lab_up(dir.path(), 28, &["--faults"]);
+    let (msi, data) = lab_msi(dir.path(), 2);
+    let drops = std::fs::read_dir(dir.path().join("hosts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with("-staging-drops"))
+        .unwrap();
+    let out = ecfleet()
+        .args(["stage", "--format", "json", "--agent-dir"])
+        .arg(agent_dir())
+        .arg("-i")
+        .arg(dir.path().join("inventory.toml"))
+        .arg("--msi")
+        .arg(&msi)
+        .args(["--host", &drops])
+        .output()
+        .unwrap();
+    let _ = lab.kill();
+    let _ = lab.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{report:#}");
+    let staged = &report["hosts"][0]["staged"];
+    let size = data.len() as u64;
+    // Nothing was kept from an earlier stage, the cut is one interruption, and the bytes before
+    // it count as sent: the whole file went out once.
+    assert_eq!(staged["resumed_from"], 0, "{staged:#}");
+    assert_eq!(
+        staged["interruptions"].as_array().unwrap().len(),
+        1,
+        "{staged:#}"
+    );
+    assert_eq!(staged["sent"], size, "{staged:#}");
+    assert_eq!(report["summary"]["bytes_sent"], size, "{report:#}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return vec![];

@@ -811,9 +811,19 @@ fn a_36_host_night_follows_microsofts_order_and_a_resume_verifies_the_full_sync(
     let detached = first.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&detached.stderr);
     assert_eq!(detached.status.code(), Some(130), "{said}");
-    assert!(said.contains(" --resume "), "the resume command is shown: {said}");
+    assert!(
+        said.contains(" --resume "),
+        "the resume command is shown: {said}"
+    );
     let out = ecfleet()
-        .args(["run", "--format", "json", "--as-of", "2026-11-24", "--agent-dir"])
+        .args([
+            "run",
+            "--format",
+            "json",
+            "--as-of",
+            "2026-11-24",
+            "--agent-dir",
+        ])
         .arg(agent_dir())
         .arg("-i")
         .arg(&n.inventory)
@@ -821,8 +831,8 @@ fn a_36_host_night_follows_microsofts_order_and_a_resume_verifies_the_full_sync(
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let hosts = report["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 36);

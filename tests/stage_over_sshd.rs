@@ -68,6 +68,12 @@ fn staging_sends_each_host_what_it_lacks_and_verifies_it_there() {
     let mut bytes = data.clone();
     bytes[size as usize / 2] ^= 0xff;
     std::fs::write(&altered, &bytes).unwrap();
+    // A cut transfer whose kept beginning is wrong: resumed, refused by its hash, sent again.
+    let wrong = staged_file(&fleet, &names[2], &data);
+    std::fs::remove_file(&wrong).unwrap();
+    let mut beginning = data[..1 << 20].to_vec();
+    beginning[10] ^= 0xff;
+    std::fs::write(format!("{}.ecfleet-partial", wrong.display()), &beginning).unwrap();
     let (code, third, stderr) = stage(&inventory, &msi, &[]);
     assert_eq!(code, 0, "{stderr}\n{third:#}");
     let row = |n: &str| {
@@ -85,7 +91,16 @@ fn staging_sends_each_host_what_it_lacks_and_verifies_it_there() {
     assert_eq!(row(&names[1])["sent"], size);
     assert!(std::fs::read(&cut).unwrap() == data && !partial.exists());
     assert!(std::fs::read(&altered).unwrap() == data);
-    assert_eq!(third["summary"]["bytes_sent"], size * 2 - (1 << 20));
+    let redone = row(&names[2]);
+    assert_eq!(redone["sent"], size - (1 << 20) + size, "{redone:#}");
+    assert_eq!(redone["resumed_from"], 0, "{redone:#}");
+    let why = redone["interruptions"][0].as_str().unwrap();
+    assert!(
+        why.contains("did not match the installer") && why.contains("sent again"),
+        "{why}"
+    );
+    assert!(std::fs::read(&wrong).unwrap() == data);
+    assert_eq!(third["summary"]["bytes_sent"], size * 4 - (1 << 21));
 }
 
 #[test]

@@ -109,6 +109,7 @@ impl russh::server::Handler for LabSession {
                     handles: HashMap::new(),
                     next: 0,
                     connection: session.handle(),
+                    dropped: false,
                 };
                 russh_sftp::server::run(channel.into_stream(), fs).await;
                 Ok(())
@@ -225,6 +226,10 @@ struct LabSftp {
     next: u64,
     /// The SSH connection, to drop it when a fault says so.
     connection: russh::server::Handle,
+    /// The connection was dropped by a fault: the requests already queued behind the cut are
+    /// refused unapplied, as nothing after a real cut reaches the host (else pipelined writes
+    /// past the cut would land and leave a hole before them).
+    dropped: bool,
 }
 
 struct OpenFile {
@@ -352,6 +357,9 @@ impl russh_sftp::server::Handler for LabSftp {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
+        if self.dropped {
+            return Err(StatusCode::ConnectionLost.into());
+        }
         let open = self.handles.get_mut(&handle).ok_or(StatusCode::Failure)?;
         let verdict = open
             .faults
@@ -374,6 +382,7 @@ impl russh_sftp::server::Handler for LabSftp {
             WriteVerdict::WriteThenFull(_) => Err(StatusCode::Failure
                 .with_message("No space left on device (simulated: faults.disk_fills_at_bytes)")),
             WriteVerdict::WriteThenDrop(_) => {
+                self.dropped = true;
                 open.file.flush().await.map_err(io_status)?;
                 let _ = self
                     .connection

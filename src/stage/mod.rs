@@ -180,8 +180,18 @@ pub async fn stage(
             StageState::Present | StageState::Verified => {
                 return finish(path, now, transfer, false);
             }
-            // The kept beginning was wrong (the agent removed it): the next try sends it all.
-            StageState::Absent => transfer.resumed_from = 0,
+            // The kept beginning was wrong (the agent removed it): the next try sends it all,
+            // and the result says why the bytes sent exceed the file's size.
+            StageState::Absent => {
+                transfer.resumed_from = 0;
+                transfer.interruptions.push(format!(
+                    "what arrived did not match the installer{}; sent again from the start",
+                    now.removed
+                        .as_deref()
+                        .map(|r| format!(" ({})", crate::checks::shown(r)))
+                        .unwrap_or_default()
+                ));
+            }
             StageState::Partial => {}
         }
     }
