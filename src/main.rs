@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             // Help and version are not errors; bad flags are invalid input.
             return if e.use_stderr() {
-                ExitCode::from(exit::audit::INVALID_INPUT)
+                ExitCode::from(exit::INVALID_INPUT)
             } else {
                 ExitCode::SUCCESS
             };
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::audit::FAILURE);
+            return ExitCode::from(exit::FAILURE);
         }
     };
     let code = runtime.block_on(run(cli.command));

@@ -425,6 +425,32 @@ fn bad_targets_are_clear_errors() {
             .unwrap()
             .contains("not in the audit")
     );
+
+    // ecfleet copied alone (no agent build beside it): a plan from a saved audit reaches no
+    // host and needs none; an audit, which does, says what to build.
+    let alone = dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    let lone = alone.join("ecfleet");
+    std::fs::copy(env!("CARGO_BIN_EXE_ecfleet"), &lone).unwrap();
+    let out = std::process::Command::new(&lone)
+        .args(["plan", "--as-of", AS_OF, "--format", "json", "-i"])
+        .arg(&inventory)
+        .args(["--from-audit", audit.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(&lone)
+        .args(["audit", "-i"])
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no agent build found"));
 }
 
 #[test]

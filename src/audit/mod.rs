@@ -91,18 +91,16 @@ pub struct AuditReport {
     pub changes: Option<changes::Changes>,
 }
 
-/// The audit's exit codes (docs/exit-codes.md); the crate's table is [`crate::exit`].
-pub use crate::exit::audit as exit;
-
 impl AuditReport {
-    /// 0 all fine; 1 warnings or criticals found; 2 some hosts could not be audited.
+    /// 0 all fine; 1 warnings or criticals found; 2 some hosts could not be audited (first:
+    /// what the audit could not see may be worse than what it saw).
     pub fn exit_code(&self) -> u8 {
         if self.summary.unreachable > 0 {
-            exit::UNREACHABLE
+            crate::exit::INCOMPLETE
         } else if self.summary.critical + self.summary.warning > 0 {
-            exit::FINDINGS
+            crate::exit::ATTENTION
         } else {
-            exit::OK
+            crate::exit::OK
         }
     }
 }

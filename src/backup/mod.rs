@@ -102,9 +102,9 @@ impl BackupReport {
     /// 0 every host backed up; 2 some could not be (docs/exit-codes.md).
     pub fn exit_code(&self) -> u8 {
         if self.summary.failed > 0 {
-            crate::exit::backup::FAILED_HOSTS
+            crate::exit::INCOMPLETE
         } else {
-            crate::exit::backup::OK
+            crate::exit::OK
         }
     }
 }

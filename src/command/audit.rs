@@ -1,15 +1,14 @@
-//! `ecfleet audit`: inventory → engine → facts → findings → report, compared with the newest
+//! `ecfleet audit`: the fleet → engine → facts → findings → report, compared with the newest
 //! snapshot on the share that covered each host, then saved as the next snapshot.
 
-use super::{Context, Io, discover_agents, load_catalog, load_inventory, select_hosts};
+use super::fleet::{Fleet, Refusal, Reporters};
+use super::{Context, Io};
 use crate::audit::{self, AuditPlaybook, AuditReport, AuditSettings};
 use crate::cli::{AuditArgs, FormatArg};
-use crate::exit::audit as exit;
 use crate::inventory::{Host, Inventory};
 use crate::report::{AuditFormat, render_audit};
 use crate::session::Connector;
 use crate::share::Share;
-use crate::{settings, transport};
 
 pub fn format_of(f: FormatArg) -> AuditFormat {
     match f {
@@ -20,14 +19,14 @@ pub fn format_of(f: FormatArg) -> AuditFormat {
 }
 
 /// The facts of the selected hosts, gathered on the engine, its events going to `reporters`:
-/// shared by the audit and the live plan.
+/// shared by the audit, the live plan and a run that plans now.
 pub(super) async fn gather(
     inventory: &Inventory,
     selected: &[&Host],
     settings: &AuditSettings,
     connector: &Connector,
     cx: &Context,
-    reporters: super::Reporters,
+    reporters: Reporters,
 ) -> AuditReport {
     let report = audit::run(
         inventory,
@@ -42,73 +41,43 @@ pub(super) async fn gather(
     report
 }
 
-/// The audit's settings from the command line, the environment, the inventory and the
-/// playbook, resolved once.
-pub(super) fn resolve(
-    args: &crate::cli::FleetArgs,
-    inventory: &Inventory,
-    playbook: AuditPlaybook,
-    cx: &Context,
-    io: &mut Io<'_>,
-) -> Result<AuditSettings, String> {
-    let as_of = settings::as_of(args.as_of.as_deref(), cx.today)?;
-    let catalog = load_catalog(args.catalog.as_deref())?;
-    let (concurrency, warning) = settings::concurrency(
-        args.concurrency,
-        cx.env.concurrency.as_deref(),
-        inventory.concurrency,
-        cx.open_files,
-    )?;
-    if let Some(w) = warning {
-        let _ = writeln!(io.err, "warning: {w}");
-    }
-    Ok(AuditSettings {
-        catalog,
+/// The audit's settings: the fleet's, with `playbook`.
+pub(super) fn settings(fleet: &Fleet<'_>, playbook: AuditPlaybook) -> AuditSettings {
+    AuditSettings {
+        catalog: fleet.catalog.clone(),
         playbook,
-        as_of,
-        concurrency,
-    })
+        as_of: fleet.as_of,
+        concurrency: fleet.concurrency,
+    }
 }
 
 pub async fn run(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
-    let inventory = match load_inventory(&args.fleet.inventory, cx) {
-        Ok(i) => i,
-        Err(errors) => {
-            let _ = writeln!(io.err, "{errors}");
-            return exit::INVALID_INPUT;
-        }
-    };
+    match audit_fleet(args, cx, io).await {
+        Ok(code) => code,
+        Err(refusal) => refusal.say(io),
+    }
+}
+
+async fn audit_fleet(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, Refusal> {
+    let fleet = Fleet::open(&args.fleet, cx, io)?;
     let playbook = match &args.playbook {
-        Some(p) => match AuditPlaybook::load(p) {
-            Ok(c) => c,
-            Err(e) => return io.error(exit::INVALID_INPUT, e),
-        },
+        Some(p) => AuditPlaybook::load(p).map_err(Refusal::input)?,
         None => AuditPlaybook::embedded(),
     };
-    let settings = match resolve(&args.fleet, &inventory, playbook, cx, io) {
-        Ok(s) => s,
-        Err(e) => return io.error(exit::INVALID_INPUT, e),
-    };
-    let selected = match select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants) {
-        Ok(s) => s,
-        Err(e) => return io.error(exit::INVALID_INPUT, e),
-    };
-    let agents = match discover_agents(args.fleet.agent_dir.as_deref(), cx) {
-        Ok(a) => a,
-        Err(e) => return io.error(exit::FAILURE, e),
-    };
-    let connector = Connector::new(
-        transport::Connector::new(args.fleet.accept_new_host_keys),
-        agents,
-    );
-    let reporters = match super::reporters(io, args.fleet.events.as_deref()) {
-        Ok(r) => r,
-        Err(e) => return io.error(exit::INVALID_INPUT, e),
-    };
-    let mut report = gather(&inventory, &selected, &settings, &connector, cx, reporters).await;
-    let whole = args.fleet.hosts.is_empty() && args.fleet.tenants.is_empty();
-    report.whole_inventory = whole;
-    if let Some(share_dir) = &inventory.share {
+    let settings = settings(&fleet, playbook);
+    let connector = fleet.connector(cx)?;
+    let reporters = fleet.reporters(io)?;
+    let mut report = gather(
+        &fleet.inventory,
+        &fleet.selected(),
+        &settings,
+        &connector,
+        cx,
+        reporters,
+    )
+    .await;
+    report.whole_inventory = fleet.whole();
+    if let Some(share_dir) = &fleet.inventory.share {
         let share = Share::new(share_dir);
         match audit::changes::compare_with_share(&share, &report) {
             Ok(changes) => report.changes = changes,
@@ -117,25 +86,17 @@ pub async fn run(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
             }
         }
     }
-    if let Err(e) = render_audit(&report, format_of(args.format), io.look(), io.out) {
-        return io.error(exit::FAILURE, format!("cannot write the report: {e}"));
-    }
+    render_audit(&report, format_of(args.format), io.look(), io.out)
+        .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
     if !args.no_share
-        && let Some(share_dir) = &inventory.share
+        && let Some(share_dir) = &fleet.inventory.share
     {
-        let json = match serde_json::to_vec_pretty(&report) {
-            Ok(j) => j,
-            Err(e) => return io.error(exit::FAILURE, e),
-        };
+        let json = serde_json::to_vec_pretty(&report).map_err(Refusal::failure)?;
         let stamp = report.generated_at.replace(':', "");
         let share = Share::new(share_dir);
         share.clean_stale_temp_files();
-        match share.write_audit(&stamp, &json) {
-            Ok(path) => {
-                let _ = writeln!(io.err, "snapshot: {}", super::relative(&path));
-            }
-            Err(e) => return io.error(exit::FAILURE, e),
-        }
+        let path = share.write_audit(&stamp, &json).map_err(Refusal::failure)?;
+        let _ = writeln!(io.err, "snapshot: {}", super::relative(&path));
     }
-    super::unless_detached(&cx.shutdown, report.exit_code())
+    Ok(super::unless_detached(&cx.shutdown, report.exit_code()))
 }

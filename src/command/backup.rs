@@ -1,41 +1,31 @@
-//! `ecfleet backup`: inventory → engine → agent `backup` step → files fetched, verified and
+//! `ecfleet backup`: the fleet → engine → agent `backup` step → files fetched, verified and
 //! stored on the share → drift and retention → report.
 
 use std::time::Duration;
 
-use super::{Context, Io, load_inventory};
+use super::fleet::{Fleet, Refusal};
+use super::{Context, Io};
 use crate::backup::{self, BackupSettings, Retention, Tag};
 use crate::cli::{BackupArgs, PlanFormatArg, TagArg};
-use crate::exit::audit as exit;
 use crate::report::{BackupFormat, render_backup};
 
 pub async fn run(args: &BackupArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
-    let inventory = match load_inventory(&args.fleet.inventory, cx) {
-        Ok(i) => i,
-        Err(errors) => {
-            let _ = writeln!(io.err, "{errors}");
-            return exit::INVALID_INPUT;
-        }
-    };
-    let Some(share) = inventory.share.clone() else {
-        return io.error(
-            exit::INVALID_INPUT,
-            format!(
-                "{}: backups go to the central share, and the inventory names none: add [share] path = \"/mnt/ecfleet-share\"",
-                inventory.path.display()
-            ),
-        );
-    };
-    if args.keep == Some(0) || args.keep_days == Some(0) || args.host_deadline == 0 {
-        return io.error(
-            exit::INVALID_INPUT,
-            "--keep, --keep-days and --host-deadline take a number of at least 1",
-        );
+    match backup_fleet(args, cx, io).await {
+        Ok(code) => code,
+        Err(refusal) => refusal.say(io),
     }
-    let fleet = match super::fleet(&args.fleet, &inventory, cx, io) {
-        Ok(f) => f,
-        Err((code, e)) => return io.error(code, e),
-    };
+}
+
+async fn backup_fleet(args: &BackupArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, Refusal> {
+    let fleet = Fleet::open(&args.fleet, cx, io)?;
+    let share = fleet.share("backups go to the central share")?;
+    if args.keep == Some(0) || args.keep_days == Some(0) || args.host_deadline == 0 {
+        return Err(Refusal::input(
+            "--keep, --keep-days and --host-deadline take a number of at least 1",
+        ));
+    }
+    let connector = fleet.connector(cx)?;
+    let reporters = fleet.reporters(io)?;
     let settings = BackupSettings {
         tag: match args.tag {
             TagArg::Nightly => Tag::Nightly,
@@ -43,8 +33,10 @@ pub async fn run(args: &BackupArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         },
         share,
         retention: Retention {
-            keep: args.keep.or(inventory.backup_retention.keep),
-            keep_days: args.keep_days.or(inventory.backup_retention.keep_days),
+            keep: args.keep.or(fleet.inventory.backup_retention.keep),
+            keep_days: args
+                .keep_days
+                .or(fleet.inventory.backup_retention.keep_days),
         },
         concurrency: fleet.concurrency,
         host_deadline: Duration::from_secs(args.host_deadline),
@@ -52,21 +44,20 @@ pub async fn run(args: &BackupArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         run_id: None,
     };
     let report = backup::run(
-        &inventory,
-        &fleet.selected,
+        &fleet.inventory,
+        &fleet.selected(),
         &settings,
-        &fleet.connector,
+        &connector,
         cx.shutdown.clone(),
-        fleet.reporters.sink(),
+        reporters.sink(),
     )
     .await;
-    fleet.reporters.finish().await;
+    reporters.finish().await;
     let format = match args.format {
         PlanFormatArg::Table => BackupFormat::Table,
         PlanFormatArg::Json => BackupFormat::Json,
     };
-    if let Err(e) = render_backup(&report, format, io.look(), io.out) {
-        return io.error(exit::FAILURE, format!("cannot write the report: {e}"));
-    }
-    super::unless_detached(&cx.shutdown, report.exit_code())
+    render_backup(&report, format, io.look(), io.out)
+        .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
+    Ok(super::unless_detached(&cx.shutdown, report.exit_code()))
 }

@@ -7,7 +7,7 @@ use crate::lab::Shape;
 use std::path::Path;
 
 use crate::cli::{AuditArgs, FleetArgs, FormatArg, LabCommand};
-use crate::exit::audit as exit;
+use crate::exit;
 
 pub async fn run(command: LabCommand, cx: &Context, io: &mut Io<'_>) -> u8 {
     match command {

@@ -1,67 +1,50 @@
 //! `ecfleet plan`: facts (live, on the engine, or from a saved audit) → decisions → waves →
 //! table/JSON/plan file.
 
-use super::{Context, Io, discover_agents, load_inventory, select_hosts};
+use super::fleet::{Fleet, Refusal};
+use super::{Context, Io};
 use crate::cli::{PlanArgs, PlanFormatArg};
 use crate::exit;
-use crate::inventory::{Host, Inventory};
+use crate::inventory::Host;
 use crate::plan::{self, PlanInput, PlanPolicy};
 use crate::report::{PlanFormat, render_plan};
-use crate::session::Connector;
-use crate::transport;
 
 pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
-    // With --detailed-exitcode every error is 1; otherwise the audit's codes (3 input, 4 failure).
-    let code = |c: u8| {
-        if args.detailed_exitcode {
-            exit::plan::DETAILED_ERROR
-        } else {
-            c
+    match plan_fleet(args, cx, io).await {
+        Ok(code) => code,
+        Err(mut refusal) => {
+            // With --detailed-exitcode every error is terraform's 1.
+            if args.detailed_exitcode {
+                refusal.code = exit::terraform::ERROR;
+            }
+            refusal.say(io)
         }
-    };
-    let inventory = match load_inventory(&args.fleet.inventory, cx) {
-        Ok(i) => i,
-        Err(errors) => {
-            let _ = writeln!(io.err, "{errors}");
-            return code(exit::audit::INVALID_INPUT);
-        }
-    };
+    }
+}
+
+async fn plan_fleet(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, Refusal> {
+    let fleet = Fleet::open(&args.fleet, cx, io)?;
     let policy = match &args.playbook {
-        Some(p) => match PlanPolicy::load(p) {
-            Ok(p) => p,
-            Err(e) => return io.error(code(exit::audit::INVALID_INPUT), e),
-        },
+        Some(p) => PlanPolicy::load(p).map_err(Refusal::input)?,
         None => PlanPolicy::embedded(),
     };
-    let settings =
-        match super::audit::resolve(&args.fleet, &inventory, policy.audit_playbook(), cx, io) {
-            Ok(s) => s,
-            Err(e) => return io.error(code(exit::audit::INVALID_INPUT), e),
-        };
-    let as_of = settings.as_of;
-    let selected = match select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants) {
-        Ok(s) => s,
-        Err(e) => return io.error(code(exit::audit::INVALID_INPUT), e),
-    };
-    let target = match plan::target::resolve(&settings.catalog, as_of, target_request(args)) {
-        Ok(t) => t,
-        Err(e) => return io.error(code(exit::audit::INVALID_INPUT), e),
-    };
-    let (inputs, facts_source) = match facts(args, &inventory, &selected, &settings, cx, io).await {
-        Ok(f) => f,
-        Err((c, e)) => return io.error(code(c), e),
-    };
+    let settings = super::audit::settings(&fleet, policy.audit_playbook());
+    let as_of = fleet.as_of;
+    let target = plan::target::resolve(&fleet.catalog, as_of, target_request(args))
+        .map_err(Refusal::input)?;
+    let (inputs, facts_source) = facts(args, &fleet, &settings, cx, io).await?;
+    let inventory = &fleet.inventory;
     let mut result = plan::build(
-        &plan::TenantWindow::of(&inventory),
+        &plan::TenantWindow::of(inventory),
         &inputs,
         plan::PlanSettings {
-            catalog: &settings.catalog,
+            catalog: &fleet.catalog,
             target,
             policy,
             as_of,
             reference_time: plan::reference_time(as_of, jiff::Timestamp::now()),
             inventory_path: inventory.path.display().to_string(),
-            inventory_hosts: plan::binding::snapshot(&inventory),
+            inventory_hosts: plan::binding::snapshot(inventory),
             facts_source,
         },
     );
@@ -70,21 +53,15 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
         .unwrap_or(jiff::Timestamp::now())
         .to_string();
     if let Some(out) = &args.out {
-        if let Err(e) = write_plan_file(out, &result) {
-            return io.error(code(exit::audit::FAILURE), e);
-        }
+        write_plan_file(out, &result).map_err(Refusal::failure)?;
         let _ = writeln!(io.err, "plan written to {}", super::relative(out));
     }
     let format = match args.format {
         PlanFormatArg::Table => PlanFormat::Table,
         PlanFormatArg::Json => PlanFormat::Json,
     };
-    if let Err(e) = render_plan(&result, format, io.look(), io.out) {
-        return io.error(
-            code(exit::audit::FAILURE),
-            format!("cannot write the plan: {e}"),
-        );
-    }
+    render_plan(&result, format, io.look(), io.out)
+        .map_err(|e| Refusal::failure(format!("cannot write the plan: {e}")))?;
     if let Some(out) = &args.out {
         // The last line: what to do with the plan.
         let in_place = result
@@ -114,9 +91,9 @@ pub async fn run(args: &PlanArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
     let done = if args.detailed_exitcode {
         result.detailed_exit_code()
     } else {
-        exit::plan::OK
+        exit::OK
     };
-    super::unless_detached(&cx.shutdown, done)
+    Ok(super::unless_detached(&cx.shutdown, done))
 }
 
 fn target_request(args: &PlanArgs) -> plan::target::TargetRequest<'_> {
@@ -136,29 +113,48 @@ fn write_plan_file(out: &std::path::Path, plan: &plan::Plan) -> Result<(), Strin
     crate::share::replace_file(out, &json).map_err(|e| e.to_string())
 }
 
-/// The facts to plan from: a saved audit (`--from-audit`) or gathered live on the engine. An
-/// error carries its exit code.
+/// The facts to plan from: a saved audit (`--from-audit`, which reaches no host and so needs
+/// no agent build) or gathered live on the engine.
 async fn facts(
     args: &PlanArgs,
-    inventory: &Inventory,
-    selected: &[&Host],
+    fleet: &Fleet<'_>,
     settings: &crate::audit::AuditSettings,
     cx: &Context,
     io: &mut Io<'_>,
-) -> Result<Inputs, (u8, String)> {
+) -> Result<Inputs, Refusal> {
+    let selected = fleet.selected();
     if let Some(path) = &args.from_audit {
-        return from_saved_audit(path, settings.as_of, selected, io)
-            .map_err(|e| (exit::audit::INVALID_INPUT, e));
+        return from_saved_audit(path, settings.as_of, &selected, io).map_err(Refusal::input);
     }
-    let agents = discover_agents(args.fleet.agent_dir.as_deref(), cx)
-        .map_err(|e| (exit::audit::FAILURE, e))?;
-    let reporters = super::reporters(io, args.fleet.events.as_deref())
-        .map_err(|e| (exit::audit::INVALID_INPUT, e))?;
-    let connector = Connector::new(
-        transport::Connector::new(args.fleet.accept_new_host_keys),
-        agents,
-    );
-    Ok(live(inventory, selected, settings, &connector, cx, reporters).await)
+    let connector = fleet.connector(cx)?;
+    let reporters = fleet.reporters(io)?;
+    let report = super::audit::gather(
+        &fleet.inventory,
+        &selected,
+        settings,
+        &connector,
+        cx,
+        reporters,
+    )
+    .await;
+    let inputs = selected
+        .iter()
+        .zip(report.hosts)
+        .map(|(h, row)| {
+            let facts = row
+                .facts
+                .ok_or_else(|| row.error.unwrap_or_else(|| "no facts".into()));
+            PlanInput::for_host(h, facts)
+        })
+        .collect();
+    Ok((
+        inputs,
+        plan::FactsSource {
+            kind: "live".into(),
+            path: None,
+            audit_generated_at: None,
+        },
+    ))
 }
 
 type Inputs = (Vec<PlanInput>, plan::FactsSource);
@@ -187,34 +183,4 @@ fn from_saved_audit(
             audit_generated_at: Some(saved.generated_at.clone()),
         },
     ))
-}
-
-async fn live(
-    inventory: &Inventory,
-    selected: &[&Host],
-    settings: &crate::audit::AuditSettings,
-    connector: &Connector,
-    cx: &Context,
-    reporters: super::Reporters,
-) -> Inputs {
-    let report =
-        super::audit::gather(inventory, selected, settings, connector, cx, reporters).await;
-    let inputs = selected
-        .iter()
-        .zip(report.hosts)
-        .map(|(h, row)| {
-            let facts = row
-                .facts
-                .ok_or_else(|| row.error.unwrap_or_else(|| "no facts".into()));
-            PlanInput::for_host(h, facts)
-        })
-        .collect();
-    (
-        inputs,
-        plan::FactsSource {
-            kind: "live".into(),
-            path: None,
-            audit_generated_at: None,
-        },
-    )
 }

@@ -4,17 +4,17 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 
-use super::{Context, Io, discover_agents, load_inventory, select_hosts};
+use super::fleet::{Fleet, Refusal};
+use super::{Context, Io};
 use crate::cli::{PlanFormatArg, RunArgs};
 use crate::engine::FailureBudget;
-use crate::exit::audit as exit;
+use crate::exit;
 use crate::plan::{self, Action, Plan, PlanPolicy};
 use crate::report::render_run;
 use crate::run::options::RunOptions;
 use crate::run::{self, RunPlaybook, ledger};
 use crate::session::Connector;
 use crate::stage::Installer;
-use crate::transport;
 
 /// `--max-failures`: `N` hosts or `P%` of them.
 pub fn parse_budget(text: Option<&str>) -> Result<FailureBudget, String> {
@@ -82,46 +82,25 @@ pub(super) fn check_installer(plan: &Plan, installer: &Installer) -> Result<(), 
 pub async fn run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
     match prepare_and_run(args, cx, io).await {
         Ok(code) => code,
-        Err((code, message)) => io.error(code, message),
+        Err(refusal) => refusal.say(io),
     }
 }
 
-async fn prepare_and_run(
-    args: &RunArgs,
-    cx: &Context,
-    io: &mut Io<'_>,
-) -> Result<u8, (u8, String)> {
+async fn prepare_and_run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, Refusal> {
     let input = |e: String| (exit::INVALID_INPUT, e);
-    let inventory = load_inventory(&args.fleet.inventory, cx).map_err(input)?;
-    let share = inventory.share.clone().ok_or_else(|| {
-        input(format!(
-            "{}: a run keeps its ledger and backups on the central share, and the inventory names none: add [share] path",
-            inventory.path.display()
-        ))
-    })?;
+    let fleet = Fleet::open(&args.fleet, cx, io)?;
+    let share = fleet.share("a run keeps its ledger and backups on the central share")?;
     let budget_text = |o: &RunOptions| parse_budget(o.max_failures.as_deref()).map_err(input);
-    let settings = super::audit::resolve(
-        &args.fleet,
-        &inventory,
-        PlanPolicy::embedded().audit_playbook(),
-        cx,
-        io,
-    )
-    .map_err(input)?;
-    let agents =
-        discover_agents(args.fleet.agent_dir.as_deref(), cx).map_err(|e| (exit::FAILURE, e))?;
-    let connector = Connector::new(
-        transport::Connector::new(args.fleet.accept_new_host_keys),
-        agents,
-    );
-    let selected =
-        select_hosts(&inventory, &args.fleet.hosts, &args.fleet.tenants).map_err(input)?;
+    let settings = super::audit::settings(&fleet, PlanPolicy::embedded().audit_playbook());
+    let connector = fleet.connector(cx)?;
+    let inventory = &fleet.inventory;
+    let selected = fleet.selected();
     let mut unreadable = HashMap::new();
     let (ledger, plan, previous, options, playbook, installer) = match &args.resume {
         Some(which) => {
             let ledger =
                 ledger::Ledger::resume(&share, which, &controller(&cx.env)).map_err(input)?;
-            match resume_setup(&ledger, args, &inventory, io) {
+            match resume_setup(&ledger, args, inventory, io) {
                 Ok((options, playbook, installer, r)) => {
                     unreadable = r.unreadable;
                     (ledger, r.plan, r.previous, options, playbook, installer)
@@ -129,7 +108,7 @@ async fn prepare_and_run(
                 Err(e) => {
                     // Refused before any host: the run is let go for the next resume.
                     let _ = ledger.let_go();
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -147,19 +126,19 @@ async fn prepare_and_run(
             let plan = match &args.plan {
                 Some(path) => {
                     let plan = load_plan(path).map_err(input)?;
-                    plan::binding::check(&plan, &path.display().to_string(), &inventory)
+                    plan::binding::check(&plan, &path.display().to_string(), inventory)
                         .map_err(input)?;
                     plan
                 }
                 None => {
                     plan_now(
-                        &inventory, &selected, &settings, &installer, &connector, cx, io,
+                        inventory, &selected, &settings, &installer, &connector, cx, io,
                     )
                     .await?
                 }
             };
             let (ledger, plan, previous) = new_run(
-                args, &inventory, plan, &selected, &installer, &options, &cx.env, io,
+                args, inventory, plan, &selected, &installer, &options, &cx.env, io,
             )
             .await?;
             (ledger, plan, previous, options, playbook, installer)
@@ -167,12 +146,12 @@ async fn prepare_and_run(
     };
     let budget = budget_text(&options)?;
     let run_id = ledger.run_id();
-    let reporters = super::reporters(io, args.fleet.events.as_deref()).map_err(input)?;
+    let reporters = fleet.reporters(io)?;
     let reporters = reporters.with_notices(io).with_journal(ledger.journal());
     let report = run::run(
         run::RunInputs {
             run_id: &run_id,
-            inventory: &inventory,
+            inventory,
             plan: &plan,
             installer: &installer,
             playbook: &playbook,
@@ -584,7 +563,8 @@ async fn plan_now(
         },
     )
     .map_err(|e| (exit::INVALID_INPUT, e.to_string()))?;
-    let reporters = super::reporters(io, None).map_err(|e| (exit::INVALID_INPUT, e))?;
+    let reporters =
+        super::fleet::Reporters::start(io, None).map_err(|e| (exit::INVALID_INPUT, e))?;
     let report =
         super::audit::gather(inventory, selected, settings, connector, cx, reporters).await;
     let inputs: Vec<plan::PlanInput> = selected
@@ -635,28 +615,20 @@ async fn confirm(io: &mut Io<'_>) -> bool {
 
 /// `ecfleet report RUN-ID|latest`: a run from its ledger.
 pub fn report(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
-    let inventory = match load_inventory(&args.inventory, cx) {
-        Ok(i) => i,
-        Err(e) => return io.error(exit::INVALID_INPUT, e),
-    };
-    let Some(share) = inventory.share.clone() else {
-        return io.error(
-            exit::INVALID_INPUT,
-            format!(
-                "{}: the inventory names no [share]",
-                inventory.path.display()
-            ),
-        );
-    };
-    let report = match ledger::find(&share, &args.run)
-        .and_then(|d| run::report_from_ledger(&d, controller(&cx.env).name()))
-    {
-        Ok(r) => r,
-        Err(e) => return io.error(exit::INVALID_INPUT, e),
-    };
-    let json = matches!(args.format, PlanFormatArg::Json);
-    if let Err(e) = render_run(&report, json, io.look(), io.out) {
-        return io.error(exit::FAILURE, format!("cannot write the report: {e}"));
+    match report_run(args, cx, io) {
+        Ok(code) => code,
+        Err(refusal) => refusal.say(io),
     }
-    report.exit_code()
+}
+
+fn report_run(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, Refusal> {
+    let inventory = super::fleet::inventory(&args.inventory, cx)?;
+    let share = super::fleet::share(&inventory, "runs are kept on the central share")?;
+    let report = ledger::find(&share, &args.run)
+        .and_then(|d| run::report_from_ledger(&d, controller(&cx.env).name()))
+        .map_err(Refusal::input)?;
+    let json = matches!(args.format, PlanFormatArg::Json);
+    render_run(&report, json, io.look(), io.out)
+        .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
+    Ok(report.exit_code())
 }

@@ -32,9 +32,6 @@ pub const PLAN_SCHEMA_VERSION: u32 = 1;
 /// The plan document's `kind`, so that a plan is never mistaken for an audit.
 pub const PLAN_KIND: &str = "ecfleet-plan";
 
-/// Exit codes of `ecfleet plan` (docs/exit-codes.md); the crate's table is [`crate::exit`].
-pub use crate::exit::plan as exit;
-
 /// One host to plan: where it sits in the inventory and what is known of it.
 #[derive(Debug, Clone)]
 pub struct PlanInput {
@@ -196,9 +193,9 @@ impl Plan {
     /// With `--detailed-exitcode`: 0 nothing to do, 2 changes pending.
     pub fn detailed_exit_code(&self) -> u8 {
         if self.summary.changes_pending {
-            exit::DETAILED_PENDING
+            crate::exit::terraform::CHANGES_PENDING
         } else {
-            exit::OK
+            crate::exit::terraform::NO_CHANGES
         }
     }
 }

@@ -220,13 +220,13 @@ impl RunReport {
     /// 5 none failed or waiting, some `sync-pending` (docs/exit-codes.md).
     pub fn exit_code(&self) -> u8 {
         if self.summary.failed > 0 {
-            crate::exit::run::FAILED
+            crate::exit::ATTENTION
         } else if self.summary.waiting > 0 {
-            crate::exit::run::WAITING
+            crate::exit::INCOMPLETE
         } else if self.summary.sync_pending > 0 {
-            crate::exit::run::SYNC_PENDING
+            crate::exit::SYNC_PENDING
         } else {
-            crate::exit::run::OK
+            crate::exit::OK
         }
     }
 }

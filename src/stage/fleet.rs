@@ -52,9 +52,9 @@ impl StageReport {
     /// 0 staged everywhere; 2 some hosts failed.
     pub fn exit_code(&self) -> u8 {
         if self.summary.failed > 0 {
-            crate::exit::backup::FAILED_HOSTS
+            crate::exit::INCOMPLETE
         } else {
-            crate::exit::audit::OK
+            crate::exit::OK
         }
     }
 }
