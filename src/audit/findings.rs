@@ -21,6 +21,10 @@ pub struct Finding {
     pub severity: Severity,
     pub message: String,
     pub fix: String,
+    /// What on the host the finding is about when the same condition can hold for several
+    /// (the connector of a failed run), as the host named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl From<Check> for Finding {
@@ -30,6 +34,7 @@ impl From<Check> for Finding {
             severity: c.severity,
             message: c.message,
             fix: c.fix,
+            subject: c.subject,
         }
     }
 }

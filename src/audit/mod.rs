@@ -70,6 +70,28 @@ pub struct AuditSummary {
     pub info: usize,
 }
 
+impl AuditSummary {
+    /// The counts of `hosts`: reached or not, and their findings by severity.
+    pub fn of(hosts: &[HostAudit]) -> AuditSummary {
+        let count = |s: Severity| {
+            hosts
+                .iter()
+                .flat_map(|h| &h.findings)
+                .filter(|f| f.severity == s)
+                .count()
+        };
+        let reachable = hosts.iter().filter(|h| h.reachable).count();
+        AuditSummary {
+            hosts: hosts.len(),
+            reachable,
+            unreachable: hosts.len() - reachable,
+            critical: count(Severity::Critical),
+            warning: count(Severity::Warning),
+            info: count(Severity::Info),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CatalogInfo {
     pub source: String,
@@ -137,14 +159,6 @@ pub async fn run(
 impl AuditReport {
     /// The report for judged rows: counts and the catalog it was judged against.
     pub fn new(inventory: &Inventory, settings: &AuditSettings, hosts: Vec<HostAudit>) -> Self {
-        let count = |s: Severity| {
-            hosts
-                .iter()
-                .flat_map(|h| &h.findings)
-                .filter(|f| f.severity == s)
-                .count()
-        };
-        let reachable = hosts.iter().filter(|h| h.reachable).count();
         AuditReport {
             schema_version: AUDIT_SCHEMA_VERSION,
             as_of: settings.as_of,
@@ -158,14 +172,7 @@ impl AuditReport {
                 source: settings.catalog.source.clone(),
                 checked_on: settings.catalog.checked_on,
             },
-            summary: AuditSummary {
-                hosts: hosts.len(),
-                reachable,
-                unreachable: hosts.len() - reachable,
-                critical: count(Severity::Critical),
-                warning: count(Severity::Warning),
-                info: count(Severity::Info),
-            },
+            summary: AuditSummary::of(&hosts),
             hosts,
             changes: None,
         }

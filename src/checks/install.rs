@@ -101,17 +101,23 @@ pub(super) fn installation(facts: &Facts, out: &mut Vec<Check>) {
             ),
         });
     }
+    // A service that does not exist is `ec-not-installed` unless Entra Connect's own facts were
+    // read: then the service is missing from an installed product, and nothing syncs either.
     if let Some(svc) = facts
         .adsync_service
         .as_ref()
-        .filter(|s| s.state != "NotFound" && s.state != "Running")
+        .filter(|s| s.state != "Running" && (s.state != "NotFound" || facts.ec.is_some()))
     {
         out.push(Check::new(
             Code::AdsyncStopped,
             Severity::Critical,
             format!(
                 "the ADSync service is {}: nothing syncs, and the configuration cannot be exported",
-                svc.state
+                if svc.state == "NotFound" {
+                    "missing although Entra Connect is installed".to_string()
+                } else {
+                    shown(&svc.state)
+                }
             ),
             "start it (Start-Service ADSync); if it stops again, check the Application log (LocalDB, docs/design/DOMAIN.md §7 #9, #10)",
             &["adsync_service"],

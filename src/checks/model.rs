@@ -182,6 +182,10 @@ pub struct Check {
     pub fix: String,
     /// The facts (top-level fields of `ecfleet_proto::Facts`) the condition was read from.
     pub rests_on: &'static [&'static str],
+    /// What on the host the condition is about when it can hold for several (the connector
+    /// of a failed run), as the host named it: the same condition on two connectors is two
+    /// checks with two subjects.
+    pub subject: Option<String>,
 }
 
 impl Check {
@@ -198,7 +202,14 @@ impl Check {
             message: message.into(),
             fix: fix.into(),
             rests_on,
+            subject: None,
         }
+    }
+
+    /// The same check, about `subject` ([`Check::subject`]).
+    pub fn on(mut self, subject: impl Into<String>) -> Check {
+        self.subject = Some(subject.into());
+        self
     }
 }
 

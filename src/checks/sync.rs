@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use crate::inventory::Role;
 
 use super::model::{Check, Code, Limits, Severity};
-use super::{failed_last_runs, is_export, is_import, stopped_services};
+use super::{failed_last_runs, is_export, is_import, shown, stopped_services};
 
 /// Whether the server is in staging mode: as it says, else as the inventory's role says.
 pub fn staging_mode(facts: &Facts, role: Role) -> bool {
@@ -90,9 +90,11 @@ pub(super) fn run_history(facts: &Facts, limits: &Limits<'_>, out: &mut Vec<Chec
 fn failed_run(r: &RunResult) -> Check {
     let message = format!(
         "the last {} on {} ended with {}",
-        r.run_profile, r.connector, r.result
+        shown(&r.run_profile),
+        shown(&r.connector),
+        shown(&r.result)
     );
-    if is_export(&r.run_profile) {
+    let check = if is_export(&r.run_profile) {
         Check::new(
             Code::ExportFailed,
             Severity::Critical,
@@ -108,7 +110,8 @@ fn failed_run(r: &RunResult) -> Check {
             "open Synchronization Service Manager → Operations on the server and fix the connector's errors",
             &["run_history"],
         )
-    }
+    };
+    check.on(r.connector.clone())
 }
 
 pub(super) fn health_agent(facts: &Facts, installed: bool, out: &mut Vec<Check>) {
@@ -121,7 +124,7 @@ pub(super) fn health_agent(facts: &Facts, installed: bool, out: &mut Vec<Check>)
             Code::HealthAgentStopped,
             Severity::Warning,
             format!("Health Agent service not running: {}", stopped.join(", ")),
-            "start the services and re-register: Register-MicrosoftEntraConnectHealthAgent",
+            "on the host run Register-MicrosoftEntraConnectHealthAgent -AttributeFiltering $false -StagingMode (Get-ADSyncScheduler).StagingModeEnabled, with -AttributeFiltering $true instead when this server syncs a filtered attribute set (the wizard's Microsoft Entra app and attribute filtering), signing in as a Global Administrator or Hybrid Identity Administrator; then start the services",
             &["health_agent"],
         ));
     } else if health.is_empty() && installed {

@@ -249,3 +249,38 @@ fn under_constrained_language_the_one_finding_is_the_language_mode() {
         a.checks
     );
 }
+
+#[test]
+fn adsync_missing_from_an_installed_product_or_in_a_strange_state_is_stopped_and_escaped() {
+    let catalog = Catalog::embedded();
+    let codes_and_text = |f: &Facts| {
+        let a = assess(f, &limits(&catalog, None));
+        let stopped: Vec<String> = a
+            .checks
+            .iter()
+            .filter(|c| c.code == Code::AdsyncStopped)
+            .map(|c| c.message.clone())
+            .collect();
+        let absent = a
+            .checks
+            .iter()
+            .any(|c| matches!(c.code, Code::EcNotInstalled | Code::HalfRemovedInstall));
+        (absent, stopped)
+    };
+    // Entra Connect's facts read, its service gone: nothing syncs.
+    let mut missing = crate::testing::healthy_facts("2.6.91.0");
+    missing.adsync_service.as_mut().unwrap().state = "NotFound".into();
+    let (not_installed, stopped) = codes_and_text(&missing);
+    assert!(!not_installed);
+    assert_eq!(stopped.len(), 1);
+    assert!(stopped[0].contains("missing although Entra Connect is installed"));
+    // No Entra Connect facts either: not installed (or half removed), not "stopped".
+    missing.ec = None;
+    let (not_installed, stopped) = codes_and_text(&missing);
+    assert!(not_installed && stopped.is_empty(), "{stopped:?}");
+    // A state the host made up reaches the terminal escaped.
+    let mut odd = crate::testing::healthy_facts("2.6.91.0");
+    odd.adsync_service.as_mut().unwrap().state = "Paused\u{1b}[2J".into();
+    let (_, stopped) = codes_and_text(&odd);
+    assert!(!stopped[0].contains('\u{1b}'), "{stopped:?}");
+}

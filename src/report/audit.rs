@@ -41,12 +41,26 @@ fn findings_text(h: &HostAudit) -> String {
         (Severity::Critical, "critical"),
         (Severity::Warning, "warning"),
     ] {
-        let codes: Vec<&str> = h
-            .findings
-            .iter()
-            .filter(|f| f.severity == severity)
-            .map(|f| f.code.as_str())
-            .collect();
+        // One entry per code; a code found on several subjects (two connectors) names them.
+        let mut codes: Vec<String> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for f in h.findings.iter().filter(|f| f.severity == severity) {
+            if seen.contains(&f.code.as_str()) {
+                continue;
+            }
+            seen.push(&f.code);
+            let subjects: Vec<&str> = h
+                .findings
+                .iter()
+                .filter(|g| g.severity == severity && g.code == f.code)
+                .filter_map(|g| g.subject.as_deref())
+                .collect();
+            codes.push(if subjects.len() > 1 {
+                format!("{} ({})", f.code, subjects.join(", "))
+            } else {
+                f.code.clone()
+            });
+        }
         if !codes.is_empty() {
             parts.push(format!("{word}: {}", codes.join(", ")));
         }

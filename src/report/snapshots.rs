@@ -64,6 +64,14 @@ fn audit_report() -> AuditReport {
             f.tls12.as_mut().unwrap().dotnet_x86.sch_use_strong_crypto = None;
             f.disk.as_mut().unwrap().free_bytes = 1 << 30;
         }),
+        // The same condition on both connectors: one entry naming the two.
+        row("ec-two-failed", |f| {
+            for r in f.run_history.as_mut().unwrap() {
+                if r.run_profile.contains("Import") {
+                    r.result = "stopped-server-down".into();
+                }
+            }
+        }),
         row("ec-escape", |f| {
             let ec = f.ec.as_mut().unwrap();
             ec.engine_product_version = Some("2.6.91.0\u{1b}[2J".into());
@@ -80,14 +88,7 @@ fn audit_report() -> AuditReport {
             source: "embedded catalog".into(),
             checked_on: "2026-11-24".parse().unwrap(),
         },
-        summary: AuditSummary {
-            hosts: 4,
-            reachable: 3,
-            unreachable: 1,
-            critical: 1,
-            warning: 3,
-            info: 0,
-        },
+        summary: AuditSummary::of(&hosts),
         hosts,
         changes: None,
     }

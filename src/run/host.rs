@@ -522,9 +522,11 @@ async fn preflight(
     Ok(facts)
 }
 
-/// Checks whose message the operator needs before running the wizard (docs/design/DOMAIN.md §7 #7).
-fn before_the_wizard(facts: &Facts, host: &Host, cx: &RunContext<'_>) -> Vec<String> {
-    let limits = checks::Limits {
+/// What the shared checks ([`checks::assess`]) judge this host's facts by during the run: the
+/// plan's policy, the host's role and the run's target; no sync-age limit (a run judges the runs
+/// since the upgrade itself).
+fn limits<'a>(host: &Host, cx: &RunContext<'a>) -> checks::Limits<'a> {
+    checks::Limits {
         catalog: cx.catalog,
         as_of: cx.today,
         retiring_days: cx.plan.policy.retiring_days,
@@ -532,8 +534,12 @@ fn before_the_wizard(facts: &Facts, host: &Host, cx: &RunContext<'_>) -> Vec<Str
         max_sync_age_hours: f64::INFINITY,
         role: host.role,
         target: Some(cx.target),
-    };
-    checks::assess(facts, &limits)
+    }
+}
+
+/// Checks whose message the operator needs before running the wizard (docs/design/DOMAIN.md §7 #7).
+fn before_the_wizard(facts: &Facts, host: &Host, cx: &RunContext<'_>) -> Vec<String> {
+    checks::assess(facts, &limits(host, cx))
         .checks
         .into_iter()
         .filter(|c| c.code == checks::Code::MfaSiteNotTrusted)
@@ -925,11 +931,14 @@ fn judge(
             ),
         );
     }
-    let adsync_running = facts
-        .adsync_service
-        .as_ref()
-        .is_none_or(|s| s.state == "Running");
-    let versions_agree = readings.config_build() == Some(cx.target);
+    // ADSync's state and the versions' agreement are the shared checks' verdicts; verify adds
+    // only that the configuration's version must have been read at all to agree.
+    let assessment = checks::assess(facts, &limits(host, cx));
+    let found = |code: checks::Code| assessment.checks.iter().any(|c| c.code == code);
+    let adsync_running = !found(checks::Code::AdsyncStopped);
+    let versions_agree = !found(checks::Code::VersionMismatch)
+        && !found(checks::Code::VersionUnreadable)
+        && readings.config.is_some();
     if !adsync_running || !versions_agree {
         let seen = format!(
             "engine {}, configuration {}, ADSync {}, scheduler suspended: {}",
@@ -1013,7 +1022,7 @@ fn judge(
         .map(|r| format!("{} on {} ended {}", r.run_profile, r.connector, r.result))
         .collect();
     if ok(is_import) && (staging || ok(is_export)) {
-        let mut notes = health_warnings(facts);
+        let mut notes = health_warnings(&assessment);
         notes.extend(app_auth_note(facts, cx));
         if !failures.is_empty() {
             // Verified by the three checks, but a run since the upgrade had errors (a sync
@@ -1103,22 +1112,15 @@ fn app_auth_note(facts: &Facts, cx: &RunContext<'_>) -> Option<String> {
     Some(format!("{}; fix: {}", check.message, check.fix))
 }
 
-/// A Health Agent left disabled after the upgrade, with the documented way back.
-fn health_warnings(facts: &Facts) -> Vec<String> {
-    let stopped: Vec<&str> = facts
-        .health_agent
+/// A Health Agent left disabled after the upgrade (the shared check `health-agent-stopped`),
+/// with the documented way back.
+fn health_warnings(assessment: &checks::Assessment) -> Vec<String> {
+    assessment
+        .checks
         .iter()
-        .flatten()
-        .filter(|s| s.state != "Running")
-        .map(|s| s.name.as_str())
-        .collect();
-    if stopped.is_empty() {
-        return Vec::new();
-    }
-    vec![format!(
-        "Health Agent not running after the upgrade ({}): on the host run Register-MicrosoftEntraConnectHealthAgent -AttributeFiltering $false -StagingMode (Get-ADSyncScheduler).StagingModeEnabled, with -AttributeFiltering $true instead when this server syncs a filtered attribute set (the wizard's Microsoft Entra app and attribute filtering), signing in as a Global Administrator or Hybrid Identity Administrator; then start the services",
-        crate::checks::shown(&stopped.join(", "))
-    )]
+        .filter(|c| c.code == checks::Code::HealthAgentStopped)
+        .map(|c| format!("{} after the upgrade: {}", c.message, c.fix))
+        .collect()
 }
 
 async fn restart_adsync(host: &Host, cx: &RunContext<'_>) -> Result<RestartResult, HostError> {
