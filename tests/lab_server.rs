@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -256,6 +257,111 @@ fn a_dropped_transfer_is_resumed_and_a_full_disk_stops_the_host_behind_the_lab_s
         .join(".ecfleet/staged");
     let left: Vec<_> = walk(&staged);
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Issue 17's night on the 28-host faulted lab behind the lab server (its transfer faults
+/// included): detached with two Ctrl-Cs while hosts wait for the operator, then carried on with
+/// only `-i` and `--resume latest`. No host is handed off twice, the run's options hold (its
+/// playbook and `--ignore-windows`: no host is deferred), and every host ends as its scenario
+/// does in a night never interrupted.
+#[test]
+fn a_detached_night_on_the_faulted_lab_resumed_with_only_the_inventory_ends_as_never_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Built beside ecfleet, where an installed controller finds it: no --agent-dir below.
+    agent_dir();
+    let mut lab = lab_up(dir.path(), 28, &["--faults"]);
+    let (msi, _) = lab_msi(dir.path(), 2);
+    let inventory = dir.path().join("inventory.toml");
+    let plan = dir.path().join("tonight.json");
+    let planned = ecfleet()
+        .args(["plan", "--as-of", "2026-11-24", "-i"])
+        .arg(&inventory)
+        .arg("--msi")
+        .arg(&msi)
+        .arg("--out")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(
+        planned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let first = ecfleet()
+        .args(["run", "--yes", "--ignore-windows", "-i"])
+        .arg(&inventory)
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--msi")
+        .arg(&msi)
+        .arg("--playbook")
+        .arg(dir.path().join("run-playbook.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = dir.path().join("share/runs");
+    let handoffs = || -> Vec<serde_json::Value> {
+        std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("events.jsonl")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|e| e["event"] == "handoff")
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while handoffs().len() < 3 {
+        assert!(Instant::now() < deadline, "no hosts with the operator");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..2 {
+        let sent = Command::new("kill")
+            .args(["-INT", &first.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let detached = first.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&detached.stderr);
+    assert_eq!(detached.status.code(), Some(130), "{said}");
+    assert!(
+        said.contains(" --resume "),
+        "the resume command is shown: {said}"
+    );
+    let resumed = ecfleet()
+        .args(["run", "--format", "json", "-i"])
+        .arg(&inventory)
+        .args(["--resume", "latest"])
+        .output()
+        .unwrap();
+    let _ = lab.kill();
+    let _ = lab.wait();
+    let (report, stderr) = json_of(&resumed);
+    assert_eq!(resumed.status.code(), Some(1), "{stderr}\n{report:#}");
+    let hosts = report["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 28);
+    let handed = handoffs();
+    for h in hosts {
+        let name = h["host"].as_str().unwrap();
+        let scenario = &name[name.find('-').unwrap() + 1..];
+        let want = expected_outcome(scenario, h["action"].as_str().unwrap(), true);
+        assert_eq!(h["outcome"], want, "{name}: {h:#}\n{stderr}");
+        let times = handed.iter().filter(|e| e["host"] == name).count();
+        assert!(times <= 1, "{name}: handed off {times} times");
+    }
+    // The faults struck (the scenarios' outcomes above are not all "verified").
+    let struck = hosts
+        .iter()
+        .filter(|h| !matches!(h["outcome"].as_str(), Some("verified" | "untouched")))
+        .count();
+    assert!(struck >= 5, "{report:#}");
 }
 
 /// `ecfleet stage` over a connection the lab server drops once: the report counts every byte

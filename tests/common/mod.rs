@@ -417,3 +417,28 @@ pub fn json_of(out: &Output) -> (serde_json::Value, String) {
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     (json, stderr)
 }
+
+/// What `ecfleet run` makes of each lab scenario (docs/lab.md, docs/run.md). `disk-fills` is a
+/// fault only the lab server plays: behind a real sshd it stages normally.
+pub fn expected_outcome(scenario: &str, action: &str, lab_server: bool) -> &'static str {
+    if scenario == "disk-fills" && lab_server {
+        return "failed";
+    }
+    match (scenario, action) {
+        (
+            "backup-fails"
+            | "installer-fails"
+            | "adsync-wont-start"
+            | "rules-conflict"
+            | "installer-foreign-signer",
+            _,
+        ) => "failed",
+        ("full-sync-after-upgrade", _) => "sync-pending",
+        ("no-importable-backup", _) => "refused",
+        ("versions-lag-sticky", _) => "version-mismatch",
+        ("mfa-hangs", _) => "operator-timeout",
+        (_, "two-hop") => "refused",
+        (_, "in-place") => "verified",
+        _ => "untouched",
+    }
+}
