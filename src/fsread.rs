@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// What `inventory check` and the readers say about a path that is not a regular file.
+#[cfg(unix)]
 pub fn not_regular_reason(meta: &std::fs::Metadata) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
@@ -20,6 +21,21 @@ pub fn not_regular_reason(meta: &std::fs::Metadata) -> Option<&'static str> {
         Some("a directory")
     } else if t.is_socket() {
         Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// What `inventory check` and the readers say about a path that is not a regular file: Windows
+/// has no FIFOs or device files in the file system, so a directory or a reparse point without a
+/// file behind it is all there is to refuse.
+#[cfg(not(unix))]
+pub fn not_regular_reason(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
     } else {
         Some("not a regular file")
     }

@@ -82,7 +82,11 @@ async fn run(command: Command) -> u8 {
     };
     let cx = Context {
         env: Environment {
-            home: std::env::var_os("HOME").map(Into::into),
+            // Windows keeps the user's files (`.ssh\known_hosts` of its OpenSSH client) under
+            // %USERPROFILE%; HOME is usually unset there.
+            home: std::env::var_os("HOME")
+                .or_else(|| std::env::var_os("USERPROFILE"))
+                .map(Into::into),
             concurrency: std::env::var("ECFLEET_CONCURRENCY").ok(),
             user: ["USER", "LOGNAME", "USERNAME"]
                 .iter()

@@ -9,7 +9,13 @@ use std::path::Path;
 use crate::cli::{AuditArgs, FleetArgs, FormatArg, LabCommand};
 use crate::exit;
 
+/// Why the lab serves no hosts on this controller: its hosts run the Linux agent under `sh`.
+const UNIX_ONLY: &str = "the lab serves its hosts on Linux (or another Unix) only: they run the Linux agent under sh. Run `ecfleet lab up` there, and point this controller at its inventory";
+
 pub async fn run(command: LabCommand, cx: &Context, io: &mut Io<'_>) -> u8 {
+    if cfg!(not(unix)) && matches!(command, LabCommand::Up { .. } | LabCommand::Demo { .. }) {
+        return io.error(exit::INVALID_INPUT, UNIX_ONLY);
+    }
     match command {
         LabCommand::Msi {
             version,

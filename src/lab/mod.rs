@@ -121,9 +121,24 @@ pub fn new_key() -> Result<PrivateKey, LabError> {
 }
 
 #[cfg(unix)]
+#[cfg(unix)]
 fn restrict(path: &Path) -> Result<(), LabError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))
+}
+
+/// On Windows the lab's files keep the ACL of the folder they are in (the user's own).
+#[cfg(not(unix))]
+fn restrict(_path: &Path) -> Result<(), LabError> {
+    Ok(())
+}
+
+/// Puts a lab command in a process group of its own, so that a client that gives up can have
+/// the whole group killed ([`server::kill_group`]); on Windows the lab serves no hosts.
+fn own_group(command: &mut tokio::process::Command) -> &mut tokio::process::Command {
+    #[cfg(unix)]
+    command.process_group(0);
+    command
 }
 
 /// Where each host is served, for the inventory.

@@ -120,7 +120,9 @@ impl russh::server::Handler for LabSession {
 }
 
 /// Kills a command's whole process group (sh and whatever it started).
+#[cfg_attr(not(unix), allow(unused_variables))]
 pub(super) fn kill_group(pid: Option<u32>) {
+    #[cfg(unix)]
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         // SAFETY: kill(2) on a process group we created; no memory is involved.
         unsafe {
@@ -134,16 +136,17 @@ pub(super) fn kill_group(pid: Option<u32>) {
 /// disconnected), the whole group is killed, as sshd's session teardown would.
 async fn run_command(channel: Channel<Msg>, command: String, dir: Arc<PathBuf>) {
     let (mut reader, writer) = channel.split();
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .current_dir(dir.as_path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
+    let child = super::own_group(
+        tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(dir.as_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true),
+    )
+    .spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
@@ -426,6 +429,7 @@ impl russh_sftp::server::Handler for LabSftp {
         })
     }
 
+    #[cfg_attr(not(unix), allow(unused_variables))]
     async fn setstat(
         &mut self,
         id: u32,
@@ -433,6 +437,7 @@ impl russh_sftp::server::Handler for LabSftp {
         attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
         let path = self.resolve(&path)?;
+        #[cfg(unix)]
         if let Some(mode) = attrs.permissions {
             use std::os::unix::fs::PermissionsExt;
             tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))

@@ -441,16 +441,17 @@ async fn operate(
 }
 
 fn start(line: &str, dir: &std::path::Path) -> std::io::Result<Command> {
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(line)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut child = super::own_group(
+        tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true),
+    )
+    .spawn()?;
     let output = Arc::new(std::sync::Mutex::new(Output {
         open_pipes: 2,
         ..Output::default()
