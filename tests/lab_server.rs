@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -320,14 +320,7 @@ fn a_detached_night_on_the_faulted_lab_resumed_with_only_the_inventory_ends_as_n
         assert!(Instant::now() < deadline, "no hosts with the operator");
         std::thread::sleep(Duration::from_millis(20));
     }
-    for _ in 0..2 {
-        let sent = Command::new("kill")
-            .args(["-INT", &first.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    detach(&first);
     let detached = first.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&detached.stderr);
     assert_eq!(detached.status.code(), Some(130), "{said}");

@@ -779,14 +779,7 @@ fn a_36_host_night_follows_microsofts_order_and_a_resume_verifies_the_full_sync(
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    for _ in 0..2 {
-        let sent = std::process::Command::new("kill")
-            .args(["-INT", &first.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    detach(&first);
     let detached = first.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&detached.stderr);
     assert_eq!(detached.status.code(), Some(130), "{said}");

@@ -74,28 +74,13 @@ fn findings_text(h: &HostAudit) -> String {
 
 /// The audit fitted to `width` columns.
 fn fitted(report: &AuditReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
-    use super::fit::{Col, render};
+    use super::fit::Col;
     let cols = [
-        Col {
-            header: "tenant",
-            max: 14,
-        },
-        Col {
-            header: "host",
-            max: 22,
-        },
-        Col {
-            header: "version",
-            max: 20,
-        },
-        Col {
-            header: "sync",
-            max: 10,
-        },
-        Col {
-            header: "findings",
-            max: 0,
-        },
+        Col::new("tenant", 14),
+        Col::new("host", 22),
+        Col::new("version", 20),
+        Col::new("sync", 10),
+        Col::new("findings", 0),
     ];
     let rows: Vec<Vec<String>> = report
         .hosts
@@ -113,20 +98,10 @@ fn fitted(report: &AuditReport, width: usize, out: &mut dyn Write) -> io::Result
                 findings_text(h),
             ]
         })
-        .map(|r| {
-            r.iter()
-                .map(|c| super::sanitize::terminal_safe(c).into_owned())
-                .collect()
-        })
         .collect();
-    write!(out, "{}", render(&cols, &rows, width))?;
     let mut under = Vec::new();
     summary(report, &mut under)?;
-    write!(
-        out,
-        "{}",
-        super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
-    )
+    super::fit::write_fitted(out, &cols, rows, width, &under)
 }
 
 fn version_cell(h: &HostAudit) -> String {

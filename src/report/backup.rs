@@ -31,20 +31,11 @@ pub fn render_backup(
 
 /// The backups fitted to `width` columns.
 fn fitted(report: &BackupReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
-    use super::fit::{Col, render};
+    use super::fit::Col;
     let cols = [
-        Col {
-            header: "host",
-            max: 22,
-        },
-        Col {
-            header: "backup",
-            max: 14,
-        },
-        Col {
-            header: "tenant · name · since the previous one · notes",
-            max: 0,
-        },
+        Col::new("host", 22),
+        Col::new("backup", 14),
+        Col::new("tenant · name · since the previous one · notes", 0),
     ];
     let rows: Vec<Vec<String>> = report
         .hosts
@@ -70,20 +61,10 @@ fn fitted(report: &BackupReport, width: usize, out: &mut dyn Write) -> io::Resul
             }
             vec![h.host.clone(), verdict, parts.join(" · ")]
         })
-        .map(|r| {
-            r.iter()
-                .map(|c| super::sanitize::terminal_safe(c).into_owned())
-                .collect()
-        })
         .collect();
-    write!(out, "{}", render(&cols, &rows, width))?;
     let mut under = Vec::new();
     summary(report, &mut under)?;
-    write!(
-        out,
-        "{}",
-        super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
-    )
+    super::fit::write_fitted(out, &cols, rows, width, &under)
 }
 
 fn size(bytes: u64) -> String {

@@ -16,6 +16,13 @@ pub struct Col {
     pub max: usize,
 }
 
+impl Col {
+    /// A column headed `header`, at most `max` wide (0: the last column, what is left).
+    pub const fn new(header: &'static str, max: usize) -> Col {
+        Col { header, max }
+    }
+}
+
 fn width(text: &str) -> usize {
     text.chars().count()
 }
@@ -188,6 +195,27 @@ pub fn render(cols: &[Col], rows: &[Vec<String>], total: usize) -> String {
         }
     }
     out
+}
+
+/// Writes `rows` fitted under `cols` to `width` columns, each cell escaped for the terminal
+/// here (what hosts send is data), then the lines `under` (a summary) wrapped to the width.
+pub fn write_fitted(
+    out: &mut dyn std::io::Write,
+    cols: &[Col],
+    rows: Vec<Vec<String>>,
+    width: usize,
+    under: &[u8],
+) -> std::io::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| super::sanitize::terminal_safe(c).into_owned())
+                .collect()
+        })
+        .collect();
+    write!(out, "{}", render(cols, &rows, width))?;
+    write!(out, "{}", wrap_all(&String::from_utf8_lossy(under), width))
 }
 
 #[cfg(test)]

@@ -30,32 +30,14 @@ pub fn render_plan(
 
 /// The plan fitted to `width` columns: a host a row, the tenant's window on its first.
 fn fitted(plan: &Plan, width: usize, out: &mut dyn Write) -> io::Result<()> {
-    use super::fit::{Col, render};
+    use super::fit::Col;
     let cols = [
-        Col {
-            header: "tenant",
-            max: 14,
-        },
-        Col {
-            header: "wave",
-            max: 4,
-        },
-        Col {
-            header: "host",
-            max: 22,
-        },
-        Col {
-            header: "action",
-            max: 10,
-        },
-        Col {
-            header: "version",
-            max: 21,
-        },
-        Col {
-            header: "why",
-            max: 0,
-        },
+        Col::new("tenant", 14),
+        Col::new("wave", 4),
+        Col::new("host", 22),
+        Col::new("action", 10),
+        Col::new("version", 21),
+        Col::new("why", 0),
     ];
     let rows: Vec<Vec<String>> = plan
         .hosts
@@ -71,20 +53,10 @@ fn fitted(plan: &Plan, width: usize, out: &mut dyn Write) -> io::Result<()> {
                 if why == "-" { String::new() } else { why },
             ]
         })
-        .map(|r| {
-            r.iter()
-                .map(|c| super::sanitize::terminal_safe(c).into_owned())
-                .collect()
-        })
         .collect();
-    write!(out, "{}", render(&cols, &rows, width))?;
     let mut under = Vec::new();
     footer(plan, &mut under)?;
-    write!(
-        out,
-        "{}",
-        super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
-    )
+    super::fit::write_fitted(out, &cols, rows, width, &under)
 }
 
 fn change_cell(h: &PlannedHost) -> String {

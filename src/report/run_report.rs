@@ -68,20 +68,11 @@ pub fn render_run(
 /// The run fitted to `width` columns: the host and its outcome, then in words its tenant, the
 /// versions, the phases, why it ended so and its backup.
 fn fitted(report: &RunReport, width: usize, out: &mut dyn Write) -> io::Result<()> {
-    use super::fit::{Col, render};
+    use super::fit::Col;
     let cols = [
-        Col {
-            header: "host",
-            max: 22,
-        },
-        Col {
-            header: "outcome",
-            max: 16,
-        },
-        Col {
-            header: "tenant · from → to · phases · why",
-            max: 0,
-        },
+        Col::new("host", 22),
+        Col::new("outcome", 16),
+        Col::new("tenant · from → to · phases · why", 0),
     ];
     let rows: Vec<Vec<String>> = report
         .hosts
@@ -110,19 +101,12 @@ fn fitted(report: &RunReport, width: usize, out: &mut dyn Write) -> io::Result<(
                 h.outcome.as_str().to_string(),
                 parts.join(" · "),
             ]
-            .iter()
-            .map(|c| super::sanitize::terminal_safe(c).into_owned())
-            .collect()
+            .to_vec()
         })
         .collect();
-    write!(out, "{}", render(&cols, &rows, width))?;
     let mut under = Vec::new();
     summary(report, &mut under)?;
-    write!(
-        out,
-        "{}",
-        super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
-    )
+    super::fit::write_fitted(out, &cols, rows, width, &under)
 }
 
 /// A host's phases in a few words: "5 phases ok in 31 min", or the phase that did not end

@@ -15,24 +15,12 @@ pub fn render_stage(
         return super::write_json(out, report);
     }
     if let Some(width) = look.width {
-        use super::fit::{Col, render};
+        use super::fit::Col;
         let cols = [
-            Col {
-                header: "tenant",
-                max: 14,
-            },
-            Col {
-                header: "host",
-                max: 22,
-            },
-            Col {
-                header: "sent",
-                max: 24,
-            },
-            Col {
-                header: "installer on the host",
-                max: 0,
-            },
+            Col::new("tenant", 14),
+            Col::new("host", 22),
+            Col::new("sent", 24),
+            Col::new("installer on the host", 0),
         ];
         let rows: Vec<Vec<String>> = report
             .hosts
@@ -45,20 +33,10 @@ pub fn render_stage(
                     where_cell(h),
                 ]
             })
-            .map(|r| {
-                r.iter()
-                    .map(|c| super::sanitize::terminal_safe(c).into_owned())
-                    .collect()
-            })
             .collect();
-        write!(out, "{}", render(&cols, &rows, width))?;
         let mut under = Vec::new();
         summary(report, &mut under)?;
-        return write!(
-            out,
-            "{}",
-            super::fit::wrap_all(&String::from_utf8_lossy(&under), width)
-        );
+        return super::fit::write_fitted(out, &cols, rows, width, &under);
     }
     let mut t = super::new_table(look.color);
     t.set_header(vec!["tenant", "host", "installer on the host", "sent"]);

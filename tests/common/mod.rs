@@ -442,3 +442,17 @@ pub fn expected_outcome(scenario: &str, action: &str, lab_server: bool) -> &'sta
         _ => "untouched",
     }
 }
+
+/// Ctrl-C twice, as an operator detaches a run: SIGINT, a moment, SIGINT again.
+pub fn detach(child: &std::process::Child) {
+    for i in 0..2 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+}
