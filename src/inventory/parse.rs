@@ -955,7 +955,7 @@ fn parse_host(
         );
     }
     if transport == TransportKind::Ssh && identity_file.is_none() && password.is_none() {
-        ctx.error(span.clone(), path, format!("no credential for host {label}"), "set identity_file = \"~/.ssh/id_ed25519\" or password = { env = \"VAR\" } on the host or in [defaults]");
+        ctx.error(span.clone(), path, format!("no credential for host {label}"), "set identity_file = \"/home/you/.ssh/id_ed25519\" (a relative path is read from the inventory's folder) or password = { env = \"VAR\" } on the host or in [defaults]");
     }
     if transport == TransportKind::WinRm && password.is_none() {
         ctx.error(
