@@ -123,7 +123,10 @@ pub(super) fn health_agent(facts: &Facts, installed: bool, out: &mut Vec<Check>)
         out.push(Check::new(
             Code::HealthAgentStopped,
             Severity::Warning,
-            format!("Health Agent service not running: {}", stopped.join(", ")),
+            format!(
+                "Health Agent service not running: {}",
+                shown(&stopped.join(", "))
+            ),
             "on the host run Register-MicrosoftEntraConnectHealthAgent -AttributeFiltering $false -StagingMode (Get-ADSyncScheduler).StagingModeEnabled, with -AttributeFiltering $true instead when this server syncs a filtered attribute set (the wizard's Microsoft Entra app and attribute filtering), signing in as a Global Administrator or Hybrid Identity Administrator; then start the services",
             &["health_agent"],
         ));

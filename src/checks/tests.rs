@@ -284,3 +284,24 @@ fn adsync_missing_from_an_installed_product_or_in_a_strange_state_is_stopped_and
     let (_, stopped) = codes_and_text(&odd);
     assert!(!stopped[0].contains('\u{1b}'), "{stopped:?}");
 }
+
+#[test]
+fn a_stopped_health_agent_is_named_escaped() {
+    let catalog = Catalog::embedded();
+    let mut f = crate::testing::healthy_facts("2.6.91.0");
+    let agent = &mut f.health_agent.as_mut().unwrap()[0];
+    agent.state = "Stopped".into();
+    agent.name = "Health\u{1b}]0;owned\u{7}".into();
+    let a = assess(&f, &limits(&catalog, None));
+    let check = a
+        .checks
+        .iter()
+        .find(|c| c.code == Code::HealthAgentStopped)
+        .unwrap();
+    assert!(check.message.contains("Health"), "{}", check.message);
+    assert!(
+        !check.message.contains('\u{1b}') && !check.message.contains('\u{7}'),
+        "{}",
+        check.message
+    );
+}

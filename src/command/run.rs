@@ -138,7 +138,7 @@ async fn prepare_and_run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> Resul
                 }
             };
             let (ledger, plan, previous) = new_run(
-                args, inventory, plan, &selected, &installer, &options, &cx.env, io,
+                args, inventory, &share, plan, &selected, &installer, &options, &cx.env, io,
             )
             .await?;
             (ledger, plan, previous, options, playbook, installer)
@@ -197,6 +197,7 @@ async fn prepare_and_run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> Resul
 async fn new_run(
     args: &RunArgs,
     inventory: &crate::inventory::Inventory,
+    share: &std::path::Path,
     mut plan: Plan,
     selected: &[&crate::inventory::Host],
     installer: &Installer,
@@ -204,12 +205,6 @@ async fn new_run(
     who: &crate::settings::Environment,
     io: &mut Io<'_>,
 ) -> Result<(ledger::Ledger, Plan, HashMap<String, run::HostRecord>), (u8, String)> {
-    let share = inventory.share.as_deref().ok_or_else(|| {
-        (
-            exit::INVALID_INPUT,
-            format!("{}: the inventory names no share", inventory.path.display()),
-        )
-    })?;
     check_installer(&plan, installer).map_err(|e| (exit::INVALID_INPUT, e))?;
     if args.plan.is_some() && (!args.fleet.hosts.is_empty() || !args.fleet.tenants.is_empty()) {
         plan.hosts
