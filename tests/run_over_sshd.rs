@@ -822,7 +822,12 @@ fn a_36_host_night_follows_microsofts_order_and_a_resume_verifies_the_full_sync(
         let name = h["host"].as_str().unwrap();
         let scenario = &name[name.find('-').unwrap() + 1..];
         let want = expected_outcome(scenario, h["action"].as_str().unwrap(), false);
-        assert_eq!(h["outcome"], want, "{name}: {h:#}");
+        // On a mismatch, the host's journal in both runs says where the detach cut it.
+        let lines: Vec<&serde_json::Value> = journal.iter().filter(|e| e["host"] == name).collect();
+        assert_eq!(
+            h["outcome"], want,
+            "{name}: {h:#}\njournal: {lines:#?}\n{stderr}"
+        );
     }
     assert_eq!(
         report["summary"]["sync_pending"], 1,
