@@ -48,6 +48,7 @@ pub fn lab_host(name: &str, tenant: &str) -> crate::inventory::Host {
         os: Some(RemoteOs::Linux),
         min_os: None,
         connect_timeout: std::time::Duration::from_secs(10),
+        jump: Vec::new(),
         line: 1,
     }
 }

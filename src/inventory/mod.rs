@@ -135,8 +135,36 @@ pub struct Host {
     /// else `[defaults]`; the plan playbook's `min_os` applies when none is set).
     pub min_os: Option<MinOs>,
     pub connect_timeout: Duration,
+    /// The SSH servers the host is reached through, first hop first (OpenSSH's ProxyJump);
+    /// empty: directly. The host's own `jump`, else its tenant's (docs/jump-hosts.md).
+    pub jump: Vec<JumpHop>,
     /// Line of the `[[tenant.host]]` header, for messages.
     pub line: usize,
+}
+
+/// One SSH server on the way to a host: its own address, account, credentials by reference,
+/// known_hosts and connect deadline. Hops with equal fields are one shared connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JumpHop {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    /// Only when the hop says so: a host's or `[defaults]` password is never sent to a bastion.
+    pub password: Option<SecretRef>,
+    pub known_hosts: PathBuf,
+    pub connect_timeout: Duration,
+}
+
+impl JumpHop {
+    /// `user@address:port` (an IPv6 address in brackets), as the inventory and messages name it.
+    pub fn label(&self) -> String {
+        if self.address.contains(':') {
+            format!("{}@[{}]:{}", self.user, self.address, self.port)
+        } else {
+            format!("{}@{}:{}", self.user, self.address, self.port)
+        }
+    }
 }
 
 impl Host {
@@ -160,6 +188,15 @@ impl Host {
         }
         if let Some(SecretRef::File(p)) = &self.password {
             files.push(("password file", p.as_path()));
+        }
+        for hop in &self.jump {
+            if let Some(id) = &hop.identity_file {
+                files.push(("jump host identity_file", id.as_path()));
+            }
+            files.push(("jump host known_hosts", hop.known_hosts.as_path()));
+            if let Some(SecretRef::File(p)) = &hop.password {
+                files.push(("jump host password file", p.as_path()));
+            }
         }
         files
     }

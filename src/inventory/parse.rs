@@ -7,12 +7,14 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod jump;
+
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    FileTransfer, Host, HostTransport, Inventory, RemoteOs, Role, SecretRef, SshSettings, Tenant,
-    TransportKind, WinRmAuth, WinRmSettings,
+    FileTransfer, Host, HostTransport, Inventory, JumpHop, RemoteOs, Role, SecretRef, SshSettings,
+    Tenant, TransportKind, WinRmAuth, WinRmSettings,
 };
 use crate::backup::Retention;
 use crate::platform::MinOs;
@@ -104,7 +106,14 @@ const DEFAULT_KEYS: &[&str] = &[
     "file_transfer",
 ];
 const SHARE_KEYS: &[&str] = &["path"];
-const TENANT_KEYS: &[&str] = &["name", "maintenance_window", "contacts", "min_os", "host"];
+const TENANT_KEYS: &[&str] = &[
+    "name",
+    "maintenance_window",
+    "contacts",
+    "min_os",
+    "jump",
+    "host",
+];
 const HOST_KEYS: &[&str] = &[
     "name",
     "address",
@@ -124,6 +133,7 @@ const HOST_KEYS: &[&str] = &[
     "cert_sha256",
     "insecure",
     "file_transfer",
+    "jump",
 ];
 const PASSWORD_KEYS: &[&str] = &["env", "file", "command"];
 
@@ -909,6 +919,7 @@ fn parse_host(
     tenant: &str,
     d: &Defaults,
     tenant_min_os: Option<MinOs>,
+    tenant_jump: &[JumpHop],
     default_known_hosts: Option<&PathBuf>,
 ) -> Option<Host> {
     ctx.check_keys(t, path, HOST_KEYS);
@@ -935,6 +946,8 @@ fn parse_host(
     let connect_timeout = timeout(ctx, t, path, "connect_timeout")
         .or(d.connect_timeout)
         .unwrap_or(Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS as u64));
+    let jump =
+        jump::jump(ctx, t, path, d, default_known_hosts).unwrap_or_else(|| tenant_jump.to_vec());
     let lab_root = match get_str(ctx, t, path, "lab_root") {
         Some((p, pspan)) if !is_absolute_anywhere(&p) => {
             ctx.error(pspan, &join(path, "lab_root"), format!("`{p}` is not an absolute path"), "give the full path of the lab host's directory on that host, e.g. \"/srv/lab/hosts/t01-current\"");
@@ -1000,6 +1013,7 @@ fn parse_host(
         os,
         min_os,
         connect_timeout,
+        jump,
         line,
     })
 }
@@ -1180,6 +1194,7 @@ fn parse_tenant(
     let maintenance_window = maintenance_window(ctx, t, &tpath);
     let tenant_min_os = min_os(ctx, t, &tpath);
     let contacts = contacts(ctx, t, &tpath);
+    let tenant_jump = jump::jump(ctx, t, &tpath, defaults, default_known_hosts).unwrap_or_default();
     let mut hosts = Vec::new();
     let host_tables = get_tables(ctx, t, &tpath, "host", "tenant.host");
     for (hi, (h, hspan)) in host_tables.into_iter().enumerate() {
@@ -1192,6 +1207,7 @@ fn parse_tenant(
             &name,
             defaults,
             tenant_min_os,
+            &tenant_jump,
             default_known_hosts,
         ) else {
             continue;

@@ -261,3 +261,102 @@ fn the_winrm_example_in_the_docs_parses() {
         .unwrap_or_else(|e| panic!("docs/winrm.md's example: {e}\n{example}"));
     assert_eq!(inv.host_count(), 2);
 }
+
+fn parse_text(text: &str) -> Result<Inventory, InventoryErrors> {
+    Inventory::parse(text, Path::new("/etc/ecfleet/fleet.toml"), None)
+}
+
+const JUMP_BASE: &str = "[defaults]\nuser = \"admin\"\nidentity_file = \"keys/id\"\nknown_hosts = \"/k/known_hosts\"\nconnect_timeout = 7\n";
+
+#[test]
+fn a_tenant_s_jump_chain_reaches_its_hosts_and_a_host_may_go_direct_or_its_own_way() {
+    let inv = parse_text(&format!(
+        "{JUMP_BASE}
+[[tenant]]
+name = \"contoso\"
+jump = [\"ops@bastion.contoso.example\", {{ address = \"10.0.0.5\", port = 2022, user = \"jump\", password = {{ env = \"HOP2\" }}, known_hosts = \"hop2_known\", connect_timeout = 3 }}]
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1.contoso.local\"
+[[tenant.host]]
+name = \"ec2\"
+address = \"ec2.contoso.local\"
+jump = []
+[[tenant.host]]
+name = \"ec3\"
+address = \"ec3.contoso.local\"
+transport = \"winrm\"
+password = {{ env = \"WINRM\" }}
+jump = [\"me@[fd00::1]:2200\"]
+"
+    ))
+    .unwrap();
+    let host = |n: &str| inv.hosts().find(|h| h.name == n).unwrap();
+    let chain = &host("ec1").jump;
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[0].label(), "ops@bastion.contoso.example:22");
+    assert_eq!(
+        chain[0].identity_file.as_deref(),
+        Some(Path::new("/etc/ecfleet/keys/id")),
+        "a string hop offers the [defaults] key"
+    );
+    assert_eq!(chain[0].password, None);
+    assert_eq!(chain[0].connect_timeout, Duration::from_secs(7));
+    assert_eq!(chain[1].label(), "jump@10.0.0.5:2022");
+    assert_eq!(chain[1].password, Some(SecretRef::Env("HOP2".into())));
+    assert_eq!(
+        chain[1].known_hosts,
+        Path::new("/etc/ecfleet/hop2_known"),
+        "relative to the inventory"
+    );
+    assert_eq!(chain[1].connect_timeout, Duration::from_secs(3));
+    assert!(host("ec2").jump.is_empty(), "jump = [] is direct");
+    let own = &host("ec3").jump;
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0].label(), "me@[fd00::1]:2200");
+    assert_eq!(
+        own[0].password, None,
+        "a WinRM host's password is never a hop's"
+    );
+}
+
+#[test]
+fn a_jump_hop_that_cannot_be_used_is_an_error_with_its_place_and_fix() {
+    let errors = parse_text(
+        "[defaults]\nuser = \"admin\"\nknown_hosts = \"/k\"\npassword = { env = \"PW\" }\n
+[[tenant]]
+name = \"contoso\"
+jump = [\"bastion.contoso.example\", \"ops@bastion:ssh\", \"ops@ssh://x\", 22, { user = \"ops\" }, \"ops@b2\"]
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1\"
+jump = \"ops@b\"
+",
+    )
+    .unwrap_err()
+    .0;
+    let said: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}:{}: {} | {}", e.line, e.key, e.message, e.fix))
+        .collect();
+    let has = |needle: &str| {
+        assert!(
+            said.iter().any(|s| s.contains(needle)),
+            "no error containing {needle:?} in {said:#?}"
+        )
+    };
+    has("8:tenant[0].jump[0]: `bastion.contoso.example` names no user");
+    has("tenant[0].jump[1]: `ops@bastion:ssh`: `ssh` is not a TCP port");
+    has("tenant[0].jump[2]: `ops@ssh://x` is a URL");
+    has("tenant[0].jump[3]: expected a string or a table, found integer");
+    has("tenant[0].jump[4]: the jump host has no address");
+    // No key in [defaults]: the hop has no credential (the password is the hosts', not the hop's).
+    has("tenant[0].jump[5]: no credential for jump host ops@b2 | set identity_file in [defaults]");
+    has("12:tenant[0].host[0].jump: expected a list of hops, found string");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.file == Path::new("/etc/ecfleet/fleet.toml")),
+        "every error names the file"
+    );
+}
