@@ -7,6 +7,7 @@
 
 mod cache;
 mod credentials;
+pub mod dial;
 #[cfg(test)]
 pub mod fake;
 pub mod ssh;
@@ -145,8 +146,8 @@ pub trait Connection: Send + Sync {
 
 /// Opens connections for one run, whatever the host's transport.
 pub struct Connector {
-    ssh: ssh::SshConnector,
-    secrets: SecretCache,
+    ssh: std::sync::Arc<ssh::SshConnector>,
+    secrets: std::sync::Arc<SecretCache>,
     /// Unit tests only: every host is a fake (`fake`).
     #[cfg(test)]
     fake: Option<fake::FakeNetwork>,
@@ -156,8 +157,8 @@ impl Connector {
     /// `accept_new_host_keys`: record SSH host keys not yet in known_hosts (never changed ones).
     pub fn new(accept_new_host_keys: bool) -> Self {
         Connector {
-            ssh: ssh::SshConnector::new(accept_new_host_keys),
-            secrets: SecretCache::default(),
+            ssh: std::sync::Arc::new(ssh::SshConnector::new(accept_new_host_keys)),
+            secrets: std::sync::Arc::default(),
             #[cfg(test)]
             fake: None,
         }
@@ -178,7 +179,8 @@ impl Connector {
     }
 
     /// Connects to `host` within `limit` (and the host's own connect timeout, the shorter):
-    /// reading its credentials and keys, the handshake and authentication all count.
+    /// reading its credentials and keys, its jump hosts, the handshake and authentication all
+    /// count.
     pub async fn connect(
         &self,
         host: &Host,
@@ -196,7 +198,9 @@ impl Connector {
                 Ok(Box::new(conn))
             }
             HostTransport::WinRm(settings) => {
-                let conn = winrm::connect(host, settings, &self.secrets, limit).await?;
+                let dialer =
+                    dial::Dialer::through(self.ssh.clone(), self.secrets.clone(), &host.jump);
+                let conn = winrm::connect(host, settings, &self.secrets, dialer, limit).await?;
                 Ok(Box::new(conn))
             }
         }

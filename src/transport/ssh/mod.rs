@@ -3,6 +3,7 @@
 //! and download. Every network await and every local read (keys, known_hosts, credentials) has a
 //! deadline. russh types stay inside this module.
 
+mod jump;
 pub mod known_hosts;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,8 @@ use tokio::io::AsyncWriteExt;
 use self::known_hosts::{HostKeyVerdict, KnownHosts, fingerprint};
 use super::cache::OnceMap;
 use super::{Connection, ErrorKind, ExecOutput, Payload, SecretCache, TransportError};
-use crate::inventory::{Host, SecretRef, SshSettings};
+use crate::inventory::{Host, JumpHop, SecretRef, SshSettings};
+use crate::transport::dial::{self, ByteStream};
 
 /// Most output a single command may return before it is cut off (a runaway agent or shell).
 const MAX_OUTPUT_BYTES: usize = 32 << 20;
@@ -40,6 +42,8 @@ pub struct SshTarget {
     pub known_hosts: PathBuf,
     /// `address:port` for messages ([`Host::endpoint`]).
     pub endpoint: String,
+    /// Reached through these SSH servers, first hop first (empty: directly).
+    pub jump: Vec<JumpHop>,
 }
 
 impl SshTarget {
@@ -53,6 +57,7 @@ impl SshTarget {
             password: host.password.clone(),
             known_hosts: settings.known_hosts.clone(),
             endpoint: host.endpoint(),
+            jump: host.jump.clone(),
         }
     }
 }
@@ -62,12 +67,13 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> TransportError {
 }
 
 /// What connections in one run share: parsed known_hosts files and loaded keys (each read
-/// once, not once per host, under the deadline of the first host that needs it), and whether
-/// new host keys may be learned.
+/// once, not once per host, under the deadline of the first host that needs it), the open
+/// connections to jump hosts, and whether new host keys may be learned.
 pub struct SshConnector {
     accept_new_host_keys: bool,
     known_hosts: OnceMap<PathBuf, Result<Arc<KnownHosts>, String>>,
     keys: OnceMap<PathBuf, Result<Arc<PrivateKey>, String>>,
+    jumps: jump::JumpPool,
 }
 
 /// Runs a blocking file read on the blocking pool, within `limit`.
@@ -94,6 +100,7 @@ impl SshConnector {
             accept_new_host_keys,
             known_hosts: OnceMap::default(),
             keys: OnceMap::default(),
+            jumps: jump::JumpPool::default(),
         }
     }
 
@@ -280,17 +287,45 @@ async fn within<T>(
 }
 
 impl SshConnector {
-    /// Reading the keys and credentials, TCP connect, key exchange, host-key check and
-    /// authentication, all within `limit`.
+    /// Reading the keys and credentials, the connection (TCP, or a tunnel through the
+    /// target's jump hosts), key exchange, host-key check and authentication, all within
+    /// `limit`.
     pub async fn connect(
         &self,
         target: &SshTarget,
         secrets: &SecretCache,
         limit: Duration,
     ) -> Result<SshConnection, TransportError> {
-        let addr = target.endpoint.clone();
         let deadline = tokio::time::Instant::now() + limit;
-        let connect = async {
+        let stream = match target.jump.as_slice() {
+            [] => {
+                dial::tcp(&target.address, target.port, deadline)
+                    .await?
+                    .stream
+            }
+            hops => Box::new(
+                self.tunnel(hops, secrets, &target.address, target.port, deadline)
+                    .await?,
+            ),
+        };
+        let handle = self.session_over(stream, target, secrets, deadline).await?;
+        Ok(SshConnection {
+            handle,
+            name: target.name.clone(),
+        })
+    }
+
+    /// Key exchange, host-key check and authentication on `stream`, before `deadline`.
+    async fn session_over(
+        &self,
+        stream: Box<dyn ByteStream>,
+        target: &SshTarget,
+        secrets: &SecretCache,
+        deadline: tokio::time::Instant,
+    ) -> Result<Handle<Verifier>, TransportError> {
+        let addr = target.endpoint.clone();
+        let limit = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let session = async {
             let known = self.known_hosts(&target.known_hosts, limit).await?;
             let refusal = Arc::new(Mutex::new(None));
             let verifier = Verifier {
@@ -305,21 +340,6 @@ impl SshConnector {
             let config = Arc::new(client_config(
                 known.algorithms_for(&target.address, target.port),
             ));
-            let stream = tokio::net::TcpStream::connect((target.address.as_str(), target.port))
-                .await
-                .map_err(|e| {
-                    // Out of file handles is the controller's problem, not the host's.
-                    let hint = if e.raw_os_error() == Some(libc::EMFILE) {
-                        " (this controller ran out of open files: lower --concurrency or raise ulimit -n)"
-                    } else {
-                        ""
-                    };
-                    err(
-                        ErrorKind::Unreachable,
-                        format!("cannot connect to {addr}: {e}{hint}"),
-                    )
-                })?;
-            let _ = stream.set_nodelay(true);
             let mut handle = match client::connect_stream(config, stream, verifier).await {
                 Ok(h) => h,
                 Err(e) => {
@@ -334,12 +354,9 @@ impl SshConnector {
                 }
             };
             authenticate(self, secrets, &mut handle, target, deadline).await?;
-            Ok(SshConnection {
-                handle,
-                name: target.name.clone(),
-            })
+            Ok(handle)
         };
-        within(limit, || format!("connecting to {addr}"), connect).await
+        within(limit, || format!("connecting to {addr}"), session).await
     }
 }
 

@@ -162,10 +162,21 @@ impl WinRmConnection {
             self.set_method(format!("WinRM stdin (host pull failed: {why})"));
             Ok(None)
         };
-        let (local, peer) = {
+        let (local, peer, hop) = {
             let exchange = self.exchange.lock().await;
-            (exchange.local_address(), exchange.peer_address())
+            (
+                exchange.local_address(),
+                exchange.peer_address(),
+                exchange.last_hop(),
+            )
         };
+        if let Some(hop) = hop {
+            // The host sees the jump host, not this machine: it has no way back to offer from.
+            self.set_method(format!(
+                "WinRM stdin (reached through jump host {hop}: the host cannot reach this controller to pull)"
+            ));
+            return Ok(None);
+        }
         let (Some(local), Some(peer)) = (local, peer) else {
             return fall_back("no connection to take the addresses from".into());
         };

@@ -23,6 +23,7 @@ use super::response::Operation;
 use super::shell::{Exchange, ExchangeError};
 use super::tls::Tls;
 use crate::error::ErrorKind;
+use crate::transport::dial::Dialer;
 
 /// Where the WinRM service listens.
 #[derive(Debug, Clone)]
@@ -88,8 +89,8 @@ struct Conn {
 /// A connection as [`HttpExchange::connect`] makes it, and the controller's address on it.
 struct Opened {
     conn: Conn,
-    local: std::net::IpAddr,
-    peer: std::net::IpAddr,
+    local: Option<std::net::IpAddr>,
+    peer: Option<std::net::IpAddr>,
 }
 
 pub struct HttpExchange {
@@ -99,6 +100,8 @@ pub struct HttpExchange {
     tls: Option<Tls>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    /// Directly, or through the host's jump hosts.
+    dialer: Dialer,
     conn: Option<Conn>,
     /// The controller's address on the latest connection (where the host reaches it).
     local: Option<std::net::IpAddr>,
@@ -127,8 +130,20 @@ impl HttpExchange {
             peer: None,
             connect_timeout,
             request_timeout,
+            dialer: Dialer::direct(),
             conn: None,
         }
+    }
+
+    /// Reaches the host as `dialer` does (through its jump hosts), every connection.
+    pub fn through(mut self, dialer: Dialer) -> HttpExchange {
+        self.dialer = dialer;
+        self
+    }
+
+    /// The last jump host on the way, when the host is reached through one.
+    pub fn last_hop(&self) -> Option<String> {
+        self.dialer.last_hop()
     }
 
     /// Speaks HTTPS, with `tls`'s certificate policy (the endpoint must say `https`).
@@ -141,8 +156,8 @@ impl HttpExchange {
     pub async fn open(&mut self) -> Result<(), ExchangeError> {
         if self.conn.is_none() {
             let opened = self.connect().await?;
-            self.local = Some(opened.local);
-            self.peer = Some(opened.peer);
+            self.local = opened.local;
+            self.peer = opened.peer;
             self.conn = Some(opened.conn);
         }
         Ok(())
@@ -191,37 +206,13 @@ impl HttpExchange {
     }
 
     async fn connect(&self) -> Result<Opened, ExchangeError> {
-        let address = (self.endpoint.host.as_str(), self.endpoint.port);
-        let tcp = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect(address),
-        )
-        .await
-        .map_err(|_| {
-            fail(
-                ErrorKind::Timeout,
-                format!(
-                    "no connection to {} within {:?}",
-                    self.endpoint.url(),
-                    self.connect_timeout
-                ),
-            )
-        })?
-        .map_err(|e| {
-            fail(
-                ErrorKind::Unreachable,
-                format!("{}: {e}", self.endpoint.url()),
-            )
-        })?;
-        let _ = tcp.set_nodelay(true);
-        let unreachable = |e: std::io::Error| {
-            fail(
-                ErrorKind::Unreachable,
-                format!("{}: {e}", self.endpoint.url()),
-            )
-        };
-        let peer = tcp.peer_addr().map_err(unreachable)?.ip();
-        let local = tcp.local_addr().map_err(unreachable)?.ip();
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let dialed = self
+            .dialer
+            .dial(&self.endpoint.host, self.endpoint.port, deadline)
+            .await
+            .map_err(|e| fail(e.kind, format!("{}: {}", self.endpoint.url(), e.message)))?;
+        let (tcp, local, peer) = (dialed.stream, dialed.local, dialed.peer);
         let url = self.endpoint.url();
         let (mut sender, channel_binding) = match &self.tls {
             Some(tls) => {

@@ -20,17 +20,20 @@ use std::time::Duration;
 
 use crate::error::ErrorKind;
 use crate::inventory::{FileTransfer, Host, WinRmAuth, WinRmSettings};
+use crate::transport::dial::Dialer;
 use crate::transport::{SecretCache, TransportError};
 
 /// How long the service may hold one Receive (a keep-alive, not a deadline).
 const OPERATION_TIMEOUT_SECS: u32 = 20;
 
-/// Opens a WinRM connection to `host`: reads its password (once per run for a shared
-/// reference), then connects and authenticates within `limit`.
+/// Opens a WinRM connection to `host` (directly or through its jump hosts, as `dialer` goes):
+/// reads its password (once per run for a shared reference), then connects and authenticates
+/// within `limit`.
 pub async fn connect(
     host: &Host,
     settings: &WinRmSettings,
     secrets: &SecretCache,
+    dialer: Dialer,
     limit: Duration,
 ) -> Result<connection::WinRmConnection, TransportError> {
     let reference = host.password.as_ref().ok_or_else(|| {
@@ -70,7 +73,8 @@ pub async fn connect(
         credentials,
         connect_timeout,
         Duration::from_secs(u64::from(OPERATION_TIMEOUT_SECS) + 10),
-    );
+    )
+    .through(dialer);
     if settings.https {
         let policy = cert_policy(host, settings);
         exchange =

@@ -12,12 +12,12 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::transport::dial::ByteStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::Digest;
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::shell::ExchangeError;
@@ -170,7 +170,7 @@ pub struct Tls {
 
 /// A TLS connection and its `tls-server-end-point` channel binding (RFC 5929).
 pub struct Connected {
-    pub stream: TlsStream<TcpStream>,
+    pub stream: TlsStream<Box<dyn ByteStream>>,
     pub channel_binding: Vec<u8>,
 }
 
@@ -224,7 +224,11 @@ impl Tls {
 
     /// The TLS handshake on `tcp`; a refused certificate is a [`ErrorKind::HostKey`] error
     /// naming the fix and the certificate's SHA-256.
-    pub async fn handshake(&self, tcp: TcpStream, url: &str) -> Result<Connected, ExchangeError> {
+    pub async fn handshake(
+        &self,
+        tcp: Box<dyn ByteStream>,
+        url: &str,
+    ) -> Result<Connected, ExchangeError> {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let stream = match connector.connect(self.server_name.clone(), tcp).await {
             Ok(s) => s,
