@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod netns;
 pub mod winrm;
 
 pub fn ecfleet() -> Command {
@@ -34,7 +35,7 @@ pub fn agent_dir() -> PathBuf {
         .clone()
 }
 
-fn sshd_binary() -> PathBuf {
+pub fn sshd_binary() -> PathBuf {
     let path = PathBuf::from("/usr/sbin/sshd");
     if !path.exists() {
         // Install what the test needs, as CI does (.ci/run); fails loudly if that is impossible.
@@ -192,6 +193,11 @@ impl Sshd {
             host_pub,
             child,
         }
+    }
+
+    /// The listening sshd's process id (each connection is a child of it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn known_hosts_line(&self) -> String {
@@ -389,7 +395,17 @@ pub fn lab_msi(dir: &Path, mib: u64) -> (PathBuf, Vec<u8>) {
 
 /// `ecfleet lab up --hosts N [extra…]` in `dir`, once it says it is serving.
 pub fn lab_up(dir: &Path, hosts: usize, extra: &[&str]) -> std::process::Child {
-    let mut lab = ecfleet()
+    lab_up_by(ecfleet(), dir, hosts, extra)
+}
+
+/// [`lab_up`] run by `ecfleet` as given (inside a network namespace, say).
+pub fn lab_up_by(
+    mut ecfleet: Command,
+    dir: &Path,
+    hosts: usize,
+    extra: &[&str],
+) -> std::process::Child {
+    let mut lab = ecfleet
         .args(["lab", "up", "--hosts", &hosts.to_string()])
         .args(extra)
         .arg("--dir")

@@ -68,9 +68,17 @@ impl SshConnector {
         port: u16,
         deadline: Instant,
     ) -> Result<russh::ChannelStream<Msg>, TransportError> {
-        let last = self.hop_session(hops, secrets, deadline).await?;
         let name = hop_name(hops, hops.len() - 1);
-        forward(&last, &name, address, port, deadline).await
+        let last = self.hop_session(hops, secrets, deadline).await?;
+        match forward(&last, &name, address, port, deadline).await {
+            // The shared connection dropped under us (the bastion restarted, a NAT forgot
+            // it): opened again, once.
+            Err(_) if last.is_closed() => {
+                let last = self.hop_session(hops, secrets, deadline).await?;
+                forward(&last, &name, address, port, deadline).await
+            }
+            done => done,
+        }
     }
 
     /// The last hop's connection, opening (or re-opening) each hop on the way.
@@ -108,7 +116,11 @@ impl SshConnector {
                         secrets,
                         hop_deadline,
                     )
-                    .await;
+                    .await
+                    .map_err(|e| match e.kind {
+                        ErrorKind::Timeout => hung(&name, hop, hop_deadline - started),
+                        _ => e,
+                    });
                 match opened {
                     Ok(session) => {
                         let session = Arc::new(session);
@@ -127,15 +139,7 @@ impl SshConnector {
             let session = match tokio::time::timeout_at(hop_deadline, opening).await {
                 Ok(r) => r?,
                 Err(_) => {
-                    let waited = hop_deadline.saturating_duration_since(started);
-                    let e = TransportError::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "{name} did not complete the SSH connection within its deadline ({} s); check that it is up and answering SSH on port {}",
-                            waited.as_secs().max(1),
-                            hop.port
-                        ),
-                    );
+                    let e = hung(&name, hop, hop_deadline - started);
                     // Remembered unless another host of the run got there first.
                     if let Ok(mut s) = slot.try_lock()
                         && s.session.is_none()
@@ -203,6 +207,18 @@ impl SshConnector {
                 }
             })
     }
+}
+
+/// A hop that did not finish connecting (TCP, key exchange, authentication) in `waited`.
+fn hung(name: &str, hop: &JumpHop, waited: Duration) -> TransportError {
+    TransportError::new(
+        ErrorKind::Timeout,
+        format!(
+            "{name} did not complete the SSH connection within its deadline ({} s); check that it is up and answering SSH on port {}",
+            waited.as_millis().div_ceil(1000),
+            hop.port
+        ),
+    )
 }
 
 /// A direct-tcpip channel from `via` (named `via_name`) to `address:port`.

@@ -1,0 +1,373 @@
+//! Jump hosts with real parts (docs/jump-hosts.md): lab hosts (SSH and WinRM) serve inside a
+//! network namespace on its own loopback, which this machine cannot reach; real OpenSSH sshd
+//! bastions inside it are the only way in. Also: a bastion with a changed host key, one that
+//! hangs, one that forbids forwarding.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::netns::{InnerSshd, Netns};
+use common::{ecfleet, json_of};
+
+/// A lab of `hosts` (the first `winrm` over WinRM) served inside `ns`.
+struct HiddenLab {
+    dir: tempfile::TempDir,
+    _lab: Killed,
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl HiddenLab {
+    fn up(ns: &Netns, hosts: usize, winrm: usize) -> HiddenLab {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = common::lab_up_by(
+            ns.command(env!("CARGO_BIN_EXE_ecfleet")),
+            &dir.path().join("lab"),
+            hosts,
+            &["--winrm", &winrm.to_string()],
+        );
+        HiddenLab {
+            dir,
+            _lab: Killed(lab),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn client_public_key(&self) -> PathBuf {
+        self.path("lab/keys/id_ed25519.pub")
+    }
+
+    fn trust(&self, known_hosts_line: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path("lab/keys/known_hosts"))
+            .unwrap();
+        f.write_all(known_hosts_line.as_bytes()).unwrap();
+    }
+
+    /// The lab's inventory with `jump = <chain>` on every tenant, written to `name`.
+    fn inventory_through(&self, chain: &str, name: &str) -> PathBuf {
+        let text = std::fs::read_to_string(self.path("lab/inventory.toml")).unwrap();
+        let path = self.path(name);
+        std::fs::write(&path, with_jump(&text, chain)).unwrap();
+        path
+    }
+}
+
+/// `jump = <chain>` added to every `[[tenant]]` of an inventory text.
+fn with_jump(inventory: &str, chain: &str) -> String {
+    let mut parts = inventory.split("[[tenant]]\n");
+    let mut out = parts.next().unwrap().to_string();
+    for part in parts {
+        let (name_line, rest) = part.split_once('\n').unwrap();
+        out.push_str(&format!("[[tenant]]\n{name_line}\njump = {chain}\n{rest}"));
+    }
+    out
+}
+
+fn audit(inventory: &Path) -> (i32, serde_json::Value, String) {
+    let out = ecfleet()
+        .args(["audit", "--format", "json", "-i"])
+        .arg(inventory)
+        .output()
+        .unwrap();
+    let (json, stderr) = json_of(&out);
+    (out.status.code().unwrap(), json, stderr)
+}
+
+/// Per host: name, reachable, product version and finding codes, sorted by name.
+fn results(report: &serde_json::Value) -> Vec<(String, bool, String, Vec<String>)> {
+    let mut rows: Vec<_> = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["reachable"].as_bool().unwrap(),
+                h["version"]["product"].as_str().unwrap_or("-").to_string(),
+                common::codes(h),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn errors(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["error_kind"].as_str().unwrap_or("").to_string(),
+                h["error"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hosts_behind_a_bastion_are_audited_staged_and_backed_up_through_it_on_one_connection() {
+    let ns = Netns::new();
+    let lab = HiddenLab::up(&ns, 6, 2);
+    let bastion: InnerSshd = ns.sshd(
+        lab.dir.path(),
+        "bastion",
+        &ns.inside,
+        22,
+        &lab.client_public_key(),
+        "",
+    );
+    lab.trust(&bastion.known_hosts_line);
+
+    // From here the hosts cannot be reached directly: the path really is the bastion.
+    let (_, direct, _) = audit(&lab.path("lab/inventory.toml"));
+    for (host, kind, error) in errors(&direct) {
+        assert_eq!(kind, "unreachable", "{host}: {error}");
+    }
+
+    // What an audit run inside the hosts' own network sees, to compare with.
+    let inside = ns
+        .command(env!("CARGO_BIN_EXE_ecfleet"))
+        .args(["audit", "--format", "json", "-i"])
+        .arg(lab.path("lab/inventory.toml"))
+        .output()
+        .unwrap();
+    let (baseline, _) = json_of(&inside);
+    assert!(results(&baseline).iter().all(|r| r.1), "{baseline}");
+
+    let through = lab.inventory_through(&format!("[\"root@{}\"]", ns.inside), "jump.toml");
+    let (code, report, stderr) = audit(&through);
+    assert_eq!(results(&report), results(&baseline), "{stderr}");
+    assert_eq!(Some(code), inside.status.code());
+    assert_eq!(
+        bastion.accepted(),
+        1,
+        "six hosts (four SSH, two WinRM) share one connection to the bastion"
+    );
+
+    // Stage and back up through it: the WinRM hosts cannot pull from this controller, and say so.
+    let (msi, _) = common::lab_msi(lab.dir.path(), 1);
+    let out = ecfleet()
+        .args(["stage", "--format", "json", "-i"])
+        .arg(&through)
+        .arg("--msi")
+        .arg(&msi)
+        .output()
+        .unwrap();
+    let (staged, stderr) = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let transfers: Vec<&str> = staged["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["staged"]["transfer"].as_str())
+        .collect();
+    assert_eq!(transfers.len(), 2, "{staged}");
+    let expected = format!(
+        "WinRM stdin (reached through jump host root@{}:22: the host cannot reach this controller to pull)",
+        ns.inside
+    );
+    assert!(transfers.iter().all(|t| *t == expected), "{transfers:?}");
+    let out = ecfleet()
+        .args(["backup", "-i"])
+        .arg(&through)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("6 hosts: 6 backed up and verified"), "{said}");
+}
+
+#[test]
+fn a_two_hop_chain_reaches_hosts_that_only_the_inner_hop_can_reach() {
+    let ns = Netns::new();
+    let lab = HiddenLab::up(&ns, 3, 1);
+    let key = lab.client_public_key();
+    let outer = ns.sshd(lab.dir.path(), "outer", &ns.inside, 22, &key, "");
+    // Reachable only from inside the namespace.
+    let inner = ns.sshd(lab.dir.path(), "inner", "127.0.0.1", 2222, &key, "");
+    lab.trust(&outer.known_hosts_line);
+    lab.trust(&inner.known_hosts_line);
+
+    let chain = format!("[\"root@{}\", \"root@127.0.0.1:2222\"]", ns.inside);
+    let (code, report, stderr) = audit(&lab.inventory_through(&chain, "two.toml"));
+    assert!(
+        results(&report).iter().all(|r| r.1),
+        "every host through both hops: {stderr}\n{report}"
+    );
+    assert_ne!(code, 4, "{stderr}");
+    assert_eq!((outer.accepted(), inner.accepted()), (1, 1));
+
+    // The inner hop alone cannot be reached from here: its hosts fail with the hop named.
+    let (_, report, _) = audit(&lab.inventory_through("[\"root@127.0.0.1:2222\"]", "inner.toml"));
+    for (host, kind, error) in errors(&report) {
+        assert_eq!(kind, "unreachable", "{host}: {error}");
+        assert!(
+            error.contains("jump host root@127.0.0.1:2222: cannot connect to 127.0.0.1:2222"),
+            "{host}: {error}"
+        );
+    }
+}
+
+/// A lab on loopback behind a bastion on loopback: the cases below are about the bastion.
+fn loopback_lab(hosts: usize) -> (tempfile::TempDir, Killed) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = common::lab_up(&dir.path().join("lab"), hosts, &["--winrm", "1"]);
+    (dir, Killed(lab))
+}
+
+fn lab_inventory_through(dir: &Path, chain: &str) -> PathBuf {
+    let text = std::fs::read_to_string(dir.join("lab/inventory.toml")).unwrap();
+    let path = dir.join("jump.toml");
+    std::fs::write(&path, with_jump(&text, chain)).unwrap();
+    path
+}
+
+#[test]
+fn a_bastion_whose_host_key_changed_is_refused_for_every_host_behind_it() {
+    let (dir, _lab) = loopback_lab(3);
+    let key = dir.path().join("lab/keys/id_ed25519.pub");
+    let bastion = common::Sshd::start(dir.path(), "bastion", &key);
+    // known_hosts records another key for the bastion's address.
+    let other = dir.path().join("other_host_key");
+    common::keygen(&other);
+    let other = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let line = format!(
+        "[127.0.0.1]:{} {}\n",
+        bastion.port,
+        other
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let known = dir.path().join("lab/keys/known_hosts");
+    let mut text = std::fs::read_to_string(&known).unwrap();
+    text.push_str(&line);
+    std::fs::write(&known, text).unwrap();
+
+    let inventory = lab_inventory_through(
+        dir.path(),
+        &format!("[\"{}@127.0.0.1:{}\"]", common::whoami(), bastion.port),
+    );
+    let (code, report, _) = audit(&inventory);
+    assert_eq!(code, 2, "unreachable hosts: the audit is incomplete");
+    for (host, kind, error) in errors(&report) {
+        assert_eq!(kind, "host-key", "{host}: {error}");
+        assert!(
+            error.contains(&format!(
+                "HOST KEY CHANGED for jump host {}@127.0.0.1:{}",
+                common::whoami(),
+                bastion.port
+            )),
+            "{host}: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_bastion_that_hangs_fails_its_hosts_at_its_deadline_not_one_after_another() {
+    let (dir, _lab) = loopback_lab(4);
+    // Accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let chain = format!(
+        "[{{ address = \"127.0.0.1\", port = {port}, user = \"ops\", connect_timeout = 2 }}]"
+    );
+    let inventory = lab_inventory_through(dir.path(), &chain);
+    let started = Instant::now();
+    let (code, report, _) = audit(&inventory);
+    let took = started.elapsed();
+    assert_eq!(code, 2);
+    for (host, kind, error) in errors(&report) {
+        assert_eq!(kind, "timeout", "{host}: {error}");
+        assert!(
+            error.contains(&format!("jump host ops@127.0.0.1:{port} did not complete the SSH connection within its deadline (2 s)")),
+            "{host}: {error}"
+        );
+    }
+    assert!(
+        took < Duration::from_secs(8),
+        "four hosts behind one hung bastion took {took:?}"
+    );
+    drop(silent);
+}
+
+#[test]
+fn a_bastion_that_forbids_forwarding_says_so() {
+    let (dir, _lab) = loopback_lab(2);
+    let key = dir.path().join("lab/keys/id_ed25519.pub");
+    let auth = format!(
+        "AuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nAllowTcpForwarding no\n",
+        key.display()
+    );
+    let bastion = common::Sshd::start_with(dir.path(), "bastion", &auth, false, None);
+    let known = dir.path().join("lab/keys/known_hosts");
+    let mut text = std::fs::read_to_string(&known).unwrap();
+    text.push_str(&bastion.known_hosts_line());
+    std::fs::write(&known, text).unwrap();
+    let inventory = lab_inventory_through(
+        dir.path(),
+        &format!("[\"{}@127.0.0.1:{}\"]", common::whoami(), bastion.port),
+    );
+    let (_, report, _) = audit(&inventory);
+    for (host, kind, error) in errors(&report) {
+        assert_eq!(kind, "refused", "{host}: {error}");
+        assert!(
+            error.contains("refused to forward") && error.contains("AllowTcpForwarding"),
+            "{host}: {error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_bastion_connection_is_opened_again_for_the_next_host() {
+    let (dir, _lab) = loopback_lab(2);
+    let key = dir.path().join("lab/keys/id_ed25519.pub");
+    let bastion = common::Sshd::start(dir.path(), "bastion", &key);
+    let known = dir.path().join("lab/keys/known_hosts");
+    let mut text = std::fs::read_to_string(&known).unwrap();
+    text.push_str(&bastion.known_hosts_line());
+    std::fs::write(&known, text).unwrap();
+    let inventory = lab_inventory_through(
+        dir.path(),
+        &format!("[\"{}@127.0.0.1:{}\"]", common::whoami(), bastion.port),
+    );
+    let inventory = ecfleet::inventory::Inventory::load(&inventory, None).unwrap();
+    let connector = ecfleet::transport::Connector::new(false);
+    let connect_all = || async {
+        for host in inventory.hosts() {
+            match connector.connect(host, Duration::from_secs(10)).await {
+                Ok(c) => c.close().await,
+                Err(e) => panic!("{}: {e}", host.name),
+            }
+        }
+    };
+    connect_all().await;
+    // The bastion drops every connection it holds (each is a child of the listening sshd).
+    let killed = std::process::Command::new("pkill")
+        .args(["-P", &bastion.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "the shared connection was open");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    connect_all().await;
+}
