@@ -511,6 +511,11 @@ pub async fn serve(
             auth_rejection_time: std::time::Duration::from_millis(50),
             auth_rejection_time_initial: Some(std::time::Duration::ZERO),
             inactivity_timeout: Some(std::time::Duration::from_secs(600)),
+            // russh writes each message on its own (exit status, EOF, close), where OpenSSH's
+            // sshd queues them and writes them together: without TCP_NODELAY the lab would
+            // stall 40 ms on each such burst (Nagle behind a peer's delayed ACK), which a real
+            // sshd does not.
+            nodelay: true,
             ..Default::default()
         });
         let mut server = LabHostServer {

@@ -101,8 +101,22 @@ pub fn endpoint(address: &str, port: u16) -> String {
     }
 }
 
-/// A TCP connection (TCP_NODELAY) from this machine before `deadline`.
+/// A TCP connection (TCP_NODELAY, [`QuickAck`]) from this machine before `deadline`.
 pub async fn tcp(address: &str, port: u16, deadline: Instant) -> Result<Dialed, TransportError> {
+    let (stream, local, peer) = tcp_stream(address, port, deadline).await?;
+    Ok(Dialed {
+        stream: Box::new(QuickAck(stream)),
+        local,
+        peer,
+    })
+}
+
+/// [`tcp`]'s stream, unboxed.
+async fn tcp_stream(
+    address: &str,
+    port: u16,
+    deadline: Instant,
+) -> Result<(tokio::net::TcpStream, Option<IpAddr>, Option<IpAddr>), TransportError> {
     let shown = endpoint(address, port);
     let limit = deadline.saturating_duration_since(Instant::now());
     let stream = tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect((address, port)))
@@ -123,9 +137,80 @@ pub async fn tcp(address: &str, port: u16, deadline: Instant) -> Result<Dialed, 
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().ok().map(|a| a.ip());
     let peer = stream.peer_addr().ok().map(|a| a.ip());
-    Ok(Dialed {
-        stream: Box::new(stream),
-        local,
-        peer,
-    })
+    Ok((stream, local, peer))
+}
+
+/// A TCP stream that acknowledges at once what it reads (Linux `TCP_QUICKACK`, re-armed after
+/// every read, since the kernel clears it). Every connection the controller dials is one:
+/// sshd sets no TCP_NODELAY on a connection without a terminal, so when it forwards two
+/// small replies in a row, the second waits for the ACK of the first; a delayed ACK (40 ms)
+/// then stalls every exchange of every host behind it. A host's own sshd does the same on a
+/// direct connection. Measured: bench/jump.sh, docs/performance.md.
+pub struct QuickAck(pub tokio::net::TcpStream);
+
+impl QuickAck {
+    fn arm(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let on: libc::c_int = 1;
+            // SAFETY: a valid socket descriptor and a c_int option of the right size.
+            unsafe {
+                libc::setsockopt(
+                    self.0.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_QUICKACK,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+}
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.arm();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, data)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
 }
