@@ -19,7 +19,7 @@ use sha2::Digest;
 
 mod common;
 
-use common::winrm::{PASSWORD, USER, lab_up, over_winrm, pywinrm, service};
+use common::winrm::{PASSWORD, USER, audit, lab_up, night, over_winrm, pywinrm, service, verdicts};
 
 /// pywinrm, an independent client, against a WinRM service on `port`: a command with stdout,
 /// stderr and an exit code, a command quieter than OperationTimeout, 512 KiB of stdin hashed on
@@ -325,46 +325,6 @@ fn half_over_winrm(inventory: &Path, port: u16) -> PathBuf {
     over_winrm(inventory, &hosts)
 }
 
-fn audit(inventory: &Path, extra: &[&str]) -> (serde_json::Value, String) {
-    let out = common::ecfleet()
-        .args(["audit", "--format", "json", "--agent-dir"])
-        .arg(common::agent_dir())
-        .arg("-i")
-        .arg(inventory)
-        .args(extra)
-        .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "trace")
-        .output()
-        .unwrap();
-    common::json_of(&out)
-}
-
-fn verdicts(report: &serde_json::Value) -> Vec<(String, bool, Vec<String>)> {
-    let mut v: Vec<(String, bool, Vec<String>)> = report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            let mut codes: Vec<String> = h["findings"]
-                .as_array()
-                .map(|f| {
-                    f.iter()
-                        .map(|x| x["code"].as_str().unwrap().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            codes.sort();
-            (
-                h["host"].as_str().unwrap().to_string(),
-                h["reachable"].as_bool().unwrap(),
-                codes,
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_mixed_fleet_audits_the_same_over_winrm_as_over_ssh() {
     let s = service(&[]);
@@ -437,133 +397,6 @@ fn pywinrm_cross_checks_the_lab_winrm_server() {
     let password = std::fs::read_to_string(dir.path().join("keys/winrm-password")).unwrap();
     pywinrm_check(hosts[0].1, "ecfleet", password.trim());
     drop(lab);
-}
-
-/// What a fleet's night says per host: the audit's verdicts, the plan's action and reasons, the
-/// backup's result, the run's outcome; and the hosts the run verified.
-#[derive(Debug, PartialEq)]
-struct Night {
-    audit: Vec<(String, bool, Vec<String>)>,
-    plan: Vec<(String, String, Vec<String>)>,
-    backup: Vec<(String, bool, String)>,
-    run: Vec<(String, String, String)>,
-}
-
-/// A night as it went: its [`Night`], the backup's exit code, the run's report, and everything
-/// the commands wrote on stderr.
-struct NightRun {
-    night: Night,
-    backup_code: Option<i32>,
-    run: serde_json::Value,
-    stderr: String,
-}
-
-/// audit, plan, backup and run on the lab in `dir` through `inventory`, as an operator would in
-/// one night; every in-place host must end verified.
-fn night(dir: &Path, inventory: &Path) -> NightRun {
-    let mut all_stderr = String::new();
-    let mut ecfleet = |args: &[&str]| {
-        let out = common::ecfleet()
-            .args(args)
-            .arg("--agent-dir")
-            .arg(common::agent_dir())
-            .arg("-i")
-            .arg(inventory)
-            .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        all_stderr.push_str(&stderr);
-        (out, stderr)
-    };
-    let json = |bytes: &[u8], stderr: &str| -> serde_json::Value {
-        serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {stderr}"))
-    };
-    let rows = |v: &serde_json::Value,
-                f: &dyn Fn(&serde_json::Value) -> (String, String, String)| {
-        let mut r: Vec<_> = v["hosts"].as_array().unwrap().iter().map(f).collect();
-        r.sort();
-        r
-    };
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
-    let (report, audit_stderr) = audit(inventory, &["--as-of", "2026-11-24"]);
-    let (msi, _) = common::lab_msi(dir, 1);
-    let plan_file = dir.join("tonight.json");
-    let (out, stderr) = ecfleet(&[
-        "plan",
-        "--as-of",
-        "2026-11-24",
-        "--msi",
-        msi.to_str().unwrap(),
-        "--out",
-        plan_file.to_str().unwrap(),
-    ]);
-    assert!(out.status.code().is_some_and(|c| c <= 2), "{stderr}");
-    let plan = json(&std::fs::read(&plan_file).unwrap(), &stderr);
-    let (out, stderr) = ecfleet(&["backup", "--format", "json"]);
-    let backup = json(&out.stdout, &stderr);
-    let backup_code = out.status.code();
-    let (out, stderr) = ecfleet(&[
-        "run",
-        "--yes",
-        "--ignore-windows",
-        "--format",
-        "json",
-        "--plan",
-        plan_file.to_str().unwrap(),
-        "--msi",
-        msi.to_str().unwrap(),
-        "--playbook",
-        dir.join("run-playbook.toml").to_str().unwrap(),
-    ]);
-    let run = json(&out.stdout, &stderr);
-    for h in run["hosts"].as_array().unwrap() {
-        if h["action"] == "in-place" {
-            assert_eq!(h["outcome"], "verified", "{h:#}\n{stderr}");
-        }
-    }
-    let night = Night {
-        audit: verdicts(&report),
-        plan: {
-            let mut p: Vec<_> = plan["hosts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| {
-                    let mut codes: Vec<String> = h["reasons"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|n| text(&n["code"]))
-                        .collect();
-                    codes.sort();
-                    (text(&h["host"]), text(&h["action"]), codes)
-                })
-                .collect();
-            p.sort();
-            p
-        },
-        backup: rows(&backup, &|h| {
-            (
-                text(&h["host"]),
-                h["ok"].to_string(),
-                text(&h["error_kind"]),
-            )
-        })
-        .into_iter()
-        .map(|(h, ok, kind)| (h, ok == "true", kind))
-        .collect(),
-        run: rows(&run, &|h| {
-            (text(&h["host"]), text(&h["action"]), text(&h["outcome"]))
-        }),
-    };
-    all_stderr.push_str(&audit_stderr);
-    NightRun {
-        night,
-        backup_code,
-        run,
-        stderr: all_stderr,
-    }
 }
 
 /// Issue 10's acceptance on the lab: 24 hosts, half over WinRM (the lab's own WinRM server),

@@ -78,12 +78,26 @@ pub struct WinRmSettings {
     /// HTTPS (5986) instead of HTTP with message encryption (5985).
     pub https: bool,
     pub auth: WinRmAuth,
+    /// The realm and KDC (tenant, host or `[defaults]`) and the host's SPN: with them,
+    /// `negotiate` tries Kerberos first; `kerberos` needs them.
+    pub kerberos: Option<KerberosSettings>,
     /// The host's certificate, pinned by its SHA-256 (hex), for self-signed listeners.
     pub cert_sha256: Option<String>,
     /// Accept any certificate (explicit, and warned about).
     pub insecure: bool,
     /// How big files reach the host.
     pub file_transfer: FileTransfer,
+}
+
+/// Where a WinRM host's Kerberos tickets come from (docs/winrm.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosSettings {
+    /// Upper case, as Kerberos spells it.
+    pub realm: String,
+    /// A KDC of the realm: name or address, and port (88).
+    pub kdc: (String, u16),
+    /// The host's service principal; `HTTP/<address>` when not given.
+    pub spn: Option<String>,
 }
 
 /// How big files (the agent, the installer) reach a WinRM host (docs/winrm.md).
@@ -99,9 +113,12 @@ pub enum FileTransfer {
 /// WinRM authentication.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WinRmAuth {
-    /// NTLM inside the Negotiate scheme (Kerberos through it is not built yet).
+    /// Kerberos inside the Negotiate scheme when a realm and KDC are known, NTLM when Kerberos
+    /// cannot be had (as Windows does).
     #[default]
     Negotiate,
+    /// Kerberos only: never NTLM.
+    Kerberos,
     /// NTLM (the same exchange, named as the host's WinRM configuration names it).
     Ntlm,
     /// User name and password in the request (HTTPS only; local accounts only).

@@ -13,8 +13,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    FileTransfer, Host, HostTransport, Inventory, JumpHop, RemoteOs, Role, SecretRef, SshSettings,
-    Tenant, TransportKind, WinRmAuth, WinRmSettings,
+    FileTransfer, Host, HostTransport, Inventory, JumpHop, KerberosSettings, RemoteOs, Role,
+    SecretRef, SshSettings, Tenant, TransportKind, WinRmAuth, WinRmSettings,
 };
 use crate::backup::Retention;
 use crate::platform::MinOs;
@@ -104,6 +104,8 @@ const DEFAULT_KEYS: &[&str] = &[
     "auth",
     "insecure",
     "file_transfer",
+    "realm",
+    "kdc",
 ];
 const SHARE_KEYS: &[&str] = &["path"];
 const TENANT_KEYS: &[&str] = &[
@@ -112,6 +114,8 @@ const TENANT_KEYS: &[&str] = &[
     "contacts",
     "min_os",
     "jump",
+    "realm",
+    "kdc",
     "host",
 ];
 const HOST_KEYS: &[&str] = &[
@@ -134,6 +138,9 @@ const HOST_KEYS: &[&str] = &[
     "insecure",
     "file_transfer",
     "jump",
+    "realm",
+    "kdc",
+    "spn",
 ];
 const PASSWORD_KEYS: &[&str] = &["env", "file", "command"];
 
@@ -165,6 +172,10 @@ struct WinRmKeys {
     cert_sha256: Option<(String, Range<usize>)>,
     insecure: Option<(bool, Range<usize>)>,
     file_transfer: Option<(FileTransfer, Range<usize>)>,
+    /// Kerberos: the realm, its KDC (`host:port`), the host's SPN (host only).
+    realm: Option<(String, Range<usize>)>,
+    kdc: Option<((String, u16), Range<usize>)>,
+    spn: Option<(String, Range<usize>)>,
 }
 
 impl WinRmKeys {
@@ -175,12 +186,18 @@ impl WinRmKeys {
             cert_sha256: self.cert_sha256.or_else(|| d.cert_sha256.clone()),
             insecure: self.insecure.or_else(|| d.insecure.clone()),
             file_transfer: self.file_transfer.or_else(|| d.file_transfer.clone()),
+            realm: self.realm.or_else(|| d.realm.clone()),
+            kdc: self.kdc.or_else(|| d.kdc.clone()),
+            spn: self.spn.or_else(|| d.spn.clone()),
         }
     }
 
     fn any(&self) -> Option<(&'static str, Range<usize>)> {
         let key = |k: &'static str, s: &Option<Range<usize>>| s.clone().map(|s| (k, s));
-        key("https", &self.https.as_ref().map(|x| x.1.clone()))
+        key("realm", &self.realm.as_ref().map(|x| x.1.clone()))
+            .or_else(|| key("kdc", &self.kdc.as_ref().map(|x| x.1.clone())))
+            .or_else(|| key("spn", &self.spn.as_ref().map(|x| x.1.clone())))
+            .or_else(|| key("https", &self.https.as_ref().map(|x| x.1.clone())))
             .or_else(|| key("auth", &self.auth.as_ref().map(|x| x.1.clone())))
             .or_else(|| {
                 key(
@@ -224,6 +241,7 @@ fn get_bool(
 fn winrm_keys(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str, host: bool) -> WinRmKeys {
     let auth = get_str(ctx, t, path, "auth").and_then(|(a, span)| match a.as_str() {
         "negotiate" => Some((WinRmAuth::Negotiate, span)),
+        "kerberos" => Some((WinRmAuth::Kerberos, span)),
         "ntlm" => Some((WinRmAuth::Ntlm, span)),
         "basic" => Some((WinRmAuth::Basic, span)),
         other => {
@@ -231,7 +249,7 @@ fn winrm_keys(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str, host: bool) -> WinRm
                 span,
                 &join(path, "auth"),
                 format!("unknown WinRM authentication `{other}`"),
-                "use \"negotiate\" (the default: NTLM inside Negotiate), \"ntlm\" or \"basic\" (HTTPS only)",
+                "use \"negotiate\" (the default: Kerberos when a realm and KDC are known, else NTLM), \"kerberos\" (never NTLM), \"ntlm\" or \"basic\" (HTTPS only)",
             );
             None
         }
@@ -268,13 +286,94 @@ fn winrm_keys(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str, host: bool) -> WinRm
                 None
             }
         });
+    let (realm, kdc) = kerberos_keys(ctx, t, path);
+    let spn = if host {
+        get_str(ctx, t, path, "spn").and_then(|(v, span)| {
+            let ok = v.split_once('/').is_some_and(|(service, name)| {
+                !service.is_empty()
+                    && !name.is_empty()
+                    && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+            });
+            if ok {
+                Some((v, span))
+            } else {
+                ctx.error(
+                    span,
+                    &join(path, "spn"),
+                    format!("`{}` is not a service principal name", escape_value(&v)),
+                    "write it as the host's SPN, e.g. spn = \"HTTP/ec01.contoso.local\"",
+                );
+                None
+            }
+        })
+    } else {
+        None
+    };
     WinRmKeys {
         https: get_bool(ctx, t, path, "https"),
         auth,
         cert_sha256,
         insecure: get_bool(ctx, t, path, "insecure"),
         file_transfer,
+        realm,
+        kdc,
+        spn,
     }
+}
+
+/// `realm` and `kdc` (`host`, `host:port`, `[v6]:port`; port 88 by default) of a table.
+#[allow(clippy::type_complexity)]
+fn kerberos_keys(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_>,
+    path: &str,
+) -> (
+    Option<(String, Range<usize>)>,
+    Option<((String, u16), Range<usize>)>,
+) {
+    let realm = get_str(ctx, t, path, "realm").and_then(|(r, span)| {
+        if !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            Some((r.to_ascii_uppercase(), span))
+        } else {
+            ctx.error(
+                span,
+                &join(path, "realm"),
+                format!("`{}` is not a Kerberos realm", escape_value(&r)),
+                "give the domain's realm, e.g. realm = \"CONTOSO.LOCAL\"",
+            );
+            None
+        }
+    });
+    let kdc = get_str(ctx, t, path, "kdc").and_then(|(k, span)| {
+        let (host, port) = if let Some(v6) = k.strip_prefix('[') {
+            match v6.split_once(']') {
+                Some((h, "")) => (h.to_string(), Some("88")),
+                Some((h, p)) => (h.to_string(), p.strip_prefix(':')),
+                None => (String::new(), None),
+            }
+        } else if k.matches(':').count() == 1 {
+            let (h, p) = k.split_once(':').expect("one colon");
+            (h.to_string(), Some(p))
+        } else {
+            (k.clone(), Some("88"))
+        };
+        match (port.and_then(|p| p.parse::<u16>().ok()), address_problem(&host)) {
+            (Some(port), None) if port > 0 && !host.is_empty() => Some(((host, port), span)),
+            _ => {
+                ctx.error(
+                    span,
+                    &join(path, "kdc"),
+                    format!("`{}` is not a KDC address", escape_value(&k)),
+                    "give a domain controller's name and Kerberos port, e.g. kdc = \"dc01.contoso.local:88\"",
+                );
+                None
+            }
+        }
+    });
+    (realm, kdc)
 }
 
 struct Ctx<'a> {
@@ -901,9 +1000,35 @@ fn winrm_settings(ctx: &mut Ctx<'_>, path: &str, k: WinRmKeys) -> Option<WinRmSe
         );
         ok = false;
     }
+    let auth = k.auth.as_ref().map(|(a, _)| *a).unwrap_or_default();
+    let kerberos = match (&k.realm, &k.kdc) {
+        (Some((realm, _)), Some((kdc, _))) => Some(KerberosSettings {
+            realm: realm.clone(),
+            kdc: kdc.clone(),
+            spn: k.spn.as_ref().map(|(s, _)| s.clone()),
+        }),
+        _ => None,
+    };
+    if let Some((WinRmAuth::Kerberos, span)) = &k.auth
+        && kerberos.is_none()
+    {
+        let missing = match (&k.realm, &k.kdc) {
+            (None, None) => "a realm and a KDC",
+            (None, Some(_)) => "a realm",
+            _ => "a KDC",
+        };
+        ctx.error(
+            span.clone(),
+            &join(path, "auth"),
+            format!("auth = \"kerberos\" needs {missing}"),
+            "set realm = \"CONTOSO.LOCAL\" and kdc = \"dc01.contoso.local:88\" on the tenant, the host or in [defaults]",
+        );
+        ok = false;
+    }
     ok.then(|| WinRmSettings {
         https,
-        auth: k.auth.map(|(a, _)| a).unwrap_or_default(),
+        auth,
+        kerberos,
         cert_sha256: k.cert_sha256.map(|(c, _)| c),
         insecure: k.insecure.is_some_and(|(b, _)| b),
         file_transfer: k.file_transfer.map(|(f, _)| f).unwrap_or_default(),
@@ -920,6 +1045,7 @@ fn parse_host(
     d: &Defaults,
     tenant_min_os: Option<MinOs>,
     tenant_jump: &[JumpHop],
+    tenant_winrm: &WinRmKeys,
     default_known_hosts: Option<&PathBuf>,
 ) -> Option<Host> {
     ctx.check_keys(t, path, HOST_KEYS);
@@ -981,7 +1107,7 @@ fn parse_host(
     // `[defaults]` WinRM keys are for the WinRM hosts; an SSH host is judged on its own keys.
     let own = winrm_keys(ctx, t, path, true);
     let winrm = match transport {
-        TransportKind::WinRm => own.or(&d.winrm),
+        TransportKind::WinRm => own.or(tenant_winrm).or(&d.winrm),
         TransportKind::Ssh => own,
     };
     let host_transport = host_transport(
@@ -1195,6 +1321,12 @@ fn parse_tenant(
     let tenant_min_os = min_os(ctx, t, &tpath);
     let contacts = contacts(ctx, t, &tpath);
     let tenant_jump = jump::jump(ctx, t, &tpath, defaults, default_known_hosts).unwrap_or_default();
+    let (realm, kdc) = kerberos_keys(ctx, t, &tpath);
+    let tenant_winrm = WinRmKeys {
+        realm,
+        kdc,
+        ..WinRmKeys::default()
+    };
     let mut hosts = Vec::new();
     let host_tables = get_tables(ctx, t, &tpath, "host", "tenant.host");
     for (hi, (h, hspan)) in host_tables.into_iter().enumerate() {
@@ -1208,6 +1340,7 @@ fn parse_tenant(
             defaults,
             tenant_min_os,
             &tenant_jump,
+            &tenant_winrm,
             default_known_hosts,
         ) else {
             continue;

@@ -8,6 +8,11 @@ their faults. Stands in: Windows itself -- commands run with /bin/sh -c.
 Usage: endpoint.py --users FILE [--port 0] [--tls-cert C --tls-key K [--require-cbt]]
                    [--max-envelope-kb 150] [--allow-unencrypted] [--max-shells N]
                    [--no-egress] [--forge plain-500|no-relates-to]
+                   [--keytab K [--refuse-ntlm]] [--auth-log FILE]
+--keytab: also accept Kerberos (through Negotiate, with its message encryption) for the
+service principals in keytab K; needs python-gssapi (Debian's python3-gssapi) and KRB5_CONFIG
+naming the realm's KDC. --refuse-ntlm: a hardened host, NTLM refused (HTTP 401).
+--auth-log: one line per completed authentication: the protocol and the client's principal.
 --require-cbt: NTLM over TLS must carry the tls-server-end-point channel binding of C (as
 Windows with CbtHardeningLevel=Strict); pyspnego checks it.
 Prints "listening on PORT" once it accepts connections.
@@ -190,12 +195,21 @@ class Handler(BaseHTTPRequestHandler):
                                              channel_bindings=self.server.bindings)
             try:
                 out = self.context.step(token)
-            except Exception:
+            except Exception as e:
+                sys.stderr.write("endpoint: authentication failed: %s\n" % e)
                 self.context = None
                 self._unauthorized()
                 return False
             if not self.context.complete:
                 self._unauthorized(out)
+                return False
+            protocol = self.context.negotiated_protocol
+            if self.server.args.auth_log:
+                with open(self.server.args.auth_log, "a") as log:
+                    log.write("%s %s\n" % (protocol, self.context.client_principal))
+            if self.server.args.refuse_ntlm and protocol != "kerberos":
+                self.context = None
+                self._unauthorized()
                 return False
             self.user = self.context.client_principal
             self.final_token = out
@@ -454,7 +468,13 @@ def main():
     # A man in the middle: every Receive answered with its output altered, as a plain HTTP 500
     # on the sealed connection (plain-500), or replies without RelatesTo (no-relates-to).
     p.add_argument("--forge", choices=["plain-500", "no-relates-to"])
+    p.add_argument("--keytab")
+    p.add_argument("--refuse-ntlm", action="store_true")
+    p.add_argument("--auth-log")
     args = p.parse_args()
+    if args.keytab:
+        os.environ["KRB5_KTNAME"] = "FILE:" + args.keytab
+        import gssapi  # noqa: F401 -- without it pyspnego silently offers NTLM alone
     if args.no_egress:
         global COMMAND_ENV
         COMMAND_ENV = dict(os.environ, https_proxy="http://127.0.0.1:9", no_proxy="")

@@ -18,6 +18,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::framing;
+use super::kerberos;
 use super::ntlm::{self, Identity};
 use super::response::Operation;
 use super::shell::{Exchange, ExchangeError};
@@ -49,10 +50,17 @@ impl Endpoint {
     }
 }
 
-/// How requests are authenticated. Deliberately not `Debug`: Basic holds the password.
+/// How requests are authenticated. Deliberately not `Debug`: they hold the password.
 pub enum Credentials {
     /// NTLM inside Negotiate, once per connection.
     Ntlm(Identity),
+    /// Kerberos inside Negotiate, once per connection; with `ntlm`, NTLM when Kerberos cannot
+    /// be had (no KDC answer, no such service principal, a host that does not take it), as
+    /// Windows' Negotiate does; without, never.
+    Kerberos {
+        login: kerberos::Login,
+        ntlm: Option<Identity>,
+    },
     /// `Authorization: Basic …` on every request (HTTPS only).
     Basic { header: String },
 }
@@ -83,7 +91,45 @@ const MAX_REPLY: usize = 16 << 20;
 /// One authenticated connection; sealed over HTTP.
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
-    sealing: Option<ntlm::Sealing>,
+    sealing: Option<Sealing>,
+}
+
+/// A connection's message security, by the scheme that authenticated it.
+enum Sealing {
+    Ntlm(ntlm::Sealing),
+    Kerberos(kerberos::Sealing),
+}
+
+impl Sealing {
+    /// (the signature or wrap token header, the sealed bytes).
+    fn seal(&mut self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ExchangeError> {
+        match self {
+            Sealing::Ntlm(s) => {
+                let (signature, sealed) = s.seal(message);
+                Ok((signature.to_vec(), sealed))
+            }
+            Sealing::Kerberos(s) => s.seal(message).map_err(|e| fail(ErrorKind::Protocol, e)),
+        }
+    }
+
+    fn unseal(&mut self, signature: &[u8], sealed: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+        match self {
+            Sealing::Ntlm(s) => s
+                .unseal(signature, sealed)
+                .map_err(|e| fail(ErrorKind::Protocol, e.to_string())),
+            Sealing::Kerberos(s) => s
+                .unseal(signature, sealed)
+                .map_err(|e| fail(ErrorKind::Protocol, e)),
+        }
+    }
+}
+
+/// A connection before authentication.
+struct Transported {
+    sender: SendRequest<Full<Bytes>>,
+    channel_binding: Option<Vec<u8>>,
+    local: Option<std::net::IpAddr>,
+    peer: Option<std::net::IpAddr>,
 }
 
 /// A connection as [`HttpExchange::connect`] makes it, and the controller's address on it.
@@ -102,6 +148,8 @@ pub struct HttpExchange {
     request_timeout: Duration,
     /// Directly, or through the host's jump hosts.
     dialer: Dialer,
+    /// Negotiate found Kerberos unavailable for this host once: later connections go NTLM.
+    kerberos_unavailable: std::sync::atomic::AtomicBool,
     conn: Option<Conn>,
     /// The controller's address on the latest connection (where the host reaches it).
     local: Option<std::net::IpAddr>,
@@ -131,6 +179,7 @@ impl HttpExchange {
             connect_timeout,
             request_timeout,
             dialer: Dialer::direct(),
+            kerberos_unavailable: std::sync::atomic::AtomicBool::new(false),
             conn: None,
         }
     }
@@ -188,7 +237,7 @@ impl HttpExchange {
             .header("Accept-Encoding", "identity");
         let auth = auth.or_else(|| match &self.credentials {
             Credentials::Basic { header } => Some(header.clone()),
-            Credentials::Ntlm(_) => None,
+            Credentials::Ntlm(_) | Credentials::Kerberos { .. } => None,
         });
         if let Some(a) = auth {
             r = r.header("Authorization", a);
@@ -205,19 +254,21 @@ impl HttpExchange {
             .expect("a request of fixed, valid parts")
     }
 
-    async fn connect(&self) -> Result<Opened, ExchangeError> {
-        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+    /// A connection (through the dialer, TLS over HTTPS) and its channel binding.
+    async fn transport(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Transported, ExchangeError> {
         let dialed = self
             .dialer
             .dial(&self.endpoint.host, self.endpoint.port, deadline)
             .await
             .map_err(|e| fail(e.kind, format!("{}: {}", self.endpoint.url(), e.message)))?;
-        let (tcp, local, peer) = (dialed.stream, dialed.local, dialed.peer);
         let url = self.endpoint.url();
-        let (mut sender, channel_binding) = match &self.tls {
+        let (sender, channel_binding) = match &self.tls {
             Some(tls) => {
                 let connected =
-                    tokio::time::timeout(self.connect_timeout, tls.handshake(tcp, &url))
+                    tokio::time::timeout(self.connect_timeout, tls.handshake(dialed.stream, &url))
                         .await
                         .map_err(|_| {
                             fail(
@@ -233,22 +284,82 @@ impl HttpExchange {
                     Some(connected.channel_binding),
                 )
             }
-            None => (http1(tcp).await?, None),
+            None => (http1(dialed.stream).await?, None),
         };
-        let identity = match &self.credentials {
-            Credentials::Ntlm(identity) => identity,
+        Ok(Transported {
+            sender,
+            channel_binding,
+            local: dialed.local,
+            peer: dialed.peer,
+        })
+    }
+
+    async fn connect(&self) -> Result<Opened, ExchangeError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let mut t = self.transport(deadline).await?;
+        let sealing = match &self.credentials {
             // Checked by the first request.
-            Credentials::Basic { .. } => {
-                return Ok(Opened {
-                    conn: Conn {
-                        sender,
-                        sealing: None,
-                    },
-                    local,
-                    peer,
-                });
+            Credentials::Basic { .. } => None,
+            Credentials::Ntlm(identity) => Some(Sealing::Ntlm(
+                self.ntlm_login(&mut t.sender, identity, t.channel_binding.as_deref())
+                    .await?,
+            )),
+            Credentials::Kerberos { login, ntlm } => {
+                let tried = if self.kerberos_unavailable.load(Relaxed) {
+                    None
+                } else {
+                    Some(self.kerberos_login(&mut t.sender, login, deadline).await)
+                };
+                match (tried, ntlm) {
+                    (Some(Ok(sealing)), _) => Some(Sealing::Kerberos(sealing)),
+                    (Some(Err(e)), Some(identity)) if e.ntlm_may_follow => {
+                        tracing::warn!(
+                            "{}: Kerberos cannot be had ({}); NTLM instead, as Negotiate does",
+                            self.endpoint.url(),
+                            e.error.message
+                        );
+                        self.kerberos_unavailable.store(true, Relaxed);
+                        // The host's half of the failed context stays with the old connection.
+                        t = self.transport(deadline).await?;
+                        Some(Sealing::Ntlm(
+                            self.ntlm_login(&mut t.sender, identity, t.channel_binding.as_deref())
+                                .await?,
+                        ))
+                    }
+                    (Some(Err(e)), _) => {
+                        return Err(fail(
+                            e.error.kind,
+                            format!("{}: {}", self.endpoint.url(), e.error.message),
+                        ));
+                    }
+                    (None, Some(identity)) => Some(Sealing::Ntlm(
+                        self.ntlm_login(&mut t.sender, identity, t.channel_binding.as_deref())
+                            .await?,
+                    )),
+                    (None, None) => unreachable!("set only when NTLM may follow"),
+                }
             }
         };
+        // Over TLS the envelopes go plain (as Windows and pywinrm do).
+        let sealing = if self.tls.is_some() { None } else { sealing };
+        Ok(Opened {
+            conn: Conn {
+                sender: t.sender,
+                sealing,
+            },
+            local: t.local,
+            peer: t.peer,
+        })
+    }
+
+    /// NTLM inside Negotiate on `sender`: the session's sealing.
+    async fn ntlm_login(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        identity: &Identity,
+        channel_binding: Option<&[u8]>,
+    ) -> Result<ntlm::Sealing, ExchangeError> {
         let negotiate = ntlm::negotiate_message();
         let first = self.request(
             Some(format!(
@@ -257,7 +368,7 @@ impl HttpExchange {
             )),
             None,
         );
-        let (status, headers, _) = self.exchange(&mut sender, first).await?;
+        let (status, headers, _) = self.exchange(sender, first).await?;
         let challenge = headers
             .iter()
             .find_map(|v| v.strip_prefix("Negotiate "))
@@ -282,7 +393,7 @@ impl HttpExchange {
             &negotiate,
             &challenge,
             &ntlm::Randomness::fresh(),
-            channel_binding.as_deref(),
+            channel_binding,
         )
         .map_err(|e| fail(ErrorKind::Auth, e.to_string()))?;
         let second = self.request(
@@ -292,22 +403,92 @@ impl HttpExchange {
             )),
             None,
         );
-        let (status, _, _) = self.exchange(&mut sender, second).await?;
+        let (status, _, _) = self.exchange(sender, second).await?;
         if status != StatusCode::OK {
             return Err(fail(
                 ErrorKind::Auth,
                 format!(
-                    "{} refused the credentials (HTTP {status}): check the account and its password (local accounts: LocalAccountTokenFilterPolicy, docs/winrm.md)",
+                    "{} refused the credentials (HTTP {status}): check the account and its password (local accounts: LocalAccountTokenFilterPolicy; a host that refuses NTLM needs Kerberos, docs/winrm.md)",
                     self.endpoint.url()
                 ),
             ));
         }
-        // Over TLS the envelopes go plain (as Windows and pywinrm do).
-        let sealing = self.tls.is_none().then_some(sealing);
-        Ok(Opened {
-            conn: Conn { sender, sealing },
-            local,
-            peer,
+        Ok(sealing)
+    }
+
+    /// Kerberos inside Negotiate on `sender`, with mutual authentication: the session's
+    /// sealing.
+    async fn kerberos_login(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        login: &kerberos::Login,
+        deadline: tokio::time::Instant,
+    ) -> Result<kerberos::Sealing, kerberos::KerberosError> {
+        let url = self.endpoint.url();
+        let http = |e: ExchangeError| kerberos::KerberosError {
+            error: crate::transport::TransportError::new(e.kind, e.message),
+            ntlm_may_follow: false,
+        };
+        let mut handshake = kerberos::Handshake::new(login)?;
+        let (mut token, mut done) = handshake.step(None, &self.dialer, deadline).await?;
+        for _ in 0..4 {
+            let request = self.request(
+                Some(format!(
+                    "Negotiate {}",
+                    data_encoding::BASE64.encode(&token)
+                )),
+                None,
+            );
+            let (status, headers, _) = self.exchange(sender, request).await.map_err(http)?;
+            let answer = headers
+                .iter()
+                .find_map(|v| v.strip_prefix("Negotiate "))
+                .and_then(|t| data_encoding::BASE64.decode(t.trim().as_bytes()).ok());
+            match (status, answer) {
+                (StatusCode::OK, answer) => {
+                    if let Some(answer) = answer {
+                        (_, done) = handshake
+                            .step(Some(&answer), &self.dialer, deadline)
+                            .await?;
+                    }
+                    if !done {
+                        return Err(kerberos::KerberosError {
+                            error: crate::transport::TransportError::new(
+                                ErrorKind::Auth,
+                                format!(
+                                    "{url} accepted the ticket without proving itself (no mutual authentication): refused, it may not be the host"
+                                ),
+                            ),
+                            ntlm_may_follow: false,
+                        });
+                    }
+                    return Ok(handshake.into_sealing());
+                }
+                (StatusCode::UNAUTHORIZED, Some(answer)) if !done => {
+                    (token, done) = handshake
+                        .step(Some(&answer), &self.dialer, deadline)
+                        .await?;
+                }
+                (status, _) => {
+                    return Err(kerberos::KerberosError {
+                        error: crate::transport::TransportError::new(
+                            ErrorKind::Auth,
+                            format!(
+                                "{url} refused the Kerberos ticket for {} (HTTP {status}): the host's WinRM service does not take Kerberos, or the SPN names another machine (set spn on the host)",
+                                login.spn
+                            ),
+                        ),
+                        ntlm_may_follow: true,
+                    });
+                }
+            }
+        }
+        Err(kerberos::KerberosError {
+            error: crate::transport::TransportError::new(
+                ErrorKind::Protocol,
+                format!("{url}: the Kerberos handshake did not end in four rounds"),
+            ),
+            ntlm_may_follow: false,
         })
     }
 
@@ -376,7 +557,7 @@ impl HttpExchange {
         let conn = self.conn.as_mut().expect("connected above");
         let body = match conn.sealing.as_mut() {
             Some(sealing) => {
-                let (signature, sealed) = sealing.seal(envelope.as_bytes());
+                let (signature, sealed) = sealing.seal(envelope.as_bytes())?;
                 (
                     framing::frame(envelope.len(), &signature, &sealed),
                     framing::CONTENT_TYPE,
@@ -403,9 +584,7 @@ impl HttpExchange {
             })?;
             let framed =
                 framing::unframe(&body).map_err(|e| fail(ErrorKind::Protocol, e.to_string()))?;
-            let plain = sealing
-                .unseal(framed.signature, framed.sealed)
-                .map_err(|e| fail(ErrorKind::Protocol, e.to_string()))?;
+            let plain = sealing.unseal(framed.signature, framed.sealed)?;
             if plain.len() != framed.length {
                 return Err(fail(
                     ErrorKind::Protocol,

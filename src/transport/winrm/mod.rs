@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod fetch;
 pub mod framing;
 pub mod http;
+pub mod kerberos;
 pub mod ns;
 pub mod ntlm;
 pub mod pull;
@@ -50,10 +51,26 @@ pub async fn connect(
         .resolve(reference, limit)
         .await
         .map_err(|e| TransportError::new(ErrorKind::Credential, format!("{}: {e}", host.name)))?;
-    let credentials = match settings.auth {
-        WinRmAuth::Basic => http::Credentials::basic(&host.user, secret.expose()),
-        WinRmAuth::Negotiate | WinRmAuth::Ntlm => {
-            ntlm::Identity::new(&host.user, secret.expose()).into()
+    let ntlm = || ntlm::Identity::new(&host.user, secret.expose());
+    let credentials = match (
+        settings.auth,
+        kerberos_login(host, settings, secret.expose()),
+    ) {
+        (WinRmAuth::Basic, _) => http::Credentials::basic(&host.user, secret.expose()),
+        (WinRmAuth::Ntlm, _) | (WinRmAuth::Negotiate, None) => ntlm().into(),
+        (WinRmAuth::Negotiate, Some(login)) => http::Credentials::Kerberos {
+            login,
+            ntlm: Some(ntlm()),
+        },
+        (WinRmAuth::Kerberos, Some(login)) => http::Credentials::Kerberos { login, ntlm: None },
+        (WinRmAuth::Kerberos, None) => {
+            return Err(TransportError::new(
+                ErrorKind::Credential,
+                format!(
+                    "{}: auth = \"kerberos\" needs a realm, a KDC and an SPN: set realm and kdc, and spn when the address is an IP address (docs/winrm.md)",
+                    host.name
+                ),
+            ));
         }
     };
     let endpoint = http::Endpoint {
@@ -92,6 +109,29 @@ pub async fn connect(
         session,
         settings.file_transfer == FileTransfer::Pull,
     ))
+}
+
+/// The Kerberos login for `host` when its realm and KDC are known and it has a service name:
+/// the inventory's `spn`, else `HTTP/<address>` when the address is a name (an IP address has
+/// no SPN; Windows' Negotiate uses NTLM for it too).
+fn kerberos_login(
+    host: &Host,
+    settings: &WinRmSettings,
+    password: &str,
+) -> Option<kerberos::Login> {
+    let k = settings.kerberos.as_ref()?;
+    let spn = match &k.spn {
+        Some(spn) => spn.clone(),
+        None if host.address.parse::<std::net::IpAddr>().is_ok() => return None,
+        None => format!("HTTP/{}", host.address),
+    };
+    Some(kerberos::Login {
+        user: host.user.clone(),
+        password: password.to_string(),
+        realm: k.realm.clone(),
+        kdc: k.kdc.clone(),
+        spn,
+    })
 }
 
 /// The host's certificate policy; `insecure` is warned about once per host and process.
