@@ -25,9 +25,26 @@ const NAME: &str = "ec1.ecfleet.test";
 /// An endpoint taking Kerberos for `HTTP/<name>` (a keytab from `kdc`); `refuse_ntlm` plays a
 /// host hardened against NTLM. Every completed login is logged to the returned file.
 fn kerberos_endpoint(kdc: &Kdc, name: &str, refuse_ntlm: bool) -> (Service, std::path::PathBuf) {
+    kerberos_endpoint_at(kdc, name, refuse_ntlm, None)
+}
+
+/// [`kerberos_endpoint`] whose clock is `ahead` (libfaketime, e.g. `+10m`).
+fn kerberos_endpoint_at(
+    kdc: &Kdc,
+    name: &str,
+    refuse_ntlm: bool,
+    ahead: Option<&str>,
+) -> (Service, std::path::PathBuf) {
     let keytab = kdc.add_service(name);
     let log = kdc.dir.path().join(format!("{name}.auth.log"));
-    let mut python = Command::new(kerberos_python());
+    let mut python = match ahead {
+        None => Command::new(kerberos_python()),
+        Some(offset) => {
+            let mut c = Command::new("faketime");
+            c.args(["-f", offset]).arg(kerberos_python());
+            c
+        }
+    };
     python.env("KRB5_CONFIG", kdc.krb5_conf());
     let mut args = vec![
         "--keytab".to_string(),
@@ -136,4 +153,130 @@ async fn kerberos_logs_in_where_ntlm_is_refused_and_seals_every_message() {
     );
     let refused = echo(&mut ntlm, endpoint.port, "x").await;
     assert_eq!(refused.map_err(|e| e.0), Err(ErrorKind::Auth));
+}
+
+/// A Kerberos-only login to `endpoint` (NTLM never tried): the failure's kind and message.
+async fn kerberos_failure(port: u16, login: Login) -> (ErrorKind, String) {
+    let mut x = exchange(port, Credentials::Kerberos { login, ntlm: None });
+    let started = std::time::Instant::now();
+    let failed = echo(&mut x, port, "x")
+        .await
+        .expect_err("the login must fail");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "within the 5 s connect deadline: {:?}",
+        started.elapsed()
+    );
+    assert!(!failed.1.contains(PASSWORD), "{}", failed.1);
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kerberos_failure_says_what_failed_and_what_to_do() {
+    let kdc = Kdc::start(None);
+    kdc.add_user(USER, PASSWORD);
+    let (endpoint, _) = kerberos_endpoint(&kdc, NAME, true);
+    let spn = format!("HTTP/{NAME}");
+    let cases = [
+        (
+            login(&kdc, "not-the-password", &spn),
+            ErrorKind::Auth,
+            "refused the password of ECFLEET.TEST\\fleet (KDC_ERR_PREAUTH_FAILED)",
+        ),
+        (
+            Login {
+                user: "nobody".into(),
+                ..login(&kdc, PASSWORD, &spn)
+            },
+            ErrorKind::Auth,
+            "does not know the user ECFLEET.TEST\\nobody (KDC_ERR_C_PRINCIPAL_UNKNOWN)",
+        ),
+        (
+            login(&kdc, PASSWORD, "HTTP/ec9.ecfleet.test"),
+            ErrorKind::Auth,
+            "knows no service principal HTTP/ec9.ecfleet.test (KDC_ERR_S_PRINCIPAL_UNKNOWN): the SPN is wrong",
+        ),
+    ];
+    for (login, kind, says) in cases {
+        let (got, message) = kerberos_failure(endpoint.port, login).await;
+        assert_eq!(got, kind, "{message}");
+        assert!(message.contains(says), "{message}");
+    }
+
+    // A KDC that takes the connection and never answers: the host's deadline, said as such.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (got, message) = kerberos_failure(
+        endpoint.port,
+        Login {
+            kdc: ("127.0.0.1".into(), silent.local_addr().unwrap().port()),
+            ..login(&kdc, PASSWORD, &spn)
+        },
+    )
+    .await;
+    assert_eq!(got, ErrorKind::Unreachable, "{message}");
+    assert!(
+        message.contains("no answer from the KDC 127.0.0.1:"),
+        "{message}"
+    );
+}
+
+/// This machine's clock 10 minutes behind the domain's (the KDC and the host agree): the KDC
+/// answers the pre-authentication with KRB_AP_ERR_SKEW and its own time, and the client retries
+/// with that time, as Windows' Kerberos client does (sspi follows it) — the login succeeds. A
+/// host whose clock differs from its KDC's refuses the ticket, and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_clock_ten_minutes_off_is_corrected_and_a_skewed_host_is_named() {
+    let kdc = Kdc::start(Some("+10m"));
+    kdc.add_user(USER, PASSWORD);
+    let (in_step, log) = kerberos_endpoint_at(&kdc, NAME, true, Some("+10m"));
+    let mut x = exchange(
+        in_step.port,
+        Credentials::Kerberos {
+            login: login(&kdc, PASSWORD, &format!("HTTP/{NAME}")),
+            ntlm: None,
+        },
+    );
+    assert_eq!(
+        echo(&mut x, in_step.port, "on time").await,
+        Ok("on time\n".to_string())
+    );
+    assert_eq!(logins(&log), vec![format!("kerberos {USER}@{REALM}")]);
+    let kdc_log = std::fs::read_to_string(kdc.dir.path().join("kdc.log")).unwrap_or_default();
+    assert!(kdc_log.contains("Clock skew too great"), "{kdc_log}");
+
+    // A host on this machine's time, its KDC 10 minutes ahead: the ticket is not yet valid there.
+    let (behind, _) = kerberos_endpoint_at(&kdc, "ec2.ecfleet.test", true, None);
+    let (got, message) =
+        kerberos_failure(behind.port, login(&kdc, PASSWORD, "HTTP/ec2.ecfleet.test")).await;
+    assert_eq!(got, ErrorKind::Auth, "{message}");
+    assert!(
+        message.contains("refused the Kerberos ticket") && message.contains("clock"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negotiate_uses_ntlm_where_the_host_has_no_kerberos_and_kerberos_alone_does_not() {
+    let kdc = Kdc::start(None);
+    kdc.add_user(USER, PASSWORD);
+    // A host that takes NTLM only (no keytab: pyspnego without Kerberos).
+    let ntlm_host = common::winrm::service(&[]);
+    kdc.add_service("ntlm-only.ecfleet.test");
+    let spn = "HTTP/ntlm-only.ecfleet.test";
+    let mut negotiate = exchange(
+        ntlm_host.port,
+        Credentials::Kerberos {
+            login: login(&kdc, PASSWORD, spn),
+            ntlm: Some(ecfleet::transport::winrm::ntlm::Identity::new(
+                USER, PASSWORD,
+            )),
+        },
+    );
+    assert_eq!(
+        echo(&mut negotiate, ntlm_host.port, "by NTLM").await,
+        Ok("by NTLM\n".to_string())
+    );
+    let (got, message) = kerberos_failure(ntlm_host.port, login(&kdc, PASSWORD, spn)).await;
+    assert_eq!(got, ErrorKind::Auth, "{message}");
+    assert!(message.contains("refused the Kerberos ticket"), "{message}");
 }

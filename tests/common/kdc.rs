@@ -93,7 +93,7 @@ impl Kdc {
             Some(offset) => {
                 need("faketime", "faketime");
                 let mut c = Command::new("faketime");
-                c.arg(offset).arg(&krb5kdc);
+                c.args(["-f", offset]).arg(&krb5kdc);
                 c
             }
         };

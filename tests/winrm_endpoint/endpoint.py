@@ -153,6 +153,49 @@ def seconds(duration, default=20.0):
     return float(m.group(1)) if m else default
 
 
+class KerberosAcceptor:
+    """SPNEGO with Kerberos accepted by MIT's GSS-API itself (Debian's python3-gssapi), for the
+    principals in KRB5_KTNAME; the WinRM wrapping as pyspnego does it for MIT (RFC 4121 wrap
+    tokens, header apart). pyspnego's own Kerberos needs the `krb5` package, a long C build."""
+
+    negotiated_protocol = "kerberos"
+
+    def __init__(self):
+        import gssapi
+        self._ctx = gssapi.SecurityContext(usage="accept")
+        self._complete = False
+
+    @property
+    def complete(self):
+        return self._complete
+
+    @property
+    def client_principal(self):
+        return str(self._ctx.initiator_name)
+
+    def step(self, token):
+        out = self._ctx.step(token)  # raises on a refused ticket (expired, not yet valid, ...)
+        self._complete = self._ctx.complete
+        return out
+
+    def wrap_winrm(self, plain):
+        from gssapi.raw import IOV, IOVBufferType, wrap_iov
+        iov = IOV(IOVBufferType.header, plain, IOVBufferType.padding, std_layout=False)
+        wrap_iov(self._ctx, iov, confidential=True)
+
+        class Wrapped:
+            header = iov[0].value or b""
+            data = (iov[1].value or b"") + (iov[2].value or b"")
+        return Wrapped
+
+    def unwrap_winrm(self, header, data):
+        from gssapi.raw import IOV, IOVBufferType, unwrap_iov
+        iov = IOV((IOVBufferType.header, False, header), data, IOVBufferType.data,
+                  std_layout=False)
+        unwrap_iov(self._ctx, iov)
+        return iov[1].value or b""
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "Microsoft-HTTPAPI/2.0"
@@ -191,8 +234,11 @@ class Handler(BaseHTTPRequestHandler):
         if header.startswith("Negotiate ") or header.startswith("NTLM "):
             token = base64.b64decode(header.split(" ", 1)[1])
             if self.context is None or self.context.complete:
-                self.context = spnego.server(protocol="negotiate",
-                                             channel_bindings=self.server.bindings)
+                if self.server.args.keytab and not token.startswith(b"NTLMSSP"):
+                    self.context = KerberosAcceptor()
+                else:
+                    self.context = spnego.server(protocol="negotiate",
+                                                 channel_bindings=self.server.bindings)
             try:
                 out = self.context.step(token)
             except Exception as e:
@@ -474,7 +520,7 @@ def main():
     args = p.parse_args()
     if args.keytab:
         os.environ["KRB5_KTNAME"] = "FILE:" + args.keytab
-        import gssapi  # noqa: F401 -- without it pyspnego silently offers NTLM alone
+        import gssapi  # noqa: F401 -- fail now, not at the first login
     if args.no_egress:
         global COMMAND_ENV
         COMMAND_ENV = dict(os.environ, https_proxy="http://127.0.0.1:9", no_proxy="")

@@ -327,12 +327,7 @@ impl HttpExchange {
                                 .await?,
                         ))
                     }
-                    (Some(Err(e)), _) => {
-                        return Err(fail(
-                            e.error.kind,
-                            format!("{}: {}", self.endpoint.url(), e.error.message),
-                        ));
-                    }
+                    (Some(Err(e)), _) => return Err(fail(e.error.kind, e.error.message)),
                     (None, Some(identity)) => Some(Sealing::Ntlm(
                         self.ntlm_login(&mut t.sender, identity, t.channel_binding.as_deref())
                             .await?,
@@ -474,7 +469,7 @@ impl HttpExchange {
                         error: crate::transport::TransportError::new(
                             ErrorKind::Auth,
                             format!(
-                                "{url} refused the Kerberos ticket for {} (HTTP {status}): the host's WinRM service does not take Kerberos, or the SPN names another machine (set spn on the host)",
+                                "{url} refused the Kerberos ticket for {} (HTTP {status}): the host's WinRM service does not take Kerberos, the SPN names another machine (set spn on the host), or the host's clock and the KDC's differ by more than 5 minutes",
                                 login.spn
                             ),
                         ),
