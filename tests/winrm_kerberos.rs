@@ -280,3 +280,74 @@ async fn negotiate_uses_ntlm_where_the_host_has_no_kerberos_and_kerberos_alone_d
     assert_eq!(got, ErrorKind::Auth, "{message}");
     assert!(message.contains("refused the Kerberos ticket"), "{message}");
 }
+
+/// Issue 18's acceptance for Kerberos: a 12-host lab fleet in which every third host is a
+/// hardened WinRM host (Kerberos only, NTLM refused), every third a WinRM host that takes NTLM
+/// only (Negotiate tries Kerberos, then NTLM), and the rest SSH: the same audit verdicts as all
+/// over SSH, then a backup and an upgrade night that verifies every in-place host, Kerberos
+/// hosts among them; no password in any output at -vv and RUST_LOG=trace.
+#[test]
+fn a_mixed_kerberos_ntlm_and_ssh_fleet_audits_backs_up_and_upgrades_as_all_over_ssh() {
+    let kdc = Kdc::start(None);
+    kdc.add_user(USER, PASSWORD);
+    let (hardened, log) = kerberos_endpoint(&kdc, NAME, true);
+    let ntlm_only = common::winrm::service(&[]);
+    kdc.add_service("ntlm-only.ecfleet.test");
+    let dir = tempfile::tempdir().unwrap();
+    let lab = common::winrm::lab_up(dir.path(), 12, 0, &[]);
+    let ssh_only = dir.path().join("inventory.toml");
+    let keys = |auth: &str, spn: &str| {
+        let mut t = toml::Table::new();
+        t.insert("auth".into(), auth.into());
+        t.insert("realm".into(), REALM.to_lowercase().into());
+        t.insert("kdc".into(), kdc.address().into());
+        t.insert("spn".into(), spn.into());
+        t
+    };
+    let hosts: Vec<_> = (0..12)
+        .map(|n| match n % 3 {
+            1 => Some((hardened.port, keys("kerberos", &format!("HTTP/{NAME}")))),
+            2 => Some((
+                ntlm_only.port,
+                keys("negotiate", "HTTP/ntlm-only.ecfleet.test"),
+            )),
+            _ => None,
+        })
+        .collect();
+    let mixed = common::winrm::over_winrm(&ssh_only, &hosts);
+    let (over_ssh, _) = common::winrm::audit(&ssh_only, &["--as-of", "2026-11-24"]);
+    let (report, stderr) = common::winrm::audit(&mixed, &["--as-of", "2026-11-24", "-vv"]);
+    assert_eq!(report["summary"]["reachable"], 12, "{stderr}\n{report:#}");
+    assert_eq!(
+        common::winrm::verdicts(&report),
+        common::winrm::verdicts(&over_ssh)
+    );
+    let kerberos_logins = logins(&log).len();
+    assert!(
+        kerberos_logins >= 4 && logins(&log).iter().all(|l| l.starts_with("kerberos ")),
+        "{:?}",
+        logins(&log)
+    );
+
+    let done = common::winrm::night(dir.path(), &mixed);
+    drop(lab);
+    assert_eq!(done.backup_code, Some(0), "{}", done.stderr);
+    let verified_kerberos_hosts = done.run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["action"] == "in-place" && h["outcome"] == "verified")
+        .filter(|h| {
+            let n = common::winrm::host_names(&mixed)
+                .iter()
+                .position(|name| h["host"] == name.as_str())
+                .unwrap();
+            n % 3 == 1
+        })
+        .count();
+    assert!(verified_kerberos_hosts >= 1, "{:#}", done.run);
+    assert!(logins(&log).len() > kerberos_logins);
+    for said in [&stderr, &done.stderr, &report.to_string()] {
+        assert!(!said.contains(PASSWORD), "a password in the output");
+    }
+}
