@@ -96,8 +96,9 @@ struct Conn {
 
 /// A connection's message security, by the scheme that authenticated it.
 enum Sealing {
-    Ntlm(ntlm::Sealing),
-    Kerberos(kerberos::Sealing),
+    /// Both boxed: an NTLM sealing holds two RC4 states, an sspi context is larger still.
+    Ntlm(Box<ntlm::Sealing>),
+    Kerberos(Box<kerberos::Sealing>),
 }
 
 impl Sealing {
@@ -301,10 +302,10 @@ impl HttpExchange {
         let sealing = match &self.credentials {
             // Checked by the first request.
             Credentials::Basic { .. } => None,
-            Credentials::Ntlm(identity) => Some(Sealing::Ntlm(
+            Credentials::Ntlm(identity) => Some(Sealing::Ntlm(Box::new(
                 self.ntlm_login(&mut t.sender, identity, t.channel_binding.as_deref())
                     .await?,
-            )),
+            ))),
             Credentials::Kerberos { login, ntlm } => {
                 let tried = if self.kerberos_unavailable.load(Relaxed) {
                     None
@@ -312,7 +313,7 @@ impl HttpExchange {
                     Some(self.kerberos_login(&mut t.sender, login, deadline).await)
                 };
                 match (tried, ntlm) {
-                    (Some(Ok(sealing)), _) => Some(Sealing::Kerberos(sealing)),
+                    (Some(Ok(sealing)), _) => Some(Sealing::Kerberos(Box::new(sealing))),
                     (Some(Err(e)), Some(identity)) if e.ntlm_may_follow => {
                         tracing::warn!(
                             "{}: Kerberos cannot be had ({}); NTLM instead, as Negotiate does",
@@ -322,16 +323,16 @@ impl HttpExchange {
                         self.kerberos_unavailable.store(true, Relaxed);
                         // The host's half of the failed context stays with the old connection.
                         t = self.transport(deadline).await?;
-                        Some(Sealing::Ntlm(
+                        Some(Sealing::Ntlm(Box::new(
                             self.ntlm_login(&mut t.sender, identity, t.channel_binding.as_deref())
                                 .await?,
-                        ))
+                        )))
                     }
                     (Some(Err(e)), _) => return Err(fail(e.error.kind, e.error.message)),
-                    (None, Some(identity)) => Some(Sealing::Ntlm(
+                    (None, Some(identity)) => Some(Sealing::Ntlm(Box::new(
                         self.ntlm_login(&mut t.sender, identity, t.channel_binding.as_deref())
                             .await?,
-                    )),
+                    ))),
                     (None, None) => unreachable!("set only when NTLM may follow"),
                 }
             }
