@@ -30,11 +30,23 @@ fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into());
+    // The Kerberos library logs keys and tickets at debug and trace: never shown, whatever
+    // RUST_LOG asks (its errors reach the user through ecfleet's own messages).
+    for quiet in [
+        "sspi=warn",
+        "picky=warn",
+        "picky_krb=warn",
+        "picky_asn1=warn",
+    ] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
-        )
+        .with_env_filter(filter)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -349,5 +349,14 @@ fn a_mixed_kerberos_ntlm_and_ssh_fleet_audits_backs_up_and_upgrades_as_all_over_
     assert!(logins(&log).len() > kerberos_logins);
     for said in [&stderr, &done.stderr, &report.to_string()] {
         assert!(!said.contains(PASSWORD), "a password in the output");
+        // sspi logs session keys and tickets at debug and trace; none of it is shown.
+        assert!(
+            !said.contains("sspi::"),
+            "the Kerberos library's log in the output"
+        );
     }
+    assert!(
+        stderr.contains("TRACE") || stderr.contains("DEBUG"),
+        "the audit ran at RUST_LOG=trace: {stderr}"
+    );
 }
