@@ -167,7 +167,10 @@ fn unsafe_or_impossible_winrm_settings_are_errors_with_their_fix() {
     has("in the clear", "https = true");
     has("not a SHA-256 fingerprint", "64 hex digits");
     has("`insecure` is about the HTTPS certificate", "https = true");
-    has("unknown WinRM authentication `kerberos`", "negotiate");
+    has(
+        "auth = \"kerberos\" needs a realm and a KDC",
+        "kdc = \"dc01.contoso.local:88\"",
+    );
     has("no password for WinRM host no-password", "password = { env");
     has("`https` is a WinRM setting", "transport = \"winrm\"");
     has("unknown WinRM file transfer `smb`", "\"stdin\"");
@@ -359,4 +362,93 @@ jump = \"ops@b\"
             .all(|e| e.file == Path::new("/etc/ecfleet/fleet.toml")),
         "every error names the file"
     );
+}
+
+#[test]
+fn kerberos_realm_and_kdc_come_from_the_host_its_tenant_or_defaults() {
+    let inv = parse_text(
+        "[defaults]\nuser = \"svc\"\npassword = { env = \"PW\" }\ntransport = \"winrm\"\nrealm = \"fallback.local\"\nkdc = \"dc9.fallback.local\"\n
+[[tenant]]
+name = \"contoso\"
+realm = \"contoso.local\"
+kdc = \"dc01.contoso.local:8888\"
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1.contoso.local\"
+auth = \"kerberos\"
+[[tenant.host]]
+name = \"ec2\"
+address = \"10.0.0.2\"
+spn = \"HTTP/ec2.contoso.local\"
+kdc = \"[fd00::1]\"
+[[tenant]]
+name = \"fabrikam\"
+[[tenant.host]]
+name = \"fab1\"
+address = \"fab1.fabrikam.local\"
+",
+    )
+    .unwrap();
+    let kerberos = |n: &str| {
+        let HostTransport::WinRm(w) = &inv.hosts().find(|h| h.name == n).unwrap().transport else {
+            panic!("winrm")
+        };
+        (w.auth, w.kerberos.clone().unwrap())
+    };
+    let (auth, k) = kerberos("ec1");
+    assert_eq!(auth, WinRmAuth::Kerberos);
+    assert_eq!(
+        (k.realm.as_str(), k.kdc.clone(), k.spn),
+        (
+            "CONTOSO.LOCAL",
+            ("dc01.contoso.local".to_string(), 8888),
+            None
+        )
+    );
+    let (auth, k) = kerberos("ec2");
+    assert_eq!(auth, WinRmAuth::Negotiate);
+    assert_eq!(
+        k.kdc,
+        ("fd00::1".to_string(), 88),
+        "the host's own kdc, port 88"
+    );
+    assert_eq!(k.spn.as_deref(), Some("HTTP/ec2.contoso.local"));
+    let (_, k) = kerberos("fab1");
+    assert_eq!(
+        (k.realm.as_str(), k.kdc),
+        ("FALLBACK.LOCAL", ("dc9.fallback.local".to_string(), 88)),
+        "[defaults] when the tenant says nothing"
+    );
+
+    let errors = parse_text(
+        "[defaults]\nuser = \"svc\"\npassword = { env = \"PW\" }\n
+[[tenant]]
+name = \"contoso\"
+kdc = \"dc01:kerberos\"
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1\"
+transport = \"winrm\"
+spn = \"ec1.contoso.local\"
+[[tenant.host]]
+name = \"ssh1\"
+address = \"ssh1\"
+identity_file = \"/k\"
+known_hosts = \"/kh\"
+realm = \"CONTOSO.LOCAL\"
+",
+    )
+    .unwrap_err()
+    .0;
+    let said: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    for needle in [
+        "tenant[0].kdc: `dc01:kerberos` is not a KDC address",
+        "tenant[0].host[0].spn: `ec1.contoso.local` is not a service principal name",
+        "tenant[0].host[1].realm: `realm` is a WinRM setting, and host ssh1 uses SSH",
+    ] {
+        assert!(
+            said.iter().any(|s| s.contains(needle)),
+            "{needle} not in {said:#?}"
+        );
+    }
 }
