@@ -371,3 +371,70 @@ async fn a_dropped_bastion_connection_is_opened_again_for_the_next_host() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     connect_all().await;
 }
+
+/// Kerberos through a bastion: the KDC and a hardened WinRM host (Kerberos only) are inside the
+/// namespace, which only the bastion reaches, so the tickets' traffic goes through the tenant's
+/// chain as the host's does.
+#[test]
+fn kerberos_tickets_come_through_the_tenants_bastion() {
+    use common::kdc::{Kdc, REALM};
+    use common::winrm::{PASSWORD, USER};
+    let ns = Netns::new();
+    let lab = HiddenLab::up(&ns, 3, 0);
+    let bastion = ns.sshd(
+        lab.dir.path(),
+        "bastion",
+        &ns.inside,
+        22,
+        &lab.client_public_key(),
+        "",
+    );
+    lab.trust(&bastion.known_hosts_line);
+    let kdc = Kdc::start_in(Some(&ns), None);
+    kdc.add_user(USER, PASSWORD);
+    let keytab = kdc.add_service("ec1.ecfleet.test");
+    let auth_log = lab.path("auth.log");
+    let mut python = ns.command(common::winrm::kerberos_python());
+    python.env("KRB5_CONFIG", kdc.krb5_conf());
+    let endpoint = common::winrm::service_by(
+        python,
+        &[
+            "--keytab",
+            keytab.to_str().unwrap(),
+            "--refuse-ntlm",
+            "--auth-log",
+            auth_log.to_str().unwrap(),
+        ],
+    );
+    let mut keys = toml::Table::new();
+    keys.insert("auth".into(), "kerberos".into());
+    keys.insert("realm".into(), REALM.into());
+    keys.insert("kdc".into(), kdc.address().into());
+    keys.insert("spn".into(), "HTTP/ec1.ecfleet.test".into());
+    let hosts = vec![None, Some((endpoint.port, keys)), None];
+    let over_winrm = common::winrm::over_winrm(&lab.path("lab/inventory.toml"), &hosts);
+    let text = std::fs::read_to_string(&over_winrm).unwrap();
+    let through = lab.path("kerberos-through.toml");
+    std::fs::write(
+        &through,
+        with_jump(&text, &format!("[\"root@{}\"]", ns.inside)),
+    )
+    .unwrap();
+    let out = ecfleet()
+        .args(["audit", "--format", "json", "-i"])
+        .arg(&through)
+        .env("EC_TEST_WINRM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    let (report, stderr) = json_of(&out);
+    assert!(
+        results(&report).iter().all(|r| r.1),
+        "every host, the Kerberos one too: {stderr}\n{report:#}"
+    );
+    let logins = std::fs::read_to_string(&auth_log).unwrap_or_default();
+    assert!(
+        logins.lines().count() >= 1 && logins.lines().all(|l| l.starts_with("kerberos ")),
+        "{logins}"
+    );
+    drop(endpoint);
+}

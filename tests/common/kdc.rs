@@ -44,6 +44,11 @@ fn need(program: &str, package: &str) -> PathBuf {
 impl Kdc {
     /// A KDC whose clock is `ahead` (none: the machine's).
     pub fn start(ahead: Option<&str>) -> Kdc {
+        Kdc::start_in(None, ahead)
+    }
+
+    /// [`Kdc::start`] inside a network namespace (on its own loopback).
+    pub fn start_in(netns: Option<&super::netns::Netns>, ahead: Option<&str>) -> Kdc {
         let krb5kdc = need("krb5kdc", "krb5-kdc");
         let kdb5_util = need("kdb5_util", "krb5-kdc");
         need("kadmin.local", "krb5-admin-server");
@@ -88,11 +93,14 @@ impl Kdc {
             port,
             child: Command::new("true").spawn().unwrap(),
         };
+        let program = |p: &Path| match netns {
+            None => Command::new(p),
+            Some(ns) => ns.command(p),
+        };
         let mut start = match ahead {
-            None => Command::new(&krb5kdc),
+            None => program(&krb5kdc),
             Some(offset) => {
-                need("faketime", "faketime");
-                let mut c = Command::new("faketime");
+                let mut c = program(&need("faketime", "faketime"));
                 c.args(["-f", offset]).arg(&krb5kdc);
                 c
             }
@@ -104,6 +112,10 @@ impl Kdc {
             .stderr(Stdio::null())
             .spawn()
             .expect("start krb5kdc");
+        if let Some(ns) = netns {
+            ns.wait_for_port("127.0.0.1", port);
+            return kdc;
+        }
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "krb5kdc did not come up");
