@@ -80,26 +80,25 @@ ENDPOINT=$!
 for _ in $(seq 100); do grep -q "^listening on" "$work/endpoint.out" && break; sleep 0.1; done
 wport=$(sed -n 's/^listening on //p' "$work/endpoint.out")
 
-# The lab's hosts, every one over WinRM through the endpoint (which runs their agent locally).
+# The lab's hosts (one tenant each), every one over WinRM through the endpoint, which runs
+# their agent locally.
 "$E" lab init --hosts "$HOSTS" --as-of 2026-11-24 --dir "$work/lab" > /dev/null
 mkdir -p "$work/share"
 inventory() {
     local auth=$1 out=$2
-    python3 - "$work/lab/inventory.toml" "$out" "$auth" "$wport" "$port" "$work/share" <<'EOF'
-import sys, tomllib
-src, dst, auth, wport, kport, share = sys.argv[1:]
-doc = tomllib.load(open(src, "rb"))
+    python3 - "$work/lab/hosts" "$out" "$auth" "$wport" "$port" "$work/share" <<'EOF'
+import os, sys
+hosts_dir, dst, auth, wport, kport, share = sys.argv[1:]
 lines = ['[defaults]', 'user = "fleet"', 'password = { env = "BENCH_WINRM_PASSWORD" }',
          'transport = "winrm"', 'file_transfer = "stdin"', 'connect_timeout = 60',
          'realm = "ECFLEET.TEST"', f'kdc = "127.0.0.1:{kport}"', 'concurrency = 16', '',
          f'[share]\npath = "{share}"', '']
-for t in doc["tenant"]:
-    lines += ['[[tenant]]', f'name = "{t["name"]}"', '']
-    for h in t["host"]:
-        lines += ['[[tenant.host]]', f'name = "{h["name"]}"', 'address = "127.0.0.1"',
-                  f'port = {wport}', f'role = "{h.get("role", "active")}"',
-                  f'lab_root = "{h["lab_root"]}"', f'auth = "{auth}"',
-                  'spn = "HTTP/ec.ecfleet.test"', '']
+for name in sorted(os.listdir(hosts_dir)):
+    role = "staging" if "staging" in name else "active"
+    lines += ['[[tenant]]', f'name = "bench-{name}"', '', '[[tenant.host]]', f'name = "{name}"',
+              'address = "127.0.0.1"', f'port = {wport}', f'role = "{role}"',
+              f'lab_root = "{os.path.join(hosts_dir, name)}"', f'auth = "{auth}"',
+              'spn = "HTTP/ec.ecfleet.test"', '']
 open(dst, "w").write("\n".join(lines))
 EOF
 }
