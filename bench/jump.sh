@@ -76,18 +76,9 @@ EOF
 "$E" audit -i "$direct" --no-share > /dev/null 2>&1 || true
 
 # audit INVENTORY: "wall cpu" of one audit; every host must have answered.
-audit() {
-    local out=$work/out.json
-    /usr/bin/time -f "%e %U %S" -o "$work/time" "$E" audit -i "$1" --no-share --format json > "$out" 2> /dev/null || true
-    python3 - "$out" "$HOSTS" <<'EOF'
-import json, sys
-report = json.load(open(sys.argv[1]))
-down = [h["host"] for h in report["hosts"] if not h["reachable"]]
-if len(report["hosts"]) != int(sys.argv[2]) or down:
-    sys.exit(f"incomplete audit: unreachable {down[:5]}")
-EOF
-    tail -1 "$work/time" | awk '{ printf "%s %.2f\n", $1, $2 + $3 }'
-}
+# shellcheck source=bench/lib-audit.sh
+. "$root/bench/lib-audit.sh"
+audit() { timed_audit "$E" "$1" "$HOSTS" "$work"; }
 
 : > "$work/direct.txt"
 : > "$work/through.txt"

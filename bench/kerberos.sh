@@ -109,17 +109,9 @@ export BENCH_WINRM_PASSWORD=$PASSWORD
 # The agents go to every host first, so that the runs below time the audit alone.
 "$E" audit -i "$work/ntlm.toml" --no-share > /dev/null 2>&1 || true
 
-audit() {
-    /usr/bin/time -f "%e %U %S" -o "$work/time" "$E" audit -i "$1" --no-share --format json > "$work/out.json" 2> "$work/err" || true
-    python3 - "$work/out.json" "$HOSTS" <<'EOF' || { tail -3 "$work/err" >&2; exit 1; }
-import json, sys
-report = json.load(open(sys.argv[1]))
-down = [h["host"] for h in report["hosts"] if not h["reachable"]]
-if len(report["hosts"]) != int(sys.argv[2]) or down:
-    sys.exit(f"incomplete audit: unreachable {down[:5]}")
-EOF
-    tail -1 "$work/time" | awk '{ printf "%s %.2f\n", $1, $2 + $3 }'
-}
+# shellcheck source=bench/lib-audit.sh
+. "$root/bench/lib-audit.sh"
+audit() { timed_audit "$E" "$1" "$HOSTS" "$work"; }
 
 : > "$work/kerberos.txt"
 : > "$work/ntlm.txt"

@@ -42,6 +42,22 @@ impl HiddenLab {
         }
     }
 
+    /// [`HiddenLab::up`] with a real sshd bastion on the namespace's veth address (port 22),
+    /// trusted in the lab's known_hosts: the only way in.
+    fn behind_bastion(ns: &Netns, hosts: usize, winrm: usize) -> (HiddenLab, InnerSshd) {
+        let lab = HiddenLab::up(ns, hosts, winrm);
+        let bastion = ns.sshd(
+            lab.dir.path(),
+            "bastion",
+            &ns.inside,
+            22,
+            &lab.client_public_key(),
+            "",
+        );
+        lab.trust(&bastion.known_hosts_line);
+        (lab, bastion)
+    }
+
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -126,16 +142,7 @@ fn errors(report: &serde_json::Value) -> Vec<(String, String, String)> {
 #[test]
 fn hosts_behind_a_bastion_are_audited_staged_and_backed_up_through_it_on_one_connection() {
     let ns = Netns::new();
-    let lab = HiddenLab::up(&ns, 6, 2);
-    let bastion: InnerSshd = ns.sshd(
-        lab.dir.path(),
-        "bastion",
-        &ns.inside,
-        22,
-        &lab.client_public_key(),
-        "",
-    );
-    lab.trust(&bastion.known_hosts_line);
+    let (lab, bastion) = HiddenLab::behind_bastion(&ns, 6, 2);
 
     // From here the hosts cannot be reached directly: the path really is the bastion.
     let (_, direct, _) = audit(&lab.path("lab/inventory.toml"));
@@ -380,16 +387,7 @@ fn kerberos_tickets_come_through_the_tenants_bastion() {
     use common::kdc::{Kdc, REALM};
     use common::winrm::{PASSWORD, USER};
     let ns = Netns::new();
-    let lab = HiddenLab::up(&ns, 3, 0);
-    let bastion = ns.sshd(
-        lab.dir.path(),
-        "bastion",
-        &ns.inside,
-        22,
-        &lab.client_public_key(),
-        "",
-    );
-    lab.trust(&bastion.known_hosts_line);
+    let (lab, _bastion) = HiddenLab::behind_bastion(&ns, 3, 0);
     let kdc = Kdc::start_in(Some(&ns), None);
     kdc.add_user(USER, PASSWORD);
     let keytab = kdc.add_service("ec1.ecfleet.test");
