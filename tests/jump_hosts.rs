@@ -241,6 +241,14 @@ fn loopback_lab(hosts: usize) -> (tempfile::TempDir, Killed) {
     (dir, Killed(lab))
 }
 
+/// `line` added to the loopback lab's known_hosts (in `dir`).
+fn trust_in_lab(dir: &Path, line: &str) {
+    let known = dir.join("lab/keys/known_hosts");
+    let mut text = std::fs::read_to_string(&known).unwrap();
+    text.push_str(line);
+    std::fs::write(&known, text).unwrap();
+}
+
 fn lab_inventory_through(dir: &Path, chain: &str) -> PathBuf {
     let text = std::fs::read_to_string(dir.join("lab/inventory.toml")).unwrap();
     let path = dir.join("jump.toml");
@@ -266,10 +274,7 @@ fn a_bastion_whose_host_key_changed_is_refused_for_every_host_behind_it() {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let known = dir.path().join("lab/keys/known_hosts");
-    let mut text = std::fs::read_to_string(&known).unwrap();
-    text.push_str(&line);
-    std::fs::write(&known, text).unwrap();
+    trust_in_lab(dir.path(), &line);
 
     let inventory = lab_inventory_through(
         dir.path(),
@@ -327,10 +332,7 @@ fn a_bastion_that_forbids_forwarding_says_so() {
         key.display()
     );
     let bastion = common::Sshd::start_with(dir.path(), "bastion", &auth, false, None);
-    let known = dir.path().join("lab/keys/known_hosts");
-    let mut text = std::fs::read_to_string(&known).unwrap();
-    text.push_str(&bastion.known_hosts_line());
-    std::fs::write(&known, text).unwrap();
+    trust_in_lab(dir.path(), &bastion.known_hosts_line());
     let inventory = lab_inventory_through(
         dir.path(),
         &format!("[\"{}@127.0.0.1:{}\"]", common::whoami(), bastion.port),
@@ -350,10 +352,7 @@ async fn a_dropped_bastion_connection_is_opened_again_for_the_next_host() {
     let (dir, _lab) = loopback_lab(2);
     let key = dir.path().join("lab/keys/id_ed25519.pub");
     let bastion = common::Sshd::start(dir.path(), "bastion", &key);
-    let known = dir.path().join("lab/keys/known_hosts");
-    let mut text = std::fs::read_to_string(&known).unwrap();
-    text.push_str(&bastion.known_hosts_line());
-    std::fs::write(&known, text).unwrap();
+    trust_in_lab(dir.path(), &bastion.known_hosts_line());
     let inventory = lab_inventory_through(
         dir.path(),
         &format!("[\"{}@127.0.0.1:{}\"]", common::whoami(), bastion.port),
