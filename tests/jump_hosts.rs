@@ -435,3 +435,38 @@ fn kerberos_tickets_come_through_the_tenants_bastion() {
     );
     drop(endpoint);
 }
+
+#[test]
+fn an_unknown_bastion_is_refused_until_accept_new_host_keys_records_it() {
+    let (dir, _lab) = loopback_lab(2);
+    let key = dir.path().join("lab/keys/id_ed25519.pub");
+    let bastion = common::Sshd::start(dir.path(), "bastion", &key);
+    let inventory = lab_inventory_through(
+        dir.path(),
+        &format!("[\"{}@127.0.0.1:{}\"]", common::whoami(), bastion.port),
+    );
+    let (code, report, _) = audit(&inventory);
+    assert_eq!(code, 2);
+    for (host, kind, error) in errors(&report) {
+        assert_eq!(kind, "host-key", "{host}: {error}");
+        assert!(
+            error.contains("host key of jump host") && error.contains("--accept-new-host-keys"),
+            "{host}: {error}"
+        );
+    }
+    let out = ecfleet()
+        .args(["audit", "--format", "json", "--accept-new-host-keys", "-i"])
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    let (report, stderr) = json_of(&out);
+    assert!(results(&report).iter().all(|r| r.1), "{stderr}\n{report:#}");
+    let known = std::fs::read_to_string(dir.path().join("lab/keys/known_hosts")).unwrap();
+    assert!(
+        known.contains(&format!(
+            "[127.0.0.1]:{} {}",
+            bastion.port, bastion.host_pub
+        )),
+        "the bastion's key is recorded: {known}"
+    );
+}
