@@ -11,8 +11,8 @@ use sspi::builders::{AcquireCredentialsHandle, WithoutCredentialUse};
 use sspi::generator::GeneratorState;
 use sspi::{
     AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, Credentials, DataRepresentation,
-    EncryptionFlags, KerberosConfig, Negotiate, NegotiateConfig, NetworkRequest, SecurityBuffer,
-    SecurityBufferRef, SecurityStatus, Sspi, SspiImpl, Username,
+    EncryptionFlags, KerberosConfig, KeytabIdentity, Negotiate, NegotiateConfig, NetworkRequest,
+    SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi, SspiImpl, Username,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -52,6 +52,43 @@ pub struct Handshake {
     names: Names,
     /// The last error the KDC answered with (RFC 4120 error code), for the message.
     kdc_error: Option<i64>,
+    /// Which key this login's password makes, and whether it came from the run's cache.
+    key_id: KeyId,
+    from_cache: bool,
+    /// The KDC's word on how keys are made (ETYPE-INFO2 in its PREAUTH_REQUIRED answer).
+    salting: Option<Salting>,
+    password: String,
+}
+
+/// A password's key is the same for every host of a run: derived once (PBKDF2, 4096 rounds of
+/// HMAC-SHA1, the bulk of Kerberos' cost per host) after a login proved it, and given to sspi
+/// as a pre-derived key (`KeytabIdentity`) for the hosts after.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct KeyId {
+    principal: String,
+    kdc: (String, u16),
+    /// SHA-256 of the password: another password never gets this key.
+    password: String,
+}
+
+#[derive(Clone)]
+struct DerivedKey {
+    key: Vec<u8>,
+    enctype: picky_krb::crypto::CipherSuite,
+}
+
+fn derived_keys() -> &'static std::sync::Mutex<std::collections::HashMap<KeyId, DerivedKey>> {
+    static KEYS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<KeyId, DerivedKey>>,
+    > = std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default)
+}
+
+/// An AES encryption type and its salt, as the KDC says them (default iterations only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Salting {
+    etype: i64,
+    salt: Vec<u8>,
 }
 
 /// What messages name.
@@ -102,10 +139,28 @@ impl Handshake {
                 false,
             )
         })?;
-        let identity = Credentials::AuthIdentity(AuthIdentity {
-            username,
-            password: login.password.clone().into(),
-        });
+        let key_id = KeyId {
+            principal: user.clone(),
+            kdc: login.kdc.clone(),
+            password: crate::digest::sha256_hex(login.password.as_bytes()),
+        };
+        let cached = derived_keys()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key_id)
+            .cloned();
+        let from_cache = cached.is_some();
+        let identity = match cached {
+            Some(derived) => Credentials::Keytab(KeytabIdentity {
+                principal: username,
+                key: derived.key.into(),
+                key_enctype: derived.enctype,
+            }),
+            None => Credentials::AuthIdentity(AuthIdentity {
+                username,
+                password: login.password.clone().into(),
+            }),
+        };
         let acquired = AcquireCredentialsHandle::<'_, _, _, WithoutCredentialUse>::new()
             .with_auth_data(&identity)
             .with_credential_use(CredentialUse::Outbound)
@@ -121,7 +176,33 @@ impl Handshake {
                 spn: login.spn.clone(),
             },
             kdc_error: None,
+            key_id,
+            from_cache,
+            salting: None,
+            password: login.password.clone(),
         })
+    }
+
+    /// After a completed login: the password's key for the rest of the run, when the KDC said
+    /// how to make it (AES, its salt, the default iterations).
+    fn remember_key(&self) {
+        use picky_krb::crypto::CipherSuite;
+        use picky_krb::crypto::aes::{AesSize, derive_key_from_password};
+        if self.from_cache {
+            return;
+        }
+        let Some(salting) = &self.salting else { return };
+        let (size, enctype) = match salting.etype {
+            18 => (AesSize::Aes256, CipherSuite::Aes256CtsHmacSha196),
+            17 => (AesSize::Aes128, CipherSuite::Aes128CtsHmacSha196),
+            _ => return,
+        };
+        if let Ok(key) = derive_key_from_password(&self.password, &salting.salt, &size) {
+            derived_keys()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(self.key_id.clone(), DerivedKey { key, enctype });
+        }
     }
 
     /// One step: the token the host sent (`None` at first), the KDC asked as needed through
@@ -153,6 +234,7 @@ impl Handshake {
             .with_input(&mut input)
             .with_output(&mut output);
         let mut kdc_error = None;
+        let mut salting = None;
         let mut kdc_failure: Option<KerberosError> = None;
         let outcome = {
             let mut generator = match self.context.initialize_security_context_impl(&mut builder) {
@@ -168,6 +250,9 @@ impl Handshake {
                             Ok(bytes) => {
                                 if let Some(code) = krb_error_code(&bytes) {
                                     kdc_error = Some(code);
+                                    if code == 25 && salting.is_none() {
+                                        salting = etype_info2(&bytes);
+                                    }
                                 }
                                 Ok(bytes)
                             }
@@ -189,6 +274,9 @@ impl Handshake {
         if let Some(code) = kdc_error {
             self.kdc_error = Some(code);
         }
+        if salting.is_some() {
+            self.salting = salting;
+        }
         let result = match outcome {
             Ok(r) => r,
             Err(e) => {
@@ -204,6 +292,7 @@ impl Handshake {
 
     /// The session's message security, once the context is complete.
     pub fn into_sealing(self) -> Sealing {
+        self.remember_key();
         Sealing {
             context: self.context,
         }
@@ -336,33 +425,96 @@ async fn ask_kdc(
 /// The error code of a KRB-ERROR (`[APPLICATION 30]`, RFC 4120 §5.9.1) in a TCP-framed KDC
 /// reply, if that is what it is.
 fn krb_error_code(framed: &[u8]) -> Option<i64> {
-    let message = framed.get(4..)?;
-    let (tag, body, _) = der(message)?;
+    let (tag, body, _) = der(framed.get(4..)?)?;
     if tag != 0x7e {
         return None;
     }
-    let (seq, fields, _) = der(body)?;
-    if seq != 0x30 {
+    let (_, fields, _) = der_seq_body(body)?;
+    // error-code [6] Int32
+    fields_of(fields)
+        .find(|(tag, _)| *tag == 0xa6)
+        .and_then(|(_, value)| integer(value))
+}
+
+/// The first AES entry of the ETYPE-INFO2 (PA-DATA 19) in a KRB-ERROR's e-data (RFC 4120
+/// §5.2.7.5, §5.9.1), when it uses the default iterations (no s2kparams).
+fn etype_info2(framed: &[u8]) -> Option<Salting> {
+    let (tag, body, _) = der(framed.get(4..)?)?;
+    if tag != 0x7e {
         return None;
     }
-    let mut rest = fields;
+    let (_, fields, _) = der_seq_body(body)?;
+    // e-data [12] OCTET STRING
+    let e_data = fields_of(fields).find(|(tag, _)| *tag == 0xac)?.1;
+    let (_, method_data, _) = der(e_data)?; // OCTET STRING
+    let (_, padatas, _) = der_seq_body(method_data)?; // SEQUENCE OF PA-DATA
+    let mut rest = padatas;
     while !rest.is_empty() {
-        let (tag, value, next) = der(rest)?;
-        if tag == 0xa6 {
-            // error-code [6] Int32
-            let (int_tag, digits, _) = der(value)?;
-            if int_tag != 0x02 || digits.is_empty() || digits.len() > 4 {
-                return None;
-            }
-            let mut n: i64 = if digits[0] & 0x80 != 0 { -1 } else { 0 };
-            for b in digits {
-                n = (n << 8) | i64::from(*b);
-            }
-            return Some(n);
-        }
+        let (_, padata, next) = der_seq_body(rest)?;
         rest = next;
+        let pa_fields = padata;
+        let mut kind = None;
+        let mut value = None;
+        for (tag, content) in fields_of(pa_fields) {
+            match tag {
+                0xa1 => kind = integer(content),
+                0xa2 => value = der(content).map(|(_, v, _)| v),
+                _ => {}
+            }
+        }
+        if kind != Some(19) {
+            continue;
+        }
+        let (_, entries, _) = der_seq_body(value?)?;
+        let mut entries_rest = entries;
+        while !entries_rest.is_empty() {
+            let (_, entry, next) = der_seq_body(entries_rest)?;
+            entries_rest = next;
+            let mut etype = None;
+            let mut salt = None;
+            let mut s2kparams = false;
+            for (tag, content) in fields_of(entry) {
+                match tag {
+                    0xa0 => etype = integer(content),
+                    0xa1 => salt = der(content).map(|(_, v, _)| v.to_vec()),
+                    0xa2 => s2kparams = true,
+                    _ => {}
+                }
+            }
+            if let (Some(etype @ (17 | 18)), Some(salt), false) = (etype, salt, s2kparams) {
+                return Some(Salting { etype, salt });
+            }
+        }
     }
     None
+}
+
+/// The contents of `b` when it is a SEQUENCE.
+fn der_seq_body(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (tag, body, rest) = der(b)?;
+    (tag == 0x30).then_some((tag, body, rest))
+}
+
+/// The elements of a constructed value's contents, in order: (tag, element contents).
+fn fields_of(mut b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::from_fn(move || {
+        let (tag, content, rest) = der(b)?;
+        b = rest;
+        Some((tag, content))
+    })
+}
+
+/// An INTEGER element's value (at most four bytes).
+fn integer(b: &[u8]) -> Option<i64> {
+    let (tag, digits, _) = der(b)?;
+    if tag != 0x02 || digits.is_empty() || digits.len() > 4 {
+        return None;
+    }
+    let mut n: i64 = if digits[0] & 0x80 != 0 { -1 } else { 0 };
+    for d in digits {
+        n = (n << 8) | i64::from(*d);
+    }
+    Some(n)
 }
 
 /// One DER element: tag, contents, what follows.
@@ -447,6 +599,60 @@ mod tests {
             principal("fleet@contoso.local", "CONTOSO.LOCAL"),
             "CONTOSO.LOCAL\\fleet"
         );
+    }
+
+    /// A DER element of `tag` holding `content`.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        if content.len() < 0x80 {
+            out.push(content.len() as u8);
+        } else {
+            out.extend([0x81, content.len() as u8]);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    #[test]
+    fn the_kdcs_salt_is_read_from_its_preauth_required_answer() {
+        let int = |n: u8| tlv(0x02, &[n]);
+        let entry = |etype: u8, salt: &[u8]| {
+            tlv(
+                0x30,
+                &[tlv(0xa0, &int(etype)), tlv(0xa1, &tlv(0x1b, salt))].concat(),
+            )
+        };
+        // ETYPE-INFO2: an RC4 entry (skipped), then AES-256 with the realm-and-user salt.
+        let entries = tlv(
+            0x30,
+            &[entry(23, b""), entry(18, b"ECFLEET.TESTfleet")].concat(),
+        );
+        let padata = |kind: u8, value: &[u8]| {
+            tlv(
+                0x30,
+                &[tlv(0xa1, &int(kind)), tlv(0xa2, &tlv(0x04, value))].concat(),
+            )
+        };
+        let method_data = tlv(0x30, &[padata(2, b""), padata(19, &entries)].concat());
+        let fields = [
+            tlv(0xa0, &int(5)),
+            tlv(0xa1, &int(30)),
+            tlv(0xa6, &int(25)),
+            tlv(0xac, &tlv(0x04, &method_data)),
+        ]
+        .concat();
+        let message = tlv(0x7e, &tlv(0x30, &fields));
+        let mut framed = (message.len() as u32).to_be_bytes().to_vec();
+        framed.extend(message);
+        assert_eq!(krb_error_code(&framed), Some(25));
+        assert_eq!(
+            etype_info2(&framed),
+            Some(Salting {
+                etype: 18,
+                salt: b"ECFLEET.TESTfleet".to_vec()
+            })
+        );
+        assert_eq!(etype_info2(&framed[..framed.len() - 3]), None, "cut short");
     }
 
     #[test]
