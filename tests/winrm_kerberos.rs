@@ -37,14 +37,10 @@ fn kerberos_endpoint_at(
 ) -> (Service, std::path::PathBuf) {
     let keytab = kdc.add_service(name);
     let log = kdc.dir.path().join(format!("{name}.auth.log"));
-    let mut python = match ahead {
-        None => Command::new(kerberos_python()),
-        Some(offset) => {
-            let mut c = Command::new("faketime");
-            c.args(["-f", offset]).arg(kerberos_python());
-            c
-        }
-    };
+    let mut python = Command::new(kerberos_python());
+    if let Some(offset) = ahead {
+        common::kdc::clock_ahead(&mut python, offset);
+    }
     python.env("KRB5_CONFIG", kdc.krb5_conf());
     let mut args = vec![
         "--keytab".to_string(),

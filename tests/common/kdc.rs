@@ -41,6 +41,22 @@ fn need(program: &str, package: &str) -> PathBuf {
     p
 }
 
+/// Runs `command` with its clock `offset` ahead (libfaketime preloaded into the program itself:
+/// the `faketime` wrapper forks, and killing it would leave the program running).
+pub fn clock_ahead(command: &mut Command, offset: &str) {
+    need("faketime", "faketime");
+    let lib = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime.so.1 under /usr/lib/<arch>/faketime (apt-get install faketime)");
+    command
+        .env("LD_PRELOAD", lib)
+        .env("FAKETIME", offset)
+        .env("DONT_FAKE_MONOTONIC", "1");
+}
+
 impl Kdc {
     /// A KDC whose clock is `ahead` (none: the machine's).
     pub fn start(ahead: Option<&str>) -> Kdc {
@@ -97,14 +113,10 @@ impl Kdc {
             None => Command::new(p),
             Some(ns) => ns.command(p),
         };
-        let mut start = match ahead {
-            None => program(&krb5kdc),
-            Some(offset) => {
-                let mut c = program(&need("faketime", "faketime"));
-                c.args(["-f", offset]).arg(&krb5kdc);
-                c
-            }
-        };
+        let mut start = program(&krb5kdc);
+        if let Some(offset) = ahead {
+            clock_ahead(&mut start, offset);
+        }
         start.args(["-n", "-r", REALM]);
         env(&mut start);
         kdc.child = start
