@@ -5,8 +5,6 @@
 //! wrap tokens, MS-WSMV's `HTTP-SPNEGO-session-encrypted`). A KDC's refusal is read from its
 //! KRB-ERROR, so that a failure says which it was (RFC 4120 §7.5.9) and what to do.
 
-use std::time::Duration;
-
 use sspi::builders::{AcquireCredentialsHandle, WithoutCredentialUse};
 use sspi::generator::GeneratorState;
 use sspi::{
@@ -580,9 +578,6 @@ impl Sealing {
         Ok(buffers[1].data().to_vec())
     }
 }
-
-/// How long a KDC exchange may take at most when the host's deadline is longer.
-pub const KDC_LIMIT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
