@@ -11,7 +11,7 @@ use std::time::Duration;
 use ecfleet::error::ErrorKind;
 use ecfleet::transport::winrm::envelope::{Session, ShellOptions};
 use ecfleet::transport::winrm::http::{Credentials, Endpoint, HttpExchange};
-use ecfleet::transport::winrm::kerberos::Login;
+use ecfleet::transport::winrm::kerberos::{Login, LoginSecret};
 use ecfleet::transport::winrm::shell::{self, Run, ShellError};
 
 mod common;
@@ -58,7 +58,7 @@ fn kerberos_endpoint_at(
 fn login(kdc: &Kdc, password: &str, spn: &str) -> Login {
     Login {
         user: USER.into(),
-        password: password.into(),
+        secret: LoginSecret::Password(password.into()),
         realm: REALM.into(),
         kdc: ("127.0.0.1".into(), kdc.port),
         spn: spn.into(),
@@ -277,6 +277,115 @@ async fn negotiate_uses_ntlm_where_the_host_has_no_kerberos_and_kerberos_alone_d
     assert!(message.contains("refused the Kerberos ticket"), "{message}");
 }
 
+/// Kerberos over HTTPS: a host at CbtHardeningLevel Relaxed (the default) takes it, end to end
+/// over TLS; a host at Strict (the endpoint asks MIT's GSS-API for the channel binding and
+/// refuses a ticket without it) refuses it, and the error says that this is the likely cause
+/// and what to do. (ecfleet sends no Kerberos channel binding: sspi 0.23 writes its AP options
+/// as 2 bytes where MIT reads 4, and MIT then refuses every ticket; docs/winrm.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kerberos_over_https_reaches_a_relaxed_host_and_says_why_a_strict_one_refuses() {
+    use ecfleet::transport::winrm::tls::{CertPolicy, Tls};
+    use sha2::Digest;
+    let kdc = Kdc::start(None);
+    kdc.add_user(USER, PASSWORD);
+    let keytab = kdc.add_service(NAME);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (
+        kdc.dir.path().join("tls.pem"),
+        kdc.dir.path().join("tls.key"),
+    );
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let pin = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(cert.der()));
+    let log = kdc.dir.path().join("tls.auth.log");
+    let endpoint = |strict: bool| {
+        let mut python = Command::new(kerberos_python());
+        python.env("KRB5_CONFIG", kdc.krb5_conf());
+        let mut args = vec![
+            "--keytab".to_string(),
+            keytab.display().to_string(),
+            "--refuse-ntlm".into(),
+            "--auth-log".into(),
+            log.display().to_string(),
+            "--tls-cert".into(),
+            cert_file.display().to_string(),
+            "--tls-key".into(),
+            key_file.display().to_string(),
+        ];
+        if strict {
+            args.push("--require-cbt".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        service_by(python, &args)
+    };
+    let over_https = |port: u16| {
+        let exchange = HttpExchange::new(
+            Endpoint {
+                host: "127.0.0.1".into(),
+                port,
+                https: true,
+            },
+            Credentials::Kerberos {
+                login: login(&kdc, PASSWORD, &format!("HTTP/{NAME}")),
+                ntlm: None,
+            },
+            Duration::from_secs(5),
+            Duration::from_secs(8),
+        )
+        .over_tls(Tls::new("127.0.0.1", CertPolicy::Pin(pin.clone())).unwrap());
+        let mut session = session(port);
+        session.to = format!("https://127.0.0.1:{port}/wsman");
+        (exchange, session)
+    };
+    let run = |arguments: &'static [&'static str]| Run {
+        command: "/bin/echo",
+        arguments,
+        skip_cmd_shell: false,
+        stdin: None,
+        max_output: 1 << 20,
+        envelope_quota: 150 << 10,
+    };
+
+    let relaxed = endpoint(false);
+    let (mut x, s) = over_https(relaxed.port);
+    let out = shell::run(
+        &mut x,
+        &s,
+        &ShellOptions::default(),
+        &run(&["over tls"]),
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| e.to_string())
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over tls\n");
+    assert_eq!(logins(&log), vec![format!("kerberos {USER}@{REALM}")]);
+
+    let strict = endpoint(true);
+    let (mut x, s) = over_https(strict.port);
+    let refused = shell::run(
+        &mut x,
+        &s,
+        &ShellOptions::default(),
+        &run(&["x"]),
+        Duration::from_secs(10),
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .expect("a Strict host refuses a ticket without channel binding");
+    assert!(
+        refused.contains("refused the Kerberos ticket")
+            && refused.contains("CbtHardeningLevel Strict")
+            && refused.contains("auth = \"ntlm\""),
+        "{refused}"
+    );
+}
+
 /// Issue 18's acceptance for Kerberos: a 12-host lab fleet in which every third host is a
 /// hardened WinRM host (Kerberos only, NTLM refused), every third a WinRM host that takes NTLM
 /// only (Negotiate tries Kerberos, then NTLM), and the rest SSH: the same audit verdicts as all
@@ -355,4 +464,90 @@ fn a_mixed_kerberos_ntlm_and_ssh_fleet_audits_backs_up_and_upgrades_as_all_over_
         stderr.contains("TRACE") || stderr.contains("DEBUG"),
         "the audit ran at RUST_LOG=trace: {stderr}"
     );
+}
+
+/// Kerberos with no password anywhere: the user's key from a keytab (`kadmin ktadd
+/// -norandkey`, as `ktpass` exports one), the realm and KDC from a krb5.conf the inventory
+/// names. A keytab written before the account's password changed is that host's clear error.
+#[test]
+fn a_keytab_and_a_krb5_conf_reach_a_hardened_host_without_a_password() {
+    let kdc = Kdc::start(None);
+    kdc.add_user(USER, PASSWORD);
+    kdc.add_user("stale", "old-password-1");
+    let keytab = kdc.dir.path().join("fleet.keytab");
+    kdc.kadmin(&format!("ktadd -k {} -norandkey {USER}", keytab.display()));
+    let stale = kdc.dir.path().join("stale.keytab");
+    kdc.kadmin(&format!("ktadd -k {} -norandkey stale", stale.display()));
+    kdc.kadmin("cpw -pw new-password-2 stale");
+    let (hardened, log) = kerberos_endpoint(&kdc, NAME, true);
+    let dir = tempfile::tempdir().unwrap();
+    let lab = common::winrm::lab_up(dir.path(), 3, 0, &[]);
+    let ssh_only = dir.path().join("inventory.toml");
+    let keys = |keytab: &Path, user: &str| {
+        let mut t = toml::Table::new();
+        t.insert(
+            "krb5_conf".into(),
+            kdc.krb5_conf().display().to_string().into(),
+        );
+        t.insert("keytab".into(), keytab.display().to_string().into());
+        t.insert("spn".into(), format!("HTTP/{NAME}").into());
+        t.insert("user".into(), user.into());
+        t
+    };
+    let mixed = common::winrm::over_winrm(
+        &ssh_only,
+        &[
+            None,
+            Some((hardened.port, keys(&keytab, USER))),
+            Some((hardened.port, keys(&stale, "stale"))),
+        ],
+    );
+    // No password reference at all: the keytab is the credential.
+    let text = std::fs::read_to_string(&mixed).unwrap();
+    let mut doc: toml::Table = toml::from_str(&text).unwrap();
+    for tenant in doc["tenant"].as_array_mut().unwrap() {
+        for host in tenant["host"].as_array_mut().unwrap() {
+            if host.get("keytab").is_some() {
+                host.as_table_mut().unwrap().remove("password");
+            }
+        }
+    }
+    std::fs::write(&mixed, toml::to_string(&doc).unwrap()).unwrap();
+    let names = common::winrm::host_names(&mixed);
+
+    let (over_ssh, _) = common::winrm::audit(&ssh_only, &["--as-of", "2026-11-24"]);
+    let (report, stderr) = common::winrm::audit(&mixed, &["--as-of", "2026-11-24", "-vv"]);
+    drop(lab);
+    let by_name = |n: &str| {
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == n)
+            .unwrap()
+            .clone()
+    };
+    let expected: Vec<_> = common::winrm::verdicts(&over_ssh)
+        .into_iter()
+        .filter(|v| v.0 != names[2])
+        .collect();
+    let got: Vec<_> = common::winrm::verdicts(&report)
+        .into_iter()
+        .filter(|v| v.0 != names[2])
+        .collect();
+    assert_eq!(got, expected, "{stderr}");
+    assert_eq!(logins(&log), vec![format!("kerberos {USER}@{REALM}")]);
+    let failed = by_name(&names[2]).to_string();
+    assert!(
+        failed.contains("refused the key of ECFLEET.TEST\\\\stale from the keytab")
+            && failed.contains("write the keytab again"),
+        "{failed}"
+    );
+    for said in [&stderr, &report.to_string()] {
+        let shown: Vec<&str> = said.lines().filter(|l| l.contains("sspi::")).collect();
+        assert!(
+            shown.is_empty(),
+            "the Kerberos library's log shown: {shown:?}"
+        );
+    }
 }

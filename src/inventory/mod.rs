@@ -2,6 +2,7 @@
 //! and validated into domain types in one pass that collects every error (file, line, key and a
 //! fix) instead of stopping at the first. Secrets are references, never values.
 
+pub mod krb5_conf;
 mod parse;
 pub mod secret;
 
@@ -98,6 +99,8 @@ pub struct KerberosSettings {
     pub kdc: (String, u16),
     /// The host's service principal; `HTTP/<address>` when not given.
     pub spn: Option<String>,
+    /// A keytab holding the user's key: Kerberos without a password.
+    pub keytab: Option<PathBuf>,
 }
 
 /// How big files (the agent, the installer) reach a WinRM host (docs/winrm.md).

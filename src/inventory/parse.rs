@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod jump;
+mod kerberos;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    FileTransfer, Host, HostTransport, Inventory, JumpHop, KerberosSettings, RemoteOs, Role,
-    SecretRef, SshSettings, Tenant, TransportKind, WinRmAuth, WinRmSettings,
+    FileTransfer, Host, HostTransport, Inventory, JumpHop, RemoteOs, Role, SecretRef, SshSettings,
+    Tenant, TransportKind, WinRmAuth, WinRmSettings,
 };
 use crate::backup::Retention;
 use crate::platform::MinOs;
@@ -106,6 +107,8 @@ const DEFAULT_KEYS: &[&str] = &[
     "file_transfer",
     "realm",
     "kdc",
+    "keytab",
+    "krb5_conf",
 ];
 const SHARE_KEYS: &[&str] = &["path"];
 const TENANT_KEYS: &[&str] = &[
@@ -116,6 +119,8 @@ const TENANT_KEYS: &[&str] = &[
     "jump",
     "realm",
     "kdc",
+    "keytab",
+    "krb5_conf",
     "host",
 ];
 const HOST_KEYS: &[&str] = &[
@@ -140,6 +145,8 @@ const HOST_KEYS: &[&str] = &[
     "jump",
     "realm",
     "kdc",
+    "keytab",
+    "krb5_conf",
     "spn",
 ];
 const PASSWORD_KEYS: &[&str] = &["env", "file", "command"];
@@ -172,10 +179,13 @@ struct WinRmKeys {
     cert_sha256: Option<(String, Range<usize>)>,
     insecure: Option<(bool, Range<usize>)>,
     file_transfer: Option<(FileTransfer, Range<usize>)>,
-    /// Kerberos: the realm, its KDC (`host:port`), the host's SPN (host only).
+    /// Kerberos: the realm, its KDC (`host:port`), the host's SPN (host only), a keytab and a
+    /// krb5.conf to take the realm and KDC from.
     realm: Option<(String, Range<usize>)>,
     kdc: Option<((String, u16), Range<usize>)>,
     spn: Option<(String, Range<usize>)>,
+    keytab: Option<(PathBuf, Range<usize>)>,
+    krb5_conf: Option<(PathBuf, Range<usize>)>,
 }
 
 impl WinRmKeys {
@@ -189,6 +199,8 @@ impl WinRmKeys {
             realm: self.realm.or_else(|| d.realm.clone()),
             kdc: self.kdc.or_else(|| d.kdc.clone()),
             spn: self.spn.or_else(|| d.spn.clone()),
+            keytab: self.keytab.or_else(|| d.keytab.clone()),
+            krb5_conf: self.krb5_conf.or_else(|| d.krb5_conf.clone()),
         }
     }
 
@@ -197,6 +209,8 @@ impl WinRmKeys {
         key("realm", &self.realm.as_ref().map(|x| x.1.clone()))
             .or_else(|| key("kdc", &self.kdc.as_ref().map(|x| x.1.clone())))
             .or_else(|| key("spn", &self.spn.as_ref().map(|x| x.1.clone())))
+            .or_else(|| key("keytab", &self.keytab.as_ref().map(|x| x.1.clone())))
+            .or_else(|| key("krb5_conf", &self.krb5_conf.as_ref().map(|x| x.1.clone())))
             .or_else(|| key("https", &self.https.as_ref().map(|x| x.1.clone())))
             .or_else(|| key("auth", &self.auth.as_ref().map(|x| x.1.clone())))
             .or_else(|| {
@@ -286,7 +300,7 @@ fn winrm_keys(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str, host: bool) -> WinRm
                 None
             }
         });
-    let (realm, kdc) = kerberos_keys(ctx, t, path);
+    let kerberos = kerberos::kerberos_keys(ctx, t, path);
     let spn = if host {
         get_str(ctx, t, path, "spn").and_then(|(v, span)| {
             let ok = v.split_once('/').is_some_and(|(service, name)| {
@@ -315,65 +329,12 @@ fn winrm_keys(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str, host: bool) -> WinRm
         cert_sha256,
         insecure: get_bool(ctx, t, path, "insecure"),
         file_transfer,
-        realm,
-        kdc,
+        realm: kerberos.realm,
+        kdc: kerberos.kdc,
         spn,
+        keytab: kerberos.keytab,
+        krb5_conf: kerberos.krb5_conf,
     }
-}
-
-/// `realm` and `kdc` (`host`, `host:port`, `[v6]:port`; port 88 by default) of a table.
-#[allow(clippy::type_complexity)]
-fn kerberos_keys(
-    ctx: &mut Ctx<'_>,
-    t: &Table<'_>,
-    path: &str,
-) -> (
-    Option<(String, Range<usize>)>,
-    Option<((String, u16), Range<usize>)>,
-) {
-    let realm = get_str(ctx, t, path, "realm").and_then(|(r, span)| {
-        if !r.is_empty()
-            && r.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        {
-            Some((r.to_ascii_uppercase(), span))
-        } else {
-            ctx.error(
-                span,
-                &join(path, "realm"),
-                format!("`{}` is not a Kerberos realm", escape_value(&r)),
-                "give the domain's realm, e.g. realm = \"CONTOSO.LOCAL\"",
-            );
-            None
-        }
-    });
-    let kdc = get_str(ctx, t, path, "kdc").and_then(|(k, span)| {
-        let (host, port) = if let Some(v6) = k.strip_prefix('[') {
-            match v6.split_once(']') {
-                Some((h, "")) => (h.to_string(), Some("88")),
-                Some((h, p)) => (h.to_string(), p.strip_prefix(':')),
-                None => (String::new(), None),
-            }
-        } else if k.matches(':').count() == 1 {
-            let (h, p) = k.split_once(':').expect("one colon");
-            (h.to_string(), Some(p))
-        } else {
-            (k.clone(), Some("88"))
-        };
-        match (port.and_then(|p| p.parse::<u16>().ok()), address_problem(&host)) {
-            (Some(port), None) if port > 0 && !host.is_empty() => Some(((host, port), span)),
-            _ => {
-                ctx.error(
-                    span,
-                    &join(path, "kdc"),
-                    format!("`{}` is not a KDC address", escape_value(&k)),
-                    "give a domain controller's name and Kerberos port, e.g. kdc = \"dc01.contoso.local:88\"",
-                );
-                None
-            }
-        }
-    });
-    (realm, kdc)
 }
 
 struct Ctx<'a> {
@@ -381,6 +342,7 @@ struct Ctx<'a> {
     base_dir: PathBuf,
     line_starts: Vec<usize>,
     errors: Vec<InventoryError>,
+    krb5_confs: kerberos::Krb5Confs,
 }
 
 impl Ctx<'_> {
@@ -1001,16 +963,10 @@ fn winrm_settings(ctx: &mut Ctx<'_>, path: &str, k: WinRmKeys) -> Option<WinRmSe
         ok = false;
     }
     let auth = k.auth.as_ref().map(|(a, _)| *a).unwrap_or_default();
-    let kerberos = match (&k.realm, &k.kdc) {
-        (Some((realm, _)), Some((kdc, _))) => Some(KerberosSettings {
-            realm: realm.clone(),
-            kdc: kdc.clone(),
-            spn: k.spn.as_ref().map(|(s, _)| s.clone()),
-        }),
-        _ => None,
-    };
+    let kerberos = kerberos::settle(ctx, path, &k);
     if let Some((WinRmAuth::Kerberos, span)) = &k.auth
         && kerberos.is_none()
+        && k.krb5_conf.is_none()
     {
         let missing = match (&k.realm, &k.kdc) {
             (None, None) => "a realm and a KDC",
@@ -1021,7 +977,7 @@ fn winrm_settings(ctx: &mut Ctx<'_>, path: &str, k: WinRmKeys) -> Option<WinRmSe
             span.clone(),
             &join(path, "auth"),
             format!("auth = \"kerberos\" needs {missing}"),
-            "set realm = \"CONTOSO.LOCAL\" and kdc = \"dc01.contoso.local:88\" on the tenant, the host or in [defaults]",
+            "set realm = \"CONTOSO.LOCAL\" and kdc = \"dc01.contoso.local:88\" on the tenant, the host or in [defaults] (or krb5_conf = \"/etc/krb5.conf\" to take them from there)",
         );
         ok = false;
     }
@@ -1096,14 +1052,6 @@ fn parse_host(
     if transport == TransportKind::Ssh && identity_file.is_none() && password.is_none() {
         ctx.error(span.clone(), path, format!("no credential for host {label}"), "set identity_file = \"/home/you/.ssh/id_ed25519\" (a relative path is read from the inventory's folder) or password = { env = \"VAR\" } on the host or in [defaults]");
     }
-    if transport == TransportKind::WinRm && password.is_none() {
-        ctx.error(
-            span.clone(),
-            path,
-            format!("no password for WinRM host {label}"),
-            "set password = { env = \"VAR\" } (or file / command) on the host or in [defaults]",
-        );
-    }
     // `[defaults]` WinRM keys are for the WinRM hosts; an SSH host is judged on its own keys.
     let own = winrm_keys(ctx, t, path, true);
     let winrm = match transport {
@@ -1120,6 +1068,17 @@ fn parse_host(
         known_hosts,
         winrm,
     );
+    let keytab_serves = matches!(&host_transport, Some(HostTransport::WinRm(w))
+        if matches!(w.auth, WinRmAuth::Negotiate | WinRmAuth::Kerberos)
+            && w.kerberos.as_ref().is_some_and(|k| k.keytab.is_some()));
+    if transport == TransportKind::WinRm && password.is_none() && !keytab_serves {
+        ctx.error(
+            span.clone(),
+            path,
+            format!("no password for WinRM host {label}"),
+            "set password = { env = \"VAR\" } (or file / command) on the host or in [defaults], or keytab = \"…\" with a realm and KDC for Kerberos",
+        );
+    }
     let port = port.or(d.port).unwrap_or(match &host_transport {
         Some(HostTransport::WinRm(w)) if w.https => 5986,
         Some(HostTransport::WinRm(_)) => 5985,
@@ -1321,10 +1280,12 @@ fn parse_tenant(
     let tenant_min_os = min_os(ctx, t, &tpath);
     let contacts = contacts(ctx, t, &tpath);
     let tenant_jump = jump::jump(ctx, t, &tpath, defaults, default_known_hosts).unwrap_or_default();
-    let (realm, kdc) = kerberos_keys(ctx, t, &tpath);
+    let kerberos = kerberos::kerberos_keys(ctx, t, &tpath);
     let tenant_winrm = WinRmKeys {
-        realm,
-        kdc,
+        realm: kerberos.realm,
+        kdc: kerberos.kdc,
+        keytab: kerberos.keytab,
+        krb5_conf: kerberos.krb5_conf,
         ..WinRmKeys::default()
     };
     let mut hosts = Vec::new();
@@ -1383,6 +1344,7 @@ pub(crate) fn parse_inventory(
         base_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
         line_starts,
         errors: Vec::new(),
+        krb5_confs: Default::default(),
     };
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {

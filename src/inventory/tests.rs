@@ -452,3 +452,117 @@ realm = \"CONTOSO.LOCAL\"
         );
     }
 }
+
+#[test]
+fn a_keytab_stands_in_for_the_password_of_kerberos_hosts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.toml");
+    let text = "[defaults]\nuser = \"svc-ec\"\ntransport = \"winrm\"\nrealm = \"CONTOSO.LOCAL\"\nkdc = \"dc01.contoso.local\"\nkeytab = \"keys/svc-ec.keytab\"\n
+[[tenant]]
+name = \"contoso\"
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1.contoso.local\"
+[[tenant.host]]
+name = \"ec2\"
+address = \"ec2.contoso.local\"
+auth = \"ntlm\"
+";
+    std::fs::write(&file, text).unwrap();
+    let errors = Inventory::load(&file, None).unwrap_err().0;
+    let said: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0].contains("no password for WinRM host ec2") && said[0].contains("keytab"),
+        "{said:#?}"
+    );
+    std::fs::write(
+        &file,
+        text.replace("auth = \"ntlm\"", "auth = \"kerberos\""),
+    )
+    .unwrap();
+    let inv = Inventory::load(&file, None).unwrap();
+    let HostTransport::WinRm(w) = &inv.hosts().next().unwrap().transport else {
+        panic!("winrm")
+    };
+    assert_eq!(
+        w.kerberos.as_ref().unwrap().keytab.as_deref(),
+        Some(dir.path().join("keys/svc-ec.keytab").as_path()),
+        "a relative keytab is read from the inventory's folder"
+    );
+}
+
+#[test]
+fn realm_and_kdc_come_from_a_named_krb5_conf_and_its_faults_name_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("krb5.conf");
+    std::fs::write(
+        &conf,
+        "[libdefaults]\n default_realm = contoso.local\n[realms]\n CONTOSO.LOCAL = {\n  kdc = tcp/dc01.contoso.local:8888\n  kdc = dc02.contoso.local\n }\n FABRIKAM.LOCAL = {\n  kdc = https://kdcproxy.fabrikam.example/KdcProxy\n }\n",
+    )
+    .unwrap();
+    let file = dir.path().join("fleet.toml");
+    let fleet = |tenant_two: &str| {
+        format!(
+            "[defaults]\nuser = \"svc\"\npassword = {{ env = \"PW\" }}\ntransport = \"winrm\"\nkrb5_conf = \"krb5.conf\"\n
+[[tenant]]
+name = \"contoso\"
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1.contoso.local\"
+auth = \"kerberos\"
+[[tenant]]
+name = \"fabrikam\"
+{tenant_two}
+[[tenant.host]]
+name = \"fab1\"
+address = \"fab1.fabrikam.local\"
+"
+        )
+    };
+    std::fs::write(
+        &file,
+        fleet("realm = \"fabrikam.local\"\nkdc = \"dc1.fabrikam.local\""),
+    )
+    .unwrap();
+    let inv = Inventory::load(&file, None).unwrap();
+    let kerberos = |n: &str| {
+        let HostTransport::WinRm(w) = &inv.hosts().find(|h| h.name == n).unwrap().transport else {
+            panic!("winrm")
+        };
+        w.kerberos.clone().unwrap()
+    };
+    let k = kerberos("ec1");
+    assert_eq!(
+        (k.realm.as_str(), k.kdc),
+        ("CONTOSO.LOCAL", ("dc01.contoso.local".to_string(), 8888)),
+        "default_realm, and its first kdc"
+    );
+    assert_eq!(
+        kerberos("fab1").kdc,
+        ("dc1.fabrikam.local".to_string(), 88),
+        "the inventory's own keys win over the file"
+    );
+
+    std::fs::write(&file, fleet("realm = \"fabrikam.local\"")).unwrap();
+    let said: Vec<String> = Inventory::load(&file, None)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0].contains("tenant[1].host[0].krb5_conf")
+            && said[0].contains("krb5.conf line 9")
+            && said[0].contains("MS-KKDCP"),
+        "{said:#?}"
+    );
+
+    std::fs::write(&file, fleet("realm = \"northwind.local\"")).unwrap();
+    let said = Inventory::load(&file, None).unwrap_err().0[0].to_string();
+    assert!(
+        said.contains("names no kdc for the realm NORTHWIND.LOCAL"),
+        "{said}"
+    );
+}

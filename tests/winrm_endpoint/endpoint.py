@@ -13,8 +13,9 @@ Usage: endpoint.py --users FILE [--port 0] [--tls-cert C --tls-key K [--require-
 service principals in keytab K; needs python-gssapi (Debian's python3-gssapi) and KRB5_CONFIG
 naming the realm's KDC. --refuse-ntlm: a hardened host, NTLM refused (HTTP 401).
 --auth-log: one line per completed authentication: the protocol and the client's principal.
---require-cbt: NTLM over TLS must carry the tls-server-end-point channel binding of C (as
-Windows with CbtHardeningLevel=Strict); pyspnego checks it.
+--require-cbt: NTLM and Kerberos over TLS must carry the tls-server-end-point channel binding
+of C (as Windows with CbtHardeningLevel=Strict); pyspnego checks NTLM's, MIT's GSS-API
+Kerberos'.
 Prints "listening on PORT" once it accepts connections.
 """
 
@@ -160,9 +161,17 @@ class KerberosAcceptor:
 
     negotiated_protocol = "kerberos"
 
-    def __init__(self):
+    def __init__(self, application_data=None):
+        """With `application_data` (a TLS channel's tls-server-end-point binding), a ticket
+        whose authenticator does not carry that binding is refused, as Windows' WinRM service
+        does at CbtHardeningLevel Strict (MIT reports a matched binding as channel_bound)."""
         import gssapi
-        self._ctx = gssapi.SecurityContext(usage="accept")
+        import gssapi.raw
+        bindings = None
+        if application_data is not None:
+            bindings = gssapi.raw.ChannelBindings(application_data=application_data)
+        self._required = application_data is not None
+        self._ctx = gssapi.SecurityContext(usage="accept", channel_bindings=bindings)
         self._complete = False
 
     @property
@@ -174,8 +183,12 @@ class KerberosAcceptor:
         return str(self._ctx.initiator_name)
 
     def step(self, token):
+        import gssapi
         out = self._ctx.step(token)  # raises on a refused ticket (expired, not yet valid, ...)
         self._complete = self._ctx.complete
+        if self._complete and self._required and \
+                gssapi.RequirementFlag.channel_bound not in self._ctx.actual_flags:
+            raise ValueError("the ticket carries no channel binding for this TLS channel")
         return out
 
     def wrap_winrm(self, plain):
@@ -235,7 +248,8 @@ class Handler(BaseHTTPRequestHandler):
             token = base64.b64decode(header.split(" ", 1)[1])
             if self.context is None or self.context.complete:
                 if self.server.args.keytab and not token.startswith(b"NTLMSSP"):
-                    self.context = KerberosAcceptor()
+                    self.context = KerberosAcceptor(
+                        self.server.binding_data if self.server.bindings else None)
                 else:
                     self.context = spnego.server(protocol="negotiate",
                                                  channel_bindings=self.server.bindings)
@@ -356,7 +370,8 @@ class Server(ThreadingHTTPServer):
             self.socket = ctx.wrap_socket(self.socket, server_side=True)
         self.bindings = None
         if args.require_cbt:
-            self.bindings = GssChannelBindings(application_data=end_point_binding(args.tls_cert))
+            self.binding_data = end_point_binding(args.tls_cert)
+            self.bindings = GssChannelBindings(application_data=self.binding_data)
 
     def handle_envelope(self, plain):
         try:

@@ -466,11 +466,18 @@ impl HttpExchange {
                         .await?;
                 }
                 (status, _) => {
+                    // Over HTTPS one more cause: ecfleet's Kerberos carries no channel binding
+                    // (kerberos::Handshake::new says why).
+                    let strict = if self.tls.is_some() {
+                        "; over HTTPS also: the service requires channel binding (CbtHardeningLevel Strict), which ecfleet's Kerberos does not send yet: set it to Relaxed, or use auth = \"ntlm\", which carries it (docs/winrm.md)"
+                    } else {
+                        ""
+                    };
                     return Err(kerberos::KerberosError {
                         error: crate::transport::TransportError::new(
                             ErrorKind::Auth,
                             format!(
-                                "{url} refused the Kerberos ticket for {} (HTTP {status}): the host's WinRM service does not take Kerberos, the SPN names another machine (set spn on the host), or the host's clock and the KDC's differ by more than 5 minutes",
+                                "{url} refused the Kerberos ticket for {} (HTTP {status}): the host's WinRM service does not take Kerberos, the SPN names another machine (set spn on the host), or the host's clock and the KDC's differ by more than 5 minutes{strict}",
                                 login.spn
                             ),
                         ),

@@ -22,25 +22,38 @@ use crate::transport::dial::{Dialer, endpoint};
 /// Most a KDC reply may be (a ticket with a large PAC is tens of KiB).
 const MAX_KDC_REPLY: usize = 1 << 20;
 
-/// Who logs in where: the account (any of `user`, `REALM\user`, `user@REALM`), its password,
-/// the realm and its KDC, and the host's service principal (`HTTP/<fqdn>`).
+/// Who logs in where: the account (any of `user`, `REALM\user`, `user@REALM`), its password
+/// or keytab key, the realm and its KDC, and the host's service principal (`HTTP/<fqdn>`).
 pub struct Login {
     pub user: String,
-    pub password: String,
+    pub secret: LoginSecret,
     pub realm: String,
     pub kdc: (String, u16),
     pub spn: String,
 }
 
+/// What proves the account: a password, or its key from a keytab file.
+pub enum LoginSecret {
+    Password(String),
+    Keytab {
+        entry: Box<super::keytab::KeytabEntry>,
+        /// The file, for messages.
+        file: std::path::PathBuf,
+    },
+}
+
 /// `REALM\user`: the form MIT and Active Directory both find (sspi sends `user@REALM` as an
 /// enterprise name, which MIT does not resolve).
 pub fn principal(user: &str, realm: &str) -> String {
-    let account = user
-        .rsplit_once('\\')
+    format!("{}\\{}", realm.to_ascii_uppercase(), account(user))
+}
+
+/// The account name alone, from any of `user`, `DOMAIN\user`, `user@REALM`.
+pub fn account(user: &str) -> &str {
+    user.rsplit_once('\\')
         .map(|(_, u)| u)
         .or_else(|| user.split_once('@').map(|(u, _)| u))
-        .unwrap_or(user);
-    format!("{}\\{account}", realm.to_ascii_uppercase())
+        .unwrap_or(user)
 }
 
 /// One client context, from the first token to the session's sealing.
@@ -55,7 +68,8 @@ pub struct Handshake {
     from_cache: bool,
     /// The KDC's word on how keys are made (ETYPE-INFO2 in its PREAUTH_REQUIRED answer).
     salting: Option<Salting>,
-    password: String,
+    /// The password, when the login has one (a keytab's key needs no deriving).
+    password: Option<String>,
 }
 
 /// A password's key is the same for every host of a run: derived once (PBKDF2, 4096 rounds of
@@ -95,6 +109,8 @@ struct Names {
     realm: String,
     kdc: (String, u16),
     spn: String,
+    /// The keytab the key came from, when it did.
+    keytab: Option<std::path::PathBuf>,
 }
 
 /// A failed Kerberos step: its kind, the message, and whether Negotiate may try NTLM instead
@@ -113,6 +129,9 @@ fn refused(kind: ErrorKind, message: String, ntlm_may_follow: bool) -> KerberosE
 }
 
 impl Handshake {
+    /// A login for `login`. It carries no TLS channel binding: sspi 0.23 writes the
+    /// AD-AUTH-DATA-AP-OPTIONS that goes with one as 2 bytes where MIT and Heimdal read 4, and
+    /// MIT refuses the whole AP-REQ (measured; docs/winrm.md).
     pub fn new(login: &Login) -> Result<Handshake, KerberosError> {
         let user = principal(&login.user, &login.realm);
         let kdc_url = format!("tcp://{}", endpoint(&login.kdc.0, login.kdc.1));
@@ -140,24 +159,44 @@ impl Handshake {
         let key_id = KeyId {
             principal: user.clone(),
             kdc: login.kdc.clone(),
-            password: crate::digest::sha256_hex(login.password.as_bytes()),
+            password: match &login.secret {
+                LoginSecret::Password(p) => crate::digest::sha256_hex(p.as_bytes()),
+                LoginSecret::Keytab { .. } => String::new(),
+            },
         };
-        let cached = derived_keys()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key_id)
-            .cloned();
-        let from_cache = cached.is_some();
-        let identity = match cached {
-            Some(derived) => Credentials::Keytab(KeytabIdentity {
-                principal: username,
-                key: derived.key.into(),
-                key_enctype: derived.enctype,
-            }),
-            None => Credentials::AuthIdentity(AuthIdentity {
-                username,
-                password: login.password.clone().into(),
-            }),
+        let (identity, from_cache, password) = match &login.secret {
+            LoginSecret::Keytab { entry, .. } => {
+                let enctype = match entry.enctype {
+                    17 => picky_krb::crypto::CipherSuite::Aes128CtsHmacSha196,
+                    _ => picky_krb::crypto::CipherSuite::Aes256CtsHmacSha196,
+                };
+                let identity = Credentials::Keytab(KeytabIdentity {
+                    principal: username,
+                    key: entry.key().to_vec().into(),
+                    key_enctype: enctype,
+                });
+                (identity, true, None)
+            }
+            LoginSecret::Password(password) => {
+                let cached = derived_keys()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key_id)
+                    .cloned();
+                let from_cache = cached.is_some();
+                let identity = match cached {
+                    Some(derived) => Credentials::Keytab(KeytabIdentity {
+                        principal: username,
+                        key: derived.key.into(),
+                        key_enctype: derived.enctype,
+                    }),
+                    None => Credentials::AuthIdentity(AuthIdentity {
+                        username,
+                        password: password.clone().into(),
+                    }),
+                };
+                (identity, from_cache, Some(password.clone()))
+            }
         };
         let acquired = AcquireCredentialsHandle::<'_, _, _, WithoutCredentialUse>::new()
             .with_auth_data(&identity)
@@ -172,12 +211,16 @@ impl Handshake {
                 realm: login.realm.clone(),
                 kdc: login.kdc.clone(),
                 spn: login.spn.clone(),
+                keytab: match &login.secret {
+                    LoginSecret::Keytab { file, .. } => Some(file.clone()),
+                    LoginSecret::Password(_) => None,
+                },
             },
             kdc_error: None,
             key_id,
             from_cache,
             salting: None,
-            password: login.password.clone(),
+            password,
         })
     }
 
@@ -189,13 +232,15 @@ impl Handshake {
         if self.from_cache {
             return;
         }
-        let Some(salting) = &self.salting else { return };
+        let (Some(salting), Some(password)) = (&self.salting, &self.password) else {
+            return;
+        };
         let (size, enctype) = match salting.etype {
             18 => (AesSize::Aes256, CipherSuite::Aes256CtsHmacSha196),
             17 => (AesSize::Aes128, CipherSuite::Aes128CtsHmacSha196),
             _ => return,
         };
-        if let Ok(key) = derive_key_from_password(&self.password, &salting.salt, &size) {
+        if let Ok(key) = derive_key_from_password(password, &salting.salt, &size) {
             derived_keys()
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -318,9 +363,15 @@ fn explain(names: &Names, e: sspi::Error, kdc_error: Option<i64>) -> KerberosErr
         ),
         Some(24) => refused(
             ErrorKind::Auth,
-            format!(
-                "the KDC {kdc} refused the password of {user} (KDC_ERR_PREAUTH_FAILED): check the password reference"
-            ),
+            match &names.keytab {
+                None => format!(
+                    "the KDC {kdc} refused the password of {user} (KDC_ERR_PREAUTH_FAILED): check the password reference"
+                ),
+                Some(file) => format!(
+                    "the KDC {kdc} refused the key of {user} from the keytab {} (KDC_ERR_PREAUTH_FAILED): the account's key changed since the keytab was written (a new password, or a newer key version); write the keytab again",
+                    file.display()
+                ),
+            },
             false,
         ),
         Some(18) => refused(

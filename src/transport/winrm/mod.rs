@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod framing;
 pub mod http;
 pub mod kerberos;
+pub mod keytab;
 pub mod ns;
 pub mod ntlm;
 pub mod pull;
@@ -37,30 +38,34 @@ pub async fn connect(
     dialer: Dialer,
     limit: Duration,
 ) -> Result<connection::WinRmConnection, TransportError> {
-    let reference = host.password.as_ref().ok_or_else(|| {
+    let started = tokio::time::Instant::now();
+    let password = match &host.password {
+        Some(reference) => Some(secrets.resolve(reference, limit).await.map_err(|e| {
+            TransportError::new(ErrorKind::Credential, format!("{}: {e}", host.name))
+        })?),
+        None => None,
+    };
+    let password = password.as_ref().map(|p| p.expose());
+    let kerberos = kerberos_login(host, settings, password, secrets, limit).await?;
+    let no_password = || {
         TransportError::new(
             ErrorKind::Credential,
             format!(
-                "{}: a WinRM host needs password = {{ env | file | command }}",
+                "{}: a WinRM host needs password = {{ env | file | command }} (a keytab serves Kerberos only)",
                 host.name
             ),
         )
-    })?;
-    let started = tokio::time::Instant::now();
-    let secret = secrets
-        .resolve(reference, limit)
-        .await
-        .map_err(|e| TransportError::new(ErrorKind::Credential, format!("{}: {e}", host.name)))?;
-    let ntlm = || ntlm::Identity::new(&host.user, secret.expose());
-    let credentials = match (
-        settings.auth,
-        kerberos_login(host, settings, secret.expose()),
-    ) {
-        (WinRmAuth::Basic, _) => http::Credentials::basic(&host.user, secret.expose()),
-        (WinRmAuth::Ntlm, _) | (WinRmAuth::Negotiate, None) => ntlm().into(),
+    };
+    let credentials = match (settings.auth, kerberos) {
+        (WinRmAuth::Basic, _) => {
+            http::Credentials::basic(&host.user, password.ok_or_else(no_password)?)
+        }
+        (WinRmAuth::Ntlm, _) | (WinRmAuth::Negotiate, None) => {
+            ntlm::Identity::new(&host.user, password.ok_or_else(no_password)?).into()
+        }
         (WinRmAuth::Negotiate, Some(login)) => http::Credentials::Kerberos {
             login,
-            ntlm: Some(ntlm()),
+            ntlm: password.map(|p| ntlm::Identity::new(&host.user, p)),
         },
         (WinRmAuth::Kerberos, Some(login)) => http::Credentials::Kerberos { login, ntlm: None },
         (WinRmAuth::Kerberos, None) => {
@@ -113,25 +118,48 @@ pub async fn connect(
 
 /// The Kerberos login for `host` when its realm and KDC are known and it has a service name:
 /// the inventory's `spn`, else `HTTP/<address>` when the address is a name (an IP address has
-/// no SPN; Windows' Negotiate uses NTLM for it too).
-fn kerberos_login(
+/// no SPN; Windows' Negotiate uses NTLM for it too). The account is proven by its keytab key
+/// when the host has a keytab, else by its password; with neither there is no Kerberos.
+async fn kerberos_login(
     host: &Host,
     settings: &WinRmSettings,
-    password: &str,
-) -> Option<kerberos::Login> {
-    let k = settings.kerberos.as_ref()?;
+    password: Option<&str>,
+    secrets: &SecretCache,
+    limit: Duration,
+) -> Result<Option<kerberos::Login>, TransportError> {
+    let Some(k) = settings.kerberos.as_ref() else {
+        return Ok(None);
+    };
     let spn = match &k.spn {
         Some(spn) => spn.clone(),
-        None if host.address.parse::<std::net::IpAddr>().is_ok() => return None,
+        None if host.address.parse::<std::net::IpAddr>().is_ok() => return Ok(None),
         None => format!("HTTP/{}", host.address),
     };
-    Some(kerberos::Login {
+    let secret = match (&k.keytab, password) {
+        (Some(file), _) => {
+            let failed = |e: String| {
+                TransportError::new(ErrorKind::Credential, format!("{}: {e}", host.name))
+            };
+            let keytab = secrets.keytab(file, limit).await.map_err(failed)?;
+            let account = kerberos::account(&host.user);
+            let entry = keytab
+                .key_for(account, &k.realm)
+                .map_err(|e| failed(format!("the keytab {} {e}", file.display())))?;
+            kerberos::LoginSecret::Keytab {
+                entry: Box::new(entry.clone()),
+                file: file.clone(),
+            }
+        }
+        (None, Some(p)) => kerberos::LoginSecret::Password(p.to_string()),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(kerberos::Login {
         user: host.user.clone(),
-        password: password.to_string(),
+        secret,
         realm: k.realm.clone(),
         kdc: k.kdc.clone(),
         spn,
-    })
+    }))
 }
 
 /// The host's certificate policy; `insecure` is warned about once per host and process.
