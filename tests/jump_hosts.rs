@@ -52,7 +52,8 @@ impl HiddenLab {
             &ns.inside,
             22,
             &lab.client_public_key(),
-            "",
+            // Remote forwards on the address the hosts reach (host pull through the bastion).
+            "GatewayPorts clientspecified\n",
         );
         lab.trust(&bastion.known_hosts_line);
         (lab, bastion)
@@ -189,10 +190,88 @@ fn hosts_behind_a_bastion_are_audited_staged_and_backed_up_through_it_on_one_con
         .collect();
     assert_eq!(transfers.len(), 2, "{staged}");
     let expected = format!(
-        "WinRM stdin (reached through jump host root@{}:22: the host cannot reach this controller to pull)",
+        "WinRM stdin (reached through jump host root@{}:22: the host cannot reach this controller to pull; set pull_address on the jump host to let it, docs/jump-hosts.md)",
         ns.inside
     );
     assert!(transfers.iter().all(|t| *t == expected), "{transfers:?}");
+
+    // With the bastion's address on the hosts' side, they pull through a port it forwards
+    // back to this controller (another installer, so that it moves again).
+    let pulling = lab.inventory_through(
+        &format!(
+            "[{{ address = \"{0}\", user = \"root\", pull_address = \"{0}\" }}]",
+            ns.inside
+        ),
+        "pull.toml",
+    );
+    let other = lab.path("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (msi, _) = common::lab_msi(&other, 2);
+    let out = ecfleet()
+        .args(["stage", "--format", "json", "-i"])
+        .arg(&pulling)
+        .arg("--msi")
+        .arg(&msi)
+        .output()
+        .unwrap();
+    let (staged, stderr) = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let transfers: Vec<&str> = staged["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["staged"]["transfer"].as_str())
+        .collect();
+    let expected = format!(
+        "host pull (HTTPS from the controller) through jump host root@{}:22",
+        ns.inside
+    );
+    assert_eq!(transfers, vec![expected.as_str(); 2], "{stderr}");
+
+    // A bastion that allows tunnels to the hosts but no forward back: stdin, and why.
+    let strict = ns.sshd(
+        lab.dir.path(),
+        "strict",
+        &ns.inside,
+        2200,
+        &lab.client_public_key(),
+        "AllowTcpForwarding local\n",
+    );
+    lab.trust(&strict.known_hosts_line);
+    let refusing = lab.inventory_through(
+        &format!(
+            "[{{ address = \"{0}\", port = 2200, user = \"root\", pull_address = \"{0}\" }}]",
+            ns.inside
+        ),
+        "refusing.toml",
+    );
+    let third = lab.path("third");
+    std::fs::create_dir_all(&third).unwrap();
+    let (msi, _) = common::lab_msi(&third, 3);
+    let out = ecfleet()
+        .args(["stage", "--format", "json", "-i"])
+        .arg(&refusing)
+        .arg("--msi")
+        .arg(&msi)
+        .output()
+        .unwrap();
+    let (staged, stderr) = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let transfers: Vec<&str> = staged["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["staged"]["transfer"].as_str())
+        .collect();
+    assert_eq!(transfers.len(), 2, "{staged}");
+    for t in transfers {
+        assert!(
+            t.starts_with("WinRM stdin (host pull failed: ")
+                && t.contains("refused to listen")
+                && t.contains("GatewayPorts clientspecified"),
+            "{t}"
+        );
+    }
     let out = ecfleet()
         .args(["backup", "-i"])
         .arg(&through)

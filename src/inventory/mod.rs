@@ -174,6 +174,9 @@ pub struct JumpHop {
     pub password: Option<SecretRef>,
     pub known_hosts: PathBuf,
     pub connect_timeout: Duration,
+    /// The last hop only: its address as the hosts behind it reach it. Set, WinRM hosts pull
+    /// big files through a remote forward on it (docs/jump-hosts.md).
+    pub pull_address: Option<String>,
 }
 
 impl JumpHop {

@@ -566,3 +566,42 @@ address = \"fab1.fabrikam.local\"
         "{said}"
     );
 }
+
+#[test]
+fn pull_address_belongs_to_the_last_hop_and_must_be_an_address() {
+    let chain = |hops: &str| {
+        format!(
+            "{JUMP_BASE}
+[[tenant]]
+name = \"contoso\"
+jump = {hops}
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1\"
+"
+        )
+    };
+    let inv = parse_text(&chain(
+        "[\"ops@outer\", { address = \"inner\", user = \"ops\", pull_address = \"10.20.0.4\" }]",
+    ))
+    .unwrap();
+    let hops = &inv.hosts().next().unwrap().jump;
+    assert_eq!(
+        (hops[0].pull_address.as_deref(), hops[1].pull_address.as_deref()),
+        (None, Some("10.20.0.4"))
+    );
+    let said: Vec<String> = parse_text(&chain(
+        "[{ address = \"outer\", user = \"ops\", pull_address = \"10.0.0.1\" }, { address = \"inner\", user = \"ops\", pull_address = \"http://x\" }]",
+    ))
+    .unwrap_err()
+    .0
+    .iter()
+    .map(|e| e.to_string())
+    .collect();
+    for needle in [
+        "tenant[0].jump[0].pull_address: pull_address on jump host ops@outer, which is not the last hop",
+        "tenant[0].jump[1].pull_address: `http://x` is not an address",
+    ] {
+        assert!(said.iter().any(|s| s.contains(needle)), "{needle} not in {said:#?}");
+    }
+}

@@ -60,6 +60,35 @@ impl Dialer {
         }
     }
 
+    /// The jump hosts, first hop first (empty: directly).
+    pub fn hops(&self) -> &[JumpHop] {
+        self.through
+            .as_ref()
+            .map(|t| t.hops.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Where hosts behind the last hop reach it (its `pull_address`), when it has one.
+    pub fn pull_address(&self) -> Option<&str> {
+        self.hops().last().and_then(|h| h.pull_address.as_deref())
+    }
+
+    /// A port on the last hop's `pull_address` forwarded back to this controller.
+    pub async fn remote_forward(
+        &self,
+        deadline: Instant,
+    ) -> Result<super::ssh::RemoteForward, TransportError> {
+        let (Some(t), Some(address)) = (&self.through, self.pull_address()) else {
+            return Err(TransportError::new(
+                ErrorKind::Unsupported,
+                "no jump host with a pull_address to forward through",
+            ));
+        };
+        t.ssh
+            .remote_forward(&t.hops, &t.secrets, address, deadline)
+            .await
+    }
+
     /// The last hop (`user@bastion:22`), when the host is reached through jump hosts.
     pub fn last_hop(&self) -> Option<String> {
         self.through

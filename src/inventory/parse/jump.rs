@@ -21,6 +21,7 @@ const HOP_KEYS: &[&str] = &[
     "password",
     "known_hosts",
     "connect_timeout",
+    "pull_address",
 ];
 
 /// A chain longer than this is a mistake in the file, not a network.
@@ -82,6 +83,16 @@ pub(super) fn jump(
         };
         let Some(hop) = hop else { continue };
         let label = hop.label();
+        if let Some((_, aspan)) = &hop.pull_address
+            && i + 1 != items.len()
+        {
+            ctx.error(
+                aspan.clone(),
+                &join(&hpath, "pull_address"),
+                format!("pull_address on jump host {label}, which is not the last hop"),
+                "hosts pull through the last hop of the chain: move pull_address there",
+            );
+        }
         let Some(user) = hop.user else {
             ctx.error(
                 span.clone(),
@@ -125,6 +136,10 @@ pub(super) fn jump(
                 .connect_timeout
                 .or(d.connect_timeout)
                 .unwrap_or(Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS as u64)),
+            pull_address: hop
+                .pull_address
+                .filter(|_| i + 1 == items.len())
+                .map(|(a, _)| a),
         });
     }
     Some(hops)
@@ -140,6 +155,7 @@ struct Written {
     password: Option<crate::inventory::SecretRef>,
     known_hosts: Option<PathBuf>,
     connect_timeout: Option<Duration>,
+    pull_address: Option<(String, Range<usize>)>,
 }
 
 impl Written {
@@ -181,6 +197,24 @@ fn in_table(ctx: &mut Ctx<'_>, t: &Table<'_>, span: Range<usize>, path: &str) ->
         password: password(ctx, t, path),
         known_hosts: get_str(ctx, t, path, "known_hosts").map(|(s, _)| ctx.resolve_path(&s)),
         connect_timeout: timeout(ctx, t, path, "connect_timeout"),
+        pull_address: match get_str(ctx, t, path, "pull_address") {
+            Some((a, aspan)) => {
+                let key = join(path, "pull_address");
+                match address_problem(&a) {
+                    None if !a.trim().is_empty() => Some((a, aspan)),
+                    _ => {
+                        ctx.error(
+                            aspan,
+                            &key,
+                            format!("`{}` is not an address", escape_value(&a)),
+                            "give the jump host's address as the hosts behind it reach it, e.g. pull_address = \"10.20.0.4\"",
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        },
     })
 }
 

@@ -12,6 +12,7 @@ use russh::ChannelOpenFailure;
 use russh::client::{Handle, Msg};
 use tokio::time::Instant;
 
+use super::forward::Forwards;
 use super::{SshConnector, SshTarget, Verifier};
 use crate::inventory::JumpHop;
 use crate::transport::dial::{self, endpoint};
@@ -21,7 +22,13 @@ use crate::transport::{ErrorKind, SecretCache, TransportError};
 /// once with its error; a later wave tries it again.
 const FAILURE_MEMORY: Duration = Duration::from_secs(30);
 
-type Session = Arc<Handle<Verifier>>;
+type Session = Arc<Hop>;
+
+/// One open hop: its SSH connection and the remote forwards asked of it.
+pub(super) struct Hop {
+    pub(super) handle: Handle<Verifier>,
+    pub(super) forwards: Forwards,
+}
 
 /// The open hop connections of one run, by chain prefix (hop 2 reached through hop 1 is not
 /// the same connection as hop 2 reached directly).
@@ -73,7 +80,7 @@ impl SshConnector {
         match forward(&last, &name, address, port, deadline).await {
             // The shared connection dropped under us (the bastion restarted, a NAT forgot
             // it): opened again, once.
-            Err(_) if last.is_closed() => {
+            Err(_) if last.handle.is_closed() => {
                 let last = self.hop_session(hops, secrets, deadline).await?;
                 forward(&last, &name, address, port, deadline).await
             }
@@ -82,7 +89,7 @@ impl SshConnector {
     }
 
     /// The last hop's connection, opening (or re-opening) each hop on the way.
-    async fn hop_session(
+    pub(super) async fn hop_session(
         &self,
         hops: &[JumpHop],
         secrets: &SecretCache,
@@ -97,7 +104,7 @@ impl SshConnector {
             let opening = async {
                 let mut slot = slot.lock().await;
                 if let Some(session) = &slot.session
-                    && !session.is_closed()
+                    && !session.handle.is_closed()
                 {
                     return Ok(session.clone());
                 }
@@ -123,7 +130,6 @@ impl SshConnector {
                     });
                 match opened {
                     Ok(session) => {
-                        let session = Arc::new(session);
                         *slot = Slot {
                             session: Some(session.clone()),
                             failed: None,
@@ -164,7 +170,7 @@ impl SshConnector {
         i: usize,
         secrets: &SecretCache,
         deadline: Instant,
-    ) -> Result<Handle<Verifier>, TransportError> {
+    ) -> Result<Session, TransportError> {
         let named =
             |e: TransportError| TransportError::new(e.kind, format!("{name}: {}", e.message));
         let stream: Box<dyn dial::ByteStream> = match previous {
@@ -196,7 +202,9 @@ impl SshConnector {
             endpoint: endpoint(&hop.address, hop.port),
             jump: Vec::new(),
         };
-        self.session_over(stream, &target, secrets, deadline)
+        let forwards = Forwards::default();
+        let handle = self
+            .session_over(stream, &target, secrets, Some(forwards.clone()), deadline)
             .await
             .map_err(|e| {
                 // Host-key and authentication messages already name the hop.
@@ -205,7 +213,8 @@ impl SshConnector {
                 } else {
                     named(e)
                 }
-            })
+            })?;
+        Ok(Arc::new(Hop { handle, forwards }))
     }
 }
 
@@ -231,7 +240,9 @@ async fn forward(
 ) -> Result<russh::ChannelStream<Msg>, TransportError> {
     let to = endpoint(address, port);
     let limit = deadline.saturating_duration_since(Instant::now());
-    let open = via.channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0);
+    let open = via
+        .handle
+        .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0);
     let channel = match tokio::time::timeout_at(deadline, open).await {
         Err(_) => {
             return Err(TransportError::timeout(

@@ -3,6 +3,8 @@
 //! and download. Every network await and every local read (keys, known_hosts, credentials) has a
 //! deadline. russh types stay inside this module.
 
+mod forward;
+pub use forward::{Forwarded, RemoteForward};
 mod jump;
 pub mod known_hosts;
 
@@ -159,10 +161,40 @@ struct Verifier {
     known_hosts_path: PathBuf,
     accept_new: bool,
     refusal: Arc<Mutex<Option<TransportError>>>,
+    /// A jump host's remote forwards ([`forward`]); none on a host's own connection.
+    forwards: Option<forward::Forwards>,
 }
 
 impl client::Handler for Verifier {
     type Error = russh::Error;
+
+    /// A connection to a port this controller asked the server to forward: handed to that
+    /// forward, or refused when nobody asked for the port.
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        _connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        match self.forwards.as_ref().and_then(|f| f.route(connected_port)) {
+            Some(route) => {
+                reply.accept().await;
+                // A full backlog drops the connection: the host's fetch fails, and the file
+                // goes over stdin instead.
+                let _ = route.try_send(forward::Forwarded::new(channel, originator_address));
+            }
+            None => {
+                reply
+                    .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+            }
+        }
+        Ok(())
+    }
 
     async fn check_server_key(
         &mut self,
@@ -308,7 +340,9 @@ impl SshConnector {
                     .await?,
             ),
         };
-        let handle = self.session_over(stream, target, secrets, deadline).await?;
+        let handle = self
+            .session_over(stream, target, secrets, None, deadline)
+            .await?;
         Ok(SshConnection {
             handle,
             name: target.name.clone(),
@@ -316,11 +350,14 @@ impl SshConnector {
     }
 
     /// Key exchange, host-key check and authentication on `stream`, before `deadline`.
+    /// `forwards`: where the connection's forwarded channels go (a jump host's); `None`
+    /// refuses them all.
     async fn session_over(
         &self,
         stream: Box<dyn ByteStream>,
         target: &SshTarget,
         secrets: &SecretCache,
+        forwards: Option<forward::Forwards>,
         deadline: tokio::time::Instant,
     ) -> Result<Handle<Verifier>, TransportError> {
         let addr = target.endpoint.clone();
@@ -336,6 +373,7 @@ impl SshConnector {
                 known_hosts_path: target.known_hosts.clone(),
                 accept_new: self.accept_new_host_keys,
                 refusal: refusal.clone(),
+                forwards,
             };
             let config = Arc::new(client_config(
                 known.algorithms_for(&target.address, target.port),

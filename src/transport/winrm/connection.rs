@@ -162,27 +162,36 @@ impl WinRmConnection {
             self.set_method(format!("WinRM stdin (host pull failed: {why})"));
             Ok(None)
         };
-        let (local, peer, hop) = {
+        let (local, peer, dialer) = {
             let exchange = self.exchange.lock().await;
             (
                 exchange.local_address(),
                 exchange.peer_address(),
-                exchange.last_hop(),
+                exchange.dialer().clone(),
             )
         };
-        if let Some(hop) = hop {
-            // The host sees the jump host, not this machine: it has no way back to offer from.
-            self.set_method(format!(
-                "WinRM stdin (reached through jump host {hop}: the host cannot reach this controller to pull)"
-            ));
-            return Ok(None);
-        }
-        let (Some(local), Some(peer)) = (local, peer) else {
-            return fall_back("no connection to take the addresses from".into());
-        };
-        let offer = match pull::offer(local, peer, file.data.clone()).await {
-            Ok(o) => o,
-            Err(e) => return fall_back(e),
+        let offer = if let Some(hop) = dialer.last_hop() {
+            // The host sees the jump host, not this machine: it can pull only through a port
+            // the jump host forwards back here (its pull_address).
+            if dialer.pull_address().is_none() {
+                self.set_method(format!(
+                    "WinRM stdin (reached through jump host {hop}: the host cannot reach this controller to pull; set pull_address on the jump host to let it, docs/jump-hosts.md)"
+                ));
+                return Ok(None);
+            }
+            let deadline = tokio::time::Instant::now() + limit;
+            match pull::offer_through(&dialer, file.data.clone(), deadline).await {
+                Ok(o) => o,
+                Err(e) => return fall_back(e),
+            }
+        } else {
+            let (Some(local), Some(peer)) = (local, peer) else {
+                return fall_back("no connection to take the addresses from".into());
+            };
+            match pull::offer(local, peer, file.data.clone()).await {
+                Ok(o) => o,
+                Err(e) => return fall_back(e),
+            }
         };
         let remote = self.remote(limit).await?;
         let q = quoted(&self.name, remote, path)?;
@@ -200,7 +209,10 @@ impl WinRmConnection {
             };
             return fall_back(why);
         }
-        self.set_method(BY_PULL.into());
+        self.set_method(match dialer.last_hop() {
+            Some(hop) => format!("{BY_PULL} through jump host {hop}"),
+            None => BY_PULL.into(),
+        });
         let total = file.data.len() as u64;
         Ok(Some(match target {
             Target::Whole { .. } => total,

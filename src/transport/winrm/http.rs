@@ -196,6 +196,11 @@ impl HttpExchange {
         self.dialer.last_hop()
     }
 
+    /// How the host is reached (its jump hosts).
+    pub fn dialer(&self) -> &Dialer {
+        &self.dialer
+    }
+
     /// Speaks HTTPS, with `tls`'s certificate policy (the endpoint must say `https`).
     pub fn over_tls(mut self, tls: Tls) -> HttpExchange {
         self.tls = Some(tls);

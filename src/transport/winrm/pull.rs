@@ -2,9 +2,11 @@
 //! fetches it at LAN speed, instead of the file crawling through WinRS stdin. One listener per
 //! controller address that hosts reach (the local address of their WinRM connections), on a
 //! random port, with a certificate made for this process (RSA 2048, for old Schannel) that the
-//! host's script pins. Each [`Offer`] is one file for one host under a one-time token: the
-//! first request takes it, a resumed download needs a new offer. A listener lives while any of
-//! its offers does. Requests and connections have deadlines; nothing else is served.
+//! host's script pins. Hosts behind a jump host reach a port their last hop forwards back to
+//! the controller instead (`pull_address`, one forward per chain; docs/jump-hosts.md). Each
+//! [`Offer`] is one file for one host under a one-time token: the first request takes it, a
+//! resumed download needs a new offer. A listener lives while any of its offers does. Requests
+//! and connections have deadlines; nothing else is served.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,14 +20,19 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::Digest;
 
+use crate::inventory::JumpHop;
+use crate::transport::dial::Dialer;
+use crate::transport::ssh::RemoteForward;
+
 /// How long a host has for the TLS handshake and the request's head.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(15);
 /// The longest one download may take (the put's own deadline is shorter in practice).
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(3600);
 
-/// One HTTPS listener on one controller address.
+/// One HTTPS listener: on a controller address, or on a jump host's forwarded port.
 pub struct PullServer {
-    address: SocketAddr,
+    /// `https://<address>:<port>` as the hosts reach it.
+    base: String,
     /// SHA-256 of the certificate's DER, lower-case hex (what the Windows script pins).
     cert_sha256: String,
     /// `sha256//<base64>` of the certificate's public key (what curl's `--pinnedpubkey` takes).
@@ -49,11 +56,7 @@ pub struct Offer {
 impl Offer {
     /// `https://<address>:<port>/<token>`.
     pub fn url(&self) -> String {
-        let ip = match self.server.address.ip() {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        format!("https://{ip}:{}/{}", self.server.address.port(), self.token)
+        format!("{}/{}", self.server.base, self.token)
     }
 
     pub fn cert_sha256(&self) -> &str {
@@ -75,8 +78,15 @@ impl Drop for Offer {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<IpAddr, Weak<PullServer>>> {
-    static SERVERS: std::sync::OnceLock<Mutex<HashMap<IpAddr, Weak<PullServer>>>> =
+/// How the hosts reach a listener: an address of this machine, or a jump chain's forward.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Reach {
+    Local(IpAddr),
+    Forwarded(Vec<JumpHop>),
+}
+
+fn registry() -> &'static Mutex<HashMap<Reach, Weak<PullServer>>> {
+    static SERVERS: std::sync::OnceLock<Mutex<HashMap<Reach, Weak<PullServer>>>> =
         std::sync::OnceLock::new();
     SERVERS.get_or_init(|| Mutex::new(HashMap::new()))
 }
@@ -85,7 +95,33 @@ fn registry() -> &'static Mutex<HashMap<IpAddr, Weak<PullServer>>> {
 /// controller at `local`, under a new token. The token is in the host's command line, which
 /// other processes there can read: only a fetch from `peer` is answered.
 pub async fn offer(local: IpAddr, peer: IpAddr, data: Bytes) -> Result<Offer, String> {
-    let server = server_for(local).await?;
+    let server = server_for(Reach::Local(local), || start(local)).await?;
+    offer_on(server, Some(peer), data)
+}
+
+/// Offers `data` to a host behind `dialer`'s jump hosts, through a port their last hop
+/// forwards to this controller (its `pull_address`) before `deadline`. The fetch cannot be
+/// matched to the host's address there (it reaches the jump host from an address of its own,
+/// which the inventory does not give, and the jump host reports it), so the one-time 256-bit
+/// token alone guards the file: the installer and the agent, neither of them secret.
+pub async fn offer_through(
+    dialer: &Dialer,
+    data: Bytes,
+    deadline: tokio::time::Instant,
+) -> Result<Offer, String> {
+    let hops = dialer.hops().to_vec();
+    let server = server_for(Reach::Forwarded(hops), || async {
+        let forward = dialer
+            .remote_forward(deadline)
+            .await
+            .map_err(|e| e.message)?;
+        start_forwarded(forward).await
+    })
+    .await?;
+    offer_on(server, None, data)
+}
+
+fn offer_on(server: Arc<PullServer>, peer: Option<IpAddr>, data: Bytes) -> Result<Offer, String> {
     let token = token()?;
     server
         .offers
@@ -95,10 +131,10 @@ pub async fn offer(local: IpAddr, peer: IpAddr, data: Bytes) -> Result<Offer, St
     Ok(Offer { server, token })
 }
 
-/// A file on offer, and the only address it is served to.
+/// A file on offer, and the only address it is served to (when that can be known).
 struct Offered {
     data: Bytes,
-    peer: IpAddr,
+    peer: Option<IpAddr>,
 }
 
 fn token() -> Result<String, String> {
@@ -110,26 +146,37 @@ fn token() -> Result<String, String> {
     Ok(data_encoding::HEXLOWER.encode(&bytes))
 }
 
-async fn server_for(local: IpAddr) -> Result<Arc<PullServer>, String> {
+async fn server_for<F, Fut>(reach: Reach, start: F) -> Result<Arc<PullServer>, String>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<PullServer, String>>,
+{
     if let Some(s) = registry()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(&local)
+        .get(&reach)
         .and_then(Weak::upgrade)
     {
         return Ok(s);
     }
-    let server = Arc::new(start(local).await?);
+    let server = Arc::new(start().await?);
     let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
     // Another host may have started one meanwhile: keep the first.
-    if let Some(s) = map.get(&local).and_then(Weak::upgrade) {
+    if let Some(s) = map.get(&reach).and_then(Weak::upgrade) {
         return Ok(s);
     }
-    map.insert(local, Arc::downgrade(&server));
+    map.insert(reach, Arc::downgrade(&server));
     Ok(server)
 }
 
-async fn start(local: IpAddr) -> Result<PullServer, String> {
+/// The listener's certificate (for `name`, the address the hosts use) and TLS set-up.
+struct Identity {
+    acceptor: tokio_rustls::TlsAcceptor,
+    cert_sha256: String,
+    pinned_public_key: String,
+}
+
+async fn identity(name: String) -> Result<Identity, String> {
     // RSA key generation takes a while: not on the runtime's threads.
     let key = tokio::task::spawn_blocking(|| {
         rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
@@ -137,7 +184,7 @@ async fn start(local: IpAddr) -> Result<PullServer, String> {
     .await
     .map_err(|e| format!("no key for the file server: {e}"))?
     .map_err(|e| format!("no key for the file server: {e}"))?;
-    let mut params = rcgen::CertificateParams::new(vec![local.to_string()])
+    let mut params = rcgen::CertificateParams::new(vec![name])
         .map_err(|e| format!("no certificate for the file server: {e}"))?;
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
     let cert = params
@@ -160,13 +207,22 @@ async fn start(local: IpAddr) -> Result<PullServer, String> {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .map_err(|e| format!("the file server's certificate: {e}"))?;
+    Ok(Identity {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        cert_sha256,
+        pinned_public_key,
+    })
+}
+
+/// A listener on `local`, a random port.
+async fn start(local: IpAddr) -> Result<PullServer, String> {
+    let identity = identity(local.to_string()).await?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(local, 0))
         .await
         .map_err(|e| format!("cannot listen on {local} for host pull: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let offers: Arc<Mutex<HashMap<String, Offered>>> = Arc::default();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let served = offers.clone();
+    let (acceptor, served) = (identity.acceptor.clone(), offers.clone());
     let accept = tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -179,44 +235,89 @@ async fn start(local: IpAddr) -> Result<PullServer, String> {
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let offers = served.clone();
-            tokio::spawn(async move {
-                let serve = async {
-                    let tls = tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp))
-                        .await
-                        .ok()?
-                        .ok()?;
-                    let service = hyper::service::service_fn(move |r| {
-                        let offers = offers.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(&offers, &r, peer)) }
-                    });
-                    hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HANDSHAKE_DEADLINE)
-                        .keep_alive(false)
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await
-                        .ok()
-                };
-                let _ = tokio::time::timeout(CONNECTION_DEADLINE, serve).await;
-            });
+            tokio::spawn(serve(
+                acceptor.clone(),
+                served.clone(),
+                tcp,
+                Some(peer.ip()),
+            ));
         }
     });
     Ok(PullServer {
-        address,
-        cert_sha256,
-        pinned_public_key,
+        base: format!(
+            "https://{}",
+            crate::transport::dial::endpoint(&local.to_string(), address.port())
+        ),
+        cert_sha256: identity.cert_sha256,
+        pinned_public_key: identity.pinned_public_key,
         offers,
         accept,
     })
+}
+
+/// A listener on a jump host's forwarded port: each connection arrives as an SSH channel.
+async fn start_forwarded(mut forward: RemoteForward) -> Result<PullServer, String> {
+    let identity = identity(forward.address.clone()).await?;
+    let base = format!(
+        "https://{}",
+        crate::transport::dial::endpoint(&forward.address, forward.port)
+    );
+    let offers: Arc<Mutex<HashMap<String, Offered>>> = Arc::default();
+    let (acceptor, served) = (identity.acceptor.clone(), offers.clone());
+    let accept = tokio::spawn(async move {
+        // The forward lives (and is cancelled on the jump host) with this task.
+        while let Some(connection) = forward.incoming.recv().await {
+            tokio::spawn(serve(
+                acceptor.clone(),
+                served.clone(),
+                connection.stream,
+                connection.originator,
+            ));
+        }
+    });
+    Ok(PullServer {
+        base,
+        cert_sha256: identity.cert_sha256,
+        pinned_public_key: identity.pinned_public_key,
+        offers,
+        accept,
+    })
+}
+
+/// One connection: TLS, one request, within the deadlines.
+async fn serve<S>(
+    acceptor: tokio_rustls::TlsAcceptor,
+    offers: Arc<Mutex<HashMap<String, Offered>>>,
+    stream: S,
+    peer: Option<IpAddr>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let serve = async {
+        let tls = tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream))
+            .await
+            .ok()?
+            .ok()?;
+        let service = hyper::service::service_fn(move |r| {
+            let offers = offers.clone();
+            async move { Ok::<_, std::convert::Infallible>(answer(&offers, &r, peer)) }
+        });
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HANDSHAKE_DEADLINE)
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(tls), service)
+            .await
+            .ok()
+    };
+    let _ = tokio::time::timeout(CONNECTION_DEADLINE, serve).await;
 }
 
 /// `GET /<token>`, with `Range: bytes=N-` for a resumed download; the token is spent.
 fn answer(
     offers: &Mutex<HashMap<String, Offered>>,
     request: &Request<hyper::body::Incoming>,
-    peer: SocketAddr,
+    peer: Option<IpAddr>,
 ) -> Response<Full<Bytes>> {
     let status = |s: StatusCode| {
         Response::builder()
@@ -232,13 +333,16 @@ fn answer(
         let mut offers = offers.lock().unwrap_or_else(|p| p.into_inner());
         match offers.get(token) {
             None => {
-                tracing::debug!(%peer, "host pull: an unknown or spent token");
+                tracing::debug!(?peer, "host pull: an unknown or spent token");
                 return status(StatusCode::NOT_FOUND);
             }
             // The token from elsewhere (another process that saw the host's command line, on
             // another machine): not served, and not spent, so the host can still fetch.
-            Some(o) if o.peer != peer.ip() => {
-                tracing::warn!(%peer, expected = %o.peer, "host pull: a token presented from another address: refused");
+            Some(Offered {
+                peer: Some(expected),
+                ..
+            }) if peer != Some(*expected) => {
+                tracing::warn!(?peer, %expected, "host pull: a token presented from another address: refused");
                 return status(StatusCode::FORBIDDEN);
             }
             Some(_) => match offers.remove(token) {
