@@ -134,6 +134,15 @@ pub struct AuditArgs {
     /// Do not write the snapshot to the share.
     #[arg(long)]
     pub no_share: bool,
+    /// Also write the audit's numbers to FILE in Prometheus' text format, for a textfile
+    /// collector (docs/monitoring.md); replaced whole, never half-written.
+    #[arg(long, value_name = "FILE.prom")]
+    pub metrics: Option<PathBuf>,
+    /// Answer as a monitoring plugin (Nagios, Icinga, Checkmk): one status line with
+    /// performance data instead of the report, and the plugin exit codes 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN (docs/monitoring.md).
+    #[arg(long, conflicts_with = "format")]
+    pub nagios: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -6,7 +6,7 @@ use super::{Context, Io};
 use crate::audit::{self, AuditPlaybook, AuditReport, AuditSettings};
 use crate::cli::{AuditArgs, FormatArg};
 use crate::inventory::{Host, Inventory};
-use crate::report::{AuditFormat, render_audit};
+use crate::report::{AuditFormat, metrics, nagios, render_audit};
 use crate::session::Connector;
 use crate::share::Share;
 
@@ -54,6 +54,13 @@ pub(super) fn settings(fleet: &Fleet<'_>, playbook: AuditPlaybook) -> AuditSetti
 pub async fn run(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
     match audit_fleet(args, cx, io).await {
         Ok(code) => code,
+        // A plugin with nothing to judge says UNKNOWN, and why, on its one line.
+        Err(refusal) if args.nagios => {
+            let check = nagios::unknown(refusal.text.trim_start_matches("error: "));
+            let _ = io.out.write_all(check.line.as_bytes());
+            refusal.say(io);
+            check.state.code()
+        }
         Err(refusal) => refusal.say(io),
     }
 }
@@ -86,8 +93,20 @@ async fn audit_fleet(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> Result<
             }
         }
     }
-    render_audit(&report, format_of(args.format), io.look(), io.out)
-        .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
+    let nagios = args.nagios.then(|| nagios::audit(&report));
+    match &nagios {
+        Some(check) => io.out.write_all(check.line.as_bytes()),
+        None => render_audit(&report, format_of(args.format), io.look(), io.out),
+    }
+    .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
+    if let Some(path) = &args.metrics {
+        metrics::write_atomically(path, &metrics::audit(&report)).map_err(|e| {
+            Refusal::failure(format!(
+                "cannot write the metrics file {}: {e} (its folder must exist and be writable)",
+                path.display()
+            ))
+        })?;
+    }
     if !args.no_share
         && let Some(share_dir) = &fleet.inventory.share
     {
@@ -98,5 +117,11 @@ async fn audit_fleet(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> Result<
         let path = share.write_audit(&stamp, &json).map_err(Refusal::failure)?;
         let _ = writeln!(io.err, "snapshot: {}", super::relative(&path));
     }
-    Ok(super::unless_detached(&cx.shutdown, report.exit_code()))
+    let code = super::unless_detached(&cx.shutdown, report.exit_code());
+    Ok(match nagios {
+        // Detached: the audit did not finish, so the plugin cannot judge.
+        Some(_) if code == crate::exit::INTERRUPTED => nagios::State::Unknown.code(),
+        Some(check) => check.state.code(),
+        None => code,
+    })
 }

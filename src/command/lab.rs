@@ -138,6 +138,8 @@ async fn demo(dir: &Path, shape: Shape, format: FormatArg, cx: &Context, io: &mu
         format,
         playbook: None,
         no_share: false,
+        metrics: None,
+        nagios: false,
     };
     let code = super::audit::run(&args, cx, io).await;
     let _ = stop.send(());

@@ -587,7 +587,10 @@ address = \"ec1\"
     .unwrap();
     let hops = &inv.hosts().next().unwrap().jump;
     assert_eq!(
-        (hops[0].pull_address.as_deref(), hops[1].pull_address.as_deref()),
+        (
+            hops[0].pull_address.as_deref(),
+            hops[1].pull_address.as_deref()
+        ),
         (None, Some("10.20.0.4"))
     );
     let said: Vec<String> = parse_text(&chain(
@@ -602,6 +605,9 @@ address = \"ec1\"
         "tenant[0].jump[0].pull_address: pull_address on jump host ops@outer, which is not the last hop",
         "tenant[0].jump[1].pull_address: `http://x` is not an address",
     ] {
-        assert!(said.iter().any(|s| s.contains(needle)), "{needle} not in {said:#?}");
+        assert!(
+            said.iter().any(|s| s.contains(needle)),
+            "{needle} not in {said:#?}"
+        );
     }
 }

@@ -5,6 +5,8 @@ mod audit;
 mod backup;
 pub mod fit;
 pub mod live;
+pub mod metrics;
+pub mod nagios;
 mod plan;
 pub mod progress;
 mod run_report;

@@ -1,0 +1,235 @@
+//! Numbers for the monitor (issue 19 §3; docs/monitoring.md) against real parts: lab hosts
+//! audited by the real binary; the `--metrics` file read back by the Prometheus project's own
+//! Python parser (`prometheus_client`, from PyPI, in a venv); `--nagios` lines and exit codes
+//! for each plugin state.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::{ecfleet, json_of};
+
+/// The lab, stopped when dropped.
+struct Lab(std::process::Child);
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A venv with prometheus_client, made once per target directory.
+fn prometheus_python() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("prometheus-venv");
+        if !venv.join(".ready").exists() {
+            let tmp = venv.with_extension(format!("tmp{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            assert!(
+                Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&tmp)
+                    .status()
+                    .expect("python3 -m venv (apt-get install python3-venv)")
+                    .success()
+            );
+            assert!(
+                Command::new(tmp.join("bin/pip"))
+                    .args(["install", "-q", "prometheus_client==0.21.1"])
+                    .status()
+                    .unwrap()
+                    .success(),
+                "pip install prometheus_client"
+            );
+            std::fs::write(tmp.join(".ready"), "").unwrap();
+            if std::fs::rename(&tmp, &venv).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+        }
+        venv.join("bin/python")
+    })
+    .clone()
+}
+
+/// Every sample of a text-format file, as prometheus_client's parser reads it:
+/// `(name, labels, value)`.
+fn parsed(file: &Path) -> Vec<(String, serde_json::Value, f64)> {
+    let script = "import json, sys\nfrom prometheus_client.parser import text_string_to_metric_families\nout = []\nfor family in text_string_to_metric_families(open(sys.argv[1]).read()):\n    for s in family.samples:\n        out.append([s.name, s.labels, s.value])\nprint(json.dumps(out))\n";
+    let out = Command::new(prometheus_python())
+        .args(["-c", script])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<(String, serde_json::Value, f64)>>(&out.stdout).unwrap()
+}
+
+fn audit(inventory: &Path, extra: &[&str]) -> Output {
+    ecfleet()
+        .args([
+            "audit",
+            "--as-of",
+            "2026-11-24",
+            "--no-share",
+            "--agent-dir",
+        ])
+        .arg(common::agent_dir())
+        .arg("-i")
+        .arg(inventory)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The plugin's line and exit code.
+fn nagios(inventory: &Path, extra: &[&str]) -> (String, Option<i32>) {
+    let out = audit(inventory, &[&["--nagios"], extra].concat());
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn metrics_parse_as_prometheus_reads_them_and_match_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab(common::lab_up(&dir.path().join("lab"), 6, &[]));
+    let inventory = dir.path().join("lab/inventory.toml");
+    let (report, _) = json_of(&audit(&inventory, &["--format", "json"]));
+    let prom = dir.path().join("ecfleet.prom");
+    std::fs::write(&prom, "stale\n").unwrap();
+    let out = audit(&inventory, &["--metrics", prom.to_str().unwrap()]);
+    drop(lab);
+    assert_eq!(out.status.code(), Some(1), "findings: the audit's own code");
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.ends_with('\n') && !text.contains("stale"));
+    let samples = parsed(&prom);
+    let value = |name: &str, host: &str, extra: Option<(&str, &str)>| {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name && l["host"] == host && extra.is_none_or(|(k, v)| l[k] == v)
+            })
+            .map(|s| s.2)
+    };
+    for h in report["hosts"].as_array().unwrap() {
+        let host = h["host"].as_str().unwrap();
+        let info = samples
+            .iter()
+            .find(|(n, l, _)| n == "ecfleet_server_info" && l["host"] == host)
+            .unwrap_or_else(|| panic!("no server_info for {host}"));
+        assert_eq!(info.1["version"], h["version"]["product"], "{host}");
+        assert_eq!(info.1["tenant"], h["tenant"], "{host}");
+        assert_eq!(value("ecfleet_server_reachable", host, None), Some(1.0));
+        for severity in ["critical", "warning", "info"] {
+            let expected = h["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["severity"] == severity)
+                .count() as f64;
+            assert_eq!(
+                value(
+                    "ecfleet_server_findings",
+                    host,
+                    Some(("severity", severity))
+                ),
+                Some(expected),
+                "{host} {severity}"
+            );
+        }
+        if let Some(end) = h["support"]["end_of_support"].as_str() {
+            let end: jiff::civil::Date = end.parse().unwrap();
+            let days = jiff::civil::date(2026, 11, 24)
+                .until(end)
+                .unwrap()
+                .get_days();
+            assert_eq!(
+                value("ecfleet_server_support_days_left", host, None),
+                Some(f64::from(days)),
+                "{host}"
+            );
+        }
+    }
+    let fleet = |name: &str| {
+        samples
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|s| s.2)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fleet("ecfleet_audit_exit_code"), vec![1.0]);
+    assert_eq!(
+        fleet("ecfleet_server_unsupported").iter().sum::<f64>(),
+        2.0,
+        "t04 (sync stopped) and t05 (V1 on 2012 R2)"
+    );
+
+    // A folder that does not exist: the controller's own failure, said, and nothing half-written.
+    let out = audit(
+        &inventory,
+        &[
+            "--metrics",
+            dir.path().join("missing/ecfleet.prom").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write the metrics file"));
+}
+
+#[test]
+fn nagios_answers_each_plugin_state_with_its_exit_code_and_perfdata() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab(common::lab_up(&dir.path().join("lab"), 6, &[]));
+    let inventory = dir.path().join("lab/inventory.toml");
+
+    let (line, code) = nagios(&inventory, &["--host", "t01-current"]);
+    assert_eq!(code, Some(0), "{line}");
+    assert!(
+        line.starts_with("ECFLEET OK - 1 server audited, none needs attention | 'servers'=1;;;0 "),
+        "{line}"
+    );
+
+    let (line, code) = nagios(&inventory, &["--host", "t03-retiring"]);
+    assert_eq!(code, Some(1), "{line}");
+    assert!(
+        line.starts_with("ECFLEET WARNING - 1 server with warnings (t03-retiring) |")
+            && line.contains("'retiring'=1;1;;0;1"),
+        "{line}"
+    );
+
+    let (line, code) = nagios(&inventory, &[]);
+    assert_eq!(code, Some(2), "{line}");
+    assert!(
+        line.starts_with(
+            "ECFLEET CRITICAL - 2 servers with critical findings (t04-sync-stopped, t05-v1-2012r2)"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("'unsupported'=2;;1;0;6"), "{line}");
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+
+    // Bad input: nothing to judge.
+    let (line, code) = nagios(&inventory, &["--host", "t01-curent"]);
+    assert_eq!(code, Some(3), "{line}");
+    assert!(line.starts_with("ECFLEET UNKNOWN - "), "{line}");
+
+    // No server reachable: the audit saw nothing.
+    drop(lab);
+    let (line, code) = nagios(&inventory, &["--host", "t01-current"]);
+    assert_eq!(code, Some(3), "{line}");
+    assert!(
+        line.starts_with(
+            "ECFLEET UNKNOWN - no server could be audited (1 unreachable: t01-current)"
+        ),
+        "{line}"
+    );
+}
