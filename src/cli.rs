@@ -43,6 +43,18 @@ pub enum Command {
     /// A simulated fleet on this machine.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Print the shell completion script for bash, zsh, fish or powershell (e.g.
+    /// `ecfleet completions bash > /etc/bash_completion.d/ecfleet`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write a manual page for every command and subcommand into DIR (created if missing),
+    /// e.g. `ecfleet man /usr/local/share/man/man1`.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]

@@ -139,5 +139,7 @@ async fn run(command: Command) -> u8 {
         Command::Run(args) => command::run::run(&args, &cx, &mut io).await,
         Command::Report(args) => command::run::report(&args, &cx, &mut io),
         Command::Lab(lab) => command::lab::run(lab, &cx, &mut io).await,
+        Command::Completions { shell } => command::install::completions(shell, &mut io),
+        Command::Man { dir } => command::install::man(&dir, &mut io),
     }
 }

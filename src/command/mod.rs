@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod backup;
 pub mod fleet;
+pub mod install;
 pub mod lab;
 pub mod plan;
 pub mod run;
