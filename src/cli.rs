@@ -184,6 +184,10 @@ pub struct BackupArgs {
     /// How long one host's backup may take, gathering, fetching and storing (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub host_deadline: u64,
+    /// Also write the backup's numbers to FILE in Prometheus' text format (a file of its own,
+    /// not the audit's: each run replaces its file whole; docs/monitoring.md).
+    #[arg(long, value_name = "FILE.prom")]
+    pub metrics: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -230,6 +234,9 @@ pub struct RunArgs {
     /// Phase deadlines and watch settings (default: the built-in playbooks/in-place-upgrade.toml).
     #[arg(long, value_name = "FILE")]
     pub playbook: Option<PathBuf>,
+    /// Also write the run's outcomes to FILE in Prometheus' text format (docs/monitoring.md).
+    #[arg(long, value_name = "FILE.prom")]
+    pub metrics: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]

@@ -233,3 +233,133 @@ fn nagios_answers_each_plugin_state_with_its_exit_code_and_perfdata() {
         "{line}"
     );
 }
+
+#[test]
+fn backup_and_run_metrics_follow_the_share_and_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let lab = Lab(common::lab_up(&lab_dir, 3, &[]));
+    let inventory = lab_dir.join("inventory.toml");
+    let fleet = |args: &[&str]| {
+        ecfleet()
+            .args(args)
+            .arg("--agent-dir")
+            .arg(common::agent_dir())
+            .arg("-i")
+            .arg(&inventory)
+            .output()
+            .unwrap()
+    };
+    let prom = dir.path().join("backup.prom");
+    let prom_arg = prom.to_str().unwrap();
+    let sample = |samples: &[(String, serde_json::Value, f64)], name: &str, host: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && l["host"] == host)
+            .map(|s| s.2)
+    };
+
+    // The upgrade night first (its pre-upgrade backups are on the share too).
+    let (msi, _) = common::lab_msi(dir.path(), 1);
+    let plan = dir.path().join("plan.json");
+    let out = fleet(&[
+        "plan",
+        "--as-of",
+        "2026-11-24",
+        "--msi",
+        msi.to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(out.status.code().is_some_and(|c| c <= 2));
+    let run_prom = dir.path().join("run.prom");
+    let out = fleet(&[
+        "run",
+        "--yes",
+        "--ignore-windows",
+        "--format",
+        "json",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--msi",
+        msi.to_str().unwrap(),
+        "--playbook",
+        lab_dir.join("run-playbook.toml").to_str().unwrap(),
+        "--metrics",
+        run_prom.to_str().unwrap(),
+    ]);
+    let (run, stderr) = json_of(&out);
+    let samples = parsed(&run_prom);
+    for h in run["hosts"].as_array().unwrap() {
+        let host = h["host"].as_str().unwrap();
+        let outcome = samples
+            .iter()
+            .find(|(n, l, _)| n == "ecfleet_run_server_outcome" && l["host"] == host)
+            .unwrap_or_else(|| panic!("no outcome for {host}: {stderr}"));
+        assert_eq!(outcome.1["outcome"], h["outcome"], "{host}");
+        assert_eq!(outcome.1["run_id"], run["run_id"]);
+    }
+    let verified = samples
+        .iter()
+        .find(|(n, l, _)| n == "ecfleet_run_hosts" && l["outcome"] == "verified")
+        .unwrap()
+        .2;
+    assert_eq!(verified, run["summary"]["verified"].as_f64().unwrap());
+    assert!(verified >= 1.0, "{run:#}");
+
+    // A nightly backup: every server stored, each with its newest backup's time.
+    let out = fleet(&["backup", "--metrics", prom_arg]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = parsed(&prom);
+    let hosts = ["t01-current", "t02-behind", "t02-staging"];
+    let mut last_good = Vec::new();
+    for host in hosts {
+        assert_eq!(
+            sample(&first, "ecfleet_server_backup_ok", host),
+            Some(1.0),
+            "{host}"
+        );
+        let at = sample(
+            &first,
+            "ecfleet_server_last_backup_success_timestamp_seconds",
+            host,
+        )
+        .unwrap_or_else(|| panic!("no backup time for {host}"));
+        let now = jiff::Timestamp::now().as_second() as f64;
+        assert!((now - at).abs() < 600.0, "{host}: {at} vs {now}");
+        last_good.push(at);
+    }
+
+    // The hosts gone: tonight failed, and the last good backup is still the one on the share.
+    drop(lab);
+    let out = fleet(&["backup", "--metrics", prom_arg, "--host-deadline", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    let second = parsed(&prom);
+    for (host, at) in hosts.iter().zip(&last_good) {
+        assert_eq!(
+            sample(&second, "ecfleet_server_backup_ok", host),
+            Some(0.0),
+            "{host}"
+        );
+        assert_eq!(
+            sample(
+                &second,
+                "ecfleet_server_last_backup_success_timestamp_seconds",
+                host
+            ),
+            Some(*at),
+            "{host}"
+        );
+    }
+    let failed = second
+        .iter()
+        .find(|(n, l, _)| n == "ecfleet_backup_hosts" && l["state"] == "failed")
+        .unwrap()
+        .2;
+    assert_eq!(failed, 3.0);
+}

@@ -100,12 +100,7 @@ async fn audit_fleet(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> Result<
     }
     .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
     if let Some(path) = &args.metrics {
-        metrics::write_atomically(path, &metrics::audit(&report)).map_err(|e| {
-            Refusal::failure(format!(
-                "cannot write the metrics file {}: {e} (its folder must exist and be writable)",
-                path.display()
-            ))
-        })?;
+        super::write_metrics(path, &metrics::audit(&report))?;
     }
     if !args.no_share
         && let Some(share_dir) = &fleet.inventory.share

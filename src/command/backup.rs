@@ -59,5 +59,19 @@ async fn backup_fleet(args: &BackupArgs, cx: &Context, io: &mut Io<'_>) -> Resul
     };
     render_backup(&report, format, io.look(), io.out)
         .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
+    if let Some(path) = &args.metrics {
+        // Each host's newest complete backup, as the share has it now.
+        let newest: Vec<(String, String, Option<String>)> = report
+            .hosts
+            .iter()
+            .map(|h| {
+                let stored = crate::backup::HostBackups::new(&settings.share, &h.tenant, &h.host)
+                    .newest()
+                    .map(|b| b.manifest.created_at);
+                (h.tenant.clone(), h.host.clone(), stored)
+            })
+            .collect();
+        super::write_metrics(path, &crate::report::metrics::backup(&report, &newest))?;
+    }
     Ok(super::unless_detached(&cx.shutdown, report.exit_code()))
 }

@@ -98,3 +98,14 @@ fn unless_detached(shutdown: &Shutdown, code: u8) -> u8 {
         code
     }
 }
+
+/// Writes a `--metrics` file whole (docs/monitoring.md); a file that cannot be written is the
+/// controller's failure, said with the fix.
+pub(crate) fn write_metrics(path: &std::path::Path, text: &str) -> Result<(), fleet::Refusal> {
+    crate::report::metrics::write_atomically(path, text).map_err(|e| {
+        fleet::Refusal::failure(format!(
+            "cannot write the metrics file {}: {e} (its folder must exist and be writable)",
+            path.display()
+        ))
+    })
+}

@@ -180,6 +180,9 @@ async fn prepare_and_run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> Resul
     let json = matches!(args.format, PlanFormatArg::Json);
     render_run(&report, json, io.look(), io.out)
         .map_err(|e| (exit::FAILURE, format!("cannot write the report: {e}")))?;
+    if let Some(path) = &args.metrics {
+        super::write_metrics(path, &crate::report::metrics::run(&report))?;
+    }
     let detached = cx.shutdown.level() == crate::engine::Level::Detach;
     if detached || report.summary.waiting > 0 || report.summary.sync_pending > 0 {
         let _ = writeln!(

@@ -1,4 +1,4 @@
-//! `--metrics FILE.prom`: a fleet job's numbers in Prometheus' text exposition format (0.0.4),
+//! `--metrics FILE.prom` (audit, backup, run): a fleet job's numbers in Prometheus' text exposition format (0.0.4),
 //! for node_exporter's and windows_exporter's textfile collectors (docs/monitoring.md). The file
 //! is written whole or not at all: a temporary file in the same folder, then renamed over the
 //! old one, so a collector never reads half of it. Label values from hosts are escaped as the
@@ -9,8 +9,10 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::audit::AuditReport;
+use crate::backup::BackupReport;
 use crate::checks::Severity;
 use crate::inventory::Role;
+use crate::run::RunReport;
 
 /// The longest label value written (a host's version string is the host's to choose).
 const MAX_LABEL: usize = 128;
@@ -205,6 +207,102 @@ pub fn audit(report: &AuditReport) -> String {
         code,
         finished,
     ])
+}
+
+/// The nightly backup's numbers: per server whether tonight's backup was stored and verified,
+/// and when its newest complete backup on the share was made (`newest`: by tenant and host,
+/// read from the share after the run, so a server that failed tonight shows its last good
+/// one); for the run, the servers by result, the exit code and when.
+pub fn backup(report: &BackupReport, newest: &[(String, String, Option<String>)]) -> String {
+    let mut ok = Family::gauge(
+        "ecfleet_server_backup_ok",
+        "1 when tonight's backup of the server was stored on the share and verified, 0 when not.",
+    );
+    let mut last = Family::gauge(
+        "ecfleet_server_last_backup_success_timestamp_seconds",
+        "When the server's newest complete backup on the share was made.",
+    );
+    for h in &report.hosts {
+        ok.add(
+            vec![("tenant", h.tenant.clone()), ("host", h.host.clone())],
+            if h.ok { 1.0 } else { 0.0 },
+        );
+    }
+    for (tenant, host, created) in newest {
+        if let Some(at) = created.as_deref().and_then(epoch) {
+            last.add(vec![("tenant", tenant.clone()), ("host", host.clone())], at);
+        }
+    }
+    let mut hosts = Family::gauge(
+        "ecfleet_backup_hosts",
+        "Servers in the last backup run, by result (drifted: configuration changed since the previous backup).",
+    );
+    for (state, n) in [
+        ("backed_up", report.summary.backed_up),
+        ("failed", report.summary.failed),
+        ("drifted", report.summary.drifted),
+    ] {
+        hosts.add(vec![("state", state.into())], n as f64);
+    }
+    let mut code = Family::gauge(
+        "ecfleet_backup_exit_code",
+        "The last backup run's exit code (docs/exit-codes.md: 0 all backed up, 2 some not).",
+    );
+    code.add(Vec::new(), f64::from(report.exit_code()));
+    let mut finished = Family::gauge(
+        "ecfleet_backup_timestamp_seconds",
+        "When the last backup ran.",
+    );
+    if let Some(at) = epoch(&report.generated_at) {
+        finished.add(Vec::new(), at);
+    }
+    render(&[ok, last, hosts, code, finished])
+}
+
+/// An upgrade run's numbers: per server its outcome (one sample per server, the outcome as a
+/// label), the servers by outcome, the exit code and when the run ended.
+pub fn run(report: &RunReport) -> String {
+    let mut outcome = Family::gauge(
+        "ecfleet_run_server_outcome",
+        "The server's outcome in the last upgrade run (always 1; the outcome is the label).",
+    );
+    for h in &report.hosts {
+        outcome.add(
+            vec![
+                ("tenant", h.tenant.clone()),
+                ("host", h.host.clone()),
+                ("outcome", h.outcome.as_str().into()),
+                ("run_id", report.run_id.clone()),
+            ],
+            1.0,
+        );
+    }
+    let mut hosts = Family::gauge(
+        "ecfleet_run_hosts",
+        "Servers of the last upgrade run, by outcome.",
+    );
+    for (state, n) in [
+        ("verified", report.summary.verified),
+        ("failed", report.summary.failed),
+        ("untouched", report.summary.untouched),
+        ("waiting", report.summary.waiting),
+        ("sync_pending", report.summary.sync_pending),
+    ] {
+        hosts.add(vec![("outcome", state.into())], n as f64);
+    }
+    let mut code = Family::gauge(
+        "ecfleet_run_exit_code",
+        "The last upgrade run's exit code (docs/exit-codes.md).",
+    );
+    code.add(Vec::new(), f64::from(report.exit_code()));
+    let mut finished = Family::gauge(
+        "ecfleet_run_timestamp_seconds",
+        "When the last upgrade run ended (or was last reported).",
+    );
+    if let Some(at) = epoch(&report.finished_at) {
+        finished.add(Vec::new(), at);
+    }
+    render(&[outcome, hosts, code, finished])
 }
 
 /// Writes `text` to `path` as one step for readers: a temporary file beside it (a collector
