@@ -19,6 +19,7 @@ pub mod lab;
 pub mod limits;
 pub mod lock;
 pub mod msi;
+pub mod notify;
 pub mod plan;
 pub mod platform;
 pub mod report;

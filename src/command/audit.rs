@@ -102,6 +102,14 @@ async fn audit_fleet(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> Result<
     if let Some(path) = &args.metrics {
         super::write_metrics(path, &metrics::audit(&report))?;
     }
+    // Something new and critical since the last snapshot: told, after the report.
+    let audiences = crate::notify::audiences(&fleet.inventory, |tenant| {
+        crate::notify::events::audit_found(&report, tenant)
+    });
+    if !audiences.is_empty() {
+        let deliveries = crate::notify::deliver_all(&audiences).await;
+        crate::notify::say(&deliveries, io.err);
+    }
     if !args.no_share
         && let Some(share_dir) = &fleet.inventory.share
     {

@@ -174,6 +174,7 @@ async fn prepare_and_run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> Resul
     )
     .await;
     reporters.finish().await;
+    let ledger_dir = ledger.dir.clone();
     if let Err(e) = ledger.finish(&report) {
         let _ = writeln!(io.err, "warning: the run's summary was not written: {e}");
     }
@@ -182,6 +183,20 @@ async fn prepare_and_run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> Resul
         .map_err(|e| (exit::FAILURE, format!("cannot write the report: {e}")))?;
     if let Some(path) = &args.metrics {
         super::write_metrics(path, &crate::report::metrics::run(&report))?;
+    }
+    // The night's message: after the report, so that a slow channel delays no one reading it.
+    let audiences = crate::notify::audiences(inventory, |tenant| {
+        crate::notify::events::run_ended(&report, tenant)
+    });
+    if !audiences.is_empty() {
+        let deliveries = crate::notify::deliver_all(&audiences).await;
+        crate::notify::say(&deliveries, io.err);
+        if let Err(e) = crate::notify::record(&ledger_dir, &deliveries) {
+            let _ = writeln!(
+                io.err,
+                "warning: the notifications were not recorded in the ledger: {e}"
+            );
+        }
     }
     let detached = cx.shutdown.level() == crate::engine::Level::Detach;
     if detached || report.summary.waiting > 0 || report.summary.sync_pending > 0 {

@@ -232,7 +232,47 @@ pub struct Tenant {
     /// Policy: hosts of this tenant below this OS are migrated (unless a host says otherwise).
     pub min_os: Option<MinOs>,
     pub contacts: Vec<String>,
+    /// The tenant's own channels (`[tenant.notify]`): its customer's, told about its hosts.
+    pub notify: Notify,
     pub hosts: Vec<Host>,
+}
+
+/// `[notify]` (fleet-wide) or `[tenant.notify]`: where messages go when a night ends, an
+/// operator hand-off waits too long, or an audit finds something new (docs/notify.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub channels: Vec<NotifyChannel>,
+    /// Each message's deadline per channel, retries included.
+    pub timeout: Duration,
+    /// A hand-off to the operator that waits longer than this is told about.
+    pub handoff_after: Option<Duration>,
+}
+
+/// One webhook: its kind and its URL, by reference (a webhook URL is a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyChannel {
+    pub kind: NotifyKind,
+    pub url: SecretRef,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyKind {
+    /// A Teams Workflows webhook ("When a Teams webhook request is received"): an Adaptive Card.
+    Teams,
+    /// A Slack incoming webhook: Block Kit blocks.
+    Slack,
+    /// Any endpoint: the documented JSON.
+    Webhook,
+}
+
+impl NotifyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyKind::Teams => "teams",
+            NotifyKind::Slack => "slack",
+            NotifyKind::Webhook => "webhook",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +284,8 @@ pub struct Inventory {
     pub backup_retention: crate::backup::Retention,
     /// How many hosts are worked on at once.
     pub concurrency: usize,
+    /// `[notify]`: the fleet's channels (the MSP's), told about every host.
+    pub notify: Notify,
     pub tenants: Vec<Tenant>,
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 mod jump;
 mod kerberos;
+mod notify;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -88,7 +89,7 @@ impl fmt::Display for InventoryErrors {
 
 impl std::error::Error for InventoryErrors {}
 
-const TOP_KEYS: &[&str] = &["defaults", "share", "backup", "tenant"];
+const TOP_KEYS: &[&str] = &["defaults", "share", "backup", "notify", "tenant"];
 const BACKUP_KEYS: &[&str] = &["keep", "keep_days"];
 const DEFAULT_KEYS: &[&str] = &[
     "user",
@@ -121,6 +122,7 @@ const TENANT_KEYS: &[&str] = &[
     "kdc",
     "keytab",
     "krb5_conf",
+    "notify",
     "host",
 ];
 const HOST_KEYS: &[&str] = &[
@@ -627,15 +629,27 @@ fn timeout(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str, key: &str) -> Optio
 }
 
 fn password(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<SecretRef> {
-    let v = get(table, "password")?;
-    let key = join(path, "password");
+    secret_ref(ctx, table, path, "password", "password")
+}
+
+/// A secret by reference at `key` (`{ env | file | command }`), `what` naming it in messages
+/// ("password", "webhook URL"). A value written in place is refused without being repeated.
+fn secret_ref(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_>,
+    path: &str,
+    key_name: &str,
+    what: &str,
+) -> Option<SecretRef> {
+    let v = get(table, key_name)?;
+    let key = join(path, key_name);
     let Some(t) = v.get_ref().as_table() else {
         // Never repeat the value: it may be the secret itself.
         ctx.error(
             v.span(),
             &key,
-            "a password written into the inventory is not allowed (secrets are referenced, never stored)",
-            "use password = { env = \"VAR\" }, { file = \"path\" } or { command = \"…\" }",
+            format!("a {what} written into the inventory is not allowed (secrets are referenced, never stored)"),
+            format!("use {key_name} = {{ env = \"VAR\" }}, {{ file = \"path\" }} or {{ command = \"…\" }}"),
         );
         return None;
     };
@@ -649,11 +663,14 @@ fn password(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<SecretRe
             ctx.error(
                 span,
                 &join(&key, source),
-                format!("the password {source} is empty"),
+                format!("the {what} {source} is empty"),
                 match *source {
-                    "env" => "name the environment variable: password = { env = \"EC_PASSWORD\" }",
-                    "file" => "give the path of a file holding the password",
-                    _ => "give the command that prints the password, e.g. { command = \"vault kv get -field=pw secret/ec\" }",
+                    "env" => format!(
+                        "name the environment variable: {key_name} = {{ env = \"{}\" }}",
+                        if what == "password" { "EC_PASSWORD" } else { "WEBHOOK_URL" }
+                    ),
+                    "file" => format!("give the path of a file holding the {what}"),
+                    _ => format!("give the command that prints the {what}, e.g. {{ command = \"vault kv get -field=pw secret/ec\" }}"),
                 },
             );
             continue;
@@ -673,7 +690,7 @@ fn password(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<SecretRe
             ctx.error(
                 v.span(),
                 &key,
-                "the password reference is empty",
+                format!("the {what} reference is empty"),
                 "give exactly one of env, file or command",
             );
             None
@@ -682,7 +699,7 @@ fn password(ctx: &mut Ctx<'_>, table: &Table<'_>, path: &str) -> Option<SecretRe
             ctx.error(
                 v.span(),
                 &key,
-                "the password reference names more than one source",
+                format!("the {what} reference names more than one source"),
                 "give exactly one of env, file or command",
             );
             None
@@ -1325,6 +1342,7 @@ fn parse_tenant(
         name,
         maintenance_window,
         contacts,
+        notify: notify::notify(ctx, t, &tpath),
         min_os: tenant_min_os,
         hosts,
     }
@@ -1368,6 +1386,7 @@ pub(crate) fn parse_inventory(
     };
     let share = parse_share(&mut ctx, root);
     let backup_retention = parse_backup(&mut ctx, root);
+    let fleet_notify = notify::notify(&mut ctx, root, "");
 
     let mut tenants = Vec::new();
     let tenant_tables = get_tables(&mut ctx, root, "", "tenant", "tenant");
@@ -1401,6 +1420,7 @@ pub(crate) fn parse_inventory(
         share,
         backup_retention,
         concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        notify: fleet_notify,
         tenants,
     })
 }

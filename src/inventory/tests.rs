@@ -611,3 +611,75 @@ address = \"ec1\"
         );
     }
 }
+
+#[test]
+fn notify_channels_are_references_and_a_url_in_the_file_is_refused_unrepeated() {
+    let base = "[defaults]\nuser = \"svc\"\nidentity_file = \"/k\"\nknown_hosts = \"/kh\"\n";
+    let inv = parse_text(&format!(
+        "{base}
+[notify]
+teams = {{ env = \"TEAMS_URL\" }}
+slack = {{ file = \"slack.url\" }}
+timeout = 5
+handoff_after = 30
+[[tenant]]
+name = \"contoso\"
+notify = {{ webhook = {{ command = \"vault kv get -field=url secret/hook\" }} }}
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1\"
+"
+    ))
+    .unwrap();
+    assert_eq!(
+        inv.notify
+            .channels
+            .iter()
+            .map(|c| c.kind)
+            .collect::<Vec<_>>(),
+        vec![NotifyKind::Teams, NotifyKind::Slack]
+    );
+    assert_eq!(
+        inv.notify.channels[1].url,
+        SecretRef::File("/etc/ecfleet/slack.url".into())
+    );
+    assert_eq!(inv.notify.timeout, Duration::from_secs(5));
+    assert_eq!(inv.notify.handoff_after, Some(Duration::from_secs(1800)));
+    assert_eq!(inv.tenants[0].notify.channels[0].kind, NotifyKind::Webhook);
+    assert_eq!(
+        inv.tenants[0].notify.timeout,
+        Duration::from_secs(10),
+        "the default deadline"
+    );
+
+    let errors = parse_text(&format!(
+        "{base}
+[notify]
+teams = \"https://prod.example/workflows/abc?sig=SECRET123\"
+timeout = 0
+email = \"x\"
+[[tenant]]
+name = \"contoso\"
+[[tenant.host]]
+name = \"ec1\"
+address = \"ec1\"
+"
+    ))
+    .unwrap_err()
+    .0;
+    let said: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    for needle in [
+        "notify.teams: a webhook URL written into the inventory is not allowed",
+        "notify.timeout: 0 is outside 1 to 300",
+        "notify.email",
+    ] {
+        assert!(
+            said.iter().any(|s| s.contains(needle)),
+            "{needle} not in {said:#?}"
+        );
+    }
+    assert!(
+        said.iter().all(|s| !s.contains("SECRET123")),
+        "the URL repeated: {said:#?}"
+    );
+}

@@ -1,0 +1,59 @@
+//! `[notify]` and `[tenant.notify]`: the webhooks messages go to (`teams`, `slack`, `webhook`,
+//! each a URL by reference, never written in the file), each message's deadline (`timeout`,
+//! seconds) and when a waiting operator hand-off is told about (`handoff_after`, minutes).
+
+use std::time::Duration;
+
+use super::{Ctx, Table, get_int, get_table, join, secret_ref};
+use crate::inventory::{Notify, NotifyChannel, NotifyKind};
+
+const NOTIFY_KEYS: &[&str] = &["teams", "slack", "webhook", "timeout", "handoff_after"];
+/// The default deadline of one message on one channel, retries included.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `notify` table of `t` (the document's root or a tenant) at `path`.
+pub(super) fn notify(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str) -> Notify {
+    let Some(table) = get_table(ctx, t, path, "notify") else {
+        return Notify {
+            timeout: DEFAULT_TIMEOUT,
+            ..Notify::default()
+        };
+    };
+    let key = join(path, "notify");
+    ctx.check_keys(table, &key, NOTIFY_KEYS);
+    let mut channels = Vec::new();
+    for kind in [NotifyKind::Teams, NotifyKind::Slack, NotifyKind::Webhook] {
+        if let Some(url) = secret_ref(ctx, table, &key, kind.as_str(), "webhook URL") {
+            channels.push(NotifyChannel { kind, url });
+        }
+    }
+    let number = |ctx: &mut Ctx<'_>, name: &str, max: i64, fix: &str| -> Option<i64> {
+        let (n, span) = get_int(ctx, table, &key, name)?;
+        if (1..=max).contains(&n) {
+            Some(n)
+        } else {
+            ctx.error(
+                span,
+                &join(&key, name),
+                format!("{n} is outside 1 to {max}"),
+                fix.to_string(),
+            );
+            None
+        }
+    };
+    let timeout = number(ctx, "timeout", 300, "give seconds, e.g. timeout = 10")
+        .map(|s| Duration::from_secs(s as u64))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let handoff_after = number(
+        ctx,
+        "handoff_after",
+        7 * 24 * 60,
+        "give minutes, e.g. handoff_after = 30",
+    )
+    .map(|m| Duration::from_secs(m as u64 * 60));
+    Notify {
+        channels,
+        timeout,
+        handoff_after,
+    }
+}
