@@ -46,12 +46,14 @@ pub enum Command {
     /// Print the shell completion script for bash, zsh, fish or powershell (e.g.
     /// `ecfleet completions bash > /etc/bash_completion.d/ecfleet`).
     Completions {
+        /// The shell to complete for: bash, zsh, fish or powershell (also elvish).
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Write a manual page for every command and subcommand into DIR (created if missing),
     /// e.g. `ecfleet man /usr/local/share/man/man1`.
     Man {
+        /// The folder the pages go to (`man1`), created if missing.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
@@ -71,6 +73,10 @@ pub struct ReportArgs {
     /// Full tables on a terminal too (by default fitted to its width).
     #[arg(long)]
     pub wide: bool,
+    /// Send the run's end-of-night messages that were not delivered again (all of them when
+    /// the run sent none), to the inventory's channels (docs/notify.md).
+    #[arg(long)]
+    pub notify: bool,
 }
 
 #[derive(Subcommand)]

@@ -96,6 +96,27 @@ fn with_jump(inventory: &str, chain: &str) -> String {
     out
 }
 
+/// `stage` of `msi` through `inventory` (exit 0): how it reached each of the two WinRM hosts.
+fn staged_transfers(inventory: &Path, msi: &Path) -> Vec<String> {
+    let out = ecfleet()
+        .args(["stage", "--format", "json", "-i"])
+        .arg(inventory)
+        .arg("--msi")
+        .arg(msi)
+        .output()
+        .unwrap();
+    let (staged, stderr) = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let transfers: Vec<String> = staged["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["staged"]["transfer"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(transfers.len(), 2, "{staged}");
+    transfers
+}
+
 fn audit(inventory: &Path) -> (i32, serde_json::Value, String) {
     let out = ecfleet()
         .args(["audit", "--format", "json", "-i"])
@@ -173,22 +194,7 @@ fn hosts_behind_a_bastion_are_audited_staged_and_backed_up_through_it_on_one_con
 
     // Stage and back up through it: the WinRM hosts cannot pull from this controller, and say so.
     let (msi, _) = common::lab_msi(lab.dir.path(), 1);
-    let out = ecfleet()
-        .args(["stage", "--format", "json", "-i"])
-        .arg(&through)
-        .arg("--msi")
-        .arg(&msi)
-        .output()
-        .unwrap();
-    let (staged, stderr) = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let transfers: Vec<&str> = staged["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["staged"]["transfer"].as_str())
-        .collect();
-    assert_eq!(transfers.len(), 2, "{staged}");
+    let transfers = staged_transfers(&through, &msi);
     let expected = format!(
         "WinRM stdin (reached through jump host root@{}:22: the host cannot reach this controller to pull; set pull_address on the jump host to let it, docs/jump-hosts.md)",
         ns.inside
@@ -207,26 +213,12 @@ fn hosts_behind_a_bastion_are_audited_staged_and_backed_up_through_it_on_one_con
     let other = lab.path("other");
     std::fs::create_dir_all(&other).unwrap();
     let (msi, _) = common::lab_msi(&other, 2);
-    let out = ecfleet()
-        .args(["stage", "--format", "json", "-i"])
-        .arg(&pulling)
-        .arg("--msi")
-        .arg(&msi)
-        .output()
-        .unwrap();
-    let (staged, stderr) = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let transfers: Vec<&str> = staged["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["staged"]["transfer"].as_str())
-        .collect();
+    let transfers = staged_transfers(&pulling, &msi);
     let expected = format!(
         "host pull (HTTPS from the controller) through jump host root@{}:22",
         ns.inside
     );
-    assert_eq!(transfers, vec![expected.as_str(); 2], "{stderr}");
+    assert_eq!(transfers, vec![expected; 2]);
 
     // A bastion that allows tunnels to the hosts but no forward back: stdin, and why.
     let strict = ns.sshd(
@@ -248,23 +240,7 @@ fn hosts_behind_a_bastion_are_audited_staged_and_backed_up_through_it_on_one_con
     let third = lab.path("third");
     std::fs::create_dir_all(&third).unwrap();
     let (msi, _) = common::lab_msi(&third, 3);
-    let out = ecfleet()
-        .args(["stage", "--format", "json", "-i"])
-        .arg(&refusing)
-        .arg("--msi")
-        .arg(&msi)
-        .output()
-        .unwrap();
-    let (staged, stderr) = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let transfers: Vec<&str> = staged["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|h| h["staged"]["transfer"].as_str())
-        .collect();
-    assert_eq!(transfers.len(), 2, "{staged}");
-    for t in transfers {
+    for t in staged_transfers(&refusing, &msi) {
         assert!(
             t.starts_with("WinRM stdin (host pull failed: ")
                 && t.contains("refused to listen")

@@ -11,16 +11,6 @@ use std::sync::OnceLock;
 
 use common::{ecfleet, json_of};
 
-/// The lab, stopped when dropped.
-struct Lab(std::process::Child);
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A venv with prometheus_client, made once per target directory.
 fn prometheus_python() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
@@ -101,7 +91,7 @@ fn nagios(inventory: &Path, extra: &[&str]) -> (String, Option<i32>) {
 #[test]
 fn metrics_parse_as_prometheus_reads_them_and_match_the_audit() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab(common::lab_up(&dir.path().join("lab"), 6, &[]));
+    let lab = common::winrm::lab_up(&dir.path().join("lab"), 6, 0, &[]);
     let inventory = dir.path().join("lab/inventory.toml");
     let (report, _) = json_of(&audit(&inventory, &["--format", "json"]));
     let prom = dir.path().join("ecfleet.prom");
@@ -188,7 +178,7 @@ fn metrics_parse_as_prometheus_reads_them_and_match_the_audit() {
 #[test]
 fn nagios_answers_each_plugin_state_with_its_exit_code_and_perfdata() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab(common::lab_up(&dir.path().join("lab"), 6, &[]));
+    let lab = common::winrm::lab_up(&dir.path().join("lab"), 6, 0, &[]);
     let inventory = dir.path().join("lab/inventory.toml");
 
     let (line, code) = nagios(&inventory, &["--host", "t01-current"]);
@@ -238,7 +228,7 @@ fn nagios_answers_each_plugin_state_with_its_exit_code_and_perfdata() {
 fn backup_and_run_metrics_follow_the_share_and_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("lab");
-    let lab = Lab(common::lab_up(&lab_dir, 3, &[]));
+    let lab = common::winrm::lab_up(&lab_dir, 3, 0, &[]);
     let inventory = lab_dir.join("inventory.toml");
     let fleet = |args: &[&str]| {
         ecfleet()
@@ -260,34 +250,13 @@ fn backup_and_run_metrics_follow_the_share_and_the_run() {
     };
 
     // The upgrade night first (its pre-upgrade backups are on the share too).
-    let (msi, _) = common::lab_msi(dir.path(), 1);
-    let plan = dir.path().join("plan.json");
-    let out = fleet(&[
-        "plan",
-        "--as-of",
-        "2026-11-24",
-        "--msi",
-        msi.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(out.status.code().is_some_and(|c| c <= 2));
     let run_prom = dir.path().join("run.prom");
-    let out = fleet(&[
-        "run",
-        "--yes",
-        "--ignore-windows",
-        "--format",
-        "json",
-        "--plan",
-        plan.to_str().unwrap(),
-        "--msi",
-        msi.to_str().unwrap(),
-        "--playbook",
-        lab_dir.join("run-playbook.toml").to_str().unwrap(),
-        "--metrics",
-        run_prom.to_str().unwrap(),
-    ]);
+    let out = common::plan_and_run(
+        dir.path(),
+        &lab_dir,
+        &fleet,
+        &["--metrics", run_prom.to_str().unwrap()],
+    );
     let (run, stderr) = json_of(&out);
     let samples = parsed(&run_prom);
     for h in run["hosts"].as_array().unwrap() {

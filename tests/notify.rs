@@ -13,16 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::{ecfleet, json_of};
 
-/// The lab, stopped when dropped (also when an assertion fails).
-struct Lab(std::process::Child);
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What a receiver got: the path and the JSON body, and when.
 #[derive(Clone)]
 struct Received {
@@ -123,7 +113,7 @@ fn a_night_tells_teams_slack_and_webhooks_and_a_stuck_one_costs_only_its_deadlin
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("lab");
-    let lab = Lab(common::lab_up(&lab_dir, 3, &[]));
+    let lab = common::winrm::lab_up(&lab_dir, 3, 0, &[]);
     let inventory = lab_dir.join("notify.toml");
     let text = std::fs::read_to_string(lab_dir.join("inventory.toml")).unwrap();
     std::fs::write(&inventory, with_notify(&text)).unwrap();
@@ -154,31 +144,7 @@ fn a_night_tells_teams_slack_and_webhooks_and_a_stuck_one_costs_only_its_deadlin
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (msi, _) = common::lab_msi(dir.path(), 1);
-    let plan = dir.path().join("plan.json");
-    let out = fleet(&[
-        "plan",
-        "--as-of",
-        "2026-11-24",
-        "--msi",
-        msi.to_str().unwrap(),
-        "--out",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(out.status.code().is_some_and(|c| c <= 2));
-    let out = fleet(&[
-        "run",
-        "--yes",
-        "--ignore-windows",
-        "--format",
-        "json",
-        "--plan",
-        plan.to_str().unwrap(),
-        "--msi",
-        msi.to_str().unwrap(),
-        "--playbook",
-        lab_dir.join("run-playbook.toml").to_str().unwrap(),
-    ]);
+    let out = common::plan_and_run(dir.path(), &lab_dir, &fleet, &[]);
     let ended = Instant::now();
     drop(lab);
     let (run, stderr) = json_of(&out);
@@ -277,6 +243,33 @@ fn a_night_tells_teams_slack_and_webhooks_and_a_stuck_one_costs_only_its_deadlin
     assert_eq!(record.len(), 4);
     assert_eq!(record.iter().filter(|d| d["delivered"] == true).count(), 2);
     assert!(!serde_json::to_string(&record).unwrap().contains(secret));
+
+    // The morning after, the two that failed are sent again, and only those.
+    let report = |hang: &str, busy: &str| {
+        ecfleet()
+            .args(["report", "latest", "--notify", "--format", "json", "-i"])
+            .arg(&inventory)
+            .env("NOTIFY_TEAMS", receiver.url("/ok/teams-again"))
+            .env("NOTIFY_SLACK", receiver.url("/ok/slack-again"))
+            .env("NOTIFY_HANG", receiver.url(hang))
+            .env("NOTIFY_BUSY", receiver.url(busy))
+            .output()
+            .unwrap()
+    };
+    let out = report("/ok/hook-again", "/ok/tenant-again");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert_eq!(receiver.at("/ok/hook-again").len(), 1, "{said}");
+    let tenant_again = receiver.at("/ok/tenant-again");
+    assert_eq!(tenant_again.len(), 1, "{said}");
+    assert_eq!(tenant_again[0].body["tenant"], "tenant02");
+    assert!(receiver.at("/ok/teams-again").is_empty() && receiver.at("/ok/slack-again").is_empty());
+    let record: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(ledger.join("notifications.json")).unwrap()).unwrap();
+    assert_eq!(record.len(), 6);
+    let out = report("/ok/hook-third", "/ok/tenant-third");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to send again"));
+    assert!(receiver.at("/ok/hook-third").is_empty());
 }
 
 #[test]
@@ -284,7 +277,7 @@ fn an_audit_tells_of_a_server_that_became_unsupported_since_the_last_snapshot() 
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
     let lab_dir = dir.path().join("lab");
-    let _lab = Lab(common::lab_up(&lab_dir, 3, &[]));
+    let _lab = common::winrm::lab_up(&lab_dir, 3, 0, &[]);
     let inventory = lab_dir.join("notify.toml");
     let text = std::fs::read_to_string(lab_dir.join("inventory.toml")).unwrap();
     std::fs::write(

@@ -626,22 +626,92 @@ async fn confirm(io: &mut Io<'_>) -> bool {
     }
 }
 
-/// `ecfleet report RUN-ID|latest`: a run from its ledger.
-pub fn report(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
-    match report_run(args, cx, io) {
+/// `ecfleet report RUN-ID|latest`: a run from its ledger; with `--notify`, its undelivered
+/// messages sent again.
+pub async fn report(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
+    match report_run(args, cx, io).await {
         Ok(code) => code,
         Err(refusal) => refusal.say(io),
     }
 }
 
-fn report_run(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, Refusal> {
+async fn report_run(
+    args: &crate::cli::ReportArgs,
+    cx: &Context,
+    io: &mut Io<'_>,
+) -> Result<u8, Refusal> {
     let inventory = super::fleet::inventory(&args.inventory, cx)?;
     let share = super::fleet::share(&inventory, "runs are kept on the central share")?;
-    let report = ledger::find(&share, &args.run)
-        .and_then(|d| run::report_from_ledger(&d, controller(&cx.env).name()))
-        .map_err(Refusal::input)?;
+    let ledger_dir = ledger::find(&share, &args.run).map_err(Refusal::input)?;
+    let report =
+        run::report_from_ledger(&ledger_dir, controller(&cx.env).name()).map_err(Refusal::input)?;
     let json = matches!(args.format, PlanFormatArg::Json);
     render_run(&report, json, io.look(), io.out)
         .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
+    if args.notify {
+        notify_again(&inventory, &report, &ledger_dir, io).await;
+    }
     Ok(report.exit_code())
+}
+
+/// The run's messages that no channel has taken yet, sent again (every audience's when the
+/// ledger records none); what happened is added to the ledger's record.
+async fn notify_again(
+    inventory: &crate::inventory::Inventory,
+    report: &run::RunReport,
+    ledger_dir: &std::path::Path,
+    io: &mut Io<'_>,
+) {
+    use crate::notify;
+    let recorded = notify::recorded(ledger_dir);
+    let taken = |kind: &str, tenant: Option<&str>| {
+        recorded
+            .iter()
+            .any(|d| d.delivered && d.channel == kind && d.tenant.as_deref() == tenant)
+    };
+    let mut audiences = notify::audiences(inventory, |tenant| {
+        notify::events::run_ended(report, tenant)
+    });
+    let mut pending = Vec::new();
+    for audience in &mut audiences {
+        let tenant = audience.message.tenant.clone();
+        let channels: Vec<_> = audience
+            .notify
+            .channels
+            .iter()
+            .filter(|c| recorded.is_empty() || !taken(c.kind.as_str(), tenant.as_deref()))
+            .cloned()
+            .collect();
+        if !channels.is_empty() {
+            pending.push((
+                crate::inventory::Notify {
+                    channels,
+                    ..audience.notify.clone()
+                },
+                audience.message.clone(),
+            ));
+        }
+    }
+    if pending.is_empty() {
+        let _ = writeln!(
+            io.err,
+            "notify: every message of this run was delivered; nothing to send again"
+        );
+        return;
+    }
+    let again: Vec<notify::Audience<'_>> = pending
+        .iter()
+        .map(|(n, m)| notify::Audience {
+            notify: n,
+            message: m.clone(),
+        })
+        .collect();
+    let deliveries = notify::deliver_all(&again).await;
+    notify::say(&deliveries, io.err);
+    if let Err(e) = notify::record(ledger_dir, &deliveries) {
+        let _ = writeln!(
+            io.err,
+            "warning: the notifications were not recorded in the ledger: {e}"
+        );
+    }
 }

@@ -19,16 +19,16 @@ const MAX_LABEL: usize = 128;
 
 /// One metric family: its help, its type, its samples.
 struct Family {
-    name: &'static str,
-    help: &'static str,
+    name: String,
+    help: String,
     samples: Vec<(Vec<(&'static str, String)>, f64)>,
 }
 
 impl Family {
-    fn gauge(name: &'static str, help: &'static str) -> Family {
+    fn gauge(name: impl Into<String>, help: impl Into<String>) -> Family {
         Family {
-            name,
-            help,
+            name: name.into(),
+            help: help.into(),
             samples: Vec::new(),
         }
     }
@@ -45,7 +45,7 @@ fn render(families: &[Family]) -> String {
         let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
         let _ = writeln!(out, "# TYPE {} gauge", f.name);
         for (labels, value) in &f.samples {
-            out.push_str(f.name);
+            out.push_str(&f.name);
             if !labels.is_empty() {
                 out.push('{');
                 for (i, (k, v)) in labels.iter().enumerate() {
@@ -184,18 +184,12 @@ pub fn audit(report: &AuditReport) -> String {
         vec![("state", "unreachable".into())],
         report.summary.unreachable as f64,
     );
-    let mut code = Family::gauge(
-        "ecfleet_audit_exit_code",
-        "The last audit's exit code (docs/exit-codes.md: 0 fine, 1 findings, 2 servers not audited).",
+    let [code, finished] = ending(
+        "audit",
+        "0 fine, 1 findings, 2 servers not audited",
+        report.exit_code(),
+        &report.generated_at,
     );
-    code.add(Vec::new(), f64::from(report.exit_code()));
-    let mut finished = Family::gauge(
-        "ecfleet_audit_timestamp_seconds",
-        "When the last audit ran.",
-    );
-    if let Some(at) = epoch(&report.generated_at) {
-        finished.add(Vec::new(), at);
-    }
     render(&[
         info,
         reachable,
@@ -244,18 +238,12 @@ pub fn backup(report: &BackupReport, newest: &[(String, String, Option<String>)]
     ] {
         hosts.add(vec![("state", state.into())], n as f64);
     }
-    let mut code = Family::gauge(
-        "ecfleet_backup_exit_code",
-        "The last backup run's exit code (docs/exit-codes.md: 0 all backed up, 2 some not).",
+    let [code, finished] = ending(
+        "backup",
+        "0 all backed up, 2 some not",
+        report.exit_code(),
+        &report.generated_at,
     );
-    code.add(Vec::new(), f64::from(report.exit_code()));
-    let mut finished = Family::gauge(
-        "ecfleet_backup_timestamp_seconds",
-        "When the last backup ran.",
-    );
-    if let Some(at) = epoch(&report.generated_at) {
-        finished.add(Vec::new(), at);
-    }
     render(&[ok, last, hosts, code, finished])
 }
 
@@ -290,19 +278,31 @@ pub fn run(report: &RunReport) -> String {
     ] {
         hosts.add(vec![("outcome", state.into())], n as f64);
     }
-    let mut code = Family::gauge(
-        "ecfleet_run_exit_code",
-        "The last upgrade run's exit code (docs/exit-codes.md).",
+    let [code, finished] = ending(
+        "run",
+        "0 all verified, 1 some failed, 2 some waiting, 5 sync pending",
+        report.exit_code(),
+        &report.finished_at,
     );
-    code.add(Vec::new(), f64::from(report.exit_code()));
-    let mut finished = Family::gauge(
-        "ecfleet_run_timestamp_seconds",
-        "When the last upgrade run ended (or was last reported).",
-    );
-    if let Some(at) = epoch(&report.finished_at) {
-        finished.add(Vec::new(), at);
-    }
     render(&[outcome, hosts, code, finished])
+}
+
+/// A job's last two families: its exit code (`what` says what the codes mean) and when it ran
+/// (`ecfleet_<job>_exit_code`, `ecfleet_<job>_timestamp_seconds`).
+fn ending(job: &str, what: &str, code: u8, when: &str) -> [Family; 2] {
+    let mut exit = Family::gauge(
+        format!("ecfleet_{job}_exit_code"),
+        format!("The last {job}'s exit code (docs/exit-codes.md: {what})."),
+    );
+    exit.add(Vec::new(), f64::from(code));
+    let mut at = Family::gauge(
+        format!("ecfleet_{job}_timestamp_seconds"),
+        format!("When the last {job} ran."),
+    );
+    if let Some(t) = epoch(when) {
+        at.add(Vec::new(), t);
+    }
+    [exit, at]
 }
 
 /// Writes `text` to `path` as one step for readers: a temporary file beside it (a collector

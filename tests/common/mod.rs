@@ -473,3 +473,47 @@ pub fn detach(child: &std::process::Child) {
         assert!(sent.success());
     }
 }
+
+/// A lab upgrade night as `fleet` runs ecfleet (its inventory, agent dir and environment): a
+/// plan for a 1 MiB lab installer of 2.6.92.0 as of 2026-11-24, then `run --yes
+/// --ignore-windows --format json` with the lab's run playbook (fast clock) and `extra`.
+/// Returns the run's output.
+pub fn plan_and_run(
+    dir: &Path,
+    lab_dir: &Path,
+    fleet: &dyn Fn(&[&str]) -> Output,
+    extra: &[&str],
+) -> Output {
+    let (msi, _) = lab_msi(dir, 1);
+    let plan = dir.join("plan.json");
+    let out = fleet(&[
+        "plan",
+        "--as-of",
+        "2026-11-24",
+        "--msi",
+        msi.to_str().unwrap(),
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.code().is_some_and(|c| c <= 2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let playbook = lab_dir.join("run-playbook.toml");
+    let mut args = vec![
+        "run",
+        "--yes",
+        "--ignore-windows",
+        "--format",
+        "json",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--msi",
+        msi.to_str().unwrap(),
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    fleet(&args)
+}
