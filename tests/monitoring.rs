@@ -192,7 +192,7 @@ fn nagios_answers_each_plugin_state_with_its_exit_code_and_perfdata() {
     assert_eq!(code, Some(1), "{line}");
     assert!(
         line.starts_with("ECFLEET WARNING - 1 server with warnings (t03-retiring) |")
-            && line.contains("'retiring'=1;1;;0;1"),
+            && line.contains("'retiring'=1;0;;0;1"),
         "{line}"
     );
 
@@ -204,7 +204,7 @@ fn nagios_answers_each_plugin_state_with_its_exit_code_and_perfdata() {
         ),
         "{line}"
     );
-    assert!(line.contains("'unsupported'=2;;1;0;6"), "{line}");
+    assert!(line.contains("'unsupported'=2;;0;0;6"), "{line}");
     assert_eq!(line.lines().count(), 1, "one line: {line}");
 
     // Bad input: nothing to judge.

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 /// Most a krb5.conf (each file of it) may be.
 const MAX_CONF_BYTES: u64 = 1 << 20;
-/// How deep `include` may nest (a file including itself ends here).
+/// How deep `include` may nest.
 const MAX_INCLUDE_DEPTH: usize = 8;
+/// How many files one krb5.conf may bring in, itself included.
+const MAX_FILES: usize = 64;
 
 /// What ecfleet knows from one krb5.conf and the files it includes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -18,6 +20,8 @@ pub struct Krb5Conf {
     pub default_realm: Option<String>,
     /// Each realm's KDCs as written, in order, with where each was written.
     pub realms: Vec<RealmKdcs>,
+    /// The files read so far: each is read once, however often it is included.
+    read: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +63,18 @@ fn read_into(conf: &mut Krb5Conf, path: &Path, depth: usize) -> Result<(), Strin
             path.display()
         ));
     }
+    // A file included twice (or including itself) is read once: includes cannot multiply.
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if conf.read.contains(&canonical) {
+        return Ok(());
+    }
+    if conf.read.len() >= MAX_FILES {
+        return Err(format!(
+            "{}: more than {MAX_FILES} files are included",
+            path.display()
+        ));
+    }
+    conf.read.push(canonical);
     let bytes = crate::fsread::read_regular(path, MAX_CONF_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
@@ -84,6 +100,9 @@ pub fn parse_into(
         }
         if let Some(rest) = line.strip_prefix("includedir") {
             let dir = PathBuf::from(rest.trim());
+            if !dir.is_absolute() {
+                return Err(at("an includedir must name an absolute path"));
+            }
             include_dir(conf, &dir, depth).map_err(|e| at(&e))?;
             continue;
         }
@@ -98,7 +117,7 @@ pub fn parse_into(
             continue;
         }
         if line.starts_with('[') {
-            let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) else {
+            let Some((name, _)) = line.strip_prefix('[').and_then(|l| l.split_once(']')) else {
                 return Err(at("a section header needs its closing `]`"));
             };
             if !open.is_empty() {
@@ -244,6 +263,8 @@ mod tests {
         );
         let err = parse_into(&mut conf, "[realms]\n}\n", Path::new("/x/k"), 0).unwrap_err();
         assert!(err.contains("line 2"), "{err}");
+        let err = parse_into(&mut conf, "[realms\n", Path::new("/x/k"), 0).unwrap_err();
+        assert!(err.contains("closing"), "{err}");
         let err = parse_into(&mut conf, "[realms]\nnonsense\n", Path::new("/x/k"), 0).unwrap_err();
         assert!(
             err.contains("line 2") && err.contains("tag = value"),
@@ -280,10 +301,8 @@ mod tests {
         assert!(conf.kdcs("X").is_empty());
         let looping = dir.path().join("loop.conf");
         std::fs::write(&looping, format!("include {}\n", looping.display())).unwrap();
-        assert!(
-            Krb5Conf::read(&looping)
-                .unwrap_err()
-                .contains("nest deeper")
-        );
+        // A file that includes itself is read once, not again and again.
+        let conf = Krb5Conf::read(&looping).unwrap();
+        assert!(conf.realms.is_empty() && conf.read.len() == 1);
     }
 }

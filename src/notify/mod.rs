@@ -46,7 +46,8 @@ pub struct Message {
     /// The servers that need a look (at most [`MAX_LINES`]; `more` counts the rest).
     pub hosts: Vec<HostLine>,
     pub more: usize,
-    /// The people to tell (the tenant's `contacts`; for the fleet, every tenant's concerned).
+    /// The people to tell: the tenant's `contacts` on its own channels; none on the fleet's
+    /// (the MSP's own channel).
     pub contacts: Vec<String>,
     /// The run or snapshot it is about.
     pub reference: String,

@@ -20,13 +20,12 @@ const MAX_TEXT: usize = 300;
 
 /// One line, printable, capped.
 fn clean(s: &str) -> String {
-    let mut out: String = s
+    let mut kept = s
         .chars()
         .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
-        .filter(|c| !c.is_control())
-        .take(MAX_TEXT)
-        .collect();
-    if s.chars().count() > MAX_TEXT {
+        .filter(|c| !c.is_control());
+    let mut out: String = kept.by_ref().take(MAX_TEXT).collect();
+    if kept.next().is_some() {
         out.push('…');
     }
     out

@@ -1,8 +1,9 @@
 //! Posting one message to one webhook (reqwest over rustls): the URL read from its reference,
 //! then at most [`MAX_ATTEMPTS`] POSTs, all within the channel's deadline. 429 and 5xx are tried
-//! again (after `Retry-After` when it fits the deadline, else a short pause); any other refusal
-//! is final. The URL is a secret: no message, log line or record shows it (reqwest's errors
-//! are stripped of it).
+//! again (after the service's `Retry-After`, or a short pause when it gives none; a pause that
+//! would pass the deadline ends the tries); any other refusal is final. The URL is a secret:
+//! no message, log line or record shows it (reqwest's errors are stripped of it), and it goes
+//! in the clear only to this machine (`http://` to a loopback address; elsewhere `https://`).
 
 use std::time::Duration;
 
@@ -48,9 +49,17 @@ pub async fn deliver(
             return delivery;
         }
     };
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        delivery.detail = "the URL it gives is not an http(s) URL".into();
-        return delivery;
+    match reqwest::Url::parse(&url) {
+        Ok(u) if u.scheme() == "https" => {}
+        Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
+        Ok(u) if u.scheme() == "http" => {
+            delivery.detail = "the URL it gives is http:// to another machine: the webhook's secret would cross the network in the clear; use its https:// URL".into();
+            return delivery;
+        }
+        _ => {
+            delivery.detail = "what it gives is not an https:// URL".into();
+            return delivery;
+        }
     }
     let body = match channel.kind {
         NotifyKind::Teams => payload::teams(message),
@@ -117,6 +126,18 @@ pub async fn deliver(
             return delivery;
         }
         tokio::time::sleep(pause).await;
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
     }
 }
 

@@ -317,8 +317,14 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "metrics".into());
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // A leftover of a crashed run of the same pid goes first; the file is made new, never
+    // opened through a link someone left at that name.
+    let _ = std::fs::remove_file(&temp);
     let written = (|| {
-        let mut f = std::fs::File::create(&temp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&temp, path)

@@ -42,7 +42,8 @@ const NAMES_SHOWN: usize = 3;
 
 /// The audit as one plugin line. CRITICAL: a critical finding (an unsupported or sync-stopped
 /// build among them); WARNING: a warning finding, or a server the audit could not reach;
-/// UNKNOWN: no server could be audited at all; else OK.
+/// UNKNOWN: no server could be audited at all (or none was selected); else OK. Thresholds
+/// in the performance data are plugin ranges: `0` alerts above 0, as the state does.
 pub fn audit(report: &AuditReport) -> Check {
     let total = report.hosts.len();
     let reached: Vec<_> = report.hosts.iter().filter(|h| h.reachable).collect();
@@ -81,7 +82,7 @@ pub fn audit(report: &AuditReport) -> Check {
             .count()
     };
 
-    let state = if total > 0 && reached.is_empty() {
+    let state = if reached.is_empty() {
         State::Unknown
     } else if !critical.is_empty() {
         State::Critical
@@ -91,7 +92,9 @@ pub fn audit(report: &AuditReport) -> Check {
         State::Ok
     };
     let mut said = Vec::new();
-    if state == State::Unknown {
+    if state == State::Unknown && total == 0 {
+        said.push("no server was selected".into());
+    } else if state == State::Unknown {
         said.push(format!(
             "no server could be audited ({total} unreachable: {})",
             names(&unreachable)
@@ -123,7 +126,7 @@ pub fn audit(report: &AuditReport) -> Check {
         }
     }
     let perfdata = format!(
-        "'servers'={total};;;0 'unreachable'={};1;;0;{total} 'unsupported'={unsupported};;1;0;{total} 'retiring'={retiring};1;;0;{total} 'critical'={};;1;0 'warning'={};1;;0",
+        "'servers'={total};;;0 'unreachable'={};0;;0;{total} 'unsupported'={unsupported};;0;0;{total} 'retiring'={retiring};0;;0;{total} 'critical'={};;0;0 'warning'={};0;;0",
         unreachable.len(),
         count(Severity::Critical),
         count(Severity::Warning),

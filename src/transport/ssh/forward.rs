@@ -76,6 +76,15 @@ pub struct RemoteForward {
     hop: Arc<Hop>,
 }
 
+impl RemoteForward {
+    /// Whether the jump host's connection that carries the forward is gone (then the forward
+    /// is gone with it, and a new one is needed).
+    pub fn liveness(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let hop = self.hop.clone();
+        move || !hop.handle.is_closed()
+    }
+}
+
 impl Drop for RemoteForward {
     fn drop(&mut self) {
         self.hop.forwards.remove(u32::from(self.port));
@@ -127,11 +136,16 @@ impl SshConnector {
             }
             Ok(Ok(port)) => port,
         };
-        let Ok(port16) = u16::try_from(port) else {
-            return Err(TransportError::new(
-                ErrorKind::Protocol,
-                format!("jump host {name} answered a forward with port {port}"),
-            ));
+        let port16 = match u16::try_from(port) {
+            Ok(p) if p != 0 => p,
+            _ => {
+                // Granted, but unusable: given back at once.
+                let _ = hop.handle.cancel_tcpip_forward(address, port).await;
+                return Err(TransportError::new(
+                    ErrorKind::Protocol,
+                    format!("jump host {name} answered a forward with port {port}"),
+                ));
+            }
         };
         let (route, incoming) = mpsc::channel(BACKLOG);
         hop.forwards.add(port, route);

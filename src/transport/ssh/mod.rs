@@ -180,12 +180,17 @@ impl client::Handler for Verifier {
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
-        match self.forwards.as_ref().and_then(|f| f.route(connected_port)) {
-            Some(route) => {
+        // A room in the forward's backlog first: a full one refuses the connection (the
+        // host's fetch fails, and the file goes over stdin instead).
+        let room = self
+            .forwards
+            .as_ref()
+            .and_then(|f| f.route(connected_port))
+            .and_then(|route| route.try_reserve_owned().ok());
+        match room {
+            Some(room) => {
                 reply.accept().await;
-                // A full backlog drops the connection: the host's fetch fails, and the file
-                // goes over stdin instead.
-                let _ = route.try_send(forward::Forwarded::new(channel, originator_address));
+                room.send(forward::Forwarded::new(channel, originator_address));
             }
             None => {
                 reply

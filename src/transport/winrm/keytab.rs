@@ -117,10 +117,17 @@ impl Keytab {
             ));
         }
         let newest = mine.iter().map(|e| e.kvno).max().unwrap_or(0);
+        // An AES key of the wrong length for its type is damage: never used.
+        let sound = |e: &&&KeytabEntry| match e.enctype {
+            AES256 => e.key.len() == 32,
+            AES128 => e.key.len() == 16,
+            _ => false,
+        };
         [AES256, AES128]
             .iter()
             .find_map(|t| {
                 mine.iter()
+                    .filter(sound)
                     .find(|e| e.kvno == newest && e.enctype == *t)
                     .copied()
             })

@@ -39,6 +39,8 @@ pub struct PullServer {
     pinned_public_key: String,
     offers: Arc<Mutex<HashMap<String, Offered>>>,
     accept: tokio::task::JoinHandle<()>,
+    /// Whether the way in still stands (a jump host's forward dies with its connection).
+    alive: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Drop for PullServer {
@@ -151,18 +153,21 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<PullServer, String>>,
 {
+    // A server whose way in is gone (its jump host's connection dropped) is not reused.
+    let live = |s: &Arc<PullServer>| (s.alive)();
     if let Some(s) = registry()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(&reach)
         .and_then(Weak::upgrade)
+        .filter(live)
     {
         return Ok(s);
     }
     let server = Arc::new(start().await?);
     let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
     // Another host may have started one meanwhile: keep the first.
-    if let Some(s) = map.get(&reach).and_then(Weak::upgrade) {
+    if let Some(s) = map.get(&reach).and_then(Weak::upgrade).filter(live) {
         return Ok(s);
     }
     map.insert(reach, Arc::downgrade(&server));
@@ -252,6 +257,7 @@ async fn start(local: IpAddr) -> Result<PullServer, String> {
         pinned_public_key: identity.pinned_public_key,
         offers,
         accept,
+        alive: Box::new(|| true),
     })
 }
 
@@ -264,6 +270,7 @@ async fn start_forwarded(mut forward: RemoteForward) -> Result<PullServer, Strin
     );
     let offers: Arc<Mutex<HashMap<String, Offered>>> = Arc::default();
     let (acceptor, served) = (identity.acceptor.clone(), offers.clone());
+    let alive = forward.liveness();
     let accept = tokio::spawn(async move {
         // The forward lives (and is cancelled on the jump host) with this task.
         while let Some(connection) = forward.incoming.recv().await {
@@ -281,6 +288,7 @@ async fn start_forwarded(mut forward: RemoteForward) -> Result<PullServer, Strin
         pinned_public_key: identity.pinned_public_key,
         offers,
         accept,
+        alive: Box::new(alive),
     })
 }
 
