@@ -7,6 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::str::FromStr;
 use std::sync::OnceLock;
 
 use common::{ecfleet, json_of};
@@ -304,6 +305,14 @@ fn backup_and_run_metrics_follow_the_share_and_the_run() {
         last_good.push(at);
     }
 
+    // An audit that reaches them, kept on the share.
+    let out = fleet(&["audit", "--as-of", "2026-11-24", "--format", "json"]);
+    let (reached, _) = json_of(&out);
+    let reached_at = jiff::Timestamp::from_str(reached["generated_at"].as_str().unwrap())
+        .unwrap()
+        .as_millisecond() as f64
+        / 1000.0;
+
     // The hosts gone: tonight failed, and the last good backup is still the one on the share.
     drop(lab);
     let out = fleet(&["backup", "--metrics", prom_arg, "--host-deadline", "5"]);
@@ -331,4 +340,31 @@ fn backup_and_run_metrics_follow_the_share_and_the_run() {
         .unwrap()
         .2;
     assert_eq!(failed, 3.0);
+
+    // The audit cannot reach them either: each keeps the time the last audit did.
+    let audit_prom = dir.path().join("audit.prom");
+    let out = fleet(&[
+        "audit",
+        "--as-of",
+        "2026-11-24",
+        "--metrics",
+        audit_prom.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let audited = parsed(&audit_prom);
+    for host in hosts {
+        assert_eq!(
+            sample(&audited, "ecfleet_server_reachable", host),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &audited,
+                "ecfleet_server_last_audit_success_timestamp_seconds",
+                host
+            ),
+            Some(reached_at),
+            "{host}"
+        );
+    }
 }

@@ -194,6 +194,47 @@ const MAX_SNAPSHOTS_READ: usize = 60;
 /// The changes since the share's earlier audits (`None` when there is none).
 /// Snapshots are read newest first, and only until every host is covered (and, for a run over
 /// the whole inventory, a full-inventory audit is among them).
+/// For each server `current` did not reach: when the newest audit on the share that reached it
+/// ran (tenant, host, `generated_at`); servers no kept audit reached are left out.
+pub fn last_reached(
+    share: &crate::share::Share,
+    current: &AuditReport,
+) -> Vec<(String, String, String)> {
+    let mut wanted: Vec<(&str, &str)> = current
+        .hosts
+        .iter()
+        .filter(|h| !h.reachable)
+        .map(|h| (h.tenant.as_str(), h.host.as_str()))
+        .collect();
+    let mut found = Vec::new();
+    if wanted.is_empty() {
+        return found;
+    }
+    for (path, bytes) in share.audits_newest_first().take(MAX_SNAPSHOTS_READ) {
+        let Ok(audit) = PreviousAudit::parse(&bytes, &path) else {
+            continue;
+        };
+        wanted.retain(|(tenant, host)| {
+            let reached = audit
+                .hosts
+                .iter()
+                .any(|h| h.reachable && h.tenant == *tenant && h.host == *host);
+            if reached {
+                found.push((
+                    tenant.to_string(),
+                    host.to_string(),
+                    audit.generated_at.clone(),
+                ));
+            }
+            !reached
+        });
+        if wanted.is_empty() {
+            break;
+        }
+    }
+    found
+}
+
 pub fn compare_with_share(
     share: &crate::share::Share,
     current: &AuditReport,

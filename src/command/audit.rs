@@ -100,7 +100,11 @@ async fn audit_fleet(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> Result<
     }
     .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
     if let Some(path) = &args.metrics {
-        super::write_metrics(path, &metrics::audit(&report))?;
+        let earlier = match &fleet.inventory.share {
+            Some(dir) => audit::changes::last_reached(&Share::new(dir), &report),
+            None => Vec::new(),
+        };
+        super::write_metrics(path, &metrics::audit(&report, &earlier))?;
     }
     // Something new and critical since the last snapshot: told, after the report.
     let audiences = crate::notify::audiences(&fleet.inventory, |tenant| {

@@ -103,7 +103,10 @@ fn epoch(rfc3339: &str) -> Option<f64> {
 
 /// The audit's numbers: per server its build, support days left, findings by severity,
 /// whether it was reached and when; for the run, the hosts by state, the exit code and when.
-pub fn audit(report: &AuditReport) -> String {
+///
+/// `earlier`: for servers this audit did not reach, when an earlier audit on the share last did
+/// (tenant, host, its `generated_at`), so that their last success does not vanish.
+pub fn audit(report: &AuditReport, earlier: &[(String, String, String)]) -> String {
     let mut info = Family::gauge(
         "ecfleet_server_info",
         "An Entra Connect server and the build the audit read (always 1).",
@@ -126,12 +129,19 @@ pub fn audit(report: &AuditReport) -> String {
     );
     let mut audited_at = Family::gauge(
         "ecfleet_server_last_audit_success_timestamp_seconds",
-        "When the server was last audited successfully (this audit, for the servers it reached).",
+        "When the server was last audited successfully: this audit, or for a server it did not reach the newest audit on the share that did.",
     );
     for h in &report.hosts {
         let who = || vec![("tenant", h.tenant.clone()), ("host", h.host.clone())];
         reachable.add(who(), if h.reachable { 1.0 } else { 0.0 });
         if !h.reachable {
+            let before = earlier
+                .iter()
+                .find(|(t, n, _)| *t == h.tenant && *n == h.host)
+                .and_then(|(_, _, at)| epoch(at));
+            if let Some(at) = before {
+                audited_at.add(who(), at);
+            }
             continue;
         }
         let mut labels = who();
