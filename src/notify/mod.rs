@@ -133,7 +133,7 @@ pub async fn deliver_all(audiences: &[Audience<'_>]) -> Vec<Delivery> {
 fn failed(channel: &NotifyChannel, message: &Message, why: &str) -> Delivery {
     Delivery {
         channel: channel.kind.as_str().into(),
-        url_from: channel.url.to_string(),
+        url_from: url_from(&channel.url),
         tenant: message.tenant.clone(),
         event: message.event.clone(),
         delivered: false,
@@ -181,3 +181,11 @@ pub fn recorded(ledger_dir: &std::path::Path) -> Vec<Delivery> {
 
 /// The ledger file of a run's notifications.
 pub const RECORD: &str = "notifications.json";
+
+/// Where a webhook's URL comes from, for messages (never the URL, never a command line).
+pub fn url_from(reference: &crate::inventory::SecretRef) -> String {
+    match reference {
+        crate::inventory::SecretRef::Command(_) => "the configured URL command".into(),
+        other => other.to_string(),
+    }
+}

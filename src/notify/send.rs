@@ -35,7 +35,7 @@ pub async fn deliver(
     let deadline = Instant::now() + limit;
     let mut delivery = Delivery {
         channel: channel.kind.as_str().into(),
-        url_from: channel.url.to_string(),
+        url_from: super::url_from(&channel.url),
         tenant: message.tenant.clone(),
         event: message.event.clone(),
         delivered: false,
@@ -45,7 +45,9 @@ pub async fn deliver(
     let url = match channel.url.resolve(limit).await {
         Ok(secret) => secret.expose().trim().to_string(),
         Err(e) => {
-            delivery.detail = format!("no URL: {e}");
+            // The secret mechanism speaks of passwords; here it was a webhook's URL.
+            let why = e.to_string().replace("password command", "URL command");
+            delivery.detail = format!("no URL: {why}");
             return delivery;
         }
     };
