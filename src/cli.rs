@@ -38,7 +38,9 @@ pub enum Command {
     /// The in-place upgrade, phase by phase (preflight, backup, stage and the operator's
     /// upgrade, verify), for the plan's in-place hosts, in its waves.
     Run(RunArgs),
-    /// Show a run from its ledger on the share (finished, in progress, or stopped).
+    /// Show a run from its ledger on the share (finished, in progress, or stopped), or write
+    /// the customer reports of a run or an audit snapshot as HTML (`report audit latest
+    /// --format html --out DIR`).
     Report(ReportArgs),
     /// A simulated fleet on this machine.
     #[command(subcommand)]
@@ -61,15 +63,24 @@ pub enum Command {
 
 #[derive(Args, Clone)]
 pub struct ReportArgs {
-    /// The run's id, or `latest`.
-    #[arg(value_name = "RUN-ID|latest")]
+    /// The run's id, or `latest`; or `audit` for an audit snapshot (then SNAPSHOT).
+    #[arg(value_name = "RUN-ID|latest|audit")]
     pub run: String,
+    /// After `audit`: the snapshot's folder name under `audits/` on the share, or `latest`
+    /// (the default).
+    #[arg(value_name = "SNAPSHOT|latest")]
+    pub snapshot: Option<String>,
     /// The inventory whose share holds the run.
     #[arg(short, long, value_name = "FILE")]
     pub inventory: PathBuf,
-    /// Output: a table for people, or JSON (docs/json-output.md).
+    /// Output: a table for people, JSON (docs/json-output.md), or the customer reports as
+    /// HTML, one file per tenant and one for the fleet, into --out (docs/report.md).
     #[arg(long, value_enum, default_value = "table")]
-    pub format: PlanFormatArg,
+    pub format: ReportFormatArg,
+    /// With --format html: the folder the reports go to (made if missing; a report of the
+    /// same name is replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Full tables on a terminal too (by default fitted to its width).
     #[arg(long)]
     pub wide: bool,
@@ -77,6 +88,13 @@ pub struct ReportArgs {
     /// the run sent none), to the inventory's channels (docs/notify.md).
     #[arg(long)]
     pub notify: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormatArg {
+    Table,
+    Json,
+    Html,
 }
 
 #[derive(Subcommand)]

@@ -137,7 +137,7 @@ async fn run(command: Command) -> u8 {
         Command::Backup(args) => command::backup::run(&args, &cx, &mut io).await,
         Command::Stage(args) => command::stage::run(&args, &cx, &mut io).await,
         Command::Run(args) => command::run::run(&args, &cx, &mut io).await,
-        Command::Report(args) => command::run::report(&args, &cx, &mut io).await,
+        Command::Report(args) => command::report::report(&args, &cx, &mut io).await,
         Command::Lab(lab) => command::lab::run(lab, &cx, &mut io).await,
         Command::Completions { shell } => command::install::completions(shell, &mut io),
         Command::Man { dir } => command::install::man(&dir, &mut io),

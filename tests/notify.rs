@@ -326,3 +326,110 @@ fn an_audit_tells_of_a_server_that_became_unsupported_since_the_last_snapshot() 
     assert!(!hosts.contains(&"t01-current"), "{m:#}");
     assert!(stderr.contains("notified: webhook"), "{stderr}");
 }
+
+/// An operator hand-off that waits longer than the tenant's `handoff_after` is told about once,
+/// on the tenant's channel, naming the server and its contacts; a hand-off that ends sooner is
+/// not (its timer is cancelled). The message is said in the run's output and kept in the
+/// ledger; it does not count as the night's message for `report --notify`.
+#[test]
+fn a_hand_off_that_waits_too_long_is_told_about_and_a_quick_one_is_not() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let lab = common::winrm::lab_up(&lab_dir, 3, 0, &[]);
+    // The operator starts on t02-behind 20 real seconds after the hand-off (the lab's clock
+    // runs 120 times faster); on t02-staging after one second, as the lab's operator does.
+    let machine = lab_dir.join("hosts/t02-behind/machine.toml");
+    let text = std::fs::read_to_string(&machine).unwrap();
+    assert!(text.contains("delay_seconds = 120"), "{text}");
+    std::fs::write(
+        &machine,
+        text.replacen("delay_seconds = 120", "delay_seconds = 2400", 1),
+    )
+    .unwrap();
+    // tenant02's channel hears of hand-offs waiting more than 9 seconds (0.15 minutes).
+    let inventory = lab_dir.join("notify.toml");
+    let text = std::fs::read_to_string(lab_dir.join("inventory.toml")).unwrap();
+    let text = text.replace(
+        "name = \"tenant02\"\n",
+        "name = \"tenant02\"\ncontacts = [\"ops@tenant02.example\"]\nnotify = { webhook = { env = \"NOTIFY_TENANT\" }, handoff_after = 0.15 }\n",
+    );
+    std::fs::write(&inventory, text).unwrap();
+    let fleet = |args: &[&str]| {
+        ecfleet()
+            .args(args)
+            .arg("--agent-dir")
+            .arg(common::agent_dir())
+            .arg("-i")
+            .arg(&inventory)
+            .env("NOTIFY_TENANT", receiver.url("/ok/tenant02"))
+            .output()
+            .unwrap()
+    };
+    let out = common::plan_and_run(dir.path(), &lab_dir, &fleet, &[]);
+    drop(lab);
+    let (run, stderr) = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for host in ["t02-staging", "t02-behind"] {
+        let h = run["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == host)
+            .unwrap();
+        assert_eq!(h["outcome"], "verified", "{h:#}");
+    }
+
+    let got = receiver.at("/ok/tenant02");
+    let waiting: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.body["event"] == "handoff-waiting")
+        .collect();
+    assert_eq!(waiting.len(), 1, "one hand-off waited too long: {stderr}");
+    let message = &waiting[0].body;
+    assert_eq!(message["tenant"], "tenant02");
+    assert_eq!(
+        message["title"],
+        "t02-behind (tenant02): the upgrade has waited 9 s for the operator"
+    );
+    assert_eq!(message["hosts"][0]["host"], "t02-behind");
+    assert_eq!(
+        message["contacts"],
+        serde_json::json!(["ops@tenant02.example"])
+    );
+    assert!(
+        stderr.contains(
+            "notified: webhook of tenant tenant02 (environment variable NOTIFY_TENANT): sent (HTTP 202)"
+        ),
+        "{stderr}"
+    );
+    // The night's own message came too, after it.
+    let ended: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.body["event"] == "run-finished")
+        .collect();
+    assert_eq!(ended.len(), 1, "{stderr}");
+    assert!(ended[0].at > waiting[0].at);
+
+    // The ledger has both; `report --notify` finds nothing of the night's left to send.
+    let ledger = lab_dir.join("share").join(run["ledger"].as_str().unwrap());
+    let record: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(ledger.join("notifications.json")).unwrap()).unwrap();
+    let events: Vec<&str> = record
+        .iter()
+        .map(|d| d["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["handoff-waiting", "run-finished"], "{record:#?}");
+    let out = ecfleet()
+        .args(["report", "latest", "--notify", "-i"])
+        .arg(&inventory)
+        .env("NOTIFY_TENANT", receiver.url("/ok/again"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to send again"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(receiver.at("/ok/again").is_empty());
+}

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod install;
 pub mod lab;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod stage;
 

@@ -335,7 +335,7 @@ fn per_tenant(
 }
 
 /// This controller, as its holds on the share name it.
-fn controller(who: &crate::settings::Environment) -> ledger::Controller {
+pub(super) fn controller(who: &crate::settings::Environment) -> ledger::Controller {
     ledger::Controller {
         host_name: who.host_name.clone(),
         user: who.user.clone(),
@@ -623,95 +623,5 @@ async fn confirm(io: &mut Io<'_>) -> bool {
     match tokio::time::timeout(std::time::Duration::from_secs(600), line).await {
         Ok(Ok(Ok(answer))) => matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
         _ => false,
-    }
-}
-
-/// `ecfleet report RUN-ID|latest`: a run from its ledger; with `--notify`, its undelivered
-/// messages sent again.
-pub async fn report(args: &crate::cli::ReportArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
-    match report_run(args, cx, io).await {
-        Ok(code) => code,
-        Err(refusal) => refusal.say(io),
-    }
-}
-
-async fn report_run(
-    args: &crate::cli::ReportArgs,
-    cx: &Context,
-    io: &mut Io<'_>,
-) -> Result<u8, Refusal> {
-    let inventory = super::fleet::inventory(&args.inventory, cx)?;
-    let share = super::fleet::share(&inventory, "runs are kept on the central share")?;
-    let ledger_dir = ledger::find(&share, &args.run).map_err(Refusal::input)?;
-    let report =
-        run::report_from_ledger(&ledger_dir, controller(&cx.env).name()).map_err(Refusal::input)?;
-    let json = matches!(args.format, PlanFormatArg::Json);
-    render_run(&report, json, io.look(), io.out)
-        .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
-    if args.notify {
-        notify_again(&inventory, &report, &ledger_dir, io).await;
-    }
-    Ok(report.exit_code())
-}
-
-/// The run's messages that no channel has taken yet, sent again (every audience's when the
-/// ledger records none); what happened is added to the ledger's record.
-async fn notify_again(
-    inventory: &crate::inventory::Inventory,
-    report: &run::RunReport,
-    ledger_dir: &std::path::Path,
-    io: &mut Io<'_>,
-) {
-    use crate::notify;
-    let recorded = notify::recorded(ledger_dir);
-    let taken = |kind: &str, tenant: Option<&str>| {
-        recorded
-            .iter()
-            .any(|d| d.delivered && d.channel == kind && d.tenant.as_deref() == tenant)
-    };
-    let mut audiences = notify::audiences(inventory, |tenant| {
-        notify::events::run_ended(report, tenant)
-    });
-    let mut pending = Vec::new();
-    for audience in &mut audiences {
-        let tenant = audience.message.tenant.clone();
-        let channels: Vec<_> = audience
-            .notify
-            .channels
-            .iter()
-            .filter(|c| recorded.is_empty() || !taken(c.kind.as_str(), tenant.as_deref()))
-            .cloned()
-            .collect();
-        if !channels.is_empty() {
-            pending.push((
-                crate::inventory::Notify {
-                    channels,
-                    ..audience.notify.clone()
-                },
-                audience.message.clone(),
-            ));
-        }
-    }
-    if pending.is_empty() {
-        let _ = writeln!(
-            io.err,
-            "notify: every message of this run was delivered; nothing to send again"
-        );
-        return;
-    }
-    let again: Vec<notify::Audience<'_>> = pending
-        .iter()
-        .map(|(n, m)| notify::Audience {
-            notify: n,
-            message: m.clone(),
-        })
-        .collect();
-    let deliveries = notify::deliver_all(&again).await;
-    notify::say(&deliveries, io.err);
-    if let Err(e) = notify::record(ledger_dir, &deliveries) {
-        let _ = writeln!(
-            io.err,
-            "warning: the notifications were not recorded in the ledger: {e}"
-        );
     }
 }

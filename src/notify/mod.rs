@@ -6,6 +6,7 @@
 //! result and exit code do not change.
 
 pub mod events;
+pub mod handoff;
 pub mod payload;
 pub mod send;
 

@@ -4,6 +4,7 @@
 mod audit;
 mod backup;
 pub mod fit;
+pub mod html;
 pub mod live;
 pub mod metrics;
 pub mod nagios;

@@ -170,6 +170,13 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             .or(w.record.handed_off_at.clone())
             .unwrap_or_default();
         let backup = w.record.backup.clone().unwrap_or_default();
+        // Told about when it waits longer than `handoff_after`; cancelled when it ends.
+        let _waiting = cx.handoff_notices.watch(
+            &host.tenant,
+            &host.name,
+            w.record.handed_off_at.as_deref().unwrap_or_default(),
+            w.record.operator.as_deref(),
+        );
         let last_old = w
             .phase(
                 Phase::Upgrade,

@@ -48,6 +48,8 @@ pub struct RunContext<'a> {
     pub wait_for_window: bool,
     /// Per tenant: its staging hosts in this run and whether each passed phase 4.
     staging: Mutex<HashMap<String, Vec<(String, StagingState)>>>,
+    /// The messages when a hand-off waits longer than `handoff_after` (docs/notify.md).
+    pub handoff_notices: crate::notify::handoff::HandoffNotices,
 }
 
 impl RunContext<'_> {
@@ -470,6 +472,12 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         }),
         wait_for_window: inputs.wait_for_window,
         staging: Mutex::new(selection.staging),
+        handoff_notices: crate::notify::handoff::HandoffNotices::new(
+            inputs.inventory,
+            inputs.run_id,
+            inputs.ledger.dir.clone(),
+            events.clone(),
+        ),
     };
     let settings = EngineSettings {
         concurrency: inputs.concurrency,
@@ -559,6 +567,7 @@ pub async fn run(inputs: RunInputs<'_>, shutdown: Shutdown, events: &EventSink) 
         },
     )
     .await;
+    cx.handoff_notices.finish().await;
     report(
         cx,
         &selection.hosts,

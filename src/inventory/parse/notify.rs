@@ -1,6 +1,6 @@
 //! `[notify]` and `[tenant.notify]`: the webhooks messages go to (`teams`, `slack`, `webhook`,
 //! each a URL by reference, never written in the file), each message's deadline (`timeout`,
-//! seconds) and when a waiting operator hand-off is told about (`handoff_after`, minutes).
+//! seconds) and when a waiting operator hand-off is told about (`handoff_after`, minutes, whole or not).
 
 use std::time::Duration;
 
@@ -44,13 +44,32 @@ pub(super) fn notify(ctx: &mut Ctx<'_>, t: &Table<'_>, path: &str) -> Notify {
     let timeout = number(ctx, "timeout", 300, "give seconds, e.g. timeout = 10")
         .map(|s| Duration::from_secs(s as u64))
         .unwrap_or(DEFAULT_TIMEOUT);
-    let handoff_after = number(
-        ctx,
-        "handoff_after",
-        7 * 24 * 60,
-        "give minutes, e.g. handoff_after = 30",
-    )
-    .map(|m| Duration::from_secs(m as u64 * 60));
+    // Minutes, whole (`30`) or not (`0.5`: thirty seconds).
+    let fraction = super::get(table, "handoff_after").and_then(|v| {
+        let f = v.get_ref().as_float()?;
+        Some((f.as_str().parse::<f64>().ok(), v.span()))
+    });
+    let handoff_after = match fraction {
+        Some((Some(m), _)) if m > 0.0 && m <= 7.0 * 24.0 * 60.0 => {
+            Some(Duration::from_secs_f64(m * 60.0).max(Duration::from_secs(1)))
+        }
+        Some((_, span)) => {
+            ctx.error(
+                span,
+                &join(&key, "handoff_after"),
+                "is not a number of minutes between 0 and 10080",
+                "give minutes, e.g. handoff_after = 30 (or 0.5 for thirty seconds)",
+            );
+            None
+        }
+        None => number(
+            ctx,
+            "handoff_after",
+            7 * 24 * 60,
+            "give minutes, e.g. handoff_after = 30",
+        )
+        .map(|m| Duration::from_secs(m as u64 * 60)),
+    };
     Notify {
         channels,
         timeout,
