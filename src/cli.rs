@@ -42,6 +42,10 @@ pub enum Command {
     /// the customer reports of a run or an audit snapshot as HTML (`report audit latest
     /// --format html --out DIR`).
     Report(ReportArgs),
+    /// Put the results of the shards of one fleet (`--shard i/n`) together into one, checking
+    /// that every shard is there once (docs/scale-out.md).
+    #[command(subcommand)]
+    Merge(MergeCommand),
     /// A simulated fleet on this machine.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -74,13 +78,18 @@ pub struct ReportArgs {
     #[arg(short, long, value_name = "FILE")]
     pub inventory: PathBuf,
     /// Output: a table for people, JSON (docs/json-output.md), or the customer reports as
-    /// HTML, one file per tenant and one for the fleet, into --out (docs/report.md).
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: ReportFormatArg,
+    /// HTML, one file per tenant and one for the fleet, into --out (docs/report.md). Default:
+    /// a run's table; an audit snapshot's JSON.
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormatArg>,
     /// With --format html: the folder the reports go to (made if missing; a report of the
     /// same name is replaced).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// With --format html: the version catalog support and deadlines are judged with (default
+    /// the built-in one; give the run's plan's own if it was made with --catalog).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
     /// Full tables on a terminal too (by default fitted to its width).
     #[arg(long)]
     pub wide: bool,
@@ -88,6 +97,30 @@ pub struct ReportArgs {
     /// the run sent none), to the inventory's channels (docs/notify.md).
     #[arg(long)]
     pub notify: bool,
+}
+
+#[derive(Subcommand)]
+pub enum MergeCommand {
+    /// The audits of shards 1..n into one audit snapshot on the share; exits as that audit
+    /// would (0, 1 findings, 2 hosts not reached), 3 when the shards do not fit together.
+    Audit(MergeAuditArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct MergeAuditArgs {
+    /// Each shard's audit: its snapshot's folder name under `audits/` on the share (the
+    /// `snapshot:` line each audit printed), or a path to an `audit.json`.
+    #[arg(value_name = "SNAPSHOT", required = true)]
+    pub snapshots: Vec<String>,
+    /// The inventory every shard was audited from.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Output: a table for people, JSON or CSV (as `ecfleet audit`).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: FormatArg,
+    /// Full tables on a terminal too.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -132,6 +165,10 @@ pub struct FleetArgs {
     /// Only the hosts of these tenants (repeatable).
     #[arg(long = "tenant", value_name = "NAME")]
     pub tenants: Vec<String>,
+    /// Only shard I of N (from 1), split by tenant: for N controllers or jobs that each take
+    /// one shard, put together with `ecfleet merge` (docs/scale-out.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
     /// Hosts worked on at once (default: the inventory's, else 64).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,

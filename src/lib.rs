@@ -26,6 +26,7 @@ pub mod report;
 pub mod run;
 pub mod session;
 pub mod settings;
+pub mod shard;
 pub mod share;
 pub mod stage;
 #[cfg(test)]

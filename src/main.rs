@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecfleet::cli::{Cli, Command, InventoryCommand};
+use ecfleet::cli::{Cli, Command, InventoryCommand, MergeCommand};
 use ecfleet::command::{self, Context, Io};
 use ecfleet::engine::{Level, ShutdownTrigger, shutdown};
 use ecfleet::exit;
@@ -86,6 +86,7 @@ async fn run(command: Command) -> u8 {
         Command::Stage(s) => s.fleet.wide,
         Command::Run(r) => r.fleet.wide,
         Command::Report(r) => r.wide,
+        Command::Merge(MergeCommand::Audit(m)) => m.wide,
         _ => false,
     };
     let cx = Context {
@@ -138,6 +139,7 @@ async fn run(command: Command) -> u8 {
         Command::Stage(args) => command::stage::run(&args, &cx, &mut io).await,
         Command::Run(args) => command::run::run(&args, &cx, &mut io).await,
         Command::Report(args) => command::report::report(&args, &cx, &mut io).await,
+        Command::Merge(MergeCommand::Audit(args)) => command::merge::audits(&args, &cx, &mut io),
         Command::Lab(lab) => command::lab::run(lab, &cx, &mut io).await,
         Command::Completions { shell } => command::install::completions(shell, &mut io),
         Command::Man { dir } => command::install::man(&dir, &mut io),

@@ -155,6 +155,13 @@ impl MaintenanceWindow {
     /// The occurrence that is open at `after` or opens next. Local times that do not exist
     /// (a DST gap) move forward; ambiguous ones (a DST overlap) take the earlier instant.
     pub fn next_after(&self, after: Timestamp) -> Occurrence {
+        self.checked_next_after(after)
+            .expect("a window with at least one day opens within eight days")
+    }
+
+    /// [`next_after`](Self::next_after), or `None` at the end of the calendar (an instant
+    /// read from a file may be anything).
+    pub fn checked_next_after(&self, after: Timestamp) -> Option<Occurrence> {
         let today: Date = after.to_zoned_datetime(self.zone.clone()).date();
         // Yesterday's window may still be open; a week and a day ahead always holds one.
         for offset in -1..=8i64 {
@@ -176,10 +183,10 @@ impl MaintenanceWindow {
                 continue;
             };
             if end.timestamp() > after {
-                return Occurrence { start, end };
+                return Some(Occurrence { start, end });
             }
         }
-        unreachable!("a window with at least one day opens within eight days")
+        None
     }
 }
 

@@ -62,14 +62,14 @@ impl PreviousAudit {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change<T> {
     pub from: T,
     pub to: T,
 }
 
 /// One host's changes; only hosts with at least one change are listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostChanges {
     pub tenant: String,
     pub host: String,
@@ -84,7 +84,7 @@ pub struct HostChanges {
     pub compared_with: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes {
     /// `generated_at` of the audit compared with.
     pub since: String,
@@ -327,6 +327,9 @@ mod tests {
             generated_at: "2026-11-24T02:00:00Z".into(),
             inventory: String::new(),
             whole_inventory: true,
+            inventory_sha256: None,
+            shard: None,
+            merged_from: Vec::new(),
             catalog: CatalogInfo {
                 source: String::new(),
                 checked_on: "2026-11-24".parse().unwrap(),

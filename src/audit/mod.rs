@@ -4,6 +4,7 @@
 
 pub mod changes;
 pub mod findings;
+pub mod merge;
 pub mod playbook;
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use ecfleet_proto::Facts;
 use ecfleet_proto::step::Step;
 use jiff::civil::Date;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::engine::{self, EngineSettings, EventSink, FailureBudget, Shutdown, StepContext};
@@ -34,7 +35,7 @@ pub struct AuditSettings {
 }
 
 /// One host's row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostAudit {
     pub tenant: String,
     pub host: String,
@@ -60,7 +61,7 @@ impl HostAudit {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditSummary {
     pub hosts: usize,
     pub reachable: usize,
@@ -92,20 +93,30 @@ impl AuditSummary {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CatalogInfo {
     pub source: String,
     pub checked_on: Date,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditReport {
     pub schema_version: u32,
     pub as_of: Date,
     pub generated_at: String,
     pub inventory: String,
-    /// Whether this run covered the whole inventory (no `--host`/`--tenant` selection).
+    /// Whether this run covered the whole inventory (no `--host`/`--tenant`/`--shard`).
     pub whole_inventory: bool,
+    /// SHA-256 of the inventory file as read: `ecfleet merge` puts together only shards of one
+    /// inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_sha256: Option<String>,
+    /// The shard this audit covered (`--shard i/n`); absent for a whole or hand-picked audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// The shard snapshots `ecfleet merge` put together into this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
     pub catalog: CatalogInfo,
     pub summary: AuditSummary,
     pub hosts: Vec<HostAudit>,
@@ -168,6 +179,11 @@ impl AuditReport {
                 .to_string(),
             inventory: inventory.path.display().to_string(),
             whole_inventory: true,
+            inventory_sha256: std::fs::read(&inventory.path)
+                .ok()
+                .map(|b| crate::digest::sha256_hex(&b)),
+            shard: None,
+            merged_from: Vec::new(),
             catalog: CatalogInfo {
                 source: settings.catalog.source.clone(),
                 checked_on: settings.catalog.checked_on,

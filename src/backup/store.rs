@@ -175,6 +175,13 @@ impl Stored {
     /// when this holds.
     pub fn verify(&self) -> Result<(), String> {
         for f in &self.manifest.files {
+            if !plain_file_name(&f.name) {
+                return Err(format!(
+                    "{}: the manifest names {:?}, which is not a file of the backup's folder",
+                    self.dir.display(),
+                    f.name
+                ));
+            }
             let path = self.dir.join(&f.name);
             let meta = fs::symlink_metadata(&path)
                 .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
@@ -202,13 +209,21 @@ impl Stored {
         Ok(())
     }
 
+    /// Where the file of `role` is: in the backup's folder, and only there (a manifest that
+    /// names a path, absolute or with a separator or `..`, names no file of the backup).
     pub fn path_of(&self, role: Role) -> Option<PathBuf> {
         self.manifest
             .files
             .iter()
             .find(|f| f.role == role)
+            .filter(|f| plain_file_name(&f.name))
             .map(|f| self.dir.join(&f.name))
     }
+}
+
+/// A name of a file in one folder: no separator, not `.` or `..`, not empty.
+fn plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', ':'])
 }
 
 /// What a new backup says about itself.

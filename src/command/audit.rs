@@ -84,6 +84,7 @@ async fn audit_fleet(args: &AuditArgs, cx: &Context, io: &mut Io<'_>) -> Result<
     )
     .await;
     report.whole_inventory = fleet.whole();
+    report.shard = fleet.shard();
     if let Some(share_dir) = &fleet.inventory.share {
         let share = Share::new(share_dir);
         match audit::changes::compare_with_share(&share, &report) {

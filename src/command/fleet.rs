@@ -116,7 +116,13 @@ impl<'a> Fleet<'a> {
         if let Some(w) = warning {
             let _ = writeln!(io.err, "warning: {w}");
         }
-        let selected = select(&inventory, &args.hosts, &args.tenants).map_err(Refusal::input)?;
+        let mut selected =
+            select(&inventory, &args.hosts, &args.tenants).map_err(Refusal::input)?;
+        if let Some(shard) = args.shard {
+            for (h, on) in inventory.hosts().zip(selected.iter_mut()) {
+                *on = *on && shard.holds(&h.tenant);
+            }
+        }
         Ok(Fleet {
             args,
             inventory,
@@ -143,9 +149,14 @@ impl<'a> Fleet<'a> {
         }
     }
 
-    /// Neither `--host` nor `--tenant` was given: the whole inventory.
+    /// Neither `--host`, `--tenant` nor `--shard` was given: the whole inventory.
     pub fn whole(&self) -> bool {
-        self.args.hosts.is_empty() && self.args.tenants.is_empty()
+        self.args.hosts.is_empty() && self.args.tenants.is_empty() && self.args.shard.is_none()
+    }
+
+    /// `--shard`, if given.
+    pub fn shard(&self) -> Option<crate::shard::Shard> {
+        self.args.shard
     }
 
     /// The share, which the command `needs` ([`share`]).

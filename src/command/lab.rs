@@ -127,6 +127,7 @@ async fn demo(dir: &Path, shape: Shape, format: FormatArg, cx: &Context, io: &mu
             as_of: None,
             hosts: vec![],
             tenants: vec![],
+            shard: None,
             concurrency: None,
             catalog: None,
             accept_new_host_keys: false,

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod fleet;
 pub mod install;
 pub mod lab;
+pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -44,7 +44,7 @@ async fn report_run(args: &ReportArgs, cx: &Context, io: &mut Io<'_>) -> Result<
         Some(dir) => {
             let plan: Option<crate::plan::Plan> = read_json(&ledger_dir.join("plan.json"));
             let header: Option<serde_json::Value> = read_json(&ledger_dir.join("run.json"));
-            let catalog = crate::catalog::Catalog::embedded();
+            let catalog = catalog_of(args)?;
             let source = crate::report::html::RunSource {
                 report: &report,
                 plan: plan.as_ref(),
@@ -63,7 +63,7 @@ async fn report_run(args: &ReportArgs, cx: &Context, io: &mut Io<'_>) -> Result<
             write_html(&dir, &pages, io)?;
         }
         None => {
-            let json = args.format == ReportFormatArg::Json;
+            let json = args.format == Some(ReportFormatArg::Json);
             render_run(&report, json, io.look(), io.out)
                 .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
         }
@@ -142,7 +142,13 @@ async fn notify_again(
 
 /// The folder of `--format html`, which needs `--out`; `--out` without html is refused too.
 fn html_out(args: &ReportArgs) -> Result<Option<std::path::PathBuf>, Refusal> {
-    match (args.format, &args.out) {
+    if args.catalog.is_some() && args.format != Some(ReportFormatArg::Html) {
+        return Err(Refusal::input(
+            "--catalog is for --format html (the table and JSON show the run as it was judged)"
+                .to_string(),
+        ));
+    }
+    match (args.format.unwrap_or(ReportFormatArg::Table), &args.out) {
         (ReportFormatArg::Html, Some(dir)) => Ok(Some(dir.clone())),
         (ReportFormatArg::Html, None) => Err(Refusal::input(
             "--format html writes one file per tenant and one for the fleet: give the folder with --out DIR".to_string(),
@@ -168,7 +174,7 @@ fn report_audit(
         ));
     }
     let out_dir = html_out(args)?;
-    if args.format == ReportFormatArg::Table {
+    if args.format == Some(ReportFormatArg::Table) {
         return Err(Refusal::input(
             "report audit shows a snapshot as HTML (--format html --out DIR) or as its JSON (--format json); `ecfleet audit` prints the table".to_string(),
         ));
@@ -185,7 +191,7 @@ fn report_audit(
         .to_string();
     match out_dir {
         Some(dir) => {
-            let catalog = crate::catalog::Catalog::embedded();
+            let catalog = catalog_of(args)?;
             let source = crate::report::html::AuditSource {
                 audit: &audit,
                 snapshot: relative,
@@ -225,7 +231,10 @@ fn audit_exit_code(audit: &crate::report::html::StoredAudit) -> u8 {
 
 /// `latest` or a snapshot folder's name under `audits/`: its `audit.json`, whose manifest
 /// must still match it.
-fn find_snapshot(share: &Path, which: &str) -> Result<(std::path::PathBuf, Vec<u8>), Refusal> {
+pub(super) fn find_snapshot(
+    share: &Path,
+    which: &str,
+) -> Result<(std::path::PathBuf, Vec<u8>), Refusal> {
     let store = crate::share::Share::new(share);
     let mut names = Vec::new();
     for (path, bytes) in store.audits_newest_first() {
@@ -284,4 +293,12 @@ fn contacts(inventory: &crate::inventory::Inventory) -> BTreeMap<String, Vec<Str
 fn now() -> String {
     let t = jiff::Timestamp::now();
     t.round(jiff::Unit::Second).unwrap_or(t).to_string()
+}
+
+/// The catalog of `--catalog`, or the built-in one.
+fn catalog_of(args: &ReportArgs) -> Result<crate::catalog::Catalog, Refusal> {
+    match &args.catalog {
+        Some(path) => crate::catalog::Catalog::load(path).map_err(Refusal::input),
+        None => Ok(crate::catalog::Catalog::embedded()),
+    }
 }

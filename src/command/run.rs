@@ -224,7 +224,11 @@ async fn new_run(
     io: &mut Io<'_>,
 ) -> Result<(ledger::Ledger, Plan, HashMap<String, run::HostRecord>), (u8, String)> {
     check_installer(&plan, installer).map_err(|e| (exit::INVALID_INPUT, e))?;
-    if args.plan.is_some() && (!args.fleet.hosts.is_empty() || !args.fleet.tenants.is_empty()) {
+    if args.plan.is_some()
+        && (!args.fleet.hosts.is_empty()
+            || !args.fleet.tenants.is_empty()
+            || args.fleet.shard.is_some())
+    {
         plan.hosts
             .retain(|h| selected.iter().any(|s| s.name == h.host));
     }
@@ -367,6 +371,7 @@ fn header(
         "inventory_sha256": sha_of(&inventory.path),
         "plan": args.plan.as_deref().map(absolute),
         "plan_sha256": args.plan.as_deref().and_then(sha_of),
+        "shard": args.fleet.shard,
         "installer": installer.info,
         "arguments": std::env::args().skip(1).collect::<Vec<_>>(),
         "options": options,

@@ -7,11 +7,10 @@
 //! never waits for a notification, except at its very end, for those already under way.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{Audience, HostLine, Message, Tone};
@@ -34,11 +33,12 @@ pub struct HandoffNotices {
     run_id: String,
     ledger_dir: PathBuf,
     events: EventSink,
-    /// Every timer, and whether it fired (its message under way or sent): [`finish`] waits for
-    /// those that fired and stops the rest.
+    /// Every timer; [`finish`] stops those still sleeping and waits for the messages under way.
     ///
     /// [`finish`]: HandoffNotices::finish
-    tasks: Mutex<Vec<(JoinHandle<()>, Arc<AtomicBool>)>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by [`finish`](HandoffNotices::finish): timers that have not fired stop.
+    stop: watch::Sender<bool>,
     /// One writer of the ledger's `notifications.json` at a time.
     record: Arc<Mutex<()>>,
 }
@@ -92,6 +92,7 @@ impl HandoffNotices {
             ledger_dir,
             events,
             tasks: Mutex::new(Vec::new()),
+            stop: watch::channel(false).0,
             record: Arc::default(),
         }
     }
@@ -129,14 +130,15 @@ impl HandoffNotices {
                 self.record.clone(),
             );
             let host = host.to_string();
-            let fired = Arc::new(AtomicBool::new(false));
-            let fired_here = fired.clone();
+            let mut stop = self.stop.subscribe();
             let task = tokio::spawn(async move {
+                // An ended hand-off or the run's end wins over a timer due at the same moment.
                 tokio::select! {
-                    _ = tokio::time::sleep(listener.after) => {}
+                    biased;
                     _ = rx => return,
+                    _ = stop.wait_for(|stopping| *stopping) => return,
+                    _ = tokio::time::sleep(listener.after) => {}
                 }
-                fired_here.store(true, Ordering::SeqCst);
                 let audience = Audience {
                     notify: &listener.notify,
                     message,
@@ -150,8 +152,14 @@ impl HandoffNotices {
                         message: line.to_string(),
                     });
                 }
-                let _one_writer = record.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = super::record(&ledger_dir, &deliveries) {
+                // The share may be slow: written off the runtime's threads, one writer at a time.
+                let written = tokio::task::spawn_blocking(move || {
+                    let _one_writer = record.lock().unwrap_or_else(|e| e.into_inner());
+                    super::record(&ledger_dir, &deliveries)
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                if let Err(e) = written {
                     events.send(Event::Notice {
                         host,
                         message: format!(
@@ -163,21 +171,18 @@ impl HandoffNotices {
             self.tasks
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((task, fired));
+                .push(task);
         }
         Watch { cancel }
     }
 
-    /// Waits for the messages under way (each within its channels' deadline) and stops the
-    /// timers still sleeping (a detached run leaves hosts with the operator).
+    /// Stops the timers still sleeping (a detached run leaves hosts with the operator) and
+    /// waits for the messages under way, each within its channels' deadline.
     pub async fn finish(&self) {
+        self.stop.send_replace(true);
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        for (task, fired) in tasks {
-            if fired.load(Ordering::SeqCst) {
-                let _ = task.await;
-            } else {
-                task.abort();
-            }
+        for task in tasks {
+            let _ = task.await;
         }
     }
 }

@@ -5,15 +5,25 @@
 
 use std::borrow::Cow;
 
-/// `text` with every control character except a newline escaped.
+/// Characters that change how the text around them reads without being seen: direction
+/// overrides and isolates (a name shown backwards), zero-width spaces and joiners, the BOM.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// `text` with every control character except a newline escaped, and the invisible
+/// characters that reorder or hide text ([`is_invisible`]).
 pub fn terminal_safe(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n') {
+    let unsafe_char = |c: char| (c.is_control() && c != '\n') || is_invisible(c);
+    if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
         text.chars()
             .map(|c| {
-                if c.is_control() && c != '\n' {
+                if unsafe_char(c) {
                     c.escape_unicode().to_string()
                 } else {
                     c.to_string()
@@ -50,6 +60,11 @@ mod tests {
         );
         assert_eq!(terminal_safe("a\r\nb"), "a\\u{d}\nb");
         assert_eq!(terminal_safe("\u{9b}31m"), "\\u{9b}31m", "C1 CSI too");
+        assert_eq!(
+            terminal_safe("ec01\u{202e}gpj.exe\u{200b}"),
+            "ec01\\u{202e}gpj.exe\\u{200b}",
+            "a name read backwards, a hidden space"
+        );
     }
 
     #[test]

@@ -84,6 +84,9 @@ fn audit_report() -> AuditReport {
         generated_at: "2026-11-24T02:00:00Z".into(),
         inventory: "fleet.toml".into(),
         whole_inventory: true,
+        inventory_sha256: None,
+        shard: None,
+        merged_from: Vec::new(),
         catalog: CatalogInfo {
             source: "embedded catalog".into(),
             checked_on: "2026-11-24".parse().unwrap(),

@@ -18,7 +18,7 @@ use crate::catalog::{Catalog, EcVersion};
 
 use super::chart::{self, BarChart, Timeline};
 use super::text::{days_between, days_words, minute, or_dash, shown, tone};
-use super::{FLEET_FILE, Page, tenant_file};
+use super::{FLEET_FILE, Page, tenant_files};
 
 /// The parts of an `audit.json` the report shows (docs/json-output.md).
 #[derive(Debug, Deserialize)]
@@ -27,7 +27,16 @@ pub struct StoredAudit {
     pub generated_at: String,
     #[serde(default)]
     pub whole_inventory: Option<bool>,
+    #[serde(default)]
+    pub catalog: Option<StoredCatalog>,
     pub hosts: Vec<StoredHost>,
+}
+
+/// The catalog the audit judged support with.
+#[derive(Debug, Deserialize)]
+pub struct StoredCatalog {
+    pub source: String,
+    pub checked_on: Date,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,7 +201,8 @@ fn status_word(h: &StoredHost) -> String {
     }
     h.support
         .as_ref()
-        .and_then(|s| s.status.clone())
+        .and_then(|s| s.status.as_deref())
+        .map(shown)
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -241,13 +251,31 @@ pub fn audit_pages(source: &AuditSource<'_>) -> Result<Vec<Page>, String> {
         .iter()
         .map(|d| (d.date, shown(&d.message)))
         .collect();
-    let catalog = format!(
-        "Support as the audit judged it on {day}; Microsoft's deadlines from ecfleet's built-in catalog (checked {})",
+    let judged_with = audit
+        .catalog
+        .as_ref()
+        .map(|c| {
+            format!(
+                " with the catalog {} (checked {})",
+                shown(&c.source),
+                c.checked_on
+            )
+        })
+        .unwrap_or_default();
+    let mut catalog = format!(
+        "Support as the audit judged it on {day}{judged_with}; Microsoft's deadlines from the catalog {} (checked {})",
+        shown(&source.catalog.source),
         source.catalog.checked_on
     );
+    if audit.whole_inventory == Some(false) {
+        catalog.push_str(
+            "; this audit covered part of the inventory (--host, --tenant or --shard), and so does the report",
+        );
+    }
     let mut pages = Vec::new();
     let mut risks = Vec::new();
-    for tenant in &tenants {
+    let files = tenant_files(&tenants);
+    for (tenant, file) in tenants.iter().zip(&files) {
         let hosts: Vec<&StoredHost> = audit.hosts.iter().filter(|h| h.tenant == *tenant).collect();
         let count_sev = |s: &str| {
             hosts
@@ -293,7 +321,8 @@ pub fn audit_pages(source: &AuditSource<'_>) -> Result<Vec<Page>, String> {
                     .collect(),
             })
             .collect();
-        let (drift, drift_unknown) = drift_of(&hosts, source.share);
+        let (drift, drift_unknown) =
+            drift_of(&hosts, source.share, audit.generated_at.parse().ok());
         let page = TenantPage {
             tenant: shown(tenant),
             contacts: source
@@ -341,7 +370,7 @@ pub fn audit_pages(source: &AuditSource<'_>) -> Result<Vec<Page>, String> {
             catalog: catalog.clone(),
         };
         pages.push(Page {
-            file: tenant_file(tenant),
+            file: file.clone(),
             html: page
                 .render()
                 .map_err(|e| format!("cannot render the report: {e}"))?,
@@ -366,7 +395,7 @@ pub fn audit_pages(source: &AuditSource<'_>) -> Result<Vec<Page>, String> {
             ),
             TenantRisk {
                 tenant: shown(tenant),
-                file: tenant_file(tenant),
+                file: file.clone(),
                 servers: hosts.len(),
                 unsupported: unsupported_n,
                 unreachable,
@@ -531,13 +560,29 @@ fn deadlines(hosts: &[&StoredHost], catalog: &Catalog, day: Date) -> Vec<Deadlin
         .collect()
 }
 
-/// The configuration drift between each host's two newest complete backups on the share;
-/// hosts with fewer than two are named apart ("not known").
-fn drift_of(hosts: &[&StoredHost], share: &Path) -> (Vec<DriftRow>, Vec<String>) {
+/// The configuration drift between each host's two newest complete backups stored by `until`
+/// (the audit's time); hosts with fewer than two are named apart ("not known").
+fn drift_of(
+    hosts: &[&StoredHost],
+    share: &Path,
+    until: Option<jiff::Timestamp>,
+) -> (Vec<DriftRow>, Vec<String>) {
     let mut rows = Vec::new();
     let mut unknown = Vec::new();
     for h in hosts {
-        let list = HostBackups::new(share, &h.tenant, &h.host).list();
+        if !(crate::inventory::valid_name(&h.tenant) && crate::inventory::valid_name(&h.host)) {
+            unknown.push(shown(&h.host));
+            continue;
+        }
+        // Only backups stored by the time of the audit: a later one does not change its page.
+        let list: Vec<_> = HostBackups::new(share, &h.tenant, &h.host)
+            .list()
+            .into_iter()
+            .filter(|b| {
+                let stored = b.manifest.created_at.parse::<jiff::Timestamp>().ok();
+                matches!((stored, until), (Some(s), Some(u)) if s <= u)
+            })
+            .collect();
         let n = list.len();
         let pair = (n >= 2).then(|| (&list[n - 2], &list[n - 1]));
         let read = pair.and_then(|(a, b)| {

@@ -125,7 +125,7 @@ pub fn timeline(
         .into_iter()
         .enumerate()
         .map(|(i, (label, end, tone))| {
-            let end_x = end.map(x_of).unwrap_or(TIMELINE_LEFT + TIMELINE_SPACE);
+            let end_x = end.map(&x_of).unwrap_or(TIMELINE_LEFT + TIMELINE_SPACE);
             let end_label = match end {
                 Some(d) if d < today => format!("ended {d}"),
                 Some(d) if d > latest => format!("{d} →"),
@@ -144,14 +144,15 @@ pub fn timeline(
         .collect();
     let axis_y = top + rows.len() as u32 * TIMELINE_ROW + 6;
     let mut ticks = Vec::new();
-    let mut month = today.first_of_month().saturating_add(1.month());
     let step = if span > 800 { 6 } else { 3 };
-    while month <= latest {
+    let mut month = today.first_of_month().checked_add(1.month()).ok();
+    // At most a tick a quarter over three years (a date from a file may be anything).
+    while let Some(m) = month.filter(|m| *m <= latest && ticks.len() < 16) {
         ticks.push(Tick {
-            x: x_of(month),
-            label: month.strftime("%b %Y").to_string(),
+            x: x_of(m),
+            label: m.strftime("%b %Y").to_string(),
         });
-        month = month.saturating_add(step.months());
+        month = m.checked_add(step.months()).ok();
     }
     let markers = deadlines
         .into_iter()
@@ -203,5 +204,17 @@ mod tests {
         assert_eq!(t.markers[0].x, TIMELINE_LEFT + t.rows[1].length);
         assert_eq!(t.rows[2].length, TIMELINE_SPACE);
         assert!(!t.ticks.is_empty());
+    }
+
+    #[test]
+    fn a_date_at_the_end_of_the_calendar_draws_a_short_chart() {
+        let far: Date = "9999-12-01".parse().unwrap();
+        let t = timeline(
+            far,
+            vec![("x".into(), Some(Date::MAX), "good")],
+            vec![(Date::MAX, "end".into())],
+        );
+        assert!(t.ticks.len() <= 16);
+        assert_eq!(t.rows.len(), 1);
     }
 }

@@ -27,20 +27,41 @@ pub struct Page {
 /// The file of the fleet page.
 pub const FLEET_FILE: &str = "fleet.html";
 
-/// The file of a tenant's page: `tenant-<name>.html`, the name kept to letters, digits, `.`,
-/// `-` and `_` (inventory names are; a forged ledger's are not).
-pub fn tenant_file(tenant: &str) -> String {
-    let safe: String = tenant
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
+/// The files of the tenants' pages, in order: `tenant-<name>.html`, the name kept to letters,
+/// digits, `.`, `-` and `_` (inventory names are; a forged ledger's need not be). Two names
+/// that would share a file (after that, or by case on a case-insensitive share) each get the
+/// first 8 hex digits of their name's SHA-256 added: no customer's page replaces another's.
+pub fn tenant_files(tenants: &[&str]) -> Vec<String> {
+    let plain = |tenant: &str| -> String {
+        tenant
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let names: Vec<String> = tenants.iter().map(|t| plain(t)).collect();
+    tenants
+        .iter()
+        .zip(&names)
+        .map(|(tenant, name)| {
+            let clashes = names
+                .iter()
+                .filter(|other| other.eq_ignore_ascii_case(name))
+                .count()
+                > 1;
+            if clashes || name.as_str() != *tenant {
+                let sha = crate::digest::sha256_hex(tenant.as_bytes());
+                format!("tenant-{name}-{}.html", &sha[..8])
             } else {
-                '_'
+                format!("tenant-{name}.html")
             }
         })
-        .collect();
-    format!("tenant-{}.html", safe.trim_start_matches('.'))
+        .collect()
 }
 
 /// Writes `pages` into `dir` (made where missing), each through a temp file renamed into

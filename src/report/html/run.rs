@@ -19,7 +19,7 @@ use crate::run::{HostOutcome, HostRecord, RunReport};
 
 use super::chart::{self, BarChart};
 use super::text::{days_between, days_words, duration, minute, or_dash, share_of, shown, tone};
-use super::{FLEET_FILE, Page, tenant_file};
+use super::{FLEET_FILE, Page, tenant_files};
 
 /// What a run report is rendered from.
 pub struct RunSource<'a> {
@@ -129,6 +129,8 @@ struct FleetPage {
     generated_at: String,
     in_progress: String,
     stats: Vec<Stat>,
+    supported_before: String,
+    supported_after: String,
     tenants: Vec<TenantRow>,
     versions: BarChart,
     bar_left: u32,
@@ -139,7 +141,7 @@ struct FleetPage {
 /// The run's pages: one per tenant (in the ledger's order), then the fleet's.
 pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
     let report = source.report;
-    let day = run_day(report);
+    let day = run_day(report, source.plan);
     let mut tenants: Vec<&str> = Vec::new();
     for h in &report.hosts {
         if !tenants.contains(&h.tenant.as_str()) {
@@ -154,7 +156,8 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
     let in_progress = report.in_progress.as_deref().map(shown).unwrap_or_default();
     let mut pages = Vec::new();
     let mut rows = Vec::new();
-    for tenant in &tenants {
+    let files = tenant_files(&tenants);
+    for (tenant, file) in tenants.iter().zip(&files) {
         let hosts: Vec<&HostRecord> = report
             .hosts
             .iter()
@@ -205,17 +208,17 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
             deadlines: deadlines(&hosts, source, day, 365),
             next_window: next_window(source.plan, tenant, report),
             ledger_errors: report.ledger_errors.iter().map(|e| shown(e)).collect(),
-            catalog: catalog_line(source.catalog, day),
+            catalog: catalog_line(source.catalog, day, source.plan),
         };
         pages.push(Page {
-            file: tenant_file(tenant),
+            file: file.clone(),
             html: page
                 .render()
                 .map_err(|e| format!("cannot render the report: {e}"))?,
         });
         rows.push(TenantRow {
             tenant: shown(tenant),
-            file: tenant_file(tenant),
+            file: file.clone(),
             servers: hosts.len(),
             verified,
             failed,
@@ -248,6 +251,10 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
     let all: Vec<&HostRecord> = report.hosts.iter().collect();
     let (before, after) = supported_counts(&all, source, day);
     let s = &report.summary;
+    let deferred_all = all
+        .iter()
+        .filter(|h| h.outcome == HostOutcome::Deferred)
+        .count();
     let fleet = FleetPage {
         run_id: shown(&report.run_id),
         plan_id,
@@ -266,6 +273,11 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
                 if s.failed > 0 { "bad" } else { "neutral" },
             ),
             stat(
+                "Deferred",
+                deferred_all,
+                if deferred_all > 0 { "warn" } else { "neutral" },
+            ),
+            stat(
                 "Sync pending",
                 s.sync_pending,
                 if s.sync_pending > 0 {
@@ -275,16 +287,13 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
                 },
             ),
         ],
+        supported_before: share_of(before, all.len()),
+        supported_after: share_of(after, all.len()),
         tenants: rows,
         versions: chart::bar_chart(version_counts(&all, source, day)),
         bar_left: chart::BAR_LEFT,
         deadlines: deadlines(&all, source, day, 180),
-        catalog: format!(
-            "{}; servers on a supported build: {} before, {} after",
-            catalog_line(source.catalog, day),
-            share_of(before, all.len()),
-            share_of(after, all.len())
-        ),
+        catalog: catalog_line(source.catalog, day, source.plan),
     };
     pages.push(Page {
         file: FLEET_FILE.into(),
@@ -303,20 +312,32 @@ fn stat(label: &'static str, n: usize, tone: &'static str) -> Stat {
     }
 }
 
-/// The day support is judged on: the run's start (UTC).
-fn run_day(report: &RunReport) -> Date {
+/// The day support is judged on: the run's start (UTC), else the plan's day.
+fn run_day(report: &RunReport, plan: Option<&Plan>) -> Date {
     report
         .started_at
         .parse::<jiff::Timestamp>()
         .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date())
+        .ok()
+        .or(plan.map(|p| p.as_of))
         .unwrap_or(jiff::civil::date(2000, 1, 1))
 }
 
-fn catalog_line(catalog: &Catalog, day: Date) -> String {
-    format!(
-        "Support judged on {day} with ecfleet's built-in catalog of Entra Connect builds (checked {})",
+/// Which catalog judged support, and whether it is the one the run's plan was made with.
+fn catalog_line(catalog: &Catalog, day: Date, plan: Option<&Plan>) -> String {
+    let mut line = format!(
+        "Support judged on {day} with the catalog of Entra Connect builds {} (checked {})",
+        shown(&catalog.source),
         catalog.checked_on
-    )
+    );
+    if let Some(p) = plan.filter(|p| p.catalog.sha256 != catalog.sha256) {
+        line.push_str(&format!(
+            "; the run's plan was made with another catalog ({}, checked {}), give it with --catalog to judge as the plan did",
+            shown(&p.catalog.source),
+            p.catalog.checked_on
+        ));
+    }
+    line
 }
 
 /// The version a host ran before the run, and after it.
@@ -411,23 +432,34 @@ fn server_row(h: &HostRecord, source: &RunSource<'_>) -> ServerRow {
 
 /// The run's verified pre-upgrade backup of the host, from its manifest on the share: its
 /// name and the SHA-256 of its configuration export.
+/// The record names it (its folder and name); names that are no inventory's (a forged
+/// ledger's) are not looked up.
 fn pre_upgrade_backup(h: &HostRecord, source: &RunSource<'_>) -> Option<(String, String)> {
-    h.backup.as_ref()?;
-    let stored = HostBackups::new(source.share, &h.tenant, &h.host)
+    let named = h.backup.as_deref()?;
+    if !(crate::inventory::valid_name(&h.tenant) && crate::inventory::valid_name(&h.host)) {
+        return None;
+    }
+    let of_this_run: Vec<_> = HostBackups::new(source.share, &h.tenant, &h.host)
         .list()
         .into_iter()
         .rev()
-        .find(|s| {
+        .filter(|s| {
             s.manifest.tag == Tag::PreUpgrade
                 && s.manifest.run_id.as_deref() == Some(source.report.run_id.as_str())
-        })?;
-    let file = stored
+        })
+        .collect();
+    let stored = of_this_run
+        .iter()
+        .find(|s| named.ends_with(s.manifest.name.as_str()))
+        .or_else(|| of_this_run.first())?;
+    let sha = stored
         .manifest
         .files
         .iter()
         .find(|f| f.role == FileRole::ServerConfiguration)
-        .or_else(|| stored.manifest.files.first())?;
-    Some((stored.manifest.name.clone(), file.sha256.clone()))
+        .map(|f| f.sha256.clone())
+        .unwrap_or_default();
+    Some((stored.manifest.name.clone(), sha))
 }
 
 /// The three checks after an upgrade, as the record shows them.
@@ -599,7 +631,17 @@ fn next_window(plan: Option<&Plan>, tenant: &str, report: &RunReport) -> String 
     ) else {
         return shown(text);
     };
-    let next = window.next_after(ended);
+    // The first window that opens after the run ended (not the one it may have ended in).
+    let next = window.checked_next_after(ended).and_then(|open| {
+        if open.start.timestamp() > ended {
+            Some(open)
+        } else {
+            window.checked_next_after(open.end.timestamp())
+        }
+    });
+    let Some(next) = next else {
+        return "–".into();
+    };
     format!(
         "{} to {} ({})",
         next.start.strftime("%a %Y-%m-%d %H:%M"),

@@ -106,3 +106,52 @@ fn the_tenant_page_says_what_happened_to_each_server() {
     assert!(html.contains("12 min 25 s"), "how long ec01 took");
     assert!(html.contains("Versions agree: yes"));
 }
+
+#[test]
+fn hostile_audit_values_are_text_and_a_far_date_renders() {
+    let host = |name: &str, as_host: bool| {
+        serde_json::json!({
+            "tenant": if as_host { HOSTILE } else { "contoso" }, "host": name, "role": HOSTILE,
+            "reachable": name != "gone", "error": HOSTILE,
+            "version": {"product": HOSTILE},
+            "support": {"status": HOSTILE, "end_of_support": "9999-12-31", "reason": HOSTILE},
+            "os": HOSTILE,
+            "findings": [{"code": HOSTILE, "severity": "critical", "message": HOSTILE, "fix": HOSTILE}],
+            "facts": {"entra_auth": {"identity_type": HOSTILE}}
+        })
+    };
+    let audit: StoredAudit = serde_json::from_value(serde_json::json!({
+        "as_of": "9999-12-01", "generated_at": HOSTILE,
+        "catalog": {"source": HOSTILE, "checked_on": "2026-11-24"},
+        "hosts": [host(HOSTILE, true), host("gone", false), host("../../etc", false)]
+    }))
+    .unwrap();
+    let share = tempfile::tempdir().unwrap();
+    let catalog = Catalog::embedded();
+    let source = AuditSource {
+        audit: &audit,
+        snapshot: HOSTILE.into(),
+        share: share.path(),
+        catalog: &catalog,
+        contacts: BTreeMap::new(),
+        generated_at: "2026-11-25T06:00:00Z".into(),
+    };
+    let pages = audit_pages(&source).unwrap();
+    assert_eq!(pages.len(), 3);
+    for page in &pages {
+        assert!(!page.html.contains("<script"), "{}", page.file);
+        assert!(!page.html.contains('\u{1b}'), "{}", page.file);
+        assert!(page.html.contains("\\u{1b}[31m"), "{}", page.file);
+    }
+}
+
+#[test]
+fn tenants_whose_names_would_share_a_page_each_get_their_own() {
+    let files = tenant_files(&["contoso", "Contoso", "a b", "a_b", "fabrikam"]);
+    assert_eq!(files[4], "tenant-fabrikam.html");
+    let mut unique = files.clone();
+    unique.sort_by_key(|f| f.to_ascii_lowercase());
+    unique.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    assert_eq!(unique.len(), files.len(), "{files:?}");
+    assert!(files[0].starts_with("tenant-contoso-") && files[2].starts_with("tenant-a_b-"));
+}
