@@ -104,6 +104,29 @@ pub enum MergeCommand {
     /// The audits of shards 1..n into one audit snapshot on the share; exits as that audit
     /// would (0, 1 findings, 2 hosts not reached), 3 when the shards do not fit together.
     Audit(MergeAuditArgs),
+    /// The runs of shards 1..n of one plan into one run on the share (its report, and its
+    /// customer reports with `ecfleet report`); exits as that run would (docs/exit-codes.md),
+    /// 3 when the runs do not fit together.
+    Run(MergeRunArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct MergeRunArgs {
+    /// Each shard's run id (the ledger under `runs/` on the share).
+    #[arg(value_name = "RUN-ID", required = true)]
+    pub runs: Vec<String>,
+    /// The inventory every shard ran from.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// The plan file every shard ran (`run --plan FILE --shard i/n`).
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+    /// Output: a table for people, or JSON (as `ecfleet report`).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormatArg,
+    /// Full tables on a terminal too.
+    #[arg(long)]
+    pub wide: bool,
 }
 
 #[derive(Args, Clone)]

@@ -87,6 +87,7 @@ async fn run(command: Command) -> u8 {
         Command::Run(r) => r.fleet.wide,
         Command::Report(r) => r.wide,
         Command::Merge(MergeCommand::Audit(m)) => m.wide,
+        Command::Merge(MergeCommand::Run(m)) => m.wide,
         _ => false,
     };
     let cx = Context {
@@ -140,6 +141,7 @@ async fn run(command: Command) -> u8 {
         Command::Run(args) => command::run::run(&args, &cx, &mut io).await,
         Command::Report(args) => command::report::report(&args, &cx, &mut io).await,
         Command::Merge(MergeCommand::Audit(args)) => command::merge::audits(&args, &cx, &mut io),
+        Command::Merge(MergeCommand::Run(args)) => command::merge::runs(&args, &cx, &mut io),
         Command::Lab(lab) => command::lab::run(lab, &cx, &mut io).await,
         Command::Completions { shell } => command::install::completions(shell, &mut io),
         Command::Man { dir } => command::install::man(&dir, &mut io),

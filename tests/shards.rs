@@ -191,3 +191,146 @@ fn four_shards_audited_apart_merge_into_the_audit_of_the_whole_fleet() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(report["hosts"].as_array().unwrap().len(), 0);
 }
+
+/// The runs of two shards of one plan, started together, merged into one night: every host of
+/// the plan once, with its shard's outcome, as the share's newest run; a missing shard refused.
+#[test]
+fn two_shards_of_one_plan_run_apart_merge_into_one_night() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let _lab = common::winrm::lab_up(&lab_dir, 6, 0, &[]);
+    let inventory = lab_dir.join("inventory.toml");
+    let fleet = |args: &[&str]| {
+        let mut c = ecfleet();
+        c.args(args)
+            .arg("--agent-dir")
+            .arg(common::agent_dir())
+            .arg("-i")
+            .arg(&inventory);
+        c
+    };
+    let (msi, _) = common::lab_msi(dir.path(), 1);
+    let (msi, plan) = (msi.to_str().unwrap(), dir.path().join("plan.json"));
+    let plan_arg = plan.to_str().unwrap();
+    let out = fleet(&[
+        "plan",
+        "--as-of",
+        "2026-11-24",
+        "--msi",
+        msi,
+        "--out",
+        plan_arg,
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c <= 2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let playbook = lab_dir.join("run-playbook.toml");
+    let jobs: Vec<_> = (1..=2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            fleet(&[
+                "run",
+                "--yes",
+                "--ignore-windows",
+                "--format",
+                "json",
+                "--plan",
+                plan_arg,
+                "--msi",
+                msi,
+                "--playbook",
+                playbook.to_str().unwrap(),
+                "--shard",
+                &shard,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let runs: Vec<(serde_json::Value, Option<i32>)> = jobs
+        .into_iter()
+        .map(|j| {
+            let out = j.wait_with_output().unwrap();
+            (json_of(&out).0, out.status.code())
+        })
+        .collect();
+    let ids: Vec<&str> = runs
+        .iter()
+        .map(|r| r.0["run_id"].as_str().unwrap())
+        .collect();
+    let merge = |ids: &[&str]| {
+        ecfleet()
+            .args(["merge", "run", "--format", "json", "--plan"])
+            .arg(&plan)
+            .arg("-i")
+            .arg(&inventory)
+            .args(ids)
+            .output()
+            .unwrap()
+    };
+    let out = merge(&ids);
+    let (merged, stderr) = json_of(&out);
+    let planned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    let hosts = merged["hosts"].as_array().unwrap();
+    assert_eq!(
+        hosts.len(),
+        planned["hosts"].as_array().unwrap().len(),
+        "{stderr}"
+    );
+    for h in hosts {
+        let shard_outcome = runs
+            .iter()
+            .flat_map(|r| r.0["hosts"].as_array().unwrap())
+            .find(|s| s["host"] == h["host"])
+            .unwrap()["outcome"]
+            .clone();
+        assert_eq!(h["outcome"], shard_outcome, "{h:#}");
+    }
+    let worst = runs.iter().map(|r| r.1.unwrap()).max().unwrap();
+    assert_eq!(out.status.code(), Some(worst), "{stderr}");
+    // The merged night is the share's newest run.
+    let out = ecfleet()
+        .args(["report", "latest", "--format", "json", "-i"])
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    let (latest, _) = json_of(&out);
+    assert_eq!(latest["run_id"], merged["run_id"]);
+    // Its customer pages name each upgraded server's pre-upgrade backup, taken by its shard.
+    let pages = dir.path().join("pages");
+    let out = ecfleet()
+        .args(["report", "latest", "--format", "html", "--out"])
+        .arg(&pages)
+        .arg("-i")
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(worst),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for h in hosts.iter().filter(|h| h["outcome"] == "verified") {
+        let page = std::fs::read_to_string(
+            pages.join(format!("tenant-{}.html", h["tenant"].as_str().unwrap())),
+        )
+        .unwrap();
+        assert!(
+            page.contains("EntraConnect-config-") && page.contains("SHA-256"),
+            "{h:#}"
+        );
+    }
+    // One shard alone is not the night.
+    let out = merge(&ids[..1]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("is missing"), "{stderr}");
+}

@@ -8,8 +8,8 @@ use super::fleet::Refusal;
 use super::{Context, Io};
 use crate::audit::AuditReport;
 use crate::audit::merge::{ShardAudit, merge};
-use crate::cli::MergeAuditArgs;
-use crate::report::render_audit;
+use crate::cli::{MergeAuditArgs, MergeRunArgs, PlanFormatArg};
+use crate::report::{render_audit, render_run};
 use crate::share::Share;
 
 /// `ecfleet merge audit SNAPSHOT…`.
@@ -79,4 +79,95 @@ fn read_snapshot(
             "{which}: no such file, and the inventory has no [share] to find a snapshot of that name in"
         ))),
     }
+}
+
+/// `ecfleet merge run RUN-ID… --plan FILE`.
+pub fn runs(args: &MergeRunArgs, cx: &Context, io: &mut Io<'_>) -> u8 {
+    match merge_runs(args, cx, io) {
+        Ok(code) => code,
+        Err(refusal) => refusal.say(io),
+    }
+}
+
+fn merge_runs(args: &MergeRunArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, Refusal> {
+    use crate::run::{self, ledger, merge::ShardRun};
+    let inventory = super::fleet::inventory(&args.inventory, cx)?;
+    let share = super::fleet::share(&inventory, "runs are kept on the central share")?;
+    let plan_bytes = crate::fsread::read_regular(&args.plan, 256 << 20)
+        .map_err(|e| Refusal::input(format!("cannot read {}: {e}", args.plan.display())))?;
+    let plan: crate::plan::Plan = serde_json::from_slice(&plan_bytes).map_err(|e| {
+        Refusal::input(format!(
+            "{} is not an ecfleet plan: {e}",
+            args.plan.display()
+        ))
+    })?;
+    let me = super::run::controller(&cx.env);
+    let mut shard_runs = Vec::new();
+    for id in &args.runs {
+        let dir = ledger::find(&share, id).map_err(Refusal::input)?;
+        let report = run::report_from_ledger(&dir, me.name()).map_err(Refusal::input)?;
+        let header: serde_json::Value = crate::fsread::read_regular(&dir.join("run.json"), 1 << 20)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        shard_runs.push(ShardRun {
+            id: report.run_id.clone(),
+            header,
+            report,
+        });
+    }
+    let inventory_sha256 = std::fs::read(&inventory.path)
+        .ok()
+        .map(|b| crate::digest::sha256_hex(&b));
+    let merged_from: Vec<String> = shard_runs.iter().map(|r| r.id.clone()).collect();
+    let id = format!("{}-merged", ledger::new_run_id());
+    let merged = run::merge::merge(
+        &id,
+        &plan,
+        &crate::digest::sha256_hex(&plan_bytes),
+        inventory_sha256.as_deref(),
+        shard_runs,
+    )
+    .map_err(|faults| {
+        Refusal::input(format!(
+            "the runs do not fit together:\n  - {}",
+            faults.join("\n  - ")
+        ))
+    })?;
+    // A ledger of its own: `report <id>|latest` (and its HTML pages) show the whole night.
+    let dir = crate::share::dirs_below(&share, &["runs", id.as_str()]).map_err(Refusal::failure)?;
+    let header = serde_json::json!({
+        "schema_version": 1,
+        "kind": "ecfleet-run",
+        "run_id": id,
+        "started_at": jiff::Timestamp::now().to_string(),
+        "inventory": inventory.path.display().to_string(),
+        "inventory_sha256": inventory_sha256,
+        "plan": args.plan.display().to_string(),
+        "plan_sha256": crate::digest::sha256_hex(&plan_bytes),
+        ledger::PLAN_SHA256_FIELD: crate::digest::sha256_hex(&plan_bytes),
+        "merged_from": merged_from,
+        "night_started_at": merged.started_at,
+    });
+    let write = |name: &str, bytes: &[u8]| {
+        crate::share::write_new_file(&dir.join(name), bytes).map_err(Refusal::failure)
+    };
+    write(
+        "run.json",
+        &serde_json::to_vec_pretty(&header).map_err(Refusal::failure)?,
+    )?;
+    write("plan.json", &plan_bytes)?;
+    write(
+        "summary.json",
+        &serde_json::to_vec_pretty(&merged.report).map_err(Refusal::failure)?,
+    )?;
+    render_run(
+        &merged.report,
+        matches!(args.format, PlanFormatArg::Json),
+        io.look(),
+        io.out,
+    )
+    .map_err(|e| Refusal::failure(format!("cannot write the report: {e}")))?;
+    let _ = writeln!(io.err, "merged run: {id} ({})", super::relative(&dir));
+    Ok(merged.report.exit_code())
 }

@@ -6,6 +6,7 @@
 
 pub mod host;
 pub mod ledger;
+pub mod merge;
 pub mod options;
 pub mod playbook;
 mod record;

@@ -439,19 +439,22 @@ fn pre_upgrade_backup(h: &HostRecord, source: &RunSource<'_>) -> Option<(String,
     if !(crate::inventory::valid_name(&h.tenant) && crate::inventory::valid_name(&h.host)) {
         return None;
     }
-    let of_this_run: Vec<_> = HostBackups::new(source.share, &h.tenant, &h.host)
+    // The one the record names (a merged run's backups carry their shard's run id), else
+    // this run's newest.
+    let pre_upgrade: Vec<_> = HostBackups::new(source.share, &h.tenant, &h.host)
         .list()
         .into_iter()
         .rev()
-        .filter(|s| {
-            s.manifest.tag == Tag::PreUpgrade
-                && s.manifest.run_id.as_deref() == Some(source.report.run_id.as_str())
-        })
+        .filter(|s| s.manifest.tag == Tag::PreUpgrade)
         .collect();
-    let stored = of_this_run
+    let stored = pre_upgrade
         .iter()
         .find(|s| named.ends_with(s.manifest.name.as_str()))
-        .or_else(|| of_this_run.first())?;
+        .or_else(|| {
+            pre_upgrade
+                .iter()
+                .find(|s| s.manifest.run_id.as_deref() == Some(source.report.run_id.as_str()))
+        })?;
     let sha = stored
         .manifest
         .files
