@@ -57,10 +57,19 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Ctrl-C once: stop scheduling; twice: detach.
+/// Ctrl-C once: stop scheduling; twice: detach. One listener for the whole run, so that a
+/// press that comes while the first is being handled is not missed (a listener made anew after
+/// each press could miss one that came in between).
 fn on_ctrl_c(trigger: ShutdownTrigger) {
     tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
+        #[cfg(unix)]
+        let presses = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+        #[cfg(windows)]
+        let presses = tokio::signal::windows::ctrl_c();
+        let Ok(mut presses) = presses else {
+            return;
+        };
+        while presses.recv().await.is_some() {
             if trigger.escalate() == Level::Detach {
                 break;
             }

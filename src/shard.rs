@@ -10,11 +10,27 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// One shard of `count`, 1-based.
+/// One shard of `count`, 1-based. Read from a file, it is checked as `--shard` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "RawShard")]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
+}
+
+/// A shard as a file writes it, before it is checked.
+#[derive(Deserialize)]
+struct RawShard {
+    index: u32,
+    count: u32,
+}
+
+impl TryFrom<RawShard> for Shard {
+    type Error = String;
+
+    fn try_from(raw: RawShard) -> Result<Shard, String> {
+        format!("{}/{}", raw.index, raw.count).parse()
+    }
 }
 
 /// The most shards a fleet is split into.
@@ -103,5 +119,13 @@ mod tests {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
         assert!("0/4".parse::<Shard>().unwrap_err().contains("count from 1"));
+        // From a file: checked the same way (a huge count cannot make merge count to it).
+        let read = |json: &str| serde_json::from_str::<Shard>(json);
+        assert_eq!(
+            read(r#"{"index":2,"count":4}"#).unwrap(),
+            Shard { index: 2, count: 4 }
+        );
+        assert!(read(r#"{"index":1,"count":4294967295}"#).is_err());
+        assert!(read(r#"{"index":5,"count":4}"#).is_err());
     }
 }

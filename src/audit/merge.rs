@@ -81,8 +81,17 @@ pub fn merge(inventory: &Inventory, shards: Vec<ShardAudit>) -> Result<AuditRepo
             ));
         }
     }
-    // The same day, within a night.
+    // The same day, within a night, judged with the same catalog.
     let first = &shards[0].report;
+    for s in &shards[1..] {
+        let (a, b) = (&s.report.catalog, &first.catalog);
+        if a.source != b.source || a.checked_on != b.checked_on {
+            faults.push(format!(
+                "{} was judged with the catalog {} (checked {}), {} with {} (checked {}): give every shard the same --catalog",
+                s.name, a.source, a.checked_on, shards[0].name, b.source, b.checked_on
+            ));
+        }
+    }
     for s in &shards[1..] {
         if s.report.as_of != first.as_of {
             faults.push(format!(
@@ -114,22 +123,33 @@ pub fn merge(inventory: &Inventory, shards: Vec<ShardAudit>) -> Result<AuditRepo
             }
         }
     }
-    let missing: Vec<&str> = inventory
-        .hosts()
-        .map(|h| h.name.as_str())
-        .filter(|name| !seen.contains_key(name))
-        .collect();
-    if !missing.is_empty() && faults.is_empty() {
-        faults.push(format!(
-            "{} of the inventory's hosts are in no audit (the shards do not cover it): {}",
-            missing.len(),
+    // Hosts in no audit, named with the shard that should have had them (one audited with
+    // --host or --tenant as well, or from an older inventory).
+    if faults.is_empty()
+        && let Some((&n, _)) = counts.iter().next()
+    {
+        let mut missing: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+        for h in inventory
+            .hosts()
+            .filter(|h| !seen.contains_key(h.name.as_str()))
+        {
             missing
-                .iter()
-                .take(10)
+                .entry(crate::shard::Shard::of_tenant(&h.tenant, n))
+                .or_default()
+                .push(&h.name);
+        }
+        for (i, hosts) in missing {
+            let name = by_index
+                .get(&i)
+                .and_then(|names| names.first())
                 .copied()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+                .unwrap_or("?");
+            faults.push(format!(
+                "shard {i}/{n} ({name}) lacks {} of its hosts (was it audited with --host or --tenant too?): {}",
+                hosts.len(),
+                hosts.iter().take(10).copied().collect::<Vec<_>>().join(", ")
+            ));
+        }
     }
     if !faults.is_empty() {
         return Err(faults);

@@ -105,14 +105,15 @@ fn merge_runs(args: &MergeRunArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, 
     let mut shard_runs = Vec::new();
     for id in &args.runs {
         let dir = ledger::find(&share, id).map_err(Refusal::input)?;
-        let report = run::report_from_ledger(&dir, me.name()).map_err(Refusal::input)?;
-        let header: serde_json::Value = crate::fsread::read_regular(&dir.join("run.json"), 1 << 20)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        let folder = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let report = run::report_from_ledger(&dir, me.name()).map_err(Refusal::input)?;
         shard_runs.push(ShardRun {
-            id: report.run_id.clone(),
-            header,
+            id: folder,
+            header: ledger::header_of(&dir),
+            ended: dir.join("summary.json").is_file(),
             report,
         });
     }
@@ -140,7 +141,8 @@ fn merge_runs(args: &MergeRunArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, 
         "schema_version": 1,
         "kind": "ecfleet-run",
         "run_id": id,
-        "started_at": jiff::Timestamp::now().to_string(),
+        // The newest shard's start: `latest` until a later night starts.
+        "started_at": merged.newest_start,
         "inventory": inventory.path.display().to_string(),
         "inventory_sha256": inventory_sha256,
         "plan": args.plan.display().to_string(),
@@ -161,6 +163,20 @@ fn merge_runs(args: &MergeRunArgs, cx: &Context, io: &mut Io<'_>) -> Result<u8, 
         "summary.json",
         &serde_json::to_vec_pretty(&merged.report).map_err(Refusal::failure)?,
     )?;
+    // The shards' messages were the night's: `report --notify` of the merge sends only what
+    // no shard delivered.
+    let delivered: Vec<crate::notify::Delivery> = merged_from
+        .iter()
+        .flat_map(|id| crate::notify::recorded(&share.join("runs").join(id)))
+        .collect();
+    if !delivered.is_empty() {
+        crate::notify::record(&dir, &delivered).map_err(|e| {
+            Refusal::failure(format!(
+                "cannot write {}: {e}",
+                dir.join(crate::notify::RECORD).display()
+            ))
+        })?;
+    }
     render_run(
         &merged.report,
         matches!(args.format, PlanFormatArg::Json),

@@ -100,7 +100,26 @@ async fn prepare_and_run(args: &RunArgs, cx: &Context, io: &mut Io<'_>) -> Resul
         Some(which) => {
             let ledger =
                 ledger::Ledger::resume(&share, which, &controller(&cx.env)).map_err(input)?;
-            match resume_setup(&ledger, args, inventory, io) {
+            // A shard's run is carried on as that shard.
+            let recorded: Option<crate::shard::Shard> =
+                serde_json::from_value(ledger::header_of(&ledger.dir)["shard"].clone())
+                    .ok()
+                    .flatten();
+            let shard_differs = args.fleet.shard.is_some() && args.fleet.shard != recorded;
+            let setup = if shard_differs {
+                Err((
+                    exit::INVALID_INPUT,
+                    format!(
+                        "run {} ran {}, not --shard {}: resume each shard's run by its id",
+                        ledger.run_id(),
+                        recorded.map_or("the whole plan".to_string(), |s| format!("shard {s}")),
+                        args.fleet.shard.map(|s| s.to_string()).unwrap_or_default()
+                    ),
+                ))
+            } else {
+                resume_setup(&ledger, args, inventory, io)
+            };
+            match setup {
                 Ok((options, playbook, installer, r)) => {
                     unreadable = r.unreadable;
                     (ledger, r.plan, r.previous, options, playbook, installer)

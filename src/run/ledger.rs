@@ -119,12 +119,20 @@ impl Ledger {
     /// machine: its process no longer exists; another: its heartbeat stopped), and atomically:
     /// of two `--resume` started together exactly one carries the run on, the other is told
     /// which controller does.
+    ///
+    /// A merged night (`ecfleet merge run`) is a report, not a run: `latest` passes over it,
+    /// and naming it is refused.
     pub fn resume(share: &Path, which: &str, who: &Controller) -> Result<Ledger, String> {
-        let dir = find(share, which)?;
+        let dir = find_where(share, which, |header| header.get("merged_from").is_none())?;
         let id = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if header_of(&dir).get("merged_from").is_some() {
+            return Err(format!(
+                "run {id} is the merge of its shards' runs (ecfleet merge run), not a run to carry on: resume each shard's run by its id"
+            ));
+        }
         let holder = Holder::me(&id, Some(who.name()), who.user.as_deref());
         let hold = lock::acquire(&dir, &["lock"], &holder, |_| true).map_err(|e| match e {
             HoldError::Held { holder, .. } => format!(
@@ -299,8 +307,25 @@ fn journal_line(event: &crate::engine::Event, run_id: &str) -> Option<serde_json
     })
 }
 
+/// A ledger's `run.json` (null when it cannot be read).
+pub fn header_of(dir: &Path) -> serde_json::Value {
+    crate::fsread::read_regular(&dir.join("run.json"), 1 << 20)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 /// The folder of run `which` (an id, or `latest`: the newest) on the share.
 pub fn find(share: &Path, which: &str) -> Result<PathBuf, String> {
+    find_where(share, which, |_| true)
+}
+
+/// [`find`], `latest` being the newest run whose `run.json` `counts`.
+fn find_where(
+    share: &Path,
+    which: &str,
+    counts: impl Fn(&serde_json::Value) -> bool,
+) -> Result<PathBuf, String> {
     let runs = share.join("runs");
     let id = if which == "latest" {
         // The run started last (run.json's `started_at`, to the nanosecond: two runs can share
@@ -309,12 +334,13 @@ pub fn find(share: &Path, which: &str) -> Result<PathBuf, String> {
             .map_err(|e| format!("no runs on the share ({}): {e}", runs.display()))?
             .filter_map(|e| e.ok())
             .filter(|e| e.path().join("run.json").is_file())
-            .map(|e| {
-                let started = crate::fsread::read_regular(&e.path().join("run.json"), 1 << 20)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                    .and_then(|v| v["started_at"].as_str()?.parse().ok());
-                (started, e.file_name().to_string_lossy().into_owned())
+            .filter_map(|e| {
+                let header = header_of(&e.path());
+                if !counts(&header) {
+                    return None;
+                }
+                let started = header["started_at"].as_str().and_then(|s| s.parse().ok());
+                Some((started, e.file_name().to_string_lossy().into_owned()))
             })
             .collect();
         runs_found.sort();

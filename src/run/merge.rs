@@ -14,14 +14,18 @@ use crate::shard::Shard;
 pub struct ShardRun {
     pub id: String,
     pub header: serde_json::Value,
+    /// Its ledger has its summary: its controller finished it.
+    pub ended: bool,
     pub report: RunReport,
 }
 
 /// What the merged run's ledger holds besides its report.
 pub struct Merged {
     pub report: RunReport,
-    /// The earliest shard's start, the latest's end.
+    /// The earliest shard's start (the report's start).
     pub started_at: String,
+    /// The newest shard's start, as its `run.json` has it.
+    pub newest_start: String,
 }
 
 /// Puts `runs` together for `plan` (whose SHA-256 is `plan_sha256`) and the inventory whose
@@ -47,11 +51,16 @@ pub fn merge(
             }
             Err(_) => faults.push(format!("run {} is not a shard's (no --shard)", r.id)),
         }
-        if r.header["plan_sha256"].as_str() != Some(plan_sha256) {
-            faults.push(format!(
+        match r.header["plan_sha256"].as_str() {
+            None => faults.push(format!(
+                "run {} ran without --plan: only runs of one plan file merge",
+                r.id
+            )),
+            Some(sha) if sha != plan_sha256 => faults.push(format!(
                 "run {} ran another plan (its plan file's SHA-256 differs): give the plan every shard ran",
                 r.id
-            ));
+            )),
+            Some(_) => {}
         }
         if r.header["inventory_sha256"].as_str() != inventory_sha256 {
             faults.push(format!(
@@ -63,6 +72,11 @@ pub fn merge(
             faults.push(format!(
                 "run {} has not ended ({live}): merge when every shard has",
                 r.id
+            ));
+        } else if !r.ended {
+            faults.push(format!(
+                "run {} has no summary: its controller stopped; carry it on with `ecfleet run --resume {}` first",
+                r.id, r.id
             ));
         }
     }
@@ -131,6 +145,12 @@ pub fn merge(
         .max_by_key(|r| stamp(&r.report.finished_at))
         .map(|r| r.report.finished_at.clone())
         .unwrap_or_default();
+    let newest_start = runs
+        .iter()
+        .filter_map(|r| r.header["started_at"].as_str())
+        .max_by_key(|s| s.parse::<jiff::Timestamp>().ok())
+        .unwrap_or_default()
+        .to_string();
     let target = runs[0].report.target.clone();
     let mut records: BTreeMap<(String, String), HostRecord> = BTreeMap::new();
     let mut ledger_errors = Vec::new();
@@ -166,5 +186,6 @@ pub fn merge(
             in_progress: None,
         },
         started_at,
+        newest_start,
     })
 }

@@ -462,15 +462,28 @@ pub fn expected_outcome(scenario: &str, action: &str, lab_server: bool) -> &'sta
 
 /// Ctrl-C twice, as an operator detaches a run: SIGINT, a moment, SIGINT again.
 pub fn detach(child: &std::process::Child) {
-    for i in 0..2 {
-        if i > 0 {
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let sent = Command::new("kill")
+    let press = || {
+        Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
-            .unwrap();
-        assert!(sent.success());
+            .unwrap()
+            .success()
+    };
+    assert!(press());
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(press());
+    // Two presses that reach a loaded machine's controller together are one signal to it (the
+    // kernel keeps one pending SIGINT): a person whose run still goes presses again.
+    let alive = || {
+        Command::new("kill")
+            .args(["-0", &child.id().to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    if alive() {
+        press();
     }
 }
 
