@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use askama::Template;
-use jiff::ToSpan;
 use jiff::civil::Date;
 use serde::Deserialize;
 
@@ -17,8 +16,9 @@ use crate::backup::store::HostBackups;
 use crate::catalog::{Catalog, EcVersion};
 
 use super::chart::{self, BarChart, Timeline};
-use super::text::{days_between, days_words, minute, or_dash, shown, tone};
-use super::{FLEET_FILE, Page, tenant_files};
+use super::deadlines::{Concern, DeadlineRow, within};
+use super::text::{catalog_name, days_between, days_words, minute, or_dash, shown, tone};
+use super::{FLEET_FILE, Page, Stat, stat, stat_if, tenant_files};
 
 /// The parts of an `audit.json` the report shows (docs/json-output.md).
 #[derive(Debug, Deserialize)]
@@ -93,12 +93,6 @@ pub struct AuditSource<'a> {
     pub generated_at: String,
 }
 
-pub struct Stat {
-    pub label: &'static str,
-    pub value: String,
-    pub tone: &'static str,
-}
-
 pub struct ServerRow {
     pub host: String,
     pub role: String,
@@ -130,13 +124,6 @@ pub struct DriftRow {
     pub host: String,
     pub since: String,
     pub lines: Vec<String>,
-}
-
-pub struct DeadlineRow {
-    pub date: String,
-    pub when: String,
-    pub what: String,
-    pub servers: String,
 }
 
 #[derive(Template)]
@@ -185,14 +172,6 @@ struct FleetPage {
     tenants: Vec<TenantRisk>,
     deadlines: Vec<DeadlineRow>,
     catalog: String,
-}
-
-fn stat(label: &'static str, n: usize, tone: &'static str) -> Stat {
-    Stat {
-        label,
-        value: n.to_string(),
-        tone,
-    }
 }
 
 fn status_word(h: &StoredHost) -> String {
@@ -257,14 +236,14 @@ pub fn audit_pages(source: &AuditSource<'_>) -> Result<Vec<Page>, String> {
         .map(|c| {
             format!(
                 " with the catalog {} (checked {})",
-                shown(&c.source),
+                catalog_name(&c.source),
                 c.checked_on
             )
         })
         .unwrap_or_default();
     let mut catalog = format!(
         "Support as the audit judged it on {day}{judged_with}; Microsoft's deadlines from the catalog {} (checked {})",
-        shown(&source.catalog.source),
+        catalog_name(&source.catalog.source),
         source.catalog.checked_on
     );
     if audit.whole_inventory == Some(false) {
@@ -336,26 +315,10 @@ pub fn audit_pages(source: &AuditSource<'_>) -> Result<Vec<Page>, String> {
             generated_at: minute(&source.generated_at),
             stats: vec![
                 stat("Servers", hosts.len(), "neutral"),
-                stat(
-                    "Unsupported",
-                    unsupported_n,
-                    if unsupported_n > 0 { "bad" } else { "good" },
-                ),
-                stat(
-                    "Critical findings",
-                    critical,
-                    if critical > 0 { "bad" } else { "good" },
-                ),
-                stat(
-                    "Warnings",
-                    warning,
-                    if warning > 0 { "warn" } else { "neutral" },
-                ),
-                stat(
-                    "Not reached",
-                    unreachable,
-                    if unreachable > 0 { "bad" } else { "neutral" },
-                ),
+                stat_if("Unsupported", unsupported_n, "bad", "good"),
+                stat_if("Critical findings", critical, "bad", "good"),
+                stat_if("Warnings", warning, "warn", "neutral"),
+                stat_if("Not reached", unreachable, "bad", "neutral"),
             ],
             legend: timeline
                 .markers
@@ -430,21 +393,9 @@ pub fn audit_pages(source: &AuditSource<'_>) -> Result<Vec<Page>, String> {
         stats: vec![
             stat("Tenants", tenants.len(), "neutral"),
             stat("Servers", all.len(), "neutral"),
-            stat(
-                "Unsupported",
-                unsupported_n,
-                if unsupported_n > 0 { "bad" } else { "good" },
-            ),
-            stat(
-                "Critical findings",
-                critical,
-                if critical > 0 { "bad" } else { "good" },
-            ),
-            stat(
-                "Not reached",
-                unreachable,
-                if unreachable > 0 { "bad" } else { "neutral" },
-            ),
+            stat_if("Unsupported", unsupported_n, "bad", "good"),
+            stat_if("Critical findings", critical, "bad", "good"),
+            stat_if("Not reached", unreachable, "bad", "neutral"),
         ],
         versions: chart::bar_chart(version_counts(&all)),
         bar_left: chart::BAR_LEFT,
@@ -511,53 +462,12 @@ fn version_counts(hosts: &[&StoredHost]) -> Vec<(String, usize, &'static str)> {
 /// Every end of support and hard deadline between the audit's day and 180 days later that
 /// concerns a server, earliest first.
 fn deadlines(hosts: &[&StoredHost], catalog: &Catalog, day: Date) -> Vec<DeadlineRow> {
-    let until = day.saturating_add(180.days());
-    let mut by_date: BTreeMap<(Date, String), Vec<String>> = BTreeMap::new();
-    for h in hosts {
-        if let Some(end) = end_of(h)
-            && end >= day
-            && end <= until
-        {
-            let what = match h.version.product.as_deref() {
-                Some(v) => format!("End of support for {}", shown(v)),
-                None => "End of support".into(),
-            };
-            by_date.entry((end, what)).or_default().push(format!(
-                "{} ({})",
-                shown(&h.host),
-                shown(&h.tenant)
-            ));
-        }
-        let Some(v) = h
-            .version
-            .product
-            .as_deref()
-            .and_then(|v| v.parse::<EcVersion>().ok())
-        else {
-            continue;
-        };
-        for d in catalog.deadlines.iter().filter(|d| v < d.below) {
-            if d.date >= day && d.date <= until {
-                by_date
-                    .entry((d.date, shown(&d.message)))
-                    .or_default()
-                    .push(format!("{} ({})", shown(&h.host), shown(&h.tenant)));
-            }
-        }
-    }
-    by_date
-        .into_iter()
-        .map(|((date, what), mut servers)| {
-            servers.sort();
-            servers.dedup();
-            DeadlineRow {
-                date: date.to_string(),
-                when: days_words(days_between(day, date)),
-                what,
-                servers: servers.join(", "),
-            }
-        })
-        .collect()
+    let concerns = hosts.iter().map(|h| Concern {
+        label: format!("{} ({})", shown(&h.host), shown(&h.tenant)),
+        version: h.version.product.as_deref(),
+        end_of_support: end_of(h),
+    });
+    within(concerns, catalog, day, 180)
 }
 
 /// The configuration drift between each host's two newest complete backups stored by `until`

@@ -10,6 +10,7 @@
 
 mod audit;
 mod chart;
+mod deadlines;
 mod run;
 mod text;
 
@@ -17,6 +18,26 @@ use std::path::{Path, PathBuf};
 
 pub use audit::{AuditSource, StoredAudit, audit_pages};
 pub use run::{RunSource, run_pages};
+
+/// One figure of a page's summary, and its tone (a CSS class: `good`, `warn`, `bad`, `neutral`).
+pub struct Stat {
+    pub label: &'static str,
+    pub value: String,
+    pub tone: &'static str,
+}
+
+fn stat(label: &'static str, n: usize, tone: &'static str) -> Stat {
+    Stat {
+        label,
+        value: n.to_string(),
+        tone,
+    }
+}
+
+/// A count whose tone is `some` when there are any, `none` when there are none.
+fn stat_if(label: &'static str, n: usize, some: &'static str, none: &'static str) -> Stat {
+    stat(label, n, if n > 0 { some } else { none })
+}
 
 /// One page to write: its file name in the output folder and its HTML.
 pub struct Page {

@@ -9,17 +9,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use askama::Template;
-use jiff::ToSpan;
 use jiff::civil::Date;
 
 use crate::backup::store::{HostBackups, Role as FileRole, Tag};
 use crate::catalog::{Catalog, EcVersion, SupportStatus};
-use crate::plan::Plan;
+use crate::plan::{Action, Plan};
 use crate::run::{HostOutcome, HostRecord, RunReport};
 
 use super::chart::{self, BarChart};
-use super::text::{days_between, days_words, duration, minute, or_dash, share_of, shown, tone};
-use super::{FLEET_FILE, Page, tenant_files};
+use super::deadlines::{Concern, DeadlineRow, within};
+use super::text::{catalog_name, duration, minute, or_dash, share_of, shown, tone};
+use super::{FLEET_FILE, Page, Stat, stat, stat_if, tenant_files};
 
 /// What a run report is rendered from.
 pub struct RunSource<'a> {
@@ -34,13 +34,6 @@ pub struct RunSource<'a> {
     /// Tenant → its contacts (the inventory's), named on its page.
     pub contacts: BTreeMap<String, Vec<String>>,
     pub generated_at: String,
-}
-
-/// One figure of the summary.
-pub struct Stat {
-    pub label: &'static str,
-    pub value: String,
-    pub tone: &'static str,
 }
 
 /// One check after the upgrade: passed, failed, or not reached.
@@ -70,13 +63,6 @@ pub struct Exception {
     pub tone: &'static str,
     pub what: String,
     pub next: String,
-}
-
-pub struct DeadlineRow {
-    pub date: String,
-    pub when: String,
-    pub what: String,
-    pub servers: String,
 }
 
 #[derive(Template)]
@@ -170,7 +156,10 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
         let deferred = count(&|o| o == HostOutcome::Deferred);
         let sync_pending = count(&|o| o == HostOutcome::SyncPending);
         let servers: Vec<ServerRow> = hosts.iter().map(|h| server_row(h, source)).collect();
-        let exceptions: Vec<Exception> = hosts.iter().filter_map(|h| exception(h)).collect();
+        let exceptions: Vec<Exception> = hosts
+            .iter()
+            .filter_map(|h| exception(h, source.plan))
+            .collect();
         let page = TenantPage {
             tenant: shown(tenant),
             contacts: source
@@ -189,17 +178,9 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
             stats: vec![
                 stat("Servers in scope", hosts.len(), "neutral"),
                 stat("Upgraded and verified", verified, "good"),
-                stat("Failed", failed, if failed > 0 { "bad" } else { "neutral" }),
-                stat(
-                    "Deferred",
-                    deferred,
-                    if deferred > 0 { "warn" } else { "neutral" },
-                ),
-                stat(
-                    "Sync pending",
-                    sync_pending,
-                    if sync_pending > 0 { "warn" } else { "neutral" },
-                ),
+                stat_if("Failed", failed, "bad", "neutral"),
+                stat_if("Deferred", deferred, "warn", "neutral"),
+                stat_if("Sync pending", sync_pending, "warn", "neutral"),
             ],
             supported_before: share_of(before, hosts.len()),
             supported_after: share_of(after, hosts.len()),
@@ -267,25 +248,9 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
             stat("Tenants", tenants.len(), "neutral"),
             stat("Servers", s.hosts, "neutral"),
             stat("Verified", s.verified, "good"),
-            stat(
-                "Failed",
-                s.failed,
-                if s.failed > 0 { "bad" } else { "neutral" },
-            ),
-            stat(
-                "Deferred",
-                deferred_all,
-                if deferred_all > 0 { "warn" } else { "neutral" },
-            ),
-            stat(
-                "Sync pending",
-                s.sync_pending,
-                if s.sync_pending > 0 {
-                    "warn"
-                } else {
-                    "neutral"
-                },
-            ),
+            stat_if("Failed", s.failed, "bad", "neutral"),
+            stat_if("Deferred", deferred_all, "warn", "neutral"),
+            stat_if("Sync pending", s.sync_pending, "warn", "neutral"),
         ],
         supported_before: share_of(before, all.len()),
         supported_after: share_of(after, all.len()),
@@ -304,14 +269,6 @@ pub fn run_pages(source: &RunSource<'_>) -> Result<Vec<Page>, String> {
     Ok(pages)
 }
 
-fn stat(label: &'static str, n: usize, tone: &'static str) -> Stat {
-    Stat {
-        label,
-        value: n.to_string(),
-        tone,
-    }
-}
-
 /// The day support is judged on: the run's start (UTC), else the plan's day.
 fn run_day(report: &RunReport, plan: Option<&Plan>) -> Date {
     report
@@ -325,15 +282,15 @@ fn run_day(report: &RunReport, plan: Option<&Plan>) -> Date {
 
 /// Which catalog judged support, and whether it is the one the run's plan was made with.
 fn catalog_line(catalog: &Catalog, day: Date, plan: Option<&Plan>) -> String {
+    let which = catalog_name(&catalog.source);
     let mut line = format!(
-        "Support judged on {day} with the catalog of Entra Connect builds {} (checked {})",
-        shown(&catalog.source),
+        "Support judged on {day} with the catalog of Entra Connect builds {which} (checked {})",
         catalog.checked_on
     );
     if let Some(p) = plan.filter(|p| p.catalog.sha256 != catalog.sha256) {
         line.push_str(&format!(
             "; the run's plan was made with another catalog ({}, checked {}), give it with --catalog to judge as the plan did",
-            shown(&p.catalog.source),
+            catalog_name(&p.catalog.source),
             p.catalog.checked_on
         ));
     }
@@ -477,10 +434,14 @@ fn checks_after(h: &HostRecord) -> Vec<CheckCell> {
         text: text.into(),
     };
     if !upgraded {
+        let why = match h.outcome {
+            HostOutcome::Untouched | HostOutcome::Deferred | HostOutcome::Skipped => "not upgraded",
+            _ => "not reached",
+        };
         return vec![
-            cell("Versions agree", "none", "not reached"),
-            cell("Import and export since", "none", "not reached"),
-            cell("Health Agent", "none", "not reached"),
+            cell("Versions agree", "none", why),
+            cell("Import and export since", "none", why),
+            cell("Health Agent", "none", why),
         ];
     }
     let versions = match h.outcome {
@@ -505,8 +466,43 @@ fn checks_after(h: &HostRecord) -> Vec<CheckCell> {
 }
 
 /// A host that needs someone's attention: what happened and what to do next.
-fn exception(h: &HostRecord) -> Option<Exception> {
+fn exception(h: &HostRecord, plan: Option<&Plan>) -> Option<Exception> {
+    // What the plan said of a server it does not upgrade in place, and its fix.
+    let planned = plan
+        .and_then(|p| {
+            p.hosts
+                .iter()
+                .find(|p| p.tenant == h.tenant && p.host == h.host)
+        })
+        .map(|p| {
+            p.reasons
+                .iter()
+                .map(|r| match &r.fix {
+                    Some(fix) => format!("{} (fix: {})", shown(&r.message), shown(fix)),
+                    None => shown(&r.message),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|reasons| !reasons.is_empty());
     let next = match h.outcome {
+        HostOutcome::Untouched if h.action != Action::UpToDate => match h.action {
+            Action::Blocked => format!(
+                "Blocked: {}; then plan again.",
+                planned.as_deref().unwrap_or("fix what the plan names")
+            ),
+            Action::Migrate => format!(
+                "Needs a migration to a new server, not an in-place upgrade: {}.",
+                planned.as_deref().unwrap_or("see the plan")
+            ),
+            _ => format!(
+                "Upgrades in two steps{}: {}.",
+                h.to.as_deref()
+                    .map(|v| format!(" (to {})", shown(v)))
+                    .unwrap_or_default(),
+                planned.as_deref().unwrap_or("see the plan")
+            ),
+        },
         HostOutcome::Verified | HostOutcome::Untouched if h.warnings.is_empty() => return None,
         HostOutcome::Verified | HostOutcome::Untouched => h
             .warnings
@@ -564,52 +560,23 @@ fn exception(h: &HostRecord) -> Option<Exception> {
 }
 
 /// Ends of support and Microsoft's hard deadlines within `days` of `day` that concern these
-/// servers (their version after the run), earliest first.
+/// servers (their version after the run).
 fn deadlines(
     hosts: &[&HostRecord],
     source: &RunSource<'_>,
     day: Date,
     days: i64,
 ) -> Vec<DeadlineRow> {
-    let until = day.saturating_add(days.days());
-    let mut by_date: BTreeMap<(Date, String), Vec<String>> = BTreeMap::new();
-    for h in hosts {
-        let after = versions(h).1;
-        let Some(v) = after.as_deref().and_then(|v| v.parse::<EcVersion>().ok()) else {
-            continue;
-        };
-        let support = source.catalog.support(v, day, source.retiring_days);
-        if let Some(end) = support.end_of_support
-            && end >= day
-            && end <= until
-        {
-            by_date
-                .entry((end, format!("End of support for {v}")))
-                .or_default()
-                .push(shown(&h.host));
-        }
-        for d in source.catalog.deadlines.iter().filter(|d| v < d.below) {
-            if d.date >= day && d.date <= until {
-                by_date
-                    .entry((d.date, shown(&d.message)))
-                    .or_default()
-                    .push(shown(&h.host));
-            }
-        }
-    }
-    by_date
-        .into_iter()
-        .map(|((date, what), mut servers)| {
-            servers.sort();
-            servers.dedup();
-            DeadlineRow {
-                date: date.to_string(),
-                when: days_words(days_between(day, date)),
-                what,
-                servers: servers.join(", "),
-            }
-        })
-        .collect()
+    let afters: Vec<(String, Option<String>)> = hosts
+        .iter()
+        .map(|h| (shown(&h.host), versions(h).1))
+        .collect();
+    let concerns = afters.iter().map(|(label, after)| Concern {
+        label: label.clone(),
+        version: after.as_deref(),
+        end_of_support: status_of(after.as_deref(), source, day).and_then(|s| s.end_of_support),
+    });
+    within(concerns, source.catalog, day, days)
 }
 
 fn window_of(plan: Option<&Plan>, tenant: &str) -> String {

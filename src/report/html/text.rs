@@ -10,6 +10,14 @@ pub fn shown(text: &str) -> String {
     crate::report::sanitize::terminal_safe(text).into_owned()
 }
 
+/// A catalog's source as a reader says it: `built into ecfleet`, or its file.
+pub fn catalog_name(source: &str) -> String {
+    match source {
+        "embedded" | "embedded catalog" => "built into ecfleet".into(),
+        other => shown(other),
+    }
+}
+
 /// An optional value, or an en dash.
 pub fn or_dash(value: Option<&str>) -> String {
     value.map(shown).unwrap_or_else(|| "–".into())
@@ -93,5 +101,9 @@ mod tests {
         let d = |s: &str| s.parse::<Date>().unwrap();
         assert_eq!(days_between(d("2026-11-24"), d("2027-04-07")), 134);
         assert_eq!(days_words(-3), "3 days ago");
+        assert_eq!(
+            catalog_name(&crate::catalog::Catalog::embedded().source),
+            "built into ecfleet"
+        );
     }
 }
