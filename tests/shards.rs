@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{ecfleet, json_of};
+use common::{audit_verdicts, ecfleet, json_of};
 use sha2::{Digest, Sha256};
 
 fn audit(inventory: &Path, extra: &[&str]) -> Command {
@@ -37,31 +37,6 @@ fn snapshot_of(out: &Output) -> String {
         .unwrap()
         .to_string_lossy()
         .into_owned()
-}
-
-/// Per host: (reachable, version, support status, finding codes sorted).
-fn verdicts(audit: &serde_json::Value) -> Vec<(String, String)> {
-    audit["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            let mut codes: Vec<&str> = h["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["code"].as_str().unwrap())
-                .collect();
-            codes.sort();
-            (
-                h["host"].as_str().unwrap().to_string(),
-                format!(
-                    "{} {} {} {codes:?}",
-                    h["reachable"], h["version"]["product"], h["support"]["status"]
-                ),
-            )
-        })
-        .collect()
 }
 
 fn merge(inventory: &Path, snapshots: &[&str]) -> Output {
@@ -125,7 +100,7 @@ fn four_shards_audited_apart_merge_into_the_audit_of_the_whole_fleet() {
     let out = merge(&inventory, &name_refs);
     let (merged, stderr) = json_of(&out);
     assert_eq!(out.status.code(), whole_code, "{stderr}");
-    assert_eq!(verdicts(&merged), verdicts(&whole), "{stderr}");
+    assert_eq!(audit_verdicts(&merged), audit_verdicts(&whole), "{stderr}");
     assert_eq!(merged["whole_inventory"], true);
     assert!(merged.get("shard").is_none());
     assert_eq!(merged["merged_from"].as_array().unwrap().len(), 4);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ecfleet, json_of};
+use common::{audit_verdicts, ecfleet, json_of};
 
 /// The daemons of this test's cluster, stopped when it ends.
 struct Cluster {
@@ -242,26 +242,6 @@ fn a_slurm_job_array_of_four_shards_merges_into_the_audit_of_the_whole_fleet() {
         .unwrap();
     let (whole, _) = json_of(&out);
     assert_eq!(merged_code, out.status.code(), "{stderr}");
-    let verdicts = |audit: &serde_json::Value| -> Vec<String> {
-        audit["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                let mut codes: Vec<&str> = h["findings"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f["code"].as_str().unwrap())
-                    .collect();
-                codes.sort();
-                format!(
-                    "{} {} {} {} {codes:?}",
-                    h["host"], h["reachable"], h["version"]["product"], h["support"]["status"]
-                )
-            })
-            .collect()
-    };
-    assert_eq!(verdicts(&merged), verdicts(&whole), "{stderr}");
+    assert_eq!(audit_verdicts(&merged), audit_verdicts(&whole), "{stderr}");
     assert_eq!(merged["summary"], whole["summary"]);
 }

@@ -530,3 +530,29 @@ pub fn plan_and_run(
     args.extend_from_slice(extra);
     fleet(&args)
 }
+
+/// An audit's verdict per host (its name; reachable, version, support status, finding codes
+/// sorted): what a merged or sharded audit must give as one whole audit does.
+pub fn audit_verdicts(audit: &serde_json::Value) -> Vec<(String, String)> {
+    audit["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let mut codes: Vec<&str> = h["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["code"].as_str().unwrap())
+                .collect();
+            codes.sort();
+            (
+                h["host"].as_str().unwrap().to_string(),
+                format!(
+                    "{} {} {} {codes:?}",
+                    h["reachable"], h["version"]["product"], h["support"]["status"]
+                ),
+            )
+        })
+        .collect()
+}
