@@ -249,6 +249,10 @@ pub enum TagArg {
 
 #[derive(Args, Clone)]
 pub struct BackupArgs {
+    /// `verify`: instead of taking a backup, read back every kept backup's every file on the
+    /// share and match it against its manifest (all hosts on the share, or those selected).
+    #[arg(value_enum, value_name = "ACTION")]
+    pub action: Option<BackupActionArg>,
     #[command(flatten)]
     pub fleet: FleetArgs,
     /// Output: a table for people, or JSON (docs/json-output.md).
@@ -272,6 +276,13 @@ pub struct BackupArgs {
     /// not the audit's: each run replaces its file whole; docs/monitoring.md).
     #[arg(long, value_name = "FILE.prom")]
     pub metrics: Option<PathBuf>,
+}
+
+/// What `ecfleet backup` does besides taking backups.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupActionArg {
+    /// Check every kept backup on the share (docs/backup.md, Verifying).
+    Verify,
 }
 
 #[derive(Args, Clone)]

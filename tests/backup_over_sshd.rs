@@ -106,9 +106,20 @@ fn two_backups_report_drift_for_the_changed_host_alone_and_keep_what_matters() {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(f["sha256"], sha.as_str());
-        let sums = std::fs::read_to_string(dir.join(format!("{file}.sha256"))).unwrap();
-        assert_eq!(sums, format!("{sha}  {file}\n"));
     }
+    // The backup's .sha256: a sha256sum line per file, which sha256sum itself checks.
+    let sums_file = format!("{}.sha256", host["backup"].as_str().unwrap());
+    let sums = std::fs::read_to_string(dir.join(&sums_file)).unwrap();
+    assert_eq!(
+        sums.lines().count(),
+        host["files"].as_array().unwrap().len()
+    );
+    let checked = std::process::Command::new("sha256sum")
+        .args(["-c", &sums_file])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
     let tar = dir.join(format!(
         "{}.server-configuration.tar",
         host["backup"].as_str().unwrap()

@@ -8,8 +8,10 @@
 //! applied. `ecfleet run` calls [`back_up_host`] for its pre-upgrade backup.
 
 pub mod drift;
+pub mod reuse;
 pub mod spool;
 pub mod store;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,6 +76,12 @@ pub struct HostBackup {
     pub drift: Option<Drift>,
     /// Older nightly backups that retention removed.
     pub removed: Vec<String>,
+    /// Bytes of this backup's files that are new content on the share (fetched from the host,
+    /// made on the controller, or copied on the share).
+    pub new_bytes: u64,
+    /// Bytes of this backup's files that are an earlier backup's content under a second name:
+    /// unchanged since the host's newest backup, neither fetched nor stored again.
+    pub reused_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +91,9 @@ pub struct BackupSummary {
     pub failed: usize,
     /// Hosts whose configuration changed since their previous backup.
     pub drifted: usize,
+    /// The hosts' `new_bytes` and `reused_bytes`, added up.
+    pub new_bytes: u64,
+    pub reused_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,6 +172,8 @@ pub async fn run(
                 // The upgrade's own configuration version is not drift.
                 .filter(|r| r.drift.as_ref().is_some_and(|d| d.changes_configuration()))
                 .count(),
+            new_bytes: rows.iter().map(|r| r.new_bytes).sum(),
+            reused_bytes: rows.iter().map(|r| r.reused_bytes).sum(),
         },
         hosts: rows,
     }
@@ -183,6 +196,8 @@ fn row(host: &Host, outcome: Result<Done, HostError>, took: Duration, share: &Pa
         warnings: Vec::new(),
         drift: None,
         removed: Vec::new(),
+        new_bytes: 0,
+        reused_bytes: 0,
     };
     match outcome {
         Err(e) => {
@@ -194,6 +209,15 @@ fn row(host: &Host, outcome: Result<Done, HostError>, took: Duration, share: &Pa
             r.ok = true;
             r.path = Some(relative_to(&done.stored.dir, share));
             r.backup = Some(m.name);
+            for f in &m.files {
+                match &f.reused {
+                    Some(reuse::Reused {
+                        by: reuse::ReusedBy::HardLink,
+                        ..
+                    }) => r.reused_bytes += f.size,
+                    _ => r.new_bytes += f.size,
+                }
+            }
             r.files = m.files;
             r.engine_version = m.engine_version;
             r.warnings = m.warnings;
@@ -236,10 +260,14 @@ pub async fn back_up_in_session(
     settings: &BackupSettings,
     deadline: tokio::time::Instant,
 ) -> Result<Done, HostError> {
-    let folder = store::HostBackups::new(&settings.share, &host.tenant, &host.name)
+    let backups = store::HostBackups::new(&settings.share, &host.tenant, &host.name);
+    let folder = backups
         .folder()
         .map_err(|e| backup_error(ErrorKind::Share, e.to_string()))?;
-    let (result, files) = gather_and_fetch(session, &folder).await?;
+    // The newest backup: what drift is judged against, and what the host need not send again.
+    let previous = on_share(deadline, move || backups.newest()).await?;
+    let reusable = reuse::Reusable::of(previous.as_ref());
+    let (result, files) = gather_and_fetch(session, &folder, &reusable, deadline).await?;
     let share = settings.share.clone();
     let (tenant, name) = (host.tenant.clone(), host.name.clone());
     let (tag, date, run_id, retention) = (
@@ -249,15 +277,22 @@ pub async fn back_up_in_session(
         settings.retention,
     );
     // The share is a file system (perhaps a slow mount): its work runs off the async threads.
-    let stored = tokio::task::spawn_blocking(move || {
+    on_share(deadline, move || {
         store_and_compare(
-            &share, &tenant, &name, tag, date, run_id, retention, result, files,
+            &share, &tenant, &name, tag, date, run_id, retention, previous, result, files,
         )
-    });
-    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    match tokio::time::timeout(remaining, stored).await {
-        Ok(Ok(Ok(done))) => Ok(done),
-        Ok(Ok(Err(e))) => Err(backup_error(ErrorKind::Share, e.to_string())),
+    })
+    .await?
+    .map_err(|e| backup_error(ErrorKind::Share, e.to_string()))
+}
+
+/// Runs `work` on the share (perhaps a slow mount) off the async threads, by `deadline`.
+async fn on_share<T: Send + 'static>(
+    deadline: tokio::time::Instant,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, HostError> {
+    match tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => Err(backup_error(
             ErrorKind::Share,
             format!("storing the backup: {e}"),
@@ -286,6 +321,8 @@ fn largest(role: store::Role) -> u64 {
 async fn gather_and_fetch(
     session: &mut HostSession<'_>,
     folder: &Path,
+    reusable: &reuse::Reusable,
+    deadline: tokio::time::Instant,
 ) -> Result<(BackupResult, Vec<store::NewFile>), HostError> {
     let result: BackupResult = session.agent(&Step::Backup { out_dir: None }).await?;
     let failed = |part: &str| {
@@ -314,19 +351,39 @@ async fn gather_and_fetch(
             ),
         ));
     }
-    let role = store::Role::ServerConfiguration;
-    let mut files = vec![fetch(session, dump, role, largest(role), folder).await?];
-    let optional = [
-        (&result.applied_policy, store::Role::AppliedPolicy),
-        (&result.migrated_policy, store::Role::MigratedPolicy),
-        (&result.persisted_state, store::Role::PersistedState),
-        (&result.engine_config, store::Role::EngineConfig),
-        (&result.proxy_config, store::Role::ProxyConfig),
+    let wanted = [
+        (Some(dump), store::Role::ServerConfiguration),
+        (result.applied_policy.as_ref(), store::Role::AppliedPolicy),
+        (result.migrated_policy.as_ref(), store::Role::MigratedPolicy),
+        (result.persisted_state.as_ref(), store::Role::PersistedState),
+        (result.engine_config.as_ref(), store::Role::EngineConfig),
+        (result.proxy_config.as_ref(), store::Role::ProxyConfig),
     ];
-    for (file, role) in optional {
-        if let Some(file) = file {
-            files.push(fetch(session, file, role, largest(role), folder).await?);
-        }
+    let mut files = Vec::new();
+    for (file, role) in wanted {
+        let Some(file) = file else { continue };
+        let taken = match reusable.find(&file.sha256, file.size) {
+            Some(candidate) if file.size <= largest(role) => {
+                let (dir, candidate, size, sha) = (
+                    folder.to_path_buf(),
+                    candidate.clone(),
+                    file.size,
+                    file.sha256.clone(),
+                );
+                on_share(deadline, move || reuse::take(&dir, &candidate, size, &sha)).await?
+            }
+            _ => None,
+        };
+        files.push(match taken {
+            Some((spooled, reused)) => store::NewFile {
+                role,
+                sha256: spooled.sha256.clone(),
+                content: store::Content::Spooled(spooled),
+                source_name: Some(file.source_name.clone()),
+                reused: Some(reused),
+            },
+            None => fetch(session, file, role, largest(role), folder).await?,
+        });
     }
     Ok((result, files))
 }
@@ -368,6 +425,7 @@ async fn fetch(
         sha256: got.sha256.clone(),
         content: store::Content::Spooled(got),
         source_name: Some(file.source_name.clone()),
+        reused: None,
     })
 }
 
@@ -380,11 +438,11 @@ fn store_and_compare(
     date: Date,
     run_id: Option<String>,
     retention: Retention,
+    previous: Option<store::Stored>,
     result: BackupResult,
     mut files: Vec<store::NewFile>,
 ) -> Result<Done, crate::share::ShareError> {
     let backups = HostBackups::new(share, tenant, host);
-    let previous = backups.newest();
     let reading = serde_json::to_vec_pretty(&result).map_err(|e| crate::share::ShareError {
         path: backups.dir.clone(),
         source: std::io::Error::other(e),
@@ -394,6 +452,7 @@ fn store_and_compare(
         sha256: hex(&Sha256::digest(&reading)),
         content: store::Content::Bytes(reading),
         source_name: None,
+        reused: None,
     });
     let drift = previous.as_ref().and_then(|p| {
         let before = read_configuration(p)?;

@@ -26,6 +26,17 @@ pub struct Spooled {
     pub path: PathBuf,
     pub size: u64,
     pub sha256: String,
+    /// Already read back from the share and matched `sha256` (a file taken from an earlier
+    /// backup, [`super::reuse`]): the store need not read it once more.
+    pub read_back: bool,
+}
+
+/// A new temporary name in `dir`, named as the share's other temporary files, so that a
+/// crash's leftover is cleaned ([`crate::share::clean_stale_temp_files_in`]).
+pub fn temp_name(dir: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!(".incoming.tmp-{}-{n}", std::process::id()))
 }
 
 impl Drop for Spooled {
@@ -39,9 +50,7 @@ impl Spool {
     /// A new temporary file in `dir` (which exists) for a file the host says is `declared`
     /// bytes. Named as the share's other temporary files, so a crash's leftover is cleaned.
     pub fn create(dir: &Path, declared: u64) -> io::Result<Spool> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = dir.join(format!(".incoming.tmp-{}-{n}", std::process::id()));
+        let path = temp_name(dir);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -63,6 +72,7 @@ impl Spool {
             path: std::mem::take(&mut self.path),
             size: self.written,
             sha256: hex(&std::mem::take(&mut self.hasher).finalize()),
+            read_back: false,
         };
         // Dropped now: the file is closed; its path (taken above) is not removed.
         Ok(spooled)

@@ -3,10 +3,11 @@
 //! migration export folder as one archive (`.server-configuration.tar`), its
 //! `MigratedPolicy.json` and `PersistedState.xml` on their own, the wizard's applied policy
 //! JSON (`.json`), `miiserver.exe.config` and the proxy section of `machine.config`, ecfleet's
-//! reading (`.ecfleet.json`), a `.sha256` beside each, and the manifest (`.manifest.json`),
-//! written last once every file was re-read from the share and matched
-//! its hash. A backup without a manifest is incomplete and is neither compared with nor
-//! counted. Files are created, never overwritten (a second backup of the day is `-2`, `-3` …),
+//! reading (`.ecfleet.json`), the backup's `.sha256` (a `sha256sum` line per file), and the
+//! manifest (`.manifest.json`), written last once every file was re-read from the share and
+//! matched its hash. A file the host sent unchanged since its newest backup is that backup's
+//! file under a second name ([`super::reuse`]). A backup without a manifest is incomplete and
+//! is neither compared with nor counted. Files are created, never overwritten (a second backup of the day is `-2`, `-3` …),
 //! and retention never removes the newest backup or any `pre-upgrade` one.
 
 use std::fs;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use super::reuse::Reused;
 use crate::share::{ShareError, write_new_file};
 
 pub const MANIFEST_KIND: &str = "ecfleet-backup-manifest";
@@ -93,6 +95,8 @@ pub struct NewFile {
     pub sha256: String,
     /// Its name on the host, for the manifest.
     pub source_name: Option<String>,
+    /// Taken from an earlier backup instead of fetched ([`super::reuse`]).
+    pub reused: Option<Reused>,
 }
 
 /// A new file's bytes: made on the controller (small), or fetched from the host into a
@@ -118,6 +122,11 @@ pub struct ManifestFile {
     pub size: u64,
     pub sha256: String,
     pub source_name: Option<String>,
+    /// The host sent the same bytes as the earlier backup named here, so the file is that
+    /// backup's content under a second name (`hard-link`) or a copy made on the share
+    /// (`copy`); null: fetched from the host.
+    #[serde(default)]
+    pub reused: Option<Reused>,
 }
 
 /// The manifest, written last: its presence means every file is there and matched its hash.
@@ -212,12 +221,13 @@ impl Stored {
     /// Where the file of `role` is: in the backup's folder, and only there (a manifest that
     /// names a path, absolute or with a separator or `..`, names no file of the backup).
     pub fn path_of(&self, role: Role) -> Option<PathBuf> {
-        self.manifest
-            .files
-            .iter()
-            .find(|f| f.role == role)
-            .filter(|f| plain_file_name(&f.name))
-            .map(|f| self.dir.join(&f.name))
+        let file = self.manifest.files.iter().find(|f| f.role == role)?;
+        self.path_of_file(&file.name)
+    }
+
+    /// Where the manifest's file `name` is, if it is a plain name in the backup's folder.
+    pub fn path_of_file(&self, name: &str) -> Option<PathBuf> {
+        plain_file_name(name).then(|| self.dir.join(name))
     }
 }
 
@@ -458,7 +468,8 @@ impl HostBackups {
         })
     }
 
-    /// Writes every file but the claimed one, then every `.sha256`, and verifies them all.
+    /// Writes every file but the claimed one, verifies each from the share, then writes the
+    /// backup's `.sha256` (one `sha256sum` line per file).
     fn write_rest(
         &self,
         base: &str,
@@ -466,29 +477,35 @@ impl HostBackups {
         files: &[NewFile],
     ) -> Result<Vec<ManifestFile>, ShareError> {
         let mut out = Vec::new();
+        let mut sums = String::new();
         for (i, f) in files.iter().enumerate() {
             let name = format!("{base}{}", f.role.suffix());
             let path = self.dir.join(&name);
+            let mut read_back = false;
             if i != claimed {
                 match &f.content {
                     Content::Bytes(data) => write_new_file(&path, data)?,
                     // Synced already: linked into place (never over a file), then verified.
                     Content::Spooled(spooled) => {
-                        fs::hard_link(&spooled.path, &path).map_err(share_error(&path))?
+                        fs::hard_link(&spooled.path, &path).map_err(share_error(&path))?;
+                        read_back = spooled.read_back;
                     }
                 }
             }
-            let sums = format!("{}  {name}\n", f.sha256);
-            write_new_file(&self.dir.join(format!("{name}.sha256")), sums.as_bytes())?;
-            verify(&path, &f.sha256)?;
+            if !read_back {
+                verify(&path, &f.sha256)?;
+            }
+            sums.push_str(&format!("{}  {name}\n", f.sha256));
             out.push(ManifestFile {
                 name,
                 role: f.role,
                 size: f.content.size(),
                 sha256: f.sha256.clone(),
                 source_name: f.source_name.clone(),
+                reused: f.reused.clone(),
             });
         }
+        write_new_file(&self.dir.join(format!("{base}.sha256")), sums.as_bytes())?;
         Ok(out)
     }
 
@@ -496,6 +513,7 @@ impl HostBackups {
     /// backup, never a complete-looking one with files missing), the claim file last.
     fn remove_files(&self, base: &str) {
         let _ = fs::remove_file(self.dir.join(format!("{base}.manifest.json")));
+        let _ = fs::remove_file(self.dir.join(format!("{base}.sha256")));
         for role in Role::ALL {
             let name = format!("{base}{}", role.suffix());
             let _ = fs::remove_file(self.dir.join(format!("{name}.sha256")));

@@ -67,7 +67,7 @@ fn fitted(report: &BackupReport, width: usize, out: &mut dyn Write) -> io::Resul
     super::fit::write_fitted(out, &cols, rows, width, &under)
 }
 
-fn size(bytes: u64) -> String {
+pub(super) fn size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
         b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
@@ -156,5 +156,14 @@ fn summary(report: &BackupReport, out: &mut dyn Write) -> io::Result<()> {
         report.share,
         s.failed,
         s.drifted
-    )
+    )?;
+    if s.reused_bytes > 0 {
+        writeln!(
+            out,
+            "{} new on the share; {} unchanged since the hosts' previous backups, kept once",
+            size(s.new_bytes),
+            size(s.reused_bytes)
+        )?;
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+mod backup_verify;
 pub mod fit;
 pub mod html;
 pub mod live;
@@ -16,6 +17,7 @@ mod stage;
 
 pub use audit::{AuditFormat, render_audit};
 pub use backup::{BackupFormat, render_backup};
+pub use backup_verify::render_backup_verify;
 pub use plan::{PlanFormat, render_plan};
 pub use run_report::render_run;
 pub use stage::render_stage;

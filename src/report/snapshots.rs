@@ -312,6 +312,8 @@ fn the_backup_and_stage_tables_fit_80_and_200_columns() {
         ],
         drift: None,
         removed: vec!["EntraConnect-config-2026-11-20-nightly".into()],
+        new_bytes: 9_216,
+        reused_bytes: 214_016,
     };
     let backups = BackupReport {
         schema_version: 1,
@@ -326,6 +328,8 @@ fn the_backup_and_stage_tables_fit_80_and_200_columns() {
             backed_up: 1,
             failed: 1,
             drifted: 0,
+            new_bytes: 9_216,
+            reused_bytes: 214_016,
         },
         hosts: vec![
             backup_host("fab-aadc-01", true, None),

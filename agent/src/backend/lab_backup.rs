@@ -33,7 +33,9 @@ pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
     let configuration = configuration(&m);
     let applied_policy = match m.backup.applied_policy_age_days {
         Some(age) => {
-            let written = days_ago(age);
+            // The wizard wrote it once, `age` days ago: the same file every night of the
+            // day (to the day, so that a lab host's unchanged policy is the same bytes).
+            let written = start_of_day(days_ago(age));
             let policy = out.join(format!(
                 "Applied-SynchronizationPolicy-{}.json",
                 written.strftime("%Y-%m-%d-%H%M%S")
@@ -112,6 +114,12 @@ pub fn gather(root: &Path, out: &Path) -> Result<Gathered, String> {
         proxy_config: None,
         configuration: Ok(configuration),
     })
+}
+
+/// Midnight UTC of the day of `t`.
+fn start_of_day(t: jiff::Timestamp) -> jiff::Timestamp {
+    let s = t.as_second();
+    jiff::Timestamp::from_second(s - s.rem_euclid(86_400)).unwrap_or(t)
 }
 
 /// An XML file of `mb` MiB of varied text (so it does not compress to nothing on the way).
@@ -334,6 +342,42 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// How many attribute types a lab AD connector's schema lists: about 1 MB of DSML, a little
+/// over half the 1.8 MB that the schema (attribute types and classes) of Microsoft's sample
+/// Exchange forest takes.
+const LAB_SCHEMA_ATTRIBUTES: u32 = 8000;
+
+/// The forest's schema as an AD connector's export carries it, DSML inside `<schema>`: the
+/// bulk of a real dump (1.8 MB of the AD connector's 1.8 MB in Microsoft's sample export of
+/// an Exchange-extended forest, docs/design/DOMAIN.md §8b, S45), so that a lab backup weighs
+/// in proportion to its small files. The same text every time, as a forest whose schema did
+/// not change.
+fn directory_schema() -> String {
+    const SYNTAXES: [&str; 5] = [
+        "1.3.6.1.4.1.1466.115.121.1.15",
+        "1.3.6.1.4.1.1466.115.121.1.27",
+        "1.3.6.1.4.1.1466.115.121.1.7",
+        "1.3.6.1.4.1.1466.115.121.1.12",
+        "1.3.6.1.4.1.1466.115.121.1.40",
+    ];
+    let mut out = String::from(
+        "  <schema><dsml xmlns=\"http://www.dsml.org/DSML\" xmlns:m=\"http://www.microsoft.com/MMS/DSML\"><directory-schema>",
+    );
+    for n in 0..LAB_SCHEMA_ATTRIBUTES {
+        let single = if n % 3 == 0 {
+            " single-value=\"true\""
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "<attribute-type id=\"A{n:x}\"{single}><name>labAttribute{n:04}</name><syntax>{}</syntax></attribute-type>",
+            SYNTAXES[n as usize % SYNTAXES.len()]
+        ));
+    }
+    out.push_str("</directory-schema></dsml></schema>\n");
+    out
+}
+
 /// The dump folder: one XML file per connector and per rule, and the global settings, as
 /// `Get-ADSyncServerConfiguration` lays them out.
 fn write_dump(c: &Configuration, dir: &Path) -> Result<std::path::PathBuf, String> {
@@ -371,10 +415,15 @@ fn write_dump(c: &Configuration, dir: &Path) -> Result<std::path::PathBuf, Strin
                 x.identifier.to_uppercase()
             ),
             format!(
-                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ma-data id=\"{}\" name=\"{}\" type=\"{}\">\n  <ma-partition-data>\n{partitions}  </ma-partition-data>\n</ma-data>\n",
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ma-data id=\"{}\" name=\"{}\" type=\"{}\">\n{}  <ma-partition-data>\n{partitions}  </ma-partition-data>\n</ma-data>\n",
                 xml_escape(&x.identifier),
                 xml_escape(&x.name),
-                xml_escape(x.connector_type.as_deref().unwrap_or(""))
+                xml_escape(x.connector_type.as_deref().unwrap_or("")),
+                if x.connector_type.as_deref() == Some("AD") {
+                    directory_schema()
+                } else {
+                    String::new()
+                }
             ),
         )?;
     }
@@ -527,8 +576,10 @@ precedence = 50
             "{names}"
         );
         assert!(names.contains("SynchronizationRules/SynchronizationRule_{5E1D0000-7A1C-4D2E-8F30-000000000002}.xml"), "{names}");
+        // The dump alone: the two small files are kept on their own (MigratedPolicy.json is
+        // new every night, and would make every archive different).
         assert!(
-            names.contains("MigratedPolicy.json") && names.contains("PersistedState.xml"),
+            !names.contains("MigratedPolicy.json") && !names.contains("PersistedState.xml"),
             "{names}"
         );
         use sha2::Digest;
@@ -548,6 +599,35 @@ precedence = 50
         assert!(
             String::from_utf8_lossy(&rule.stdout).contains("User &lt;Department&gt; &amp; Office")
         );
+    }
+
+    /// The nightly backup of an unchanged host is the same archive, policy, state and engine
+    /// configuration, byte for byte: what lets the share keep one copy (docs/backup.md).
+    #[test]
+    fn an_unchanged_host_backs_up_to_the_same_bytes_but_its_migrated_policy() {
+        let (dir, _) = lab(MACHINE);
+        let backend = Backend::Lab(dir.path().to_path_buf());
+        let night = |n: u32| {
+            let out = dir.path().join(format!("night{n}"));
+            std::fs::create_dir(&out).unwrap();
+            let gathered = gather(dir.path(), &out).unwrap();
+            let now = jiff::Timestamp::now();
+            crate::backup::assemble(&backend, gathered, &out, now).unwrap()
+        };
+        let first = night(1);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let second = night(2);
+        let sha =
+            |f: &Option<ecfleet_proto::backup::BackupFile>| f.as_ref().unwrap().sha256.clone();
+        assert_eq!(
+            sha(&first.server_configuration),
+            sha(&second.server_configuration)
+        );
+        assert_eq!(sha(&first.applied_policy), sha(&second.applied_policy));
+        assert_eq!(sha(&first.persisted_state), sha(&second.persisted_state));
+        assert_eq!(sha(&first.engine_config), sha(&second.engine_config));
+        // MigrateSettings.ps1 stamps its JSON with the time it ran.
+        assert_ne!(sha(&first.migrated_policy), sha(&second.migrated_policy));
     }
 
     #[test]

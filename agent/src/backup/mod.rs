@@ -5,7 +5,7 @@
 //! `PersistedState.xml`, `MigratedPolicy.json`), finds the wizard's newest
 //! `Applied-SynchronizationPolicy-*.json` and the engine's and proxy's configuration files,
 //! and reads the configuration; this module copies the files into the out folder, packs the
-//! export folder as one tar archive, reads the applied policy's creation time, hashes
+//! export folder's dump as one tar archive (the same bytes for the same dump), reads the applied policy's creation time, hashes
 //! everything and prints an [`ecfleet_proto::backup::BackupResult`].
 
 pub mod tar;
@@ -107,13 +107,19 @@ pub fn assemble(
                     *slot = Some(copy_in(&file, out, name)?);
                 }
             }
-            let files = tar::files_under(&dir)?;
+            // The dump alone: the two small files are kept on their own, and
+            // `MigratedPolicy.json` is new every night (its `timeCreated`), so an archive
+            // holding it would never be the same bytes twice (docs/backup.md, Deduplication).
+            let files: Vec<_> = tar::files_under(&dir)?
+                .into_iter()
+                .filter(|(name, _)| name != MIGRATED_POLICY && name != PERSISTED_STATE)
+                .collect();
             let archive = out.join(DUMP_ARCHIVE);
             let mut file = std::io::BufWriter::new(
                 std::fs::File::create(&archive)
                     .map_err(|e| format!("cannot create {}: {e}", archive.display()))?,
             );
-            tar::write(&mut file, &files, now.as_second().max(0) as u64)?;
+            tar::write(&mut file, &files, tar::FIXED_MTIME)?;
             drop(file);
             if dir.starts_with(out) {
                 let _ = std::fs::remove_dir_all(&dir);

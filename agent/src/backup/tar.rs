@@ -7,6 +7,11 @@ use std::path::Path;
 
 const BLOCK: usize = 512;
 
+/// The time every entry carries (2000-01-01T00:00:00Z): the host writes the dump anew each
+/// night, so its files' own times would make an unchanged configuration a different archive
+/// every night, and the share could never keep one copy of it (docs/backup.md).
+pub const FIXED_MTIME: u64 = 946_684_800;
+
 /// Writes `files` (archive name, content) as a ustar archive, with `mtime` (seconds since the
 /// epoch) on every entry.
 pub fn write(out: &mut impl Write, files: &[(String, Vec<u8>)], mtime: u64) -> Result<(), String> {

@@ -14,6 +14,7 @@ fn files(content: &str) -> Vec<NewFile> {
         sha256: sha(&data),
         content: Content::Bytes(data),
         source_name: None,
+        reused: None,
     };
     vec![
         make(
@@ -69,10 +70,20 @@ fn a_second_backup_of_the_day_gets_a_new_name_and_the_first_is_untouched() {
         "EntraConnect-config-2026-12-02-nightly-2"
     );
     assert_eq!(std::fs::read(&policy).unwrap(), before, "never overwritten");
-    // Every file has its .sha256 in sha256sum's format, and the manifest lists them.
+    // The backup's .sha256 has a line per file in sha256sum's format, as the manifest.
+    let sums = std::fs::read_to_string(
+        b.dir
+            .join("EntraConnect-config-2026-12-02-nightly-2.sha256"),
+    )
+    .unwrap();
+    let lines: Vec<String> = second
+        .manifest
+        .files
+        .iter()
+        .map(|f| format!("{}  {}", f.sha256, f.name))
+        .collect();
+    assert_eq!(sums, format!("{}\n", lines.join("\n")));
     for f in &second.manifest.files {
-        let sums = std::fs::read_to_string(b.dir.join(format!("{}.sha256", f.name))).unwrap();
-        assert_eq!(sums, format!("{}  {}\n", f.sha256, f.name));
         assert_eq!(sha(&std::fs::read(b.dir.join(&f.name)).unwrap()), f.sha256);
     }
     assert_eq!(
