@@ -349,7 +349,7 @@ const LAB_SCHEMA_ATTRIBUTES: u32 = 8000;
 
 /// The forest's schema as an AD connector's export carries it, DSML inside `<schema>`: the
 /// bulk of a real dump (1.8 MB of the AD connector's 1.8 MB in Microsoft's sample export of
-/// an Exchange-extended forest, docs/design/DOMAIN.md §8b, S45), so that a lab backup weighs
+/// an Exchange-extended forest, docs/design/DOMAIN.md §8b.1, S52), so that a lab backup weighs
 /// in proportion to its small files. The same text every time, as a forest whose schema did
 /// not change.
 fn directory_schema() -> String {
