@@ -497,6 +497,26 @@ impl russh_sftp::server::Handler for LabSftp {
     }
 }
 
+/// The key exchanges a lab host offers: those of the OpenSSH server Windows Server ships
+/// (8.1p1 as a feature on demand on 2019 and 2022, 9.5p1 on 2025), which has no
+/// `mlkem768x25519-sha256` (OpenSSH 9.9 and later): a Windows 9.5 sshd agrees on
+/// `curve25519-sha256` (its own log, docs/design/DOMAIN.md §8b.1, S53). So a lab host costs
+/// the controller what a real one does; a server that offers ML-KEM costs it about 0.25 ms
+/// more per host (docs/performance.md).
+fn windows_openssh_algorithms() -> russh::Preferred {
+    let default = russh::Preferred::default();
+    let kex: Vec<russh::kex::Name> = default
+        .kex
+        .iter()
+        .filter(|k| **k != russh::kex::MLKEM768X25519_SHA256)
+        .copied()
+        .collect();
+    russh::Preferred {
+        kex: std::borrow::Cow::Owned(kex),
+        ..default
+    }
+}
+
 /// Serves every host until `shutdown` resolves.
 pub async fn serve(
     hosts: Vec<ServedHost>,
@@ -516,6 +536,7 @@ pub async fn serve(
             // stall 40 ms on each such burst (Nagle behind a peer's delayed ACK), which a real
             // sshd does not.
             nodelay: true,
+            preferred: windows_openssh_algorithms(),
             ..Default::default()
         });
         let mut server = LabHostServer {
@@ -530,4 +551,18 @@ pub async fn serve(
     }
     shutdown.await;
     tasks.abort_all();
+}
+
+#[cfg(test)]
+mod tests {
+    /// A lab host offers the key exchanges of Windows' own OpenSSH server: curve25519 first,
+    /// no ML-KEM, and russh's extension markers kept (strict key exchange, ext-info).
+    #[test]
+    fn a_lab_host_offers_what_windows_openssh_offers() {
+        let kex = super::windows_openssh_algorithms().kex;
+        let names: Vec<&str> = kex.iter().map(|k| k.as_ref()).collect();
+        assert!(!names.contains(&"mlkem768x25519-sha256"), "{names:?}");
+        assert_eq!(names.first(), Some(&"curve25519-sha256"), "{names:?}");
+        assert!(names.contains(&"kex-strict-s-v00@openssh.com"), "{names:?}");
+    }
 }
