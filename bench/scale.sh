@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Scale benchmark (issue 8): controller CPU per host and peak RSS of warm audits behind the
-# in-process lab server at several fleet sizes, for this tree and a baseline revision built
-# side by side, measured in the same run. Both controllers drive the same hosts with the same
-# agent build (this tree's), so that every audit is warm (no upload) and only the controllers
-# differ.
+# Scale benchmark (issues 8 and 20): controller CPU per host and peak RSS of this tree against
+# a baseline revision built side by side, measured in the same run, behind the in-process lab
+# server (this tree's, for both controllers, with this tree's agent: only the controllers
+# differ).
 #
-# Usage: bench/scale.sh            (SIZES="200 1000 5000" RUNS=3 BASELINE=c24a013)
-# Needs: python3, GNU time (/usr/bin/time). Prints a table; figures go to docs/performance.md.
+#  1. warm audits at SIZES hosts (the agent already on every host);
+#  2. a nightly backup at BACKUP_SIZES hosts: the night after a first one, each controller on
+#     its own copy of the share;
+#  3. a lab run night at RUN_SIZES hosts (plan, then run with the lab's playbook: the lab's
+#     clock runs fast), each controller on the same pristine lab hosts and an empty share.
+#
+# Usage: bench/scale.sh   (SIZES="200 1000 5000 10000" BACKUP_SIZES="200 1000"
+#                          RUN_SIZES="200 1000" RUNS=3 BASELINE=9f1ec7d)
+#        BEFORE_BIN=… AFTER_BIN=… AGENT_DIR=… bench/scale.sh   (built binaries: no build)
+# Needs: python3, GNU time (/usr/bin/time). Prints tables; figures go to docs/performance.md.
 set -euo pipefail
 
-SIZES=${SIZES:-"200 1000 5000"}
+SIZES=${SIZES:-"200 1000 5000 10000"}
+BACKUP_SIZES=${BACKUP_SIZES:-"200 1000"}
+RUN_SIZES=${RUN_SIZES:-"200 1000"}
 RUNS=${RUNS:-3}
-BASELINE=${BASELINE:-c24a013}
+BASELINE=${BASELINE:-9f1ec7d}
 AS_OF=${AS_OF:-2026-11-24}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,66 +34,192 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building $BASELINE and this tree (release, one target directory: shared dependencies)" >&2
-git worktree add -q --detach "$work/baseline" "$BASELINE"
-(cd "$work/baseline" && CARGO_TARGET_DIR="$root/target" cargo build --release -q -p ecfleet)
-cp "$root/target/release/ecfleet" "$work/ecfleet-before"
-# Cargo keys workspace crates by their path inside the workspace, so the baseline's artifacts
-# look current to this tree; newer sources make it rebuild them.
-find "$root/src" "$root/agent/src" "$root/proto/src" -name '*.rs' -exec touch {} +
-cargo build --release -q
-after=$root/target/release/ecfleet
-before=$work/ecfleet-before
-agents=$root/target/release
+# 10,000 lab hosts are 10,000 listening sockets in the lab server and as many connections per
+# audit: raise the open-file limit to the hard limit, and widen the ports connections come
+# from where this machine lets us (both said, so the figures can be read with them).
+ulimit -n "$(ulimit -Hn)" || true
+echo "== open files: $(ulimit -n)" >&2
+if [ -w /proc/sys/net/ipv4/ip_local_port_range ]; then
+    echo "10000 65000" > /proc/sys/net/ipv4/ip_local_port_range || true
+fi
+echo "== local ports: $(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null | tr '\t' '-'), tcp_tw_reuse $(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null)" >&2
 
-# measure BIN INVENTORY: "CPU_S RSS_KB" medians of $RUNS warm audits.
-measure() {
+if [ -n "${BEFORE_BIN:-}" ] && [ -n "${AFTER_BIN:-}" ]; then
+    # Binaries built already (a quick check of this script): no build.
+    before=$BEFORE_BIN after=$AFTER_BIN
+else
+    echo "== building $BASELINE and this tree (release, one target directory: shared dependencies)" >&2
+    git worktree add -q --detach "$work/baseline" "$BASELINE"
+    (cd "$work/baseline" && CARGO_TARGET_DIR="$root/target" cargo build --release -q -p ecfleet)
+    cp "$root/target/release/ecfleet" "$work/ecfleet-before"
+    # Cargo keys workspace crates by their path inside the workspace, so the baseline's
+    # artifacts look current to this tree; newer sources make it rebuild them.
+    find "$root/src" "$root/agent/src" "$root/proto/src" -name '*.rs' -exec touch {} +
+    cargo build --release -q
+    after=$root/target/release/ecfleet
+    before=$work/ecfleet-before
+fi
+agents=${AGENT_DIR:-$root/target/release}
+
+# timed OUT BIN ARGS…: runs BIN, leaves "CPU_S RSS_KB" in $work/timed.
+timed() {
+    local out=$1
+    shift
+    /usr/bin/time -f "%U %S %M" -o "$work/time" "$@" > "$out" 2> "$work/stderr" || true
+    read -r usr sys kb < <(tail -1 "$work/time")
+    echo "$(python3 -c "print($usr + $sys)") $kb" > "$work/timed"
+}
+
+# medians "CPU…" "RSS…": the median of each half.
+medians() {
+    python3 -c "
+import statistics, sys
+n = len(sys.argv[1:]) // 2; v = list(map(float, sys.argv[1:]))
+print(statistics.median(v[:n]), statistics.median(v[n:]))" "$@"
+}
+
+lab_up() {
+    local n=$1 dir=$2
+    "$after" lab up --hosts "$n" --dir "$dir" 2> "$dir.log" &
+    lab_pid=$!
+    until grep -q "^serving" "$dir.log" 2>/dev/null; do
+        kill -0 "$lab_pid" 2>/dev/null || { cat "$dir.log" >&2; exit 1; }
+        sleep 0.2
+    done
+}
+
+lab_down() {
+    kill "$lab_pid"; wait "$lab_pid" 2>/dev/null || true; lab_pid=
+}
+
+# measure_audit BIN INVENTORY: "CPU_S RSS_KB" medians of $RUNS warm audits.
+measure_audit() {
     local bin=$1 inventory=$2 cpus=() rss=()
     for _ in $(seq "$RUNS"); do
-        /usr/bin/time -f "%U %S %M" -o "$work/time" "$bin" audit -i "$inventory" --as-of "$AS_OF" \
-            --agent-dir "$agents" --format json --no-progress --no-share > "$work/out.json" 2>/dev/null || true
+        timed "$work/out.json" "$bin" audit -i "$inventory" --as-of "$AS_OF" \
+            --agent-dir "$agents" --format json --no-progress --no-share
         python3 - "$work/out.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["summary"]["reachable"] == r["summary"]["hosts"], r["summary"]
 PY
-        read -r usr sys kb < <(tail -1 "$work/time")
-        cpus+=("$(python3 -c "print($usr + $sys)")")
-        rss+=("$kb")
+        read -r c k < "$work/timed"
+        cpus+=("$c"); rss+=("$k")
     done
-    python3 -c "
-import statistics, sys
-n = int(sys.argv[1]); v = list(map(float, sys.argv[2:]))
-print(statistics.median(v[:n]), statistics.median(v[n:]))" "$RUNS" "${cpus[@]}" "${rss[@]}"
+    medians "${cpus[@]}" "${rss[@]}"
 }
 
-results=()
+audits=()
 for n in $SIZES; do
-    echo "== $n lab hosts" >&2
-    "$after" lab up --hosts "$n" --dir "$work/lab$n" 2> "$work/lab$n.log" &
-    lab_pid=$!
-    until grep -q "^serving" "$work/lab$n.log" 2>/dev/null; do sleep 0.2; done
+    echo "== audit: $n lab hosts" >&2
+    lab_up "$n" "$work/lab$n"
     inventory=$work/lab$n/inventory.toml
     # Warm-up: the agent goes to every host once.
     "$after" audit -i "$inventory" --as-of "$AS_OF" --agent-dir "$agents" --format json \
         --no-progress --no-share > /dev/null 2>&1 || true
-    read -r b_cpu b_rss < <(measure "$before" "$inventory")
-    read -r a_cpu a_rss < <(measure "$after" "$inventory")
-    results+=("$n $b_cpu $b_rss $a_cpu $a_rss")
-    kill "$lab_pid"; wait "$lab_pid" 2>/dev/null || true; lab_pid=
+    read -r b_cpu b_rss < <(measure_audit "$before" "$inventory")
+    read -r a_cpu a_rss < <(measure_audit "$after" "$inventory")
+    audits+=("$n $b_cpu $b_rss $a_cpu $a_rss")
+    lab_down
+    rm -rf "$work/lab$n"
 done
 
-python3 - "$BASELINE" "${results[@]}" <<'PY'
+# backup_night BIN INVENTORY LAB: a first night, then the timed one (each controller on its own
+# share); the agent's folders of the first night are removed as its next run would an hour on.
+backup_night() {
+    local bin=$1 inventory=$2 lab=$3
+    "$bin" backup -i "$inventory" --agent-dir "$agents" --format json --no-progress > /dev/null 2>&1 || true
+    rm -rf "$lab"/hosts/*/.ecfleet/backup
+    timed "$work/backup.json" "$bin" backup -i "$inventory" --agent-dir "$agents" --format json --no-progress
+    python3 - "$work/backup.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["summary"]["failed"] == 0, r["summary"]
+PY
+    rm -rf "$lab"/hosts/*/.ecfleet/backup
+    cat "$work/timed"
+}
+
+backups=()
+for n in $BACKUP_SIZES; do
+    echo "== backup: $n lab hosts" >&2
+    lab_up "$n" "$work/blab$n"
+    inventory=$work/blab$n/inventory.toml
+    for who in before after; do
+        sed "s|^path = .*share\"|path = \"$work/blab$n/share-$who\"|" "$inventory" > "$work/blab$n/inventory-$who.toml"
+        mkdir -p "$work/blab$n/share-$who"
+    done
+    read -r b_cpu b_rss < <(backup_night "$before" "$work/blab$n/inventory-before.toml" "$work/blab$n")
+    read -r a_cpu a_rss < <(backup_night "$after" "$work/blab$n/inventory-after.toml" "$work/blab$n")
+    backups+=("$n $b_cpu $b_rss $a_cpu $a_rss")
+    lab_down
+    rm -rf "$work/blab$n"
+done
+
+# run_night BIN LAB: plan and run the night on the pristine lab hosts and an empty share.
+run_night() {
+    local bin=$1 lab=$2
+    rm -rf "$lab/hosts" "$lab/share"
+    cp -a "$lab/hosts.pristine" "$lab/hosts"
+    mkdir -p "$lab/share"
+    "$bin" plan -i "$lab/inventory.toml" --as-of "$AS_OF" --msi "$work/lab.msi" \
+        --out "$work/plan.json" --agent-dir "$agents" --no-progress > /dev/null 2>&1 || true
+    timed "$work/run.json" "$bin" run -i "$lab/inventory.toml" --yes --ignore-windows --format json \
+        --plan "$work/plan.json" --msi "$work/lab.msi" --playbook "$lab/run-playbook.toml" \
+        --agent-dir "$agents" --no-progress
+    python3 - "$work/run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["summary"]["verified"] > 0, r["summary"]
+PY
+    cat "$work/timed"
+}
+
+"$after" lab msi --version 2.6.92.0 --size-mb 1 --out "$work/lab.msi" 2> /dev/null
+runs=()
+for n in $RUN_SIZES; do
+    echo "== run night: $n lab hosts" >&2
+    lab_up "$n" "$work/rlab$n"
+    lab=$work/rlab$n
+    "$after" audit -i "$lab/inventory.toml" --as-of "$AS_OF" --agent-dir "$agents" --format json \
+        --no-progress --no-share > /dev/null 2>&1 || true
+    cp -a "$lab/hosts" "$lab/hosts.pristine"
+    read -r b_cpu b_rss < <(run_night "$before" "$lab")
+    read -r a_cpu a_rss < <(run_night "$after" "$lab")
+    runs+=("$n $b_cpu $b_rss $a_cpu $a_rss")
+    lab_down
+    rm -rf "$lab"
+done
+
+python3 - "$BASELINE" "${#audits[@]}" "${audits[@]}" "${#backups[@]}" "${backups[@]}" "${runs[@]}" <<'PY'
 import sys
 base = sys.argv[1]
-rows = [list(map(float, r.split())) for r in sys.argv[2:]]
-print(f"warm audits behind the in-process lab server, median of runs; before = {base}, after = this tree")
-print(f"{'hosts':>6} {'before ms/host':>15} {'after ms/host':>14} {'after/before':>13} {'before RSS MiB':>15} {'after RSS MiB':>14}")
-per = {}
-for n, bc, br, ac, ar in rows:
-    b, a = bc / n * 1000, ac / n * 1000
-    per[int(n)] = a
-    print(f"{int(n):>6} {b:>15.2f} {a:>14.2f} {a / b:>12.2f}x {br / 1024:>15.1f} {ar / 1024:>14.1f}")
-if 1000 in per and 5000 in per:
-    print(f"after: CPU per host at 5000 vs 1000 hosts: {per[5000] / per[1000]:.2f}x (target <= 1.2x)")
+args = sys.argv[2:]
+def take(args):
+    k = int(args[0]); return [list(map(float, r.split())) for r in args[1:1 + k]], args[1 + k:]
+audits, args = take(args)
+backups, args = take(args)
+runs = [list(map(float, r.split())) for r in args]
+def table(title, rows):
+    print(title)
+    print(f"{'hosts':>6} {'before ms/host':>15} {'after ms/host':>14} {'after/before':>13} {'before RSS MiB':>15} {'after RSS MiB':>14}")
+    per = {}
+    for n, bc, br, ac, ar in rows:
+        b, a = bc / n * 1000, ac / n * 1000
+        per[int(n)] = a
+        print(f"{int(n):>6} {b:>15.2f} {a:>14.2f} {a / b:>12.2f}x {br / 1024:>15.1f} {ar / 1024:>14.1f}")
+    return per
+print(f"before = {base}, after = this tree; controller CPU (user + sys) per host and peak RSS")
+audit = table("warm audits, median of runs", audits)
+if 1000 in audit:
+    for big in (5000, 10000):
+        if big in audit:
+            print(f"after: CPU per host at {big} vs 1000 hosts: {audit[big] / audit[1000]:.2f}x (target <= 1.2x)")
+print()
+table("a nightly backup (the night after a first one)", backups)
+print()
+run = table("a lab run night (plan, then run; the lab's clock runs fast)", runs)
+for n, a in run.items():
+    if n in audit:
+        print(f"after: a run night's CPU per host at {n} hosts is {a / audit[n]:.1f}x the warm audit's (target <= 10x)")
 PY

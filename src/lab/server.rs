@@ -497,10 +497,10 @@ impl russh_sftp::server::Handler for LabSftp {
     }
 }
 
-/// The key exchanges a lab host offers: those of the OpenSSH server Windows Server ships
-/// (8.1p1 as a feature on demand on 2019 and 2022, 9.5p1 on 2025), which has no
-/// `mlkem768x25519-sha256` (OpenSSH 9.9 and later): a Windows 9.5 sshd agrees on
-/// `curve25519-sha256` (its own log, docs/design/DOMAIN.md §8b.1, S53). So a lab host costs
+/// The key exchanges a lab host offers: those of the OpenSSH server Windows ships (8.1 as a
+/// feature on demand on Windows Server 2019 and 2022; Microsoft's own port at 9.5 to 9.8),
+/// which has no `mlkem768x25519-sha256` (OpenSSH 9.9 and later): a Windows 9.5 sshd agrees
+/// on `curve25519-sha256` (its own log; docs/design/DOMAIN.md §8b.2, S53). So a lab host costs
 /// the controller what a real one does; a server that offers ML-KEM costs it about 0.25 ms
 /// more per host (docs/performance.md).
 fn windows_openssh_algorithms() -> russh::Preferred {

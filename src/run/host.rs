@@ -568,13 +568,60 @@ ecfleet watches the host until {target} is in place and the wizard has migrated 
     )
 }
 
-/// Fresh facts in a fresh session (the host may be rebooting: that is an answer to wait on).
-async fn look(host: &Host, cx: &RunContext<'_>, limit: Duration) -> Result<Facts, HostError> {
-    let deadline = Instant::now() + limit;
-    let mut session = HostSession::open(host, cx.connector, deadline).await?;
-    let facts = session.agent::<Facts>(&Step::Facts).await;
-    session.close().await;
-    facts
+/// The watch's and verify's look at a host, poll after poll: fresh facts each time, through
+/// one session kept open between polls (one login per phase instead of one per poll: fewer
+/// handshakes for the controller, fewer logons in the host's security log), and a fresh session
+/// when the kept one broke (the host may be rebooting: a host that cannot be reached is an
+/// answer to wait on).
+struct Looker<'a> {
+    host: &'a Host,
+    connector: &'a crate::session::Connector,
+    session: Option<HostSession<'a>>,
+}
+
+impl<'a> Looker<'a> {
+    fn new(host: &'a Host, connector: &'a crate::session::Connector) -> Self {
+        Looker {
+            host,
+            connector,
+            session: None,
+        }
+    }
+
+    /// The host's facts within `limit`.
+    async fn look(&mut self, limit: Duration) -> Result<Facts, HostError> {
+        let deadline = Instant::now() + limit;
+        if let Some(session) = self.session.as_mut() {
+            session.set_deadline(deadline);
+            match session.agent::<Facts>(&Step::Facts).await {
+                Ok(facts) => return Ok(facts),
+                Err(e) if e.kind == ErrorKind::Interrupted => return Err(e),
+                // Broken (a reboot, a dropped connection): a fresh session below.
+                Err(_) => {
+                    if let Some(old) = self.session.take() {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), old.close()).await;
+                    }
+                }
+            }
+        }
+        let mut session = HostSession::open(self.host, self.connector, deadline).await?;
+        match session.agent::<Facts>(&Step::Facts).await {
+            Ok(facts) => {
+                self.session = Some(session);
+                Ok(facts)
+            }
+            Err(e) => {
+                session.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn close(self) {
+        if let Some(session) = self.session {
+            session.close().await;
+        }
+    }
 }
 
 /// Phase 3's watch. Microsoft's upgrade replaces the binaries first and migrates the
@@ -585,6 +632,19 @@ async fn look(host: &Host, cx: &RunContext<'_>, limit: Duration) -> Result<Facts
 /// both exited (then verify judges what is left). Returns the host's clock when it was last
 /// seen on the old version (runs that started after it count for verify).
 async fn watch_upgrade(
+    host: &Host,
+    cx: &RunContext<'_>,
+    handed_off_at: String,
+    backup: &str,
+) -> PhaseResult<String> {
+    let mut looker = Looker::new(host, cx.connector);
+    let watched = watch_upgrade_with(&mut looker, host, cx, handed_off_at, backup).await;
+    looker.close().await;
+    watched
+}
+
+async fn watch_upgrade_with(
+    looker: &mut Looker<'_>,
     host: &Host,
     cx: &RunContext<'_>,
     handed_off_at: String,
@@ -619,7 +679,7 @@ async fn watch_upgrade(
                 ),
             ));
         }
-        let state = match look(host, cx, poll.max(Duration::from_secs(30))).await {
+        let state = match looker.look(poll.max(Duration::from_secs(30))).await {
             Ok(facts) => {
                 show_installer_events(host, cx, &facts, since, &mut shown_events);
                 let readings = checks::Readings::of(&facts);
@@ -770,6 +830,18 @@ fn installer_failure(facts: &Facts, since: jiff::Timestamp) -> Option<String> {
 /// comes ends the host `sync-pending`, not failed. Returns what the operator should still look
 /// at (a Health Agent left disabled, application-based authentication not configured).
 async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResult<Vec<String>> {
+    let mut looker = Looker::new(host, cx.connector);
+    let verified = verify_with(&mut looker, host, cx, last_old).await;
+    looker.close().await;
+    verified
+}
+
+async fn verify_with(
+    looker: &mut Looker<'_>,
+    host: &Host,
+    cx: &RunContext<'_>,
+    last_old: String,
+) -> PhaseResult<Vec<String>> {
     let poll = Duration::from_secs(cx.playbook.watch.poll_seconds);
     // Give up a moment before the phase's own deadline, so that the report says what was seen.
     let limit = Duration::from_secs(cx.playbook.deadlines.verify);
@@ -799,7 +871,7 @@ async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResu
                 ),
             });
         }
-        let facts = match look(host, cx, poll.max(Duration::from_secs(30))).await {
+        let facts = match looker.look(poll.max(Duration::from_secs(30))).await {
             Ok(f) => f,
             Err(e) if e.kind == ErrorKind::Interrupted => return Err(failed(e)),
             Err(e) => {

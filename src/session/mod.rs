@@ -96,6 +96,12 @@ impl<'a> HostSession<'a> {
         Ok(())
     }
 
+    /// Moves the session's deadline (a session kept open across a watch's polls: each poll has
+    /// its own).
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
     /// What is left of the session's deadline, plus a moment: the engine's host deadline is
     /// the one that reports a hung host, so the session's own timeouts fire just after it.
     fn remaining(&self) -> Duration {
