@@ -359,21 +359,37 @@ async fn gather_and_fetch(
         (result.engine_config.as_ref(), store::Role::EngineConfig),
         (result.proxy_config.as_ref(), store::Role::ProxyConfig),
     ];
+    let wanted: Vec<(&BackupFile, store::Role)> = wanted
+        .into_iter()
+        .filter_map(|(file, role)| file.map(|f| (f, role)))
+        .collect();
+    // What the newest backup already has, taken on the share in one go (one hand-off to a
+    // blocking thread per host, not one per file).
+    let candidates: Vec<Option<(reuse::Candidate, u64, String)>> = wanted
+        .iter()
+        .map(|(file, role)| {
+            reusable
+                .find(&file.sha256, file.size)
+                .filter(|_| file.size <= largest(*role))
+                .map(|c| (c.clone(), file.size, file.sha256.clone()))
+        })
+        .collect();
+    let taken = if candidates.iter().any(Option::is_some) {
+        let dir = folder.to_path_buf();
+        on_share(deadline, move || {
+            candidates
+                .into_iter()
+                .map(|c| {
+                    c.and_then(|(candidate, size, sha)| reuse::take(&dir, &candidate, size, &sha))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?
+    } else {
+        wanted.iter().map(|_| None).collect()
+    };
     let mut files = Vec::new();
-    for (file, role) in wanted {
-        let Some(file) = file else { continue };
-        let taken = match reusable.find(&file.sha256, file.size) {
-            Some(candidate) if file.size <= largest(role) => {
-                let (dir, candidate, size, sha) = (
-                    folder.to_path_buf(),
-                    candidate.clone(),
-                    file.size,
-                    file.sha256.clone(),
-                );
-                on_share(deadline, move || reuse::take(&dir, &candidate, size, &sha)).await?
-            }
-            _ => None,
-        };
+    for ((file, role), taken) in wanted.into_iter().zip(taken) {
         files.push(match taken {
             Some((spooled, reused)) => store::NewFile {
                 role,
