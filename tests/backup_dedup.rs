@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ecfleet, json_of};
+use common::{ecfleet, json_of, walk};
 use serde_json::Value;
 
 const HOSTS: usize = 40;
@@ -91,19 +91,6 @@ fn manifests(share: &Path) -> usize {
         .iter()
         .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
         .count()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

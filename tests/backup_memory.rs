@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::walk;
 use common::winrm::lab_up;
 
 /// The hosts of the lab inventory: (name, transport).
@@ -137,17 +138,4 @@ fn a_1_gib_backup_costs_the_controller_less_than_64_mib_of_memory() {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
     drop(lab);
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -398,15 +398,3 @@ fn a_stage_cut_once_reports_every_byte_it_sent() {
     assert_eq!(staged["sent"], size, "{staged:#}");
     assert_eq!(report["summary"]["bytes_sent"], size, "{report:#}");
 }
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return vec![];
-    };
-    entries
-        .flat_map(|e| {
-            let p = e.unwrap().path();
-            if p.is_dir() { walk(&p) } else { vec![p] }
-        })
-        .collect()
-}

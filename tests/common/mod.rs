@@ -556,3 +556,17 @@ pub fn audit_verdicts(audit: &serde_json::Value) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Every file under `dir`, at any depth (none when `dir` cannot be read).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
