@@ -26,17 +26,7 @@ fn audit(inventory: &Path, extra: &[&str]) -> Command {
 
 /// The snapshot's folder name from the `snapshot: …/audits/<name>/audit.json` line.
 fn snapshot_of(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("snapshot: "))
-        .unwrap_or_else(|| panic!("no snapshot line: {stderr}"));
-    Path::new(line)
-        .parent()
-        .and_then(|d| d.file_name())
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+    common::snapshot_name(&String::from_utf8_lossy(&out.stderr))
 }
 
 fn merge(inventory: &Path, snapshots: &[&str]) -> Output {

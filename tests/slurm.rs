@@ -201,21 +201,7 @@ fn a_slurm_job_array_of_four_shards_merges_into_the_audit_of_the_whole_fleet() {
         "sbatch: {}\n{tasks:#?}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let names: Vec<String> = tasks
-        .iter()
-        .map(|err| {
-            let line = err
-                .lines()
-                .find_map(|l| l.strip_prefix("snapshot: "))
-                .unwrap_or_else(|| panic!("a task printed no snapshot: {err}"));
-            Path::new(line)
-                .parent()
-                .and_then(|d| d.file_name())
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let names: Vec<String> = tasks.iter().map(|err| common::snapshot_name(err)).collect();
 
     let out = ecfleet()
         .args(["merge", "audit", "--format", "json", "-i"])

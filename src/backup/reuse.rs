@@ -99,6 +99,11 @@ fn take_linking_with(
     sha256: &str,
     link: impl Fn(&Path, &Path) -> io::Result<()>,
 ) -> Option<(Spooled, Reused)> {
+    // A regular file only: a link planted on the share in a backup's name is never taken
+    // (a hard link to it would be the link, its content wherever it points).
+    if !fs::symlink_metadata(&candidate.path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
     let temp = spool::temp_name(dir);
     let (spooled, by) = match link(&candidate.path, &temp) {
         Ok(()) => {

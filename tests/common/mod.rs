@@ -570,3 +570,18 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The snapshot's folder name from an audit's `snapshot: …/audits/<name>/audit.json` line in
+/// its stderr.
+pub fn snapshot_name(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("snapshot: "))
+        .unwrap_or_else(|| panic!("no snapshot line: {stderr}"));
+    Path::new(line)
+        .parent()
+        .and_then(|d| d.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}

@@ -166,6 +166,14 @@ fn a_changed_or_vanished_earlier_file_is_not_taken() {
     );
     fs::remove_file(&candidate.path).unwrap();
     assert!(take(&b.dir, &candidate, DUMP.len() as u64, &sha(DUMP)).is_none());
+    // A symbolic link planted in its name, to a file with the very bytes: not taken either.
+    #[cfg(unix)]
+    {
+        let elsewhere = share.path().join("elsewhere.tar");
+        fs::write(&elsewhere, DUMP).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &candidate.path).unwrap();
+        assert!(take(&b.dir, &candidate, DUMP.len() as u64, &sha(DUMP)).is_none());
+    }
 }
 
 #[test]
