@@ -1,7 +1,7 @@
 //! What the engine tells reporters while it runs: the progress bar and the live view, JSON
 //! Lines (`--events`), and the run's journal on the share. Channel reporters get events over an
 //! unbounded channel, so that a slow reporter never slows a host; a journal reporter is called
-//! in line ([`EventSink::add_journal`]), so that its record is on disk before the host goes on.
+//! in line ([`EventSink::add_journal`]), so that the events' order is the order they happened.
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -109,7 +109,8 @@ pub enum Event {
     },
 }
 
-/// A reporter called in line with each event: it must be quick (a synced append is).
+/// A reporter called in line with each event: it must be quick (the run's journal hands the
+/// line to its writer thread).
 pub type Journal = std::sync::Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Where events go: every reporter's channel, and the journals called in line (none: they are
@@ -136,8 +137,8 @@ impl EventSink {
         EventSink::default()
     }
 
-    /// A reporter that records events as they happen, before `send` returns (the run's journal
-    /// on the share: a host goes on only once its step is on disk).
+    /// A reporter that is given each event as it happens, before `send` returns (the run's journal
+    /// on the share, in the order the events happened).
     pub fn add_journal(&mut self, journal: Journal) {
         self.journals.push(journal);
     }

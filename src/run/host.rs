@@ -78,24 +78,34 @@ impl Walk<'_, '_> {
         self.cx.save(&self.record);
     }
 
-    /// Ends the current phase with `outcome` and `detail`.
+    /// Ends the current phase with `outcome` and `detail`. The record goes to the ledger
+    /// before the journal's line: a line on the share means its record is there too (the
+    /// ledger's writer writes a group's records before its lines), so a resumed run never
+    /// does again a phase the journal says ended well.
     fn end(&mut self, outcome: &str, detail: Option<String>) {
-        if let Some(p) = self.record.phases.last_mut() {
-            p.ended_at = Some(now());
-            p.outcome = Some(outcome.into());
+        let Some(p) = self.record.phases.last_mut() else {
+            self.cx.save(&self.record);
+            return;
+        };
+        p.ended_at = Some(now());
+        p.outcome = Some(outcome.into());
+        // A detail the phase's `keep` gave stays unless the end has its own.
+        if detail.is_some() {
             p.detail = detail.clone();
-            let phase = p.phase;
-            self.cx.log(self.host, phase, "end", Some(outcome), detail);
         }
+        let phase = p.phase;
         self.cx.save(&self.record);
+        self.cx.log(self.host, phase, "end", Some(outcome), detail);
     }
 
-    /// Runs phase `name` within `limit`, recording its end.
+    /// Runs phase `name` within `limit`, recording its end; on success `keep` first puts what
+    /// the phase gave into the record, so that the phase's end and its result are one record.
     async fn phase<T>(
         &mut self,
         name: Phase,
         limit: Duration,
         work: impl Future<Output = PhaseResult<T>>,
+        keep: impl FnOnce(&mut HostRecord, &T),
     ) -> PhaseResult<T> {
         self.start(name);
         let until = self.ctx.deadline.min(Instant::now() + limit);
@@ -107,7 +117,10 @@ impl Walk<'_, '_> {
             )),
         };
         match &result {
-            Ok(_) => self.end("ok", None),
+            Ok(value) => {
+                keep(&mut self.record, value);
+                self.end("ok", None)
+            }
             Err((outcome, why)) => self.end(outcome.as_str(), Some(why.clone())),
         }
         result
@@ -146,11 +159,23 @@ pub async fn upgrade_host(
     walk.record
 }
 
+/// The phases through one session, kept from preflight to verify (a fresh one when it broke:
+/// a host that reboots during its upgrade).
 async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
+    let mut looker = Looker::new(w.host, w.cx.connector);
+    let walked = walk_phases_with(w, &mut looker).await;
+    looker.close().await;
+    walked
+}
+
+async fn walk_phases_with<'c: 's, 'h: 's, 's>(
+    w: &mut Walk<'c, 'h>,
+    looker: &mut Looker<'s>,
+) -> PhaseResult<()> {
     let d = w.cx.playbook.deadlines.clone();
     let (host, cx) = (w.host, w.cx);
     if w.record.handed_off_at.is_none() {
-        before_handoff(w).await?;
+        looker.keep(before_handoff(w).await?);
     } else {
         // Re-attached to a host already handed to the operator: watch, never hand off again.
         w.cx.events.send(Event::HandedOff {
@@ -177,15 +202,13 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
             w.record.handed_off_at.as_deref().unwrap_or_default(),
             w.record.operator.as_deref(),
         );
-        let last_old = w
-            .phase(
-                Phase::Upgrade,
-                Duration::from_secs(d.upgrade),
-                watch_upgrade(host, cx, from, &backup),
-            )
-            .await?;
-        w.record.last_old_seen = Some(last_old);
-        cx.save(&w.record);
+        w.phase(
+            Phase::Upgrade,
+            Duration::from_secs(d.upgrade),
+            watch_upgrade(looker, host, cx, from, &backup),
+            |record, last_old| record.last_old_seen = Some(last_old.clone()),
+        )
+        .await?;
         cx.events.send(Event::OperatorDone {
             host: host.name.clone(),
         });
@@ -196,19 +219,19 @@ async fn walk_phases(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         .phase(
             Phase::Verify,
             Duration::from_secs(d.verify),
-            verify(host, cx, since),
+            verify(looker, host, cx, since),
+            |record, warnings| record.warnings.extend(warnings.iter().cloned()),
         )
         .await?;
-    for warning in &warnings {
-        w.notice(warning.clone());
+    for warning in warnings {
+        w.notice(warning);
     }
-    w.record.warnings.extend(warnings);
     Ok(())
 }
 
 /// Phases 1, 2 and 3's staging, each unless a run before this one (`--resume`) completed it;
-/// then the hand-off.
-async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
+/// then the hand-off. The session comes back open, for the watch.
+async fn before_handoff<'c: 's, 'h: 's, 's>(w: &mut Walk<'c, 'h>) -> PhaseResult<HostSession<'s>> {
     let d = w.cx.playbook.deadlines.clone();
     let (host, cx) = (w.host, w.cx);
     let mut session = HostSession::open(host, cx.connector, w.ctx.deadline)
@@ -219,18 +242,22 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         session.agent::<Facts>(&Step::Facts).await.ok()
     } else {
         let s = &mut session;
+        // What the operator must know before the wizard: an MFA sign-in that can hang.
+        let mut wizard_warnings = Vec::new();
         let facts = w
             .phase(
                 Phase::Preflight,
                 Duration::from_secs(d.preflight),
                 preflight(s, w.planned, cx),
+                |record, facts| {
+                    record.baseline = Some(Baseline::of(facts));
+                    wizard_warnings = before_the_wizard(facts, host, cx);
+                    record.warnings.extend(wizard_warnings.iter().cloned());
+                },
             )
             .await?;
-        w.record.baseline = Some(Baseline::of(&facts));
-        // What the operator must know before the wizard: an MFA sign-in that can hang.
-        for warning in before_the_wizard(&facts, host, cx) {
-            w.notice(warning.clone());
-            w.record.warnings.push(warning);
+        for warning in wizard_warnings {
+            w.notice(warning);
         }
         Some(facts)
     };
@@ -274,34 +301,40 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     } else {
         let s = &mut session;
         let staged = w
-            .phase(Phase::Stage, Duration::from_secs(d.stage), async {
-                let staged = crate::stage::stage(s, cx.installer, free, &drive)
-                    .await
-                    .map_err(failed)?;
-                // In the journal within the phase, before its end.
-                if let Some(how) = staged.transfer.as_ref().filter(|h| h.contains("failed")) {
-                    cx.log(host, Phase::Stage, "fallback", None, Some(how.clone()));
-                }
-                if !staged.interruptions.is_empty() {
-                    let evidence = staged.interruptions.join("; ");
-                    cx.log(host, Phase::Stage, "resumed", None, Some(evidence));
-                }
-                Ok(staged)
-            })
+            .phase(
+                Phase::Stage,
+                Duration::from_secs(d.stage),
+                async {
+                    let staged = crate::stage::stage(s, cx.installer, free, &drive)
+                        .await
+                        .map_err(failed)?;
+                    // In the journal within the phase, before its end.
+                    if let Some(how) = staged.transfer.as_ref().filter(|h| h.contains("failed")) {
+                        cx.log(host, Phase::Stage, "fallback", None, Some(how.clone()));
+                    }
+                    if !staged.interruptions.is_empty() {
+                        let evidence = staged.interruptions.join("; ");
+                        cx.log(host, Phase::Stage, "resumed", None, Some(evidence));
+                    }
+                    Ok(staged)
+                },
+                |record, staged| {
+                    record.staged = Some(staged.path.clone());
+                    // Host pull that did not work, or a dropped connection resumed: said with the
+                    // phase.
+                    let detail = match (&staged.transfer, staged.interruptions.is_empty()) {
+                        (_, false) => Some(staged.interruptions.join("; ")),
+                        (Some(how), true) if how.contains("failed") => {
+                            Some(format!("sent by {how}"))
+                        }
+                        _ => None,
+                    };
+                    if let Some(p) = record.phases.last_mut() {
+                        p.detail = detail;
+                    }
+                },
+            )
             .await?;
-        w.record.staged = Some(staged.path.clone());
-        // Host pull that did not work, or a dropped connection resumed: said with the phase.
-        let detail = match (&staged.transfer, staged.interruptions.is_empty()) {
-            (_, false) => Some(staged.interruptions.join("; ")),
-            (Some(how), true) if how.contains("failed") => Some(format!("sent by {how}")),
-            _ => None,
-        };
-        if let Some(detail) = detail {
-            if let Some(p) = w.record.phases.last_mut() {
-                p.detail = Some(detail);
-            }
-            cx.save(&w.record);
-        }
         staged.path
     };
     if let Some(held_back) = cx.staging_not_verified(host) {
@@ -320,7 +353,7 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
     let instructions = operator_instructions(host, &staged, cx.target);
     w.record.operator = Some(instructions.clone());
     w.record.handed_off_at = Some(handoff.at);
-    cx.save(&w.record);
+    cx.save_now(&w.record);
     cx.log(
         host,
         Phase::Upgrade,
@@ -333,8 +366,7 @@ async fn before_handoff(w: &mut Walk<'_, '_>) -> PhaseResult<()> {
         host: host.name.clone(),
         address: host.address.clone(),
     });
-    session.close().await;
-    Ok(())
+    Ok(session)
 }
 
 /// Phase 2 in `session`: the pre-upgrade backup, verified on the share and importable by the
@@ -347,15 +379,13 @@ async fn take_backup(
 ) -> PhaseResult<()> {
     let (host, cx) = (w.host, w.cx);
     let limit = Duration::from_secs(cx.playbook.deadlines.backup);
-    let done = w
-        .phase(
-            Phase::Backup,
-            limit,
-            pre_upgrade_backup(session, host, cx, fresh),
-        )
-        .await?;
-    w.record.backup = Some(done);
-    cx.save(&w.record);
+    w.phase(
+        Phase::Backup,
+        limit,
+        pre_upgrade_backup(session, host, cx, fresh),
+        |record, done| record.backup = Some(done.clone()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -588,6 +618,11 @@ impl<'a> Looker<'a> {
         }
     }
 
+    /// Looks through `session` from now on (the one the hand-off used).
+    fn keep(&mut self, session: HostSession<'a>) {
+        self.session = Some(session);
+    }
+
     /// The host's facts within `limit`.
     async fn look(&mut self, limit: Duration) -> Result<Facts, HostError> {
         let deadline = Instant::now() + limit;
@@ -632,18 +667,6 @@ impl<'a> Looker<'a> {
 /// both exited (then verify judges what is left). Returns the host's clock when it was last
 /// seen on the old version (runs that started after it count for verify).
 async fn watch_upgrade(
-    host: &Host,
-    cx: &RunContext<'_>,
-    handed_off_at: String,
-    backup: &str,
-) -> PhaseResult<String> {
-    let mut looker = Looker::new(host, cx.connector);
-    let watched = watch_upgrade_with(&mut looker, host, cx, handed_off_at, backup).await;
-    looker.close().await;
-    watched
-}
-
-async fn watch_upgrade_with(
     looker: &mut Looker<'_>,
     host: &Host,
     cx: &RunContext<'_>,
@@ -829,14 +852,7 @@ fn installer_failure(facts: &Facts, since: jiff::Timestamp) -> Option<String> {
 /// A full import and synchronization that the upgrade queued (or that runs) when the deadline
 /// comes ends the host `sync-pending`, not failed. Returns what the operator should still look
 /// at (a Health Agent left disabled, application-based authentication not configured).
-async fn verify(host: &Host, cx: &RunContext<'_>, last_old: String) -> PhaseResult<Vec<String>> {
-    let mut looker = Looker::new(host, cx.connector);
-    let verified = verify_with(&mut looker, host, cx, last_old).await;
-    looker.close().await;
-    verified
-}
-
-async fn verify_with(
+async fn verify(
     looker: &mut Looker<'_>,
     host: &Host,
     cx: &RunContext<'_>,

@@ -185,8 +185,22 @@ impl RunContext<'_> {
         }
     }
 
+    /// The host's record to the ledger, on disk within moments.
     fn save(&self, record: &HostRecord) {
-        if let Err(err) = self.ledger.host(&record.tenant, &record.host, record) {
+        self.write(record, false);
+    }
+
+    /// The host's record to the ledger, on disk before this returns: what a resumed run must
+    /// find (the hand-off).
+    fn save_now(&self, record: &HostRecord) {
+        self.write(record, true);
+    }
+
+    fn write(&self, record: &HostRecord, durable: bool) {
+        if let Err(err) = self
+            .ledger
+            .host(&record.tenant, &record.host, record, durable)
+        {
             self.ledger_error(err.to_string());
         }
     }

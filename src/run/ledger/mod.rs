@@ -3,13 +3,17 @@
 //! ```text
 //! runs/<run-id>/run.json                   who ran what: plan and inventory hashes, arguments, start
 //! runs/<run-id>/lock/<generation>.json     which controller drives the run (crate::lock)
-//! runs/<run-id>/events.jsonl               append-only, one flushed line per phase start and end
+//! runs/<run-id>/events.jsonl               append-only, one line per phase start and end
 //! runs/<run-id>/hosts/<tenant>/<host>.json each host's record, replaced atomically
 //! runs/<run-id>/summary.json               at the end
 //! ```
+//!
+//! The journal's lines and the hosts' records go to disk through one writer thread that
+//! commits in groups ([`writer`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+mod writer;
+
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -23,7 +27,8 @@ pub const PLAN_SHA256_FIELD: &str = "ledger_plan_sha256";
 
 pub struct Ledger {
     pub dir: PathBuf,
-    events: Arc<Mutex<File>>,
+    /// Puts the journal's lines and the hosts' records on the share.
+    writer: Arc<writer::Writer>,
     /// Writes to the ledger that failed (the run goes on; its report says so).
     errors: Arc<Mutex<Vec<String>>>,
     /// This controller's hold of the run, let go by [`Ledger::finish`].
@@ -105,10 +110,13 @@ impl Ledger {
             .append(true)
             .open(&events_path)
             .map_err(share_error(&events_path))?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let writer = writer::Writer::start(dir.clone(), events, errors.clone())
+            .map_err(share_error(&events_path))?;
         Ok(Ledger {
             dir,
-            events: Arc::new(Mutex::new(events)),
-            errors: Arc::default(),
+            writer: Arc::new(writer),
+            errors,
             hold,
             holder,
         })
@@ -147,10 +155,13 @@ impl Ledger {
             .append(true)
             .open(&events_path)
             .map_err(|e| format!("cannot append to {}: {e}", events_path.display()))?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let writer = writer::Writer::start(dir.clone(), events, errors.clone())
+            .map_err(|e| format!("cannot start the ledger's writer: {e}"))?;
         Ok(Ledger {
             dir,
-            events: Arc::new(Mutex::new(events)),
-            errors: Arc::default(),
+            writer: Arc::new(writer),
+            errors,
             hold,
             holder,
         })
@@ -169,9 +180,20 @@ impl Ledger {
         crate::fsread::read_regular(&self.dir.join(relative), 256 << 20).ok()
     }
 
-    /// Appends one event as a line, flushed and synced before this returns.
+    /// Appends one event as a line (on disk within moments; [`Ledger::flush`] waits for it).
     pub fn event(&self, event: &impl Serialize) -> Result<(), ShareError> {
-        append(&self.dir.join("events.jsonl"), &self.events, event)
+        let line = serde_json::to_vec(event).map_err(|e| ShareError {
+            path: self.dir.join("events.jsonl"),
+            source: std::io::Error::other(e),
+        })?;
+        self.writer.line(line);
+        Ok(())
+    }
+
+    /// Waits until every line and record given so far is on disk (or failed: see
+    /// [`Ledger::errors`]).
+    pub fn flush(&self) {
+        self.writer.flush();
     }
 
     /// A failed write to the ledger, for the run's report.
@@ -182,8 +204,9 @@ impl Ledger {
             .push(message);
     }
 
-    /// The writes to the ledger that failed so far.
+    /// The writes to the ledger that failed, once everything given so far was written.
     pub fn errors(&self) -> Vec<String> {
+        self.flush();
         self.errors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -191,44 +214,46 @@ impl Ledger {
     }
 
     /// The journal as a reporter of the engine's events: each host's phase starts, ends and
-    /// steps, and a detach (with the command that carries the run on), appended as one synced
-    /// line each before the host goes on (docs/run.md, "The ledger on the share").
+    /// steps, and a detach (with the command that carries the run on), one line each, synced
+    /// in groups within moments (docs/run.md, "The ledger on the share").
     pub fn journal(&self) -> crate::engine::events::Journal {
-        let path = self.dir.join("events.jsonl");
-        let file = self.events.clone();
-        let errors = self.errors.clone();
+        let writer = self.writer.clone();
         let run_id = self.run_id();
         Arc::new(move |event: &crate::engine::Event| {
-            let Some(line) = journal_line(event, &run_id) else {
-                return;
-            };
-            if let Err(e) = append(&path, &file, &line) {
-                errors
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(e.to_string());
+            if let Some(line) = journal_line(event, &run_id) {
+                // A `serde_json::Value` always serialises.
+                writer.line(serde_json::to_vec(&line).unwrap_or_default());
             }
         })
     }
 
-    /// Replaces `hosts/<tenant>/<host>.json` atomically.
+    /// Replaces `hosts/<tenant>/<host>.json` atomically, within moments (a newer record given
+    /// meanwhile replaces this one unwritten); `durable` waits until it is on disk.
     pub fn host(
         &self,
         tenant: &str,
         host: &str,
         record: &impl Serialize,
+        durable: bool,
     ) -> Result<(), ShareError> {
-        let dir = crate::share::dirs_below(&self.dir, &["hosts", tenant])?;
-        let path = dir.join(format!("{host}.json"));
         let json = serde_json::to_vec_pretty(record).map_err(|e| ShareError {
-            path: path.clone(),
+            path: self
+                .dir
+                .join("hosts")
+                .join(tenant)
+                .join(format!("{host}.json")),
             source: std::io::Error::other(e),
         })?;
-        replace_file(&path, &json)
+        self.writer.record(tenant, host, json);
+        if durable {
+            self.flush();
+        }
+        Ok(())
     }
 
-    /// Writes `summary.json` and lets go of the run's hold.
+    /// Writes `summary.json` (after everything else) and lets go of the run's hold.
     pub fn finish(self, summary: &impl Serialize) -> Result<(), ShareError> {
+        self.flush();
         let path = self.dir.join("summary.json");
         let json = serde_json::to_vec_pretty(summary).map_err(|e| ShareError {
             path: path.clone(),
@@ -241,21 +266,9 @@ impl Ledger {
     /// Lets go of the run's hold without a summary: the run was interrupted and `--resume`
     /// carries it on (the hosts it left handed off keep their own holds).
     pub fn let_go(self) -> Result<(), ShareError> {
+        self.flush();
         self.hold.release()
     }
-}
-
-/// One synced line appended to the journal.
-fn append(path: &Path, file: &Mutex<File>, event: &impl Serialize) -> Result<(), ShareError> {
-    let mut line = serde_json::to_vec(event).map_err(|e| ShareError {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
-    line.push(b'\n');
-    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-    file.write_all(&line)
-        .and_then(|_| file.sync_data())
-        .map_err(share_error(path))
 }
 
 /// The journal's line for an engine event (`None`: the journal does not keep it). The format
@@ -389,6 +402,7 @@ mod tests {
                 "contoso",
                 "ec01",
                 &serde_json::json!({"outcome": "verified"}),
+                false,
             )
             .unwrap();
         ledger
@@ -396,6 +410,7 @@ mod tests {
                 "contoso",
                 "ec01",
                 &serde_json::json!({"outcome": "verified", "again": true}),
+                false,
             )
             .unwrap();
         let dir = ledger.dir.clone();
@@ -426,6 +441,7 @@ mod resume_tests {
         };
         let a = Ledger::create(share.path(), "20261202T010000Z-0001", &plan, &plan, &who).unwrap();
         a.event(&serde_json::json!({"n": 1})).unwrap();
+        a.flush();
         // A live controller (this process) holds it: refused, naming it.
         let err = Ledger::resume(share.path(), "latest", &who).err().unwrap();
         assert!(err.contains("another controller"), "{err}");
@@ -448,6 +464,7 @@ mod resume_tests {
         let b = Ledger::resume(share.path(), "latest", &who).unwrap();
         assert_eq!(b.run_id(), "20261202T010000Z-0001");
         b.event(&serde_json::json!({"n": 2})).unwrap();
+        b.flush();
         let events = std::fs::read_to_string(b.dir.join("events.jsonl")).unwrap();
         assert_eq!(events.lines().count(), 2);
         assert!(b.dir.join("lock/00000003.json").is_file());
