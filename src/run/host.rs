@@ -7,8 +7,9 @@
 //!    below runs without it.
 //! 3. **stage**, then **upgrade**: the installer staged and verified on the host; an active
 //!    server waits for its tenant's staging server to have passed phase 4; then the operator is
-//!    told exactly what to do, and the host is watched (fresh sessions, so a reboot or a dropped
-//!    connection only delays the watch) until the new version is in place. At the deadline the
+//!    told exactly what to do, and the host is watched (through the session kept since
+//!    preflight, a fresh one when it broke, so a reboot or a dropped connection only delays the
+//!    watch) until the new version is in place. At the deadline the
 //!    host is `operator-timeout`: never interrupted.
 //! 4. **verify**: engine version = target; the configuration version agrees (else ADSync is
 //!    restarted once); a successful Delta Import and, off staging, Export that started after the
@@ -183,8 +184,9 @@ async fn walk_phases_with<'c: 's, 'h: 's, 's>(
             address: host.address.clone(),
         });
         w.notice(format!(
-            "still handed to the operator (since {}): watching",
-            w.record.handed_off_at.clone().unwrap_or_default()
+            "still handed to the operator (since {}): watching. What the operator was told: {}",
+            w.record.handed_off_at.clone().unwrap_or_default(),
+            w.record.operator.clone().unwrap_or_default()
         ));
     }
     if !w.record.done(Phase::Upgrade) {
@@ -209,6 +211,8 @@ async fn walk_phases_with<'c: 's, 'h: 's, 's>(
             |record, last_old| record.last_old_seen = Some(last_old.clone()),
         )
         .await?;
+        // What verify counts from: on disk before it starts (a failure is in ledger_errors).
+        let _ = cx.durable().await;
         cx.events.send(Event::OperatorDone {
             host: host.name.clone(),
         });
@@ -348,12 +352,13 @@ async fn before_handoff<'c: 's, 'h: 's, 's>(w: &mut Walk<'c, 'h>) -> PhaseResult
         })
         .await
         .map_err(failed)?;
-    // Recorded at once, with no wait between the host's answer and the record (a detach drops
-    // this step at its next wait): a resumed run finds it handed off and only watches.
+    // Recorded, record before line, and on disk before the operator is told: a resumed run
+    // finds it handed off and only watches (a detach while this waits still writes both, and
+    // the resumed run shows the instructions).
     let instructions = operator_instructions(host, &staged, cx.target);
     w.record.operator = Some(instructions.clone());
     w.record.handed_off_at = Some(handoff.at);
-    cx.save_now(&w.record);
+    cx.save(&w.record);
     cx.log(
         host,
         Phase::Upgrade,
@@ -361,6 +366,13 @@ async fn before_handoff<'c: 's, 'h: 's, 's>(w: &mut Walk<'c, 'h>) -> PhaseResult
         None,
         Some(instructions.clone()),
     );
+    if !cx.durable().await {
+        session.close().await;
+        return Err((
+            HostOutcome::Failed,
+            "the hand-off could not be recorded on the share within a minute, so the operator was not told: check the share (the run's ledger_errors), then ecfleet run --resume".into(),
+        ));
+    }
     w.notice(instructions);
     cx.events.send(Event::HandedOff {
         host: host.name.clone(),
@@ -599,8 +611,9 @@ ecfleet watches the host until {target} is in place and the wizard has migrated 
 }
 
 /// The watch's and verify's look at a host, poll after poll: fresh facts each time, through
-/// one session kept open between polls (one login per phase instead of one per poll: fewer
-/// handshakes for the controller, fewer logons in the host's security log), and a fresh session
+/// one session kept open between polls and phases (the hand-off's: one login per host instead
+/// of one per poll: fewer handshakes for the controller, fewer logons in the host's security
+/// log), and a fresh session
 /// when the kept one broke (the host may be rebooting: a host that cannot be reached is an
 /// answer to wait on).
 struct Looker<'a> {

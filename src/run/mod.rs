@@ -96,8 +96,8 @@ impl RunContext<'_> {
     }
 
     /// Tells the reporters of a step of `host`'s `phase` (`start`, `end`, or a step within):
-    /// the journal on the share records it before this returns; `--events` and the live view
-    /// get it too.
+    /// the journal on the share (its writer has the line before this returns, in order);
+    /// `--events` and the live view get it too.
     fn log(
         &self,
         host: &Host,
@@ -187,22 +187,15 @@ impl RunContext<'_> {
 
     /// The host's record to the ledger, on disk within moments.
     fn save(&self, record: &HostRecord) {
-        self.write(record, false);
-    }
-
-    /// The host's record to the ledger, on disk before this returns: what a resumed run must
-    /// find (the hand-off).
-    fn save_now(&self, record: &HostRecord) {
-        self.write(record, true);
-    }
-
-    fn write(&self, record: &HostRecord, durable: bool) {
-        if let Err(err) = self
-            .ledger
-            .host(&record.tenant, &record.host, record, durable)
-        {
+        if let Err(err) = self.ledger.host(&record.tenant, &record.host, record) {
             self.ledger_error(err.to_string());
         }
+    }
+
+    /// Whether everything given to the ledger so far is on disk (what a resumed run must find:
+    /// the hand-off, the watch's end).
+    async fn durable(&self) -> bool {
+        self.ledger.durable().await
     }
 
     fn ledger_error(&self, message: String) {
@@ -602,21 +595,20 @@ fn report(
     outcomes: Vec<engine::Outcome<HostRecord>>,
     started_at: jiff::Timestamp,
 ) -> RunReport {
+    // The records the ledger's writer still has, on disk before they are read below.
+    let _ = cx.ledger.flush();
     let mut by_host = finished;
     for ((h, p, earlier), o) in pending.iter().zip(outcomes) {
         let r = match o.result {
             Ok(record) => record,
             Err(e) => {
                 // Never started: the budget was spent, the canary failed, or the run was
-                // interrupted (or dropped in flight by a detach).
+                // interrupted; or dropped in flight by a detach or at the host's deadline.
                 // A host dropped in flight has its newest record in the ledger (a hand-off
                 // included): that one, never an older copy over it.
-                let newest = (e.kind == ErrorKind::Interrupted)
-                    .then(|| {
-                        cx.ledger
-                            .read(&format!("hosts/{}/{}.json", h.tenant, h.name))
-                    })
-                    .flatten()
+                let newest = cx
+                    .ledger
+                    .read(&format!("hosts/{}/{}.json", h.tenant, h.name))
                     .and_then(|b| serde_json::from_slice::<HostRecord>(&b).ok());
                 let mut r = newest
                     .or_else(|| earlier.clone())

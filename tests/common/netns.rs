@@ -33,11 +33,17 @@ impl Netns {
     pub fn new() -> Netns {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
-        let name = format!("ecf{}n{n}", pid % 100_000);
-        // One /30 per namespace: 10.<pid>.<n>.0/30, unlikely to meet another test process's.
-        let (b, c) = (100 + pid % 150, n % 250);
-        let outside = format!("10.{b}.{c}.1");
-        let inside = format!("10.{b}.{c}.2");
+        // The whole pid: test processes run side by side (nextest), each with namespaces.
+        let name = format!("ecf{pid}n{n}");
+        // One /30 per namespace, numbered by process and namespace within 10.100.0.0 to
+        // 10.227.255.255: two processes meet only if their pids differ by a multiple of 2^18
+        // (a pid modulo 150 met another process's within one CI run).
+        assert!(n < 8, "at most 8 namespaces per test process");
+        let index = (u64::from(pid) * 8 + u64::from(n)) % (1 << 21);
+        let base = index * 4;
+        let (b, c, d) = (100 + (base >> 16), (base >> 8) & 0xff, base & 0xff);
+        let outside = format!("10.{b}.{c}.{}", d + 1);
+        let inside = format!("10.{b}.{c}.{}", d + 2);
         let (vo, vi) = (format!("{name}o"), format!("{name}i"));
         ip(&["netns", "add", &name]);
         let ns = Netns {

@@ -190,10 +190,10 @@ impl Ledger {
         Ok(())
     }
 
-    /// Waits until every line and record given so far is on disk (or failed: see
-    /// [`Ledger::errors`]).
-    pub fn flush(&self) {
-        self.writer.flush();
+    /// Waits, blocking, until every line and record given so far is on disk (or failed: see
+    /// [`Ledger::errors`]): for the run's end. Whether the share answered within a minute.
+    pub fn flush(&self) -> bool {
+        self.writer.flush()
     }
 
     /// A failed write to the ledger, for the run's report.
@@ -206,7 +206,7 @@ impl Ledger {
 
     /// The writes to the ledger that failed, once everything given so far was written.
     pub fn errors(&self) -> Vec<String> {
-        self.flush();
+        let _ = self.flush();
         self.errors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -228,13 +228,12 @@ impl Ledger {
     }
 
     /// Replaces `hosts/<tenant>/<host>.json` atomically, within moments (a newer record given
-    /// meanwhile replaces this one unwritten); `durable` waits until it is on disk.
+    /// meanwhile replaces this one unwritten; [`Ledger::durable`] waits for it).
     pub fn host(
         &self,
         tenant: &str,
         host: &str,
         record: &impl Serialize,
-        durable: bool,
     ) -> Result<(), ShareError> {
         let json = serde_json::to_vec_pretty(record).map_err(|e| ShareError {
             path: self
@@ -245,15 +244,20 @@ impl Ledger {
             source: std::io::Error::other(e),
         })?;
         self.writer.record(tenant, host, json);
-        if durable {
-            self.flush();
-        }
         Ok(())
     }
 
-    /// Writes `summary.json` (after everything else) and lets go of the run's hold.
+    /// Whether every line and record given so far is on disk, waiting without holding up
+    /// other hosts (at most a minute; `false` is said in [`Ledger::errors`]).
+    pub async fn durable(&self) -> bool {
+        self.writer.durable().await
+    }
+
+    /// Writes `summary.json` (after everything else) and lets go of the run's hold. A share
+    /// that did not take the run's writes keeps the run held (and without a summary), so that
+    /// nothing can take it over while its writes may still land.
     pub fn finish(self, summary: &impl Serialize) -> Result<(), ShareError> {
-        self.flush();
+        self.flushed()?;
         let path = self.dir.join("summary.json");
         let json = serde_json::to_vec_pretty(summary).map_err(|e| ShareError {
             path: path.clone(),
@@ -266,8 +270,21 @@ impl Ledger {
     /// Lets go of the run's hold without a summary: the run was interrupted and `--resume`
     /// carries it on (the hosts it left handed off keep their own holds).
     pub fn let_go(self) -> Result<(), ShareError> {
-        self.flush();
+        self.flushed()?;
         self.hold.release()
+    }
+
+    /// [`Ledger::flush`], failing when the share did not confirm it.
+    fn flushed(&self) -> Result<(), ShareError> {
+        if self.flush() {
+            return Ok(());
+        }
+        Err(ShareError {
+            path: self.dir.clone(),
+            source: std::io::Error::other(
+                "the share did not take the run's last writes; the run stays held: check the share, then ecfleet run --resume",
+            ),
+        })
     }
 }
 
@@ -402,7 +419,6 @@ mod tests {
                 "contoso",
                 "ec01",
                 &serde_json::json!({"outcome": "verified"}),
-                false,
             )
             .unwrap();
         ledger
@@ -410,7 +426,6 @@ mod tests {
                 "contoso",
                 "ec01",
                 &serde_json::json!({"outcome": "verified", "again": true}),
-                false,
             )
             .unwrap();
         let dir = ledger.dir.clone();
@@ -441,7 +456,7 @@ mod resume_tests {
         };
         let a = Ledger::create(share.path(), "20261202T010000Z-0001", &plan, &plan, &who).unwrap();
         a.event(&serde_json::json!({"n": 1})).unwrap();
-        a.flush();
+        assert!(a.flush());
         // A live controller (this process) holds it: refused, naming it.
         let err = Ledger::resume(share.path(), "latest", &who).err().unwrap();
         assert!(err.contains("another controller"), "{err}");
@@ -464,7 +479,7 @@ mod resume_tests {
         let b = Ledger::resume(share.path(), "latest", &who).unwrap();
         assert_eq!(b.run_id(), "20261202T010000Z-0001");
         b.event(&serde_json::json!({"n": 2})).unwrap();
-        b.flush();
+        assert!(b.flush());
         let events = std::fs::read_to_string(b.dir.join("events.jsonl")).unwrap();
         assert_eq!(events.lines().count(), 2);
         assert!(b.dir.join("lock/00000003.json").is_file());

@@ -1,13 +1,14 @@
 //! The ledger's writer: one thread puts the journal's lines and the hosts' records on the share,
-//! so that no host's task waits on the share's disk (a slow share holds up no host), and it
-//! commits in groups, as a database does: what arrives within [`GATHER`] of a first write goes
+//! so that no host's task waits on the share's disk for its steps, and it commits in groups,
+//! as a database does: what arrives within [`GATHER`] of a first write goes
 //! to disk together. The journal's new lines take one `fdatasync` between them, and of one
 //! host's records only the newest is written (each atomically, `share::replace_file`). A run
 //! night's phase ending and the next one starting are then one write, and 200 hosts' steps in
 //! the same moment one sync of the journal (docs/performance.md).
 //!
-//! [`Writer::flush`] waits until everything sent before it is on disk: the hand-off's record
-//! (a resumed run must never hand a host off twice), the run's end and a detach.
+//! [`Writer::durable`] (async) and [`Writer::flush`] (blocking, for the run's end) wait until
+//! everything sent before them is on disk: the hand-off's record (a resumed run must never hand
+//! a host off twice), the watch's end, the run's end and a detach. Each says whether it was.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -33,12 +34,31 @@ enum Job {
         json: Vec<u8>,
     },
     /// Answered once everything sent before it is on disk.
-    Flush(mpsc::SyncSender<()>),
+    Flush(Answer),
+}
+
+/// Who waits for a flush.
+enum Answer {
+    Blocking(mpsc::SyncSender<()>),
+    Async(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Answer {
+    fn send(self) {
+        match self {
+            Answer::Blocking(done) => {
+                let _ = done.send(());
+            }
+            Answer::Async(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 /// The sending side, shared by the ledger and its journal.
 pub(super) struct Writer {
-    tx: Mutex<Sender<Job>>,
+    tx: Sender<Job>,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -62,10 +82,7 @@ impl Writer {
                 }
                 .run(rx)
             })?;
-        Ok(Writer {
-            tx: Mutex::new(tx),
-            errors,
-        })
+        Ok(Writer { tx, errors })
     }
 
     /// A journal line (`line` without its newline), on disk within moments.
@@ -83,36 +100,45 @@ impl Writer {
         });
     }
 
-    /// Waits (blocking, at most [`FLUSH_DEADLINE`]) until everything sent before is on disk or
-    /// failed (failures are in the ledger's errors). Inside the async runtime's worker threads,
-    /// the runtime is told first, so that other hosts go on meanwhile.
-    pub fn flush(&self) {
-        let (done, wait) = mpsc::sync_channel(1);
-        if !self.send(Job::Flush(done)) {
-            return;
+    /// Whether everything sent before is on disk (or failed: failures are in the ledger's
+    /// errors), waiting at most [`FLUSH_DEADLINE`] without holding up other hosts. `false`:
+    /// not known to be on disk (said in the ledger's errors).
+    pub async fn durable(&self) -> bool {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if !self.send(Job::Flush(Answer::Async(done))) {
+            return false;
         }
-        let wait = || wait.recv_timeout(FLUSH_DEADLINE);
-        let answered = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
+        let answered = match tokio::time::timeout(FLUSH_DEADLINE, wait).await {
+            Ok(answer) => answer.is_ok(),
+            Err(_) => false,
         };
-        if answered.is_err() {
+        self.said(answered)
+    }
+
+    /// [`Writer::durable`], blocking this thread: for the run's end, when no host is left to
+    /// hold up.
+    pub fn flush(&self) -> bool {
+        let (done, wait) = mpsc::sync_channel(1);
+        if !self.send(Job::Flush(Answer::Blocking(done))) {
+            return false;
+        }
+        let answered = wait.recv_timeout(FLUSH_DEADLINE);
+        self.said(answered.is_ok())
+    }
+
+    /// A flush's answer, a missing one said in the ledger's errors.
+    fn said(&self, answered: bool) -> bool {
+        if !answered {
             self.error(format!(
-                "the share did not take the run's ledger writes within {} s",
+                "the share did not take the run's ledger writes within {} s (or its writer stopped)",
                 FLUSH_DEADLINE.as_secs()
             ));
         }
+        answered
     }
 
     fn send(&self, job: Job) -> bool {
-        let sent = self
-            .tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .is_ok();
+        let sent = self.tx.send(job).is_ok();
         if !sent {
             self.error("the run's ledger writer has stopped: a write was lost".into());
         }
@@ -131,7 +157,7 @@ impl Writer {
 /// written before the process can exit.
 impl Drop for Writer {
     fn drop(&mut self) {
-        self.flush();
+        let _ = self.flush();
     }
 }
 
@@ -149,7 +175,7 @@ struct Group {
     lines: Vec<u8>,
     /// The newest record of each host.
     records: BTreeMap<(String, String), Vec<u8>>,
-    flushes: Vec<mpsc::SyncSender<()>>,
+    flushes: Vec<Answer>,
 }
 
 impl Group {
@@ -185,7 +211,9 @@ impl Committer {
 
     /// The records first, then the lines: a line on the share means that every record given
     /// before it is there too (a host's record says a phase ended well before the journal
-    /// does, so a resumed run never does that phase again).
+    /// does, so a resumed run never does that phase again). A record that could not be written is
+    /// said in the ledger's errors, and the lines are written all the same: a journal kept
+    /// back could be lost whole.
     fn commit(&mut self, group: Group) {
         for ((tenant, host), json) in &group.records {
             if let Err(e) = write_record(&self.dir, tenant, host, json) {
@@ -205,7 +233,7 @@ impl Committer {
             }
         }
         for done in group.flushes {
-            let _ = done.send(());
+            done.send();
         }
     }
 
@@ -258,7 +286,7 @@ mod tests {
             w.record("contoso", "ec01", format!("{{\"n\":{n}}}").into_bytes());
             w.record("fabrikam", "ec02", b"{}".to_vec());
         }
-        w.flush();
+        assert!(w.flush());
         let journal = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
         let numbers: Vec<usize> = journal
             .lines()
@@ -275,6 +303,24 @@ mod tests {
         assert!(errors.lock().unwrap().is_empty());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn durable_answers_once_the_record_and_the_line_after_it_are_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _) = writer(dir.path());
+        w.record("contoso", "ec01", b"{\"handed_off_at\":\"now\"}".to_vec());
+        w.line(b"{\"event\":\"handoff\"}".to_vec());
+        assert!(w.durable().await);
+        assert!(
+            std::fs::read_to_string(dir.path().join("hosts/contoso/ec01.json"))
+                .unwrap()
+                .contains("handed_off_at")
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap(),
+            "{\"event\":\"handoff\"}\n"
+        );
+    }
+
     #[test]
     fn a_record_that_cannot_be_written_is_an_error_of_the_ledger_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
@@ -283,7 +329,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("hosts")).unwrap();
         std::fs::write(dir.path().join("hosts/contoso"), b"not a folder").unwrap();
         w.record("contoso", "ec01", b"{}".to_vec());
-        w.flush();
+        assert!(w.flush(), "answered, though the record failed");
         let errors = errors.lock().unwrap();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("contoso"), "{errors:?}");

@@ -278,6 +278,10 @@ impl Verifier {
 pub struct SshConnection {
     handle: Handle<Verifier>,
     name: String,
+    /// The SFTP session the connection's transfers share: one subsystem channel (and on
+    /// Windows one `sftp-server.exe`) per connection instead of one per file; dropped after a
+    /// transfer on it failed or ran out of time.
+    sftp: tokio::sync::Mutex<Option<Arc<SftpSession>>>,
 }
 
 fn client_config(known_algorithms: Vec<russh::keys::Algorithm>) -> client::Config {
@@ -351,6 +355,7 @@ impl SshConnector {
         Ok(SshConnection {
             handle,
             name: target.name.clone(),
+            sftp: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -426,7 +431,27 @@ impl SshConnection {
         within(limit, || format!("command on {}", self.name), run).await
     }
 
-    async fn sftp(&self) -> Result<SftpSession, TransportError> {
+    /// The connection's SFTP session, started on first use.
+    async fn sftp(&self) -> Result<Arc<SftpSession>, TransportError> {
+        let mut kept = self.sftp.lock().await;
+        if let Some(session) = kept.as_ref() {
+            return Ok(session.clone());
+        }
+        let session = Arc::new(self.start_sftp().await?);
+        *kept = Some(session.clone());
+        Ok(session)
+    }
+
+    /// `result` of a transfer; a failed one (or one cut off by its deadline) leaves no SFTP
+    /// session to the next: it may be in the middle of a request.
+    async fn kept_sftp<T>(&self, result: Result<T, TransportError>) -> Result<T, TransportError> {
+        if result.is_err() {
+            *self.sftp.lock().await = None;
+        }
+        result
+    }
+
+    async fn start_sftp(&self) -> Result<SftpSession, TransportError> {
         let mut channel = self.handle.channel_open_session().await.map_err(protocol)?;
         channel
             .request_subsystem(true, "sftp")
@@ -496,15 +521,15 @@ impl SshConnection {
             sftp.rename(tmp.clone(), path.to_string())
                 .await
                 .map_err(|e| sftp_err(format!("cannot rename {tmp} into place: {e}")))?;
-            let _ = sftp.close().await;
             Ok(())
         };
-        within(
+        let result = within(
             limit,
             || format!("upload to {} on {}", path, self.name),
             run,
         )
-        .await
+        .await;
+        self.kept_sftp(result).await
     }
 
     /// [`Connection::put_from`] over SFTP: the remote file's size says how much already
@@ -551,15 +576,15 @@ impl SshConnection {
                 .shutdown()
                 .await
                 .map_err(|e| sftp_err(format!("write failed: {e}")))?;
-            let _ = sftp.close().await;
             Ok(total - from)
         };
-        within(
+        let result = within(
             limit,
             || format!("upload to {} on {}", path, self.name),
             run,
         )
-        .await
+        .await;
+        self.kept_sftp(result).await
     }
 
     /// Reads a whole remote file over SFTP, refusing one larger than `max_bytes`.
@@ -619,15 +644,15 @@ impl SshConnection {
                     .map_err(|e| crate::transport::sink_error(&path, e))?;
             }
             let _ = file.shutdown().await;
-            let _ = sftp.close().await;
             Ok(total)
         };
-        within(
+        let result = within(
             limit,
             || format!("download of {} from {}", path, self.name),
             run,
         )
-        .await
+        .await;
+        self.kept_sftp(result).await
     }
 
     pub async fn close(self) {
@@ -685,6 +710,10 @@ impl Connection for SshConnection {
 async fn create_parents(sftp: &SftpSession, path: &str) {
     let mut dir = String::new();
     let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    // Usually there already: one request instead of one per folder on the way.
+    if !parent.is_empty() && sftp.metadata(parent.to_string()).await.is_ok() {
+        return;
+    }
     for (i, part) in parent.split('/').enumerate() {
         if i > 0 || part.is_empty() {
             dir.push('/');
