@@ -105,14 +105,19 @@ impl Ledger {
         write_new_file(&dir.join("run.json"), &json)?;
         write_new_file(&dir.join("plan.json"), &plan)?;
         let events_path = dir.join("events.jsonl");
+        Ledger::open(dir, true, hold, holder).map_err(share_error(&events_path))
+    }
+
+    /// The ledger of run folder `dir`, appending to its journal (`new`: which must not exist),
+    /// with its writer started.
+    fn open(dir: PathBuf, new: bool, hold: Hold, holder: Holder) -> std::io::Result<Ledger> {
         let events = OpenOptions::new()
-            .create_new(true)
+            .create(true)
+            .create_new(new)
             .append(true)
-            .open(&events_path)
-            .map_err(share_error(&events_path))?;
+            .open(dir.join("events.jsonl"))?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
-        let writer = writer::Writer::start(dir.clone(), events, errors.clone())
-            .map_err(share_error(&events_path))?;
+        let writer = writer::Writer::start(dir.clone(), events, errors.clone())?;
         Ok(Ledger {
             dir,
             writer: Arc::new(writer),
@@ -150,21 +155,8 @@ impl Ledger {
             other => format!("run {id}: {other}"),
         })?;
         let events_path = dir.join("events.jsonl");
-        let events = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&events_path)
-            .map_err(|e| format!("cannot append to {}: {e}", events_path.display()))?;
-        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
-        let writer = writer::Writer::start(dir.clone(), events, errors.clone())
-            .map_err(|e| format!("cannot start the ledger's writer: {e}"))?;
-        Ok(Ledger {
-            dir,
-            writer: Arc::new(writer),
-            errors,
-            hold,
-            holder,
-        })
+        Ledger::open(dir, false, hold, holder)
+            .map_err(|e| format!("cannot append to {}: {e}", events_path.display()))
     }
 
     /// The run's id (its folder's name).
