@@ -258,10 +258,10 @@ pub struct BackupArgs {
     /// Output: a table for people, or JSON (docs/json-output.md).
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormatArg,
-    /// Why the backup is taken: `nightly`, or `pre-upgrade` before an upgrade done by hand
-    /// (retention never removes those).
-    #[arg(long, value_enum, default_value = "nightly")]
-    pub tag: TagArg,
+    /// Why the backup is taken: `nightly` (the default), or `pre-upgrade` before an upgrade
+    /// done by hand (retention never removes those).
+    #[arg(long, value_enum)]
+    pub tag: Option<TagArg>,
     /// Keep this many nightly backups per host (default: the inventory's [backup] keep; none:
     /// all).
     #[arg(long, value_name = "N")]

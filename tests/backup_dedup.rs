@@ -150,6 +150,14 @@ fn thirty_unchanged_nights_cost_less_than_two_and_every_kept_backup_verifies() {
     let named = report["summary"]["named_bytes"].as_u64().unwrap();
     let stored = report["summary"]["stored_bytes"].as_u64().unwrap();
     assert!(named > 10 * stored, "named {named}, stored {stored}");
+    // verify checks every kept backup: a --tag that would narrow it is refused, not ignored.
+    let narrowed = ecfleet()
+        .args(["backup", "verify", "--tag", "pre-upgrade", "-i"])
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    assert_eq!(narrowed.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&narrowed.stderr).contains("takes no --tag"));
     // sha256sum checks a backup's folder as it always did.
     let t01 = backups_dir(&share, "tenant01", "t01-current");
     let sums = Command::new("sh")

@@ -31,7 +31,7 @@ async fn backup_fleet(args: &BackupArgs, cx: &Context, io: &mut Io<'_>) -> Resul
     let connector = fleet.connector(cx)?;
     let reporters = fleet.reporters(io)?;
     let settings = BackupSettings {
-        tag: match args.tag {
+        tag: match args.tag.unwrap_or(TagArg::Nightly) {
             TagArg::Nightly => Tag::Nightly,
             TagArg::PreUpgrade => Tag::PreUpgrade,
         },
@@ -86,6 +86,11 @@ async fn verify_backups(args: &BackupArgs, cx: &Context, io: &mut Io<'_>) -> Res
     if args.keep.is_some() || args.keep_days.is_some() || args.metrics.is_some() {
         return Err(Refusal::input(
             "backup verify takes no --keep, --keep-days or --metrics: it checks backups, it takes and removes none",
+        ));
+    }
+    if args.tag.is_some() {
+        return Err(Refusal::input(
+            "backup verify takes no --tag: it checks every kept backup, nightly and pre-upgrade alike",
         ));
     }
     if args.host_deadline == 0 {
