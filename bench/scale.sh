@@ -39,10 +39,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 work=$(mktemp -d /tmp/ecfleet-scale.XXXXXX)
 lab_pid=
-shares_made=()
 cleanup() {
     [ -n "$lab_pid" ] && kill "$lab_pid" 2>/dev/null || true
-    for d in "${shares_made[@]}"; do rm -rf "$d"; done
+    rm -rf "$TMPFS/ecfleet-scale-${work##*.}"-*
     git -C "$root" worktree remove --force "$work/baseline" 2>/dev/null || true
     rm -rf "$work"
 }
@@ -96,8 +95,8 @@ print(statistics.median(v[:n]), statistics.median(v[n:]))" "$@"
 share_dir() {
     local kind=$1 name=$2 d
     if [ "$kind" = tmpfs ]; then
-        d=$(mktemp -d "$TMPFS/ecfleet-scale-$name.XXXXXX")
-        shares_made+=("$d")
+        # Named after this run's work folder: the exit removes what an interrupted night left.
+        d=$(mktemp -d "$TMPFS/ecfleet-scale-${work##*.}-$name.XXXXXX")
     else
         d=$work/$name
         rm -rf "$d"
@@ -161,10 +160,23 @@ for n in $SIZES; do
     rm -rf "$work/lab$n"
 done
 
-# backup_night BIN INVENTORY LAB: a first night, then the timed one; the agent's folders of the
-# first night are removed as its next run would an hour on.
+# repeated N COMMAND…: COMMAND (which prints "CPU_S RSS_KB") N times; the medians printed.
+repeated() {
+    local n=$1 cpus=() rss=()
+    shift
+    for _ in $(seq "$n"); do
+        read -r c k < <("$@")
+        cpus+=("$c"); rss+=("$k")
+    done
+    medians "${cpus[@]}" "${rss[@]}"
+}
+
+# backup_night BIN INVENTORY LAB KIND: on a new share of KIND, a first night, then the timed
+# one; the agent's folders of the first night are removed as its next run would an hour on.
 backup_night() {
-    local bin=$1 inventory=$2 lab=$3
+    local bin=$1 lab=$3 kind=$4 share inventory
+    share=$(share_dir "$kind" backup-share)
+    inventory=$(on_share "$2" "$share")
     "$bin" backup -i "$inventory" --agent-dir "$agents" --format json --no-progress > /dev/null 2>&1 || true
     rm -rf "$lab"/hosts/*/.ecfleet/backup
     timed "$work/backup.json" "$bin" backup -i "$inventory" --agent-dir "$agents" --format json --no-progress
@@ -173,21 +185,8 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["summary"]["failed"] == 0, r["summary"]
 PY
-    rm -rf "$lab"/hosts/*/.ecfleet/backup
+    rm -rf "$lab"/hosts/*/.ecfleet/backup "$share"
     cat "$work/timed"
-}
-
-# backup_nights BIN INVENTORY LAB KIND: NIGHT_RUNS backup nights, each on a new share of KIND
-# (medians printed).
-backup_nights() {
-    local bin=$1 inventory=$2 lab=$3 kind=$4 cpus=() rss=() share
-    for _ in $(seq "$NIGHT_RUNS"); do
-        share=$(share_dir "$kind" backup-share)
-        read -r c k < <(backup_night "$bin" "$(on_share "$inventory" "$share")" "$lab")
-        cpus+=("$c"); rss+=("$k")
-        rm -rf "$share"
-    done
-    medians "${cpus[@]}" "${rss[@]}"
 }
 
 backups=()
@@ -196,8 +195,8 @@ for n in $BACKUP_SIZES; do
     lab_up "$n" "$work/blab$n"
     inventory=$work/blab$n/inventory.toml
     for kind in $SHARES; do
-        read -r b_cpu b_rss < <(backup_nights "$before" "$inventory" "$work/blab$n" "$kind")
-        read -r a_cpu a_rss < <(backup_nights "$after" "$inventory" "$work/blab$n" "$kind")
+        read -r b_cpu b_rss < <(repeated "$NIGHT_RUNS" backup_night "$before" "$inventory" "$work/blab$n" "$kind")
+        read -r a_cpu a_rss < <(repeated "$NIGHT_RUNS" backup_night "$after" "$inventory" "$work/blab$n" "$kind")
         backups+=("$kind $n $b_cpu $b_rss $a_cpu $a_rss")
     done
     lab_down
@@ -226,16 +225,6 @@ PY
     cat "$work/timed"
 }
 
-# run_nights BIN LAB KIND: NIGHT_RUNS run nights (medians printed).
-run_nights() {
-    local bin=$1 lab=$2 kind=$3 cpus=() rss=()
-    for _ in $(seq "$NIGHT_RUNS"); do
-        read -r c k < <(run_night "$bin" "$lab" "$kind")
-        cpus+=("$c"); rss+=("$k")
-    done
-    medians "${cpus[@]}" "${rss[@]}"
-}
-
 "$after" lab msi --version 2.6.92.0 --size-mb 1 --out "$work/lab.msi" 2> /dev/null
 runs=()
 for n in $RUN_SIZES; do
@@ -246,8 +235,8 @@ for n in $RUN_SIZES; do
         --no-progress --no-share > /dev/null 2>&1 || true
     cp -a "$lab/hosts" "$lab/hosts.pristine"
     for kind in $SHARES; do
-        read -r b_cpu b_rss < <(run_nights "$before" "$lab" "$kind")
-        read -r a_cpu a_rss < <(run_nights "$after" "$lab" "$kind")
+        read -r b_cpu b_rss < <(repeated "$NIGHT_RUNS" run_night "$before" "$lab" "$kind")
+        read -r a_cpu a_rss < <(repeated "$NIGHT_RUNS" run_night "$after" "$lab" "$kind")
         runs+=("$kind $n $b_cpu $b_rss $a_cpu $a_rss")
     done
     lab_down

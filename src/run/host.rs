@@ -9,8 +9,8 @@
 //!    server waits for its tenant's staging server to have passed phase 4; then the operator is
 //!    told exactly what to do, and the host is watched (through the session kept since
 //!    preflight, a fresh one when it broke, so a reboot or a dropped connection only delays the
-//!    watch) until the new version is in place. At the deadline the
-//!    host is `operator-timeout`: never interrupted.
+//!    watch) until the new version is in place. At the deadline the host is
+//!    `operator-timeout`: never interrupted.
 //! 4. **verify**: engine version = target; the configuration version agrees (else ADSync is
 //!    restarted once); a successful Delta Import and, off staging, Export that started after the
 //!    host was last seen on the old version.
@@ -212,7 +212,7 @@ async fn walk_phases_with<'c: 's, 'h: 's, 's>(
         )
         .await?;
         // What verify counts from: on disk before it starts (a failure is in ledger_errors).
-        let _ = cx.durable().await;
+        let _ = cx.durable(host).await;
         cx.events.send(Event::OperatorDone {
             host: host.name.clone(),
         });
@@ -366,11 +366,11 @@ async fn before_handoff<'c: 's, 'h: 's, 's>(w: &mut Walk<'c, 'h>) -> PhaseResult
         None,
         Some(instructions.clone()),
     );
-    if !cx.durable().await {
+    if !cx.durable(host).await {
         session.close().await;
         return Err((
             HostOutcome::Failed,
-            "the hand-off could not be recorded on the share within a minute, so the operator was not told: check the share (the run's ledger_errors), then ecfleet run --resume".into(),
+            "the hand-off could not be recorded on the share (a failed write, or no answer within a minute), so the operator was not told: check the share (the run's ledger_errors say what failed), then ecfleet run --resume".into(),
         ));
     }
     w.notice(instructions);
@@ -613,9 +613,8 @@ ecfleet watches the host until {target} is in place and the wizard has migrated 
 /// The watch's and verify's look at a host, poll after poll: fresh facts each time, through
 /// one session kept open between polls and phases (the hand-off's: one login per host instead
 /// of one per poll: fewer handshakes for the controller, fewer logons in the host's security
-/// log), and a fresh session
-/// when the kept one broke (the host may be rebooting: a host that cannot be reached is an
-/// answer to wait on).
+/// log), and a fresh session when the kept one broke (the host may be rebooting: a host that
+/// cannot be reached is an answer to wait on).
 struct Looker<'a> {
     host: &'a Host,
     connector: &'a crate::session::Connector,

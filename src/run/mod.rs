@@ -192,10 +192,10 @@ impl RunContext<'_> {
         }
     }
 
-    /// Whether everything given to the ledger so far is on disk (what a resumed run must find:
-    /// the hand-off, the watch's end).
-    async fn durable(&self) -> bool {
-        self.ledger.durable().await
+    /// Whether `host`'s newest record and the journal so far are on disk (what a resumed run
+    /// must find: the hand-off, the watch's end).
+    async fn durable(&self, host: &Host) -> bool {
+        self.ledger.durable(&host.tenant, &host.name).await
     }
 
     fn ledger_error(&self, message: String) {

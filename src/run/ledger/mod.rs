@@ -239,10 +239,11 @@ impl Ledger {
         Ok(())
     }
 
-    /// Whether every line and record given so far is on disk, waiting without holding up
-    /// other hosts (at most a minute; `false` is said in [`Ledger::errors`]).
-    pub async fn durable(&self) -> bool {
-        self.writer.durable().await
+    /// Whether `host`'s newest record and the journal's lines given so far are on disk,
+    /// waiting without holding up other hosts (at most a minute; why not is in
+    /// [`Ledger::errors`]).
+    pub async fn durable(&self, tenant: &str, host: &str) -> bool {
+        self.writer.durable(tenant, host).await
     }
 
     /// Writes `summary.json` (after everything else) and lets go of the run's hold. A share

@@ -6,11 +6,13 @@
 //! night's phase ending and the next one starting are then one write, and 200 hosts' steps in
 //! the same moment one sync of the journal (docs/performance.md).
 //!
-//! [`Writer::durable`] (async) and [`Writer::flush`] (blocking, for the run's end) wait until
-//! everything sent before them is on disk: the hand-off's record (a resumed run must never hand
-//! a host off twice), the watch's end, the run's end and a detach. Each says whether it was.
+//! [`Writer::durable`] (async, for one host) and [`Writer::flush`] (blocking, for the run's end)
+//! wait until everything sent before them was written: the hand-off's record (a resumed run
+//! must never hand a host off twice), the watch's end, the run's end and a detach. `durable`
+//! says whether that host's newest record and the journal are on disk; `flush` whether the
+//! writer answered at all (what failed is in the ledger's errors).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,27 +35,19 @@ enum Job {
         host: String,
         json: Vec<u8>,
     },
-    /// Answered once everything sent before it is on disk.
+    /// Answered once everything sent before it was written.
     Flush(Answer),
 }
 
 /// Who waits for a flush.
 enum Answer {
+    /// The run's end: answered once written, whatever failed.
     Blocking(mpsc::SyncSender<()>),
-    Async(tokio::sync::oneshot::Sender<()>),
-}
-
-impl Answer {
-    fn send(self) {
-        match self {
-            Answer::Blocking(done) => {
-                let _ = done.send(());
-            }
-            Answer::Async(done) => {
-                let _ = done.send(());
-            }
-        }
-    }
+    /// One host's step: answered whether that host's newest record and the journal are on disk.
+    Host {
+        key: (String, String),
+        done: tokio::sync::oneshot::Sender<bool>,
+    },
 }
 
 /// The sending side, shared by the ledger and its journal.
@@ -79,6 +73,8 @@ impl Writer {
                     dir,
                     events,
                     errors: thread_errors,
+                    failed_records: BTreeSet::new(),
+                    journal_failed: false,
                 }
                 .run(rx)
             })?;
@@ -100,23 +96,24 @@ impl Writer {
         });
     }
 
-    /// Whether everything sent before is on disk (or failed: failures are in the ledger's
-    /// errors), waiting at most [`FLUSH_DEADLINE`] without holding up other hosts. `false`:
-    /// not known to be on disk (said in the ledger's errors).
-    pub async fn durable(&self) -> bool {
+    /// Whether `host`'s newest record and the journal's lines sent so far are on disk, waiting
+    /// at most [`FLUSH_DEADLINE`] without holding up other hosts. `false`: not known to be
+    /// (why is in the ledger's errors).
+    pub async fn durable(&self, tenant: &str, host: &str) -> bool {
         let (done, wait) = tokio::sync::oneshot::channel();
-        if !self.send(Job::Flush(Answer::Async(done))) {
+        let key = (tenant.to_string(), host.to_string());
+        if !self.send(Job::Flush(Answer::Host { key, done })) {
             return false;
         }
-        let answered = match tokio::time::timeout(FLUSH_DEADLINE, wait).await {
-            Ok(answer) => answer.is_ok(),
-            Err(_) => false,
-        };
-        self.said(answered)
+        match tokio::time::timeout(FLUSH_DEADLINE, wait).await {
+            Ok(Ok(written)) => written,
+            _ => self.said(false),
+        }
     }
 
-    /// [`Writer::durable`], blocking this thread: for the run's end, when no host is left to
-    /// hold up.
+    /// Waits, blocking this thread, until everything sent before was written (or failed: said
+    /// in the ledger's errors): for the run's end, when no host is left to hold up. Whether
+    /// the writer answered within [`FLUSH_DEADLINE`].
     pub fn flush(&self) -> bool {
         let (done, wait) = mpsc::sync_channel(1);
         if !self.send(Job::Flush(Answer::Blocking(done))) {
@@ -167,6 +164,10 @@ struct Committer {
     events_path: PathBuf,
     events: File,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Hosts whose newest record could not be written.
+    failed_records: BTreeSet<(String, String)>,
+    /// Whether the journal's last write failed.
+    journal_failed: bool,
 }
 
 /// What one commit writes.
@@ -215,12 +216,15 @@ impl Committer {
     /// said in the ledger's errors, and the lines are written all the same: a journal kept
     /// back could be lost whole.
     fn commit(&mut self, group: Group) {
-        for ((tenant, host), json) in &group.records {
-            if let Err(e) = write_record(&self.dir, tenant, host, json) {
-                self.errors
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(e.to_string());
+        for (key, json) in group.records {
+            match write_record(&self.dir, &key.0, &key.1, &json) {
+                Ok(()) => {
+                    self.failed_records.remove(&key);
+                }
+                Err(e) => {
+                    self.failed_records.insert(key);
+                    self.error(e);
+                }
             }
         }
         if !group.lines.is_empty() {
@@ -228,20 +232,27 @@ impl Committer {
                 .events
                 .write_all(&group.lines)
                 .and_then(|_| self.events.sync_data());
-            if let Err(e) = written {
-                self.error(&self.events_path.clone(), e);
+            self.journal_failed = written.is_err();
+            if let Err(source) = written {
+                self.error(crate::share::ShareError {
+                    path: self.events_path.clone(),
+                    source,
+                });
             }
         }
-        for done in group.flushes {
-            done.send();
+        for answer in group.flushes {
+            match answer {
+                Answer::Blocking(done) => {
+                    let _ = done.send(());
+                }
+                Answer::Host { key, done } => {
+                    let _ = done.send(!self.journal_failed && !self.failed_records.contains(&key));
+                }
+            }
         }
     }
 
-    fn error(&self, path: &Path, e: std::io::Error) {
-        let e = crate::share::ShareError {
-            path: path.to_path_buf(),
-            source: e,
-        };
+    fn error(&self, e: crate::share::ShareError) {
         self.errors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -309,7 +320,7 @@ mod tests {
         let (w, _) = writer(dir.path());
         w.record("contoso", "ec01", b"{\"handed_off_at\":\"now\"}".to_vec());
         w.line(b"{\"event\":\"handoff\"}".to_vec());
-        assert!(w.durable().await);
+        assert!(w.durable("contoso", "ec01").await);
         assert!(
             std::fs::read_to_string(dir.path().join("hosts/contoso/ec01.json"))
                 .unwrap()
@@ -333,5 +344,24 @@ mod tests {
         let errors = errors.lock().unwrap();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("contoso"), "{errors:?}");
+    }
+
+    #[tokio::test]
+    async fn a_hand_off_whose_record_did_not_reach_the_share_is_not_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _) = writer(dir.path());
+        std::fs::create_dir(dir.path().join("hosts")).unwrap();
+        std::fs::write(dir.path().join("hosts/contoso"), b"not a folder").unwrap();
+        w.record("contoso", "ec01", b"{}".to_vec());
+        w.record("fabrikam", "ec02", b"{}".to_vec());
+        assert!(!w.durable("contoso", "ec01").await, "its record failed");
+        assert!(
+            w.durable("fabrikam", "ec02").await,
+            "another host's failure is not its own"
+        );
+        // The share is mended: the host's next record is written, and it is durable again.
+        std::fs::remove_file(dir.path().join("hosts/contoso")).unwrap();
+        w.record("contoso", "ec01", b"{\"again\":true}".to_vec());
+        assert!(w.durable("contoso", "ec01").await);
     }
 }
